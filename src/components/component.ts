@@ -1,0 +1,102 @@
+import type { LayerSpec } from "../chain/spec.js";
+import type { Backend } from "../core/backend.js";
+import type { DType, FloatArray } from "../core/dtype.js";
+import type { Rng } from "../core/rng.js";
+
+/**
+ * How a component enters the chain x_t = a_t(b_t(x_{t−1}, u_t)) (smoothing-net.pdf, Sec. II):
+ * `biaffine` components (dense, convolution) are the b_t and start a new layer t; `nonlinear`
+ * components are the parts a_{t,j} of a_t; `reshape` components (flatten) are linear, parameter-free
+ * re-indexings that change neither values nor norms.
+ */
+export type ComponentRole = "biaffine" | "nonlinear" | "reshape";
+
+/** Per-call facts every component may read. */
+export interface ComponentContext {
+  /** Kernels (matrix products) to compute with. */
+  readonly backend: Backend;
+  /** Number of samples in the batch; tensors are batch-major, `batch × size`. */
+  readonly batch: number;
+  /** Training mode: batch-norm uses batch statistics (evaluation mode uses running statistics). */
+  readonly training: boolean;
+  /** When true (training steps only), components with state (batch-norm) update it. */
+  readonly updateState: boolean;
+}
+
+/** A named parameter block of a component, stored contiguously in the chain's flat vector. */
+export interface ParamSpec {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly size: number;
+}
+
+/**
+ * The buffers of one component for one call: its input `x` and output `y` (batch-major), its
+ * parameter block and state block (views into the chain's flat vectors; empty when it has none),
+ * and its `tape`, the intermediates the forward pass keeps for the backward and JVP passes.
+ */
+export interface LayerIO<Tape> {
+  x: FloatArray;
+  y: FloatArray;
+  params: FloatArray;
+  state: FloatArray;
+  tape: Tape;
+}
+
+/**
+ * A component of a chain. One file per component holds its forward pass, its vector–Jacobian
+ * product (backward) and its Jacobian–vector product. Shapes are per sample; all buffers hold
+ * `batch` samples one after the other.
+ */
+export interface Component<Tape = unknown> {
+  /** The layer type as written in model specs, e.g. `dense`. */
+  readonly type: string;
+  readonly role: ComponentRole;
+  readonly inputShape: readonly number[];
+  readonly outputShape: readonly number[];
+  readonly inputSize: number;
+  readonly outputSize: number;
+  /** Parameter blocks, in the order they are stored in the flat parameter vector. */
+  readonly params: readonly ParamSpec[];
+  /** Total number of parameters. */
+  readonly paramSize: number;
+  /** Number of non-trainable state entries (batch-norm running statistics). */
+  readonly stateSize: number;
+  /** The normalized spec this component was built from (for saving a model). */
+  readonly spec: LayerSpec;
+  /** Initializes the parameter block (a view of length `paramSize`). */
+  initParams(params: FloatArray, rng: Rng): void;
+  /** Initializes the state block (a view of length `stateSize`). */
+  initState(state: FloatArray): void;
+  /** Allocates the intermediates and scratch of one call with `batch` samples. */
+  createTape(batch: number, dtype: DType): Tape;
+  /** y ← component(x; params). Keeps on the tape what backward/jvp need. */
+  forward(ctx: ComponentContext, io: LayerIO<Tape>): void;
+  /**
+   * Vector–Jacobian product: given the slope dy on the output, dx ← (∂y/∂x)ᵀ dy and
+   * dparams ← (∂y/∂params)ᵀ dy (each skipped when null; both overwritten, not accumulated).
+   * Must follow a forward call with the same io.
+   */
+  backward(ctx: ComponentContext, io: LayerIO<Tape>, dy: FloatArray, dx: FloatArray | null, dparams: FloatArray | null): void;
+  /**
+   * Jacobian–vector product: dy ← (∂y/∂x) dx + (∂y/∂params) dparams, a null direction counting
+   * as zero. Must follow a forward call with the same io.
+   */
+  jvp(ctx: ComponentContext, io: LayerIO<Tape>, dx: FloatArray | null, dparams: FloatArray | null, dy: FloatArray): void;
+}
+
+/** Error raised when a model spec or a shape is invalid; names the field at fault. */
+export class SpecError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`${field}: ${message}`);
+    this.name = "SpecError";
+  }
+}
+
+/** Builds the parameter-block table of a component from (name, shape) pairs. */
+export function paramTable(blocks: ReadonlyArray<readonly [string, readonly number[]]>): ParamSpec[] {
+  return blocks.map(([name, shape]) => ({ name, shape, size: shape.reduce((a, b) => a * b, 1) }));
+}

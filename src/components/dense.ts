@@ -1,0 +1,114 @@
+import type { LayerSpecOf } from "../chain/spec.js";
+import type { DType, FloatArray } from "../core/dtype.js";
+import type { Rng } from "../core/rng.js";
+import { type Component, type ComponentContext, type LayerIO, paramTable, SpecError } from "./component.js";
+import { initBiaffine } from "./init.js";
+
+/**
+ * Fully connected layer y = x Wᵀ + 1 bᵀ, the bi-affine map b(x, u) with u = (W, b)
+ * (smoothing-net.pdf, Sec. II-A). W is stored `units × inputs` (PyTorch's Linear layout), then b.
+ */
+export class Dense implements Component<null> {
+  readonly type = "dense";
+  readonly role = "biaffine" as const;
+  readonly inputShape: readonly number[];
+  readonly outputShape: readonly number[];
+  readonly inputSize: number;
+  readonly outputSize: number;
+  readonly params;
+  readonly paramSize: number;
+  readonly stateSize = 0;
+
+  constructor(
+    readonly spec: LayerSpecOf<"dense">,
+    inputShape: readonly number[],
+    field = "dense",
+  ) {
+    if (inputShape.length !== 1) {
+      throw new SpecError(field, `dense expects a flat input, got shape [${inputShape.join(", ")}]; insert {"type":"flatten"} before it`);
+    }
+    this.inputShape = inputShape;
+    this.inputSize = inputShape[0];
+    this.outputSize = spec.units;
+    this.outputShape = [spec.units];
+    this.params = paramTable(
+      spec.bias
+        ? [
+            ["weight", [spec.units, this.inputSize]],
+            ["bias", [spec.units]],
+          ]
+        : [["weight", [spec.units, this.inputSize]]],
+    );
+    this.paramSize = this.params.reduce((s, p) => s + p.size, 0);
+  }
+
+  initParams(params: FloatArray, rng: Rng): void {
+    const nw = this.outputSize * this.inputSize;
+    initBiaffine(this.spec.init, this.inputSize, params.subarray(0, nw), params.subarray(nw), rng);
+  }
+
+  initState(): void {}
+
+  createTape(_batch: number, _dtype: DType): null {
+    return null;
+  }
+
+  forward(ctx: ComponentContext, io: LayerIO<null>): void {
+    const { x, y, params } = io;
+    const n = this.inputSize;
+    const m = this.outputSize;
+    const nw = m * n;
+    // y = x Wᵀ (batch × m), then + b on every row.
+    ctx.backend.gemm(false, true, ctx.batch, m, n, 1, x, n, params, n, 0, y, m);
+    if (this.spec.bias) addRowVector(y, params.subarray(nw, nw + m), ctx.batch);
+  }
+
+  backward(ctx: ComponentContext, io: LayerIO<null>, dy: FloatArray, dx: FloatArray | null, dparams: FloatArray | null): void {
+    const { x, params } = io;
+    const n = this.inputSize;
+    const m = this.outputSize;
+    if (dparams) {
+      // ∂⟨dy, xWᵀ + 1bᵀ⟩/∂W = dyᵀ x, ∂/∂b = dyᵀ 1.
+      ctx.backend.gemm(true, false, m, n, ctx.batch, 1, dy, m, x, n, 0, dparams, n);
+      if (this.spec.bias) sumRows(dy, ctx.batch, m, dparams.subarray(m * n, m * n + m));
+    }
+    // ∂/∂x = dy W.
+    if (dx) ctx.backend.gemm(false, false, ctx.batch, n, m, 1, dy, m, params, n, 0, dx, n);
+  }
+
+  jvp(ctx: ComponentContext, io: LayerIO<null>, dx: FloatArray | null, dparams: FloatArray | null, dy: FloatArray): void {
+    const { x, params } = io;
+    const n = this.inputSize;
+    const m = this.outputSize;
+    // Bi-affine: dy = dx Wᵀ + x dWᵀ + 1 dbᵀ.
+    let beta = 0;
+    if (dx) {
+      ctx.backend.gemm(false, true, ctx.batch, m, n, 1, dx, n, params, n, 0, dy, m);
+      beta = 1;
+    }
+    if (dparams) {
+      ctx.backend.gemm(false, true, ctx.batch, m, n, 1, x, n, dparams, n, beta, dy, m);
+      if (this.spec.bias) addRowVector(dy, dparams.subarray(m * n, m * n + m), ctx.batch);
+      beta = 1;
+    }
+    if (beta === 0) dy.fill(0);
+  }
+}
+
+/** y[i, :] += v for each of the `rows` rows of y. */
+export function addRowVector(y: FloatArray, v: FloatArray, rows: number): void {
+  const m = v.length;
+  for (let i = 0; i < rows; i++) {
+    const o = i * m;
+    for (let j = 0; j < m; j++) y[o + j] += v[j];
+  }
+}
+
+/** out[j] = Σ_i a[i, j] for a `rows × cols` matrix a. */
+export function sumRows(a: FloatArray, rows: number, cols: number, out: FloatArray): void {
+  out.fill(0);
+  for (let i = 0; i < rows; i++) {
+    const o = i * cols;
+    for (let j = 0; j < cols; j++) out[j] += a[o + j];
+  }
+}

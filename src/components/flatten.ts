@@ -1,0 +1,43 @@
+import type { LayerSpecOf } from "../chain/spec.js";
+import type { DType, FloatArray } from "../core/dtype.js";
+import type { Component, ComponentContext, LayerIO } from "./component.js";
+
+/**
+ * Flatten `[C, H, W]` samples to `[C·H·W]` (row-major, the order PyTorch's nn.Flatten uses on
+ * NCHW). The data is already laid out that way, so every pass is a copy.
+ */
+export class Flatten implements Component<null> {
+  readonly type = "flatten";
+  readonly role = "reshape" as const;
+  readonly outputShape: readonly number[];
+  readonly inputSize: number;
+  readonly outputSize: number;
+  readonly params = [];
+  readonly paramSize = 0;
+  readonly stateSize = 0;
+
+  constructor(
+    readonly spec: LayerSpecOf<"flatten">,
+    readonly inputShape: readonly number[],
+  ) {
+    this.inputSize = inputShape.reduce((a, b) => a * b, 1);
+    this.outputSize = this.inputSize;
+    this.outputShape = [this.inputSize];
+  }
+
+  initParams(): void {}
+  initState(): void {}
+  createTape(_batch: number, _dtype: DType): null {
+    return null;
+  }
+  forward(_ctx: ComponentContext, io: LayerIO<null>): void {
+    io.y.set(io.x);
+  }
+  backward(_ctx: ComponentContext, _io: LayerIO<null>, dy: FloatArray, dx: FloatArray | null): void {
+    dx?.set(dy);
+  }
+  jvp(_ctx: ComponentContext, _io: LayerIO<null>, dx: FloatArray | null, _dp: FloatArray | null, dy: FloatArray): void {
+    if (dx) dy.set(dx);
+    else dy.fill(0);
+  }
+}

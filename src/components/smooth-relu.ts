@@ -1,0 +1,45 @@
+import type { LayerSpecOf } from "../chain/spec.js";
+import type { FloatArray } from "../core/dtype.js";
+import { Elementwise } from "./elementwise.js";
+
+/**
+ * SmoothReLU_μ, the Nesterov smoothing of ReLU (smoothing-net.pdf, Example 6; seed 003):
+ * α_μ(x) = max_{z∈[0,1]} zx − μz². The maximizer is z* = clip(x/(2μ), 0, 1), so
+ * α_μ(x) = 0 for x ≤ 0, x²/(4μ) for 0 ≤ x ≤ 2μ, x − μ for x ≥ 2μ; and α_μ′(x) = z*.
+ * It satisfies 0 ≤ ReLU(x) − α_μ(x) ≤ μ and α_μ′ is 1/(2μ)-Lipschitz.
+ */
+export class SmoothRelu extends Elementwise {
+  readonly type = "smoothRelu";
+  readonly mu: number;
+  constructor(spec: LayerSpecOf<"smoothRelu">, inputShape: readonly number[]) {
+    super(spec, inputShape);
+    this.mu = spec.mu;
+  }
+  value(x: number): number {
+    if (x <= 0) return 0;
+    const twoMu = 2 * this.mu;
+    return x >= twoMu ? x - this.mu : (x * x) / (2 * twoMu);
+  }
+  derivative(x: number): number {
+    if (x <= 0) return 0;
+    const twoMu = 2 * this.mu;
+    return x >= twoMu ? 1 : x / twoMu;
+  }
+  protected apply(x: FloatArray, y: FloatArray): void {
+    const mu = this.mu;
+    const twoMu = 2 * mu;
+    const inv4Mu = 1 / (4 * mu);
+    for (let i = 0; i < x.length; i++) {
+      const v = x[i];
+      y[i] = v <= 0 ? 0 : v >= twoMu ? v - mu : v * v * inv4Mu;
+    }
+  }
+  protected applyDerivative(x: FloatArray, _y: FloatArray, v: FloatArray, out: FloatArray): void {
+    const twoMu = 2 * this.mu;
+    const inv2Mu = 1 / twoMu;
+    for (let i = 0; i < x.length; i++) {
+      const u = x[i];
+      out[i] = u <= 0 ? 0 : u >= twoMu ? v[i] : u * inv2Mu * v[i];
+    }
+  }
+}

@@ -1,0 +1,18 @@
+// chainopt: the portable core (no Node-only imports). Node-only pieces live in `chainopt/node`.
+
+export * from "./chain/chain.js";
+export * from "./chain/spec.js";
+export * from "./components/component.js";
+export { createComponent } from "./components/registry.js";
+export type { Backend } from "./core/backend.js";
+export * from "./core/dtype.js";
+export { PortableBackend, portableBackend } from "./core/portable.js";
+export { getDefaultBackend, setDefaultBackend } from "./core/registry.js";
+export * from "./core/rng.js";
+export * from "./core/vector.js";
+export type { Batch } from "./objectives/batch.js";
+export { LogisticLoss } from "./objectives/logistic.js";
+export * from "./objectives/loss.js";
+export * from "./objectives/objective.js";
+export { SquaredLoss } from "./objectives/squared.js";
+export * from "./oracles/first-order.js";

@@ -1,0 +1,60 @@
+import type { FloatArray } from "../core/dtype.js";
+import type { Batch } from "./batch.js";
+import type { Loss } from "./loss.js";
+
+/**
+ * Logistic (softmax cross-entropy) loss with integer labels (vroulet_elem_deep.pdf, App. B.1):
+ * ℓ(z, y) = log Σ_k e^{z_k} − z_y, computed as m + log Σ_k e^{z_k − m} with m = max_k z_k so that
+ * no exponential overflows. ∇_z ℓ = softmax(z) − e_y; ∇²_z ℓ = diag(p) − p pᵀ with p = softmax(z).
+ */
+export class LogisticLoss implements Loss {
+  readonly type = "logistic";
+
+  evaluate(output: FloatArray, batch: Batch, k: number, grad: FloatArray | null): number {
+    const labels = requireLabels(batch, k);
+    const n = batch.size;
+    let total = 0;
+    for (let i = 0; i < n; i++) {
+      const o = i * k;
+      let m = output[o];
+      for (let j = 1; j < k; j++) if (output[o + j] > m) m = output[o + j];
+      let s = 0;
+      for (let j = 0; j < k; j++) s += Math.exp(output[o + j] - m);
+      const lse = m + Math.log(s);
+      const y = labels[i];
+      total += lse - output[o + y];
+      if (grad) {
+        for (let j = 0; j < k; j++) grad[o + j] = Math.exp(output[o + j] - lse) / n;
+        grad[o + y] -= 1 / n;
+      }
+    }
+    return total / n;
+  }
+
+  hessianVector(output: FloatArray, batch: Batch, k: number, v: FloatArray, out: FloatArray): void {
+    const n = batch.size;
+    requireLabels(batch, k);
+    for (let i = 0; i < n; i++) {
+      const o = i * k;
+      let m = output[o];
+      for (let j = 1; j < k; j++) if (output[o + j] > m) m = output[o + j];
+      let s = 0;
+      for (let j = 0; j < k; j++) s += Math.exp(output[o + j] - m);
+      // (diag(p) − p pᵀ) v = p ⊙ (v − ⟨p, v⟩), scaled by 1/n for the batch mean.
+      let pv = 0;
+      for (let j = 0; j < k; j++) pv += (Math.exp(output[o + j] - m) / s) * v[o + j];
+      for (let j = 0; j < k; j++) out[o + j] = ((Math.exp(output[o + j] - m) / s) * (v[o + j] - pv)) / n;
+    }
+  }
+}
+
+function requireLabels(batch: Batch, k: number): Int32Array {
+  const labels = batch.labels;
+  if (!labels) throw new Error("logistic loss: the batch has no labels (regression targets need the squared loss)");
+  if (labels.length < batch.size) throw new Error(`logistic loss: ${labels.length} labels for ${batch.size} samples`);
+  for (let i = 0; i < batch.size; i++) {
+    const y = labels[i];
+    if (!(y >= 0 && y < k)) throw new Error(`logistic loss: label ${y} of sample ${i} is outside [0, ${k}) (the model has ${k} outputs)`);
+  }
+  return labels;
+}

@@ -1,0 +1,29 @@
+import type { FloatArray } from "../core/dtype.js";
+import type { Batch } from "./batch.js";
+
+/**
+ * A loss f(ŷ) = (1/N) Σ_i ℓ(ŷ_i, y_i) of the chain's outputs ŷ (`N × K`, one row per sample),
+ * averaged over the batch as PyTorch's losses are (the papers sum; the mean only rescales).
+ */
+export interface Loss {
+  readonly type: "squared" | "logistic";
+  /**
+   * f(ŷ); when `grad` is given it receives ∂f/∂ŷ (`N × K`). Throws when the batch lacks the
+   * labels/targets the loss needs.
+   */
+  evaluate(output: FloatArray, batch: Batch, outputSize: number, grad: FloatArray | null): number;
+  /** out ← ∇²f(ŷ) v, the Hessian of f with respect to the outputs applied to v (`N × K`). */
+  hessianVector(output: FloatArray, batch: Batch, outputSize: number, v: FloatArray, out: FloatArray): void;
+}
+
+/** Number of correctly classified samples (arg-max of each output row equals the label). */
+export function countCorrect(output: FloatArray, labels: Int32Array, size: number, outputSize: number): number {
+  let correct = 0;
+  for (let i = 0; i < size; i++) {
+    const o = i * outputSize;
+    let best = 0;
+    for (let k = 1; k < outputSize; k++) if (output[o + k] > output[o + best]) best = k;
+    if (best === labels[i]) correct++;
+  }
+  return correct;
+}
