@@ -1,6 +1,7 @@
 // chainopt: the portable core (no Node-only imports). Node-only pieces live in `chainopt/node`.
 
 export * from "./chain/chain.js";
+export * from "./chain/presets.js";
 export * from "./chain/spec.js";
 export * from "./components/component.js";
 export { createComponent } from "./components/registry.js";
@@ -10,9 +11,16 @@ export { PortableBackend, portableBackend } from "./core/portable.js";
 export { getDefaultBackend, setDefaultBackend } from "./core/registry.js";
 export * from "./core/rng.js";
 export * from "./core/vector.js";
+export * from "./data/dataset.js";
+export * from "./data/sklearn-csv.js";
+export * from "./data/synthetic.js";
 export type { Batch } from "./objectives/batch.js";
 export { LogisticLoss } from "./objectives/logistic.js";
 export * from "./objectives/loss.js";
 export * from "./objectives/objective.js";
 export { SquaredLoss } from "./objectives/squared.js";
 export * from "./oracles/first-order.js";
+export * from "./optim/index.js";
+export * from "./report/plots.js";
+export * from "./report/schema.js";
+export * from "./second-order/index.js";

@@ -2,6 +2,9 @@ import type { LayerSpec } from "../chain/spec.js";
 import type { Backend } from "../core/backend.js";
 import type { DType, FloatArray } from "../core/dtype.js";
 import type { Rng } from "../core/rng.js";
+import type { ComponentConstants, InputBounds } from "./smoothness.js";
+
+export type { BiaffineConstants, ComponentConstants, InputBounds, NonlinearConstants } from "./smoothness.js";
 
 /**
  * How a component enters the chain x_t = a_t(b_t(x_{t−1}, u_t)) (smoothing-net.pdf, Sec. II):
@@ -83,6 +86,34 @@ export interface Component<Tape = unknown> {
    * as zero. Must follow a forward call with the same io.
    */
   jvp(ctx: ComponentContext, io: LayerIO<Tape>, dx: FloatArray | null, dparams: FloatArray | null, dy: FloatArray): void;
+  /**
+   * Optional second-order backward, the directional derivative of {@link Component.backward}
+   * (forward-over-reverse; used by Hessian-vector products and the Newton step, see
+   * `src/second-order/`). With the point (x, u) of the last forward call, the output slope dy,
+   * a direction (dx, dparams) of the input and parameters and a direction ddy of the slope:
+   *   ddx      ← d/dε [(∂y/∂x)(x+ε dx, u+ε dparams)ᵀ (dy + ε ddy)] at ε = 0
+   *            = (∂y/∂x)ᵀ ddy + ∇²_xx⟨y, dy⟩ dx + ∇²_xu⟨y, dy⟩ dparams,
+   *   ddparams ← (∂y/∂u)ᵀ ddy + ∇²_ux⟨y, dy⟩ dx + ∇²_uu⟨y, dy⟩ dparams.
+   * A null direction counts as zero; a null output is skipped; outputs are overwritten. Must follow
+   * a forward call with the same io. Components without it make Hessian-vector products throw.
+   */
+  backwardTangent?(
+    ctx: ComponentContext,
+    io: LayerIO<Tape>,
+    dy: FloatArray,
+    ddy: FloatArray,
+    dx: FloatArray | null,
+    dparams: FloatArray | null,
+    ddx: FloatArray | null,
+    ddparams: FloatArray | null,
+  ): void;
+  /**
+   * Smoothness constants of this component on a batch of inputs bounded as in `input`
+   * (smoothing-net.pdf, Algorithm 1, inputs 2–3; used by `src/certify/`). Optional: a chain with a
+   * component lacking it cannot be certified. Bi-affine components return
+   * {@link BiaffineConstants}, the others {@link NonlinearConstants}; see `smoothness.ts`.
+   */
+  smoothness?(input: InputBounds): ComponentConstants;
 }
 
 /** Error raised when a model spec or a shape is invalid; names the field at fault. */

@@ -3,6 +3,7 @@ import type { DType, FloatArray } from "../core/dtype.js";
 import type { Rng } from "../core/rng.js";
 import { type Component, type ComponentContext, type LayerIO, paramTable, SpecError } from "./component.js";
 import { initBiaffine } from "./init.js";
+import type { BiaffineConstants, InputBounds } from "./smoothness.js";
 
 /**
  * Fully connected layer y = x Wᵀ + 1 bᵀ, the bi-affine map b(x, u) with u = (W, b)
@@ -10,6 +11,24 @@ import { initBiaffine } from "./init.js";
  */
 export class Dense implements Component<null> {
   readonly type = "dense";
+
+  /**
+   * Smoothness constants (issue 5) of b(X, u) = X Wᵀ + 1 bᵀ on a batch X (N × n), u = (W, b):
+   * - β(X, W) = X Wᵀ: ‖X Wᵀ‖_F ≤ ‖X‖_F ‖W‖₂ ≤ ‖X‖_F ‖W‖_F, so L_b = 1 (smoothing-net.pdf,
+   *   App. C-1 d, "L_full = 1"); equality for rank-one X and W, so it is exact.
+   * - βᵘ(b) = 1 bᵀ: ‖1 bᵀ‖_F = √N ‖b‖, so lᵘ = √N (App. C-1 e, "ℓ_b = √m"; 0 without bias).
+   * - βˣ = 0, β⁰ = 0. W and b are disjoint blocks of u.
+   */
+  smoothness(input: InputBounds): BiaffineConstants {
+    return {
+      kind: "biaffine",
+      bilinear: 1,
+      paramLipschitz: this.spec.bias ? Math.sqrt(input.batch) : 0,
+      inputLipschitz: 0,
+      valueAtZero: 0,
+      disjointParamBlocks: true,
+    };
+  }
   readonly role = "biaffine" as const;
   readonly inputShape: readonly number[];
   readonly outputShape: readonly number[];
@@ -92,6 +111,37 @@ export class Dense implements Component<null> {
       beta = 1;
     }
     if (beta === 0) dy.fill(0);
+  }
+
+  /**
+   * Second-order backward of the bilinear map (Component.backwardTangent). From backward,
+   * dx = dy W and (dW, db) = (dyᵀ x, dyᵀ 1); differentiating along (dx, dW, db) and ddy gives the
+   * bilinear cross terms (the only second derivatives of a bi-affine map, seed 002 Sec. 2.3):
+   * ddx = ddy W + dy dW, ddW = ddyᵀ x + dyᵀ dx, ddb = ddyᵀ 1.
+   */
+  backwardTangent(
+    ctx: ComponentContext,
+    io: LayerIO<null>,
+    dy: FloatArray,
+    ddy: FloatArray,
+    dx: FloatArray | null,
+    dparams: FloatArray | null,
+    ddx: FloatArray | null,
+    ddparams: FloatArray | null,
+  ): void {
+    const { x, params } = io;
+    const n = this.inputSize;
+    const m = this.outputSize;
+    const b = ctx.batch;
+    if (ddx) {
+      ctx.backend.gemm(false, false, b, n, m, 1, ddy, m, params, n, 0, ddx, n);
+      if (dparams) ctx.backend.gemm(false, false, b, n, m, 1, dy, m, dparams, n, 1, ddx, n);
+    }
+    if (ddparams) {
+      ctx.backend.gemm(true, false, m, n, b, 1, ddy, m, x, n, 0, ddparams, n);
+      if (dx) ctx.backend.gemm(true, false, m, n, b, 1, dy, m, dx, n, 1, ddparams, n);
+      if (this.spec.bias) sumRows(ddy, b, m, ddparams.subarray(m * n, m * n + m));
+    }
   }
 }
 

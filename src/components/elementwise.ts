@@ -53,4 +53,38 @@ export abstract class Elementwise implements Component<null> {
     if (dx) this.applyDerivative(io.x, io.y, dx, dy);
     else dy.fill(0);
   }
+
+  /**
+   * α″(x) (zero where α is piecewise linear), for second-order oracles. Optional: an activation
+   * without it makes {@link Elementwise.backwardTangent} (hence Hessian-vector products) throw.
+   */
+  secondDerivative?(x: number): number;
+
+  /**
+   * Second-order backward (Component.backwardTangent): backward is dx_i = α′(x_i) dy_i, so its
+   * derivative along dx and ddy is ddx_i = α′(x_i) ddy_i + α″(x_i) dx_i dy_i (the diagonal
+   * Hessian ∇²⟨a(x), dy⟩ = diag(α″(x) ⊙ dy), vroulet_elem_deep.pdf Prop. 3.1 case 3).
+   */
+  backwardTangent(
+    _ctx: ComponentContext,
+    io: LayerIO<null>,
+    dy: FloatArray,
+    ddy: FloatArray,
+    dx: FloatArray | null,
+    _dparams: FloatArray | null,
+    ddx: FloatArray | null,
+  ): void {
+    if (!ddx) return;
+    if (!this.secondDerivative) {
+      throw new Error(`${this.type}: this activation has no second derivative (secondDerivative); Hessian-vector products are unavailable`);
+    }
+    this.applyDerivative(io.x, io.y, ddy, ddx);
+    if (dx) {
+      const x = io.x;
+      for (let i = 0; i < ddx.length; i++) {
+        const t = dx[i] * dy[i];
+        if (t !== 0) ddx[i] += this.secondDerivative(x[i]) * t;
+      }
+    }
+  }
 }

@@ -1,6 +1,7 @@
 import type { LayerSpecOf } from "../chain/spec.js";
 import type { DType, FloatArray } from "../core/dtype.js";
 import type { Component, ComponentContext, LayerIO } from "./component.js";
+import { type InputBounds, identityConstants, type NonlinearConstants } from "./smoothness.js";
 
 /**
  * Flatten `[C, H, W]` samples to `[C·H·W]` (row-major, the order PyTorch's nn.Flatten uses on
@@ -8,6 +9,11 @@ import type { Component, ComponentContext, LayerIO } from "./component.js";
  */
 export class Flatten implements Component<null> {
   readonly type = "flatten";
+
+  /** Smoothness constants (issue 5): a re-indexing of the coordinates, an isometry: the identity's. */
+  smoothness(input: InputBounds): NonlinearConstants {
+    return identityConstants(input);
+  }
   readonly role = "reshape" as const;
   readonly outputShape: readonly number[];
   readonly inputSize: number;
@@ -39,5 +45,17 @@ export class Flatten implements Component<null> {
   jvp(_ctx: ComponentContext, _io: LayerIO<null>, dx: FloatArray | null, _dp: FloatArray | null, dy: FloatArray): void {
     if (dx) dy.set(dx);
     else dy.fill(0);
+  }
+  /** Linear: no curvature, the second-order backward is the backward of ddy. */
+  backwardTangent(
+    _ctx: ComponentContext,
+    _io: LayerIO<null>,
+    _dy: FloatArray,
+    ddy: FloatArray,
+    _dx: FloatArray | null,
+    _dp: FloatArray | null,
+    ddx: FloatArray | null,
+  ): void {
+    ddx?.set(ddy);
   }
 }

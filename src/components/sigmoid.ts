@@ -1,11 +1,25 @@
 import type { LayerSpecOf } from "../chain/spec.js";
 import type { FloatArray } from "../core/dtype.js";
 import { Elementwise } from "./elementwise.js";
+import { elementwiseConstants, type InputBounds, type NonlinearConstants } from "./smoothness.js";
 import { sigmoid } from "./softplus.js";
 
 /** Logistic sigmoid α(x) = 1/(1 + e^{−x}), α′(x) = α(x)(1 − α(x)). */
 export class Sigmoid extends Elementwise {
   readonly type = "sigmoid";
+
+  /**
+   * Smoothness constants (issue 5). σ ∈ (0, 1); σ′ = σ(1 − σ) ≤ 1/4 (at 0), so ℓ = 1/4;
+   * σ″ = σ(1 − σ)(1 − 2σ) = g(σ) with g(s) = s − 3s² + 2s³, g′(s) = 1 − 6s + 6s² = 0 at
+   * s = (3 ± √3)/6 where |g| = √3/18 = 1/(6√3) ≈ 0.0962, so L = √3/18; σ(0) = 1/2, σ′(0) = 1/4.
+   */
+  smoothness(input: InputBounds): NonlinearConstants {
+    return elementwiseConstants(
+      { sup: 1, lipschitz: 0.25, smoothness: Math.sqrt(3) / 18, value0: 0.5, derivative0: 0.25 },
+      this.inputSize,
+      input,
+    );
+  }
   constructor(spec: LayerSpecOf<"sigmoid">, inputShape: readonly number[]) {
     super(spec, inputShape);
   }
@@ -15,6 +29,11 @@ export class Sigmoid extends Elementwise {
   derivative(x: number): number {
     const s = sigmoid(x);
     return s * (1 - s);
+  }
+  /** α″(x) = σ(x)(1 − σ(x))(1 − 2σ(x)). */
+  override secondDerivative(x: number): number {
+    const s = sigmoid(x);
+    return s * (1 - s) * (1 - 2 * s);
   }
   protected apply(x: FloatArray, y: FloatArray): void {
     for (let i = 0; i < x.length; i++) y[i] = sigmoid(x[i]);

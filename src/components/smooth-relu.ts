@@ -1,6 +1,7 @@
 import type { LayerSpecOf } from "../chain/spec.js";
 import type { FloatArray } from "../core/dtype.js";
 import { Elementwise } from "./elementwise.js";
+import { elementwiseConstants, type InputBounds, type NonlinearConstants } from "./smoothness.js";
 
 /**
  * SmoothReLU_μ, the Nesterov smoothing of ReLU (smoothing-net.pdf, Example 6; seed 003):
@@ -10,6 +11,19 @@ import { Elementwise } from "./elementwise.js";
  */
 export class SmoothRelu extends Elementwise {
   readonly type = "smoothRelu";
+
+  /**
+   * Smoothness constants (issue 5). α_μ′ = clip(x/(2μ), 0, 1) ∈ [0, 1], so ℓ = 1; α_μ′ is
+   * 1/(2μ)-Lipschitz (smoothing-net.pdf, Example 6: the conjugate of a 2μ-strongly convex
+   * function), so L = 1/(2μ); α_μ(0) = 0, α_μ′(0) = 0; 0 ≤ α_μ(x) ≤ max(x, 0), so ‖a(x)‖ ≤ ‖x‖.
+   */
+  smoothness(input: InputBounds): NonlinearConstants {
+    return elementwiseConstants(
+      { sup: Infinity, lipschitz: 1, smoothness: 1 / (2 * this.mu), value0: 0, derivative0: 0, contractsToZero: true },
+      this.inputSize,
+      input,
+    );
+  }
   readonly mu: number;
   constructor(spec: LayerSpecOf<"smoothRelu">, inputShape: readonly number[]) {
     super(spec, inputShape);
@@ -24,6 +38,10 @@ export class SmoothRelu extends Elementwise {
     if (x <= 0) return 0;
     const twoMu = 2 * this.mu;
     return x >= twoMu ? 1 : x / twoMu;
+  }
+  /** α_μ″(x) = 1/(2μ) on (0, 2μ), 0 elsewhere (one-sided values at the kinks). */
+  override secondDerivative(x: number): number {
+    return x > 0 && x < 2 * this.mu ? 1 / (2 * this.mu) : 0;
   }
   protected apply(x: FloatArray, y: FloatArray): void {
     const mu = this.mu;

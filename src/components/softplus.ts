@@ -1,6 +1,7 @@
 import type { LayerSpecOf } from "../chain/spec.js";
 import type { FloatArray } from "../core/dtype.js";
 import { Elementwise } from "./elementwise.js";
+import { elementwiseConstants, type InputBounds, type NonlinearConstants } from "./smoothness.js";
 
 /**
  * Softplus α(x) = (1/β) log(1 + e^{βx}) (PyTorch's Softplus with threshold removed), computed
@@ -8,6 +9,22 @@ import { Elementwise } from "./elementwise.js";
  */
 export class Softplus extends Elementwise {
   readonly type = "softplus";
+
+  /**
+   * Smoothness constants (issue 5). α(x) = log(1 + e^{βx})/β: α′(x) = σ(βx) ∈ (0, 1), so ℓ = 1;
+   * α″(x) = β σ(βx)(1 − σ(βx)) ≤ β/4 (σ(1 − σ) ≤ 1/4, equality at x = 0), so L = β/4;
+   * α(0) = log 2/β, α′(0) = 1/2; unbounded. vroulet_elem_deep.pdf, Sec. 5.2 prints
+   * ℓ_softplus = 2, L_softplus = 4: both loose (by 2 and 16 for β = 1); test/certify.test.ts checks
+   * ours against finite differences.
+   */
+  smoothness(input: InputBounds): NonlinearConstants {
+    const b = this.beta;
+    return elementwiseConstants(
+      { sup: Infinity, lipschitz: 1, smoothness: b / 4, value0: Math.LN2 / b, derivative0: 0.5 },
+      this.inputSize,
+      input,
+    );
+  }
   readonly beta: number;
   constructor(spec: LayerSpecOf<"softplus">, inputShape: readonly number[]) {
     super(spec, inputShape);
@@ -18,6 +35,11 @@ export class Softplus extends Elementwise {
   }
   derivative(x: number): number {
     return sigmoid(this.beta * x);
+  }
+  /** α″(x) = β σ(βx)(1 − σ(βx)). */
+  override secondDerivative(x: number): number {
+    const s = sigmoid(this.beta * x);
+    return this.beta * s * (1 - s);
   }
   protected apply(x: FloatArray, y: FloatArray): void {
     const b = this.beta;

@@ -1,6 +1,6 @@
 import type { FloatArray } from "../core/dtype.js";
 import type { Batch } from "./batch.js";
-import type { Loss } from "./loss.js";
+import type { Loss, LossBounds, LossConstants } from "./loss.js";
 
 /**
  * Logistic (softmax cross-entropy) loss with integer labels (vroulet_elem_deep.pdf, App. B.1):
@@ -9,6 +9,27 @@ import type { Loss } from "./loss.js";
  */
 export class LogisticLoss implements Loss {
   readonly type = "logistic";
+
+  /**
+   * Smoothness constants (issue 5) of f(Ẑ) = (1/N) Σ_i [LSE(z_i) − z_{i,y_i}] on ‖Ẑ‖_F ≤ m,
+   * with p_i = softmax(z_i):
+   * - ∇f = (P − Y)/N and ‖p − e_y‖² = Σ_{j≠y} p_j² + (1 − p_y)² ≤ 2(1 − p_y)² ≤ 2, so
+   *   ‖∇f‖_F ≤ √(2N)/N: ℓ_f = √(2/N).
+   * - ∇²f is block diagonal with blocks (diag(p_i) − p_i p_iᵀ)/N, and vᵀ(diag p − p pᵀ)v = Var_p(v)
+   *   ≤ (max v − min v)²/4 ≤ ‖v‖²/2 (Popoviciu; max v − min v ≤ √2‖v‖): L_f = 1/(2N), attained
+   *   for K = 2 at z = 0.
+   * - 0 ≤ LSE(z) − z_y ≤ log K + max_j z_j − z_y ≤ log K + √2‖z‖, and Σ_i ‖z_i‖ ≤ √N ‖Ẑ‖_F:
+   *   f ≤ log K + √2 m/√N.
+   * smoothing-net.pdf, App. C-1 b prints ℓ_log ≤ 2, L_log ≤ 2 per sample (loose by √2 and 4).
+   */
+  smoothness(bounds: LossBounds): LossConstants {
+    const n = bounds.batch;
+    return {
+      bound: Math.log(bounds.outputSize) + (Math.SQRT2 * bounds.norm) / Math.sqrt(n),
+      lipschitz: Math.sqrt(2 / n),
+      smoothness: 1 / (2 * n),
+    };
+  }
 
   evaluate(output: FloatArray, batch: Batch, k: number, grad: FloatArray | null): number {
     const labels = requireLabels(batch, k);

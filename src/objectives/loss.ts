@@ -14,6 +14,33 @@ export interface Loss {
   evaluate(output: FloatArray, batch: Batch, outputSize: number, grad: FloatArray | null): number;
   /** out ← ∇²f(ŷ) v, the Hessian of f with respect to the outputs applied to v (`N × K`). */
   hessianVector(output: FloatArray, batch: Batch, outputSize: number, v: FloatArray, out: FloatArray): void;
+  /**
+   * Smoothness constants of f on the outputs ŷ (`N × K`, one vector) with ‖ŷ‖ ≤ bounds.norm
+   * (issue 5; used by `src/certify/`). Optional: an objective whose loss lacks it is not certified.
+   */
+  smoothness?(bounds: LossBounds): LossConstants;
+}
+
+/** Where a loss's constants are stated: batches of `batch` outputs of size `outputSize`, ‖ŷ‖_F ≤ `norm`. */
+export interface LossBounds {
+  readonly batch: number;
+  readonly outputSize: number;
+  readonly norm: number;
+  /**
+   * Bound on the Frobenius norm of the targets (squared loss): √batch for one-hot labels (the
+   * default), to be given for real-valued targets.
+   */
+  readonly targetNorm?: number;
+}
+
+/** Constants of a loss f on bounded outputs, w.r.t. the Euclidean norm of the whole `N × K` output. */
+export interface LossConstants {
+  /** sup f (a bound on the loss; losses here are ≥ 0). */
+  readonly bound: number;
+  /** ℓ_f: Lipschitz constant of f on the ball. */
+  readonly lipschitz: number;
+  /** L_f: Lipschitz constant of ∇f on the ball. */
+  readonly smoothness: number;
 }
 
 /** Number of correctly classified samples (arg-max of each output row equals the label). */

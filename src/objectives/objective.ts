@@ -47,3 +47,13 @@ export function addL2Gradient(l2: number, w: ArrayLike<number>, grad: FloatArray
   if (l2 === 0) return;
   for (let i = 0; i < grad.length; i++) grad[i] += l2 * w[i];
 }
+
+/**
+ * Smoothness constants of r(u) = (λ/2)‖u‖² on B_R = {u : ‖u_t‖ ≤ R_t} (issue 5): ∇r = λu, so
+ * ‖∇r‖ ≤ λ‖u‖ ≤ λ√(Σ_t R_t²) =: ℓ_r, ∇²r = λI so L_r = λ, and r ≤ (λ/2) Σ_t R_t².
+ */
+export function l2Constants(l2: number, radii: readonly number[]): { bound: number; lipschitz: number; smoothness: number } {
+  let s = 0;
+  for (const r of radii) s += r * r;
+  return { bound: 0.5 * l2 * s, lipschitz: l2 * Math.sqrt(s), smoothness: l2 };
+}

@@ -1,6 +1,6 @@
 import type { FloatArray } from "../core/dtype.js";
 import type { Batch } from "./batch.js";
-import type { Loss } from "./loss.js";
+import type { Loss, LossBounds, LossConstants } from "./loss.js";
 
 /**
  * Squared loss f(ŷ) = (1/(2N)) Σ_i ‖ŷ_i − y_i‖² (the papers' ½‖·‖², averaged over the batch).
@@ -9,6 +9,17 @@ import type { Loss } from "./loss.js";
  */
 export class SquaredLoss implements Loss {
   readonly type = "squared";
+
+  /**
+   * Smoothness constants (issue 5) of f(Ŷ) = ‖Ŷ − Y‖²_F/(2N) on ‖Ŷ‖_F ≤ m with ‖Y‖_F ≤ T
+   * (T = √N for one-hot labels, the default): ∇f = (Ŷ − Y)/N so ℓ_f = (m + T)/N; ∇²f = I/N so
+   * L_f = 1/N; f ≤ (m + T)²/(2N).
+   */
+  smoothness(bounds: LossBounds): LossConstants {
+    const n = bounds.batch;
+    const t = bounds.targetNorm ?? Math.sqrt(n);
+    return { bound: (bounds.norm + t) ** 2 / (2 * n), lipschitz: (bounds.norm + t) / n, smoothness: 1 / n };
+  }
 
   evaluate(output: FloatArray, batch: Batch, k: number, grad: FloatArray | null): number {
     const n = batch.size;

@@ -1,0 +1,380 @@
+// chainopt_blas: a thin N-API binding over OpenBLAS (CBLAS + the Fortran LAPACK it ships).
+//
+// Design notes
+// - Plain C N-API (node_api.h, ABI-stable across Node versions): no wrapper library, so a call
+//   costs one napi_get_cb_info, a few napi_get_value_* and one napi_get_typedarray_info per array.
+// - No copies: napi_get_typedarray_info returns the data pointer already advanced by the view's
+//   byteOffset, so subarray views are passed to BLAS as they are.
+// - Every size is validated before BLAS sees it (OpenBLAS would print an xerbla message and
+//   return, or read out of bounds); errors name the function and the argument.
+// - LAPACK: Debian's OpenBLAS has no LAPACKE, so we call the Fortran routines (dpotrf_, dsyevd_,
+//   dgetrf_) on the column-major view of the row-major buffer, which is the transpose, and pick
+//   the routine variant that makes the transpose harmless (derivations at each function).
+//   Triangular solves use CBLAS dtrsm in row-major directly, so right-hand sides are never copied.
+
+#define NAPI_VERSION 8
+#include <node_api.h>
+
+#include <cblas.h>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#ifndef OPENBLAS_VERSION
+#error "chainopt_blas needs OpenBLAS's cblas.h (install libopenblas-dev)"
+#endif
+
+// Fortran LAPACK routines exported by libopenblas (LP64: blasint = int). The trailing size_t
+// arguments are the hidden string lengths gfortran passes for CHARACTER arguments.
+extern "C" {
+void dpotrf_(const char* uplo, const blasint* n, double* a, const blasint* lda, blasint* info, size_t uplo_len);
+void dsyevd_(const char* jobz, const char* uplo, const blasint* n, double* a, const blasint* lda, double* w, double* work,
+             const blasint* lwork, blasint* iwork, const blasint* liwork, blasint* info, size_t jobz_len, size_t uplo_len);
+void dgetrf_(const blasint* m, const blasint* n, double* a, const blasint* lda, blasint* ipiv, blasint* info);
+}
+
+namespace {
+
+// Version of the JS-facing interface of this addon; the loader checks it.
+constexpr int kAbi = 1;
+
+bool ThrowType(napi_env env, const char* fn, const std::string& message) {
+  const std::string m = std::string(fn) + ": " + message;
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", m.c_str());
+  return false;
+}
+
+bool ThrowRange(napi_env env, const char* fn, const std::string& message) {
+  const std::string m = std::string(fn) + ": " + message;
+  napi_throw_range_error(env, "ERR_OUT_OF_RANGE", m.c_str());
+  return false;
+}
+
+bool Args(napi_env env, napi_callback_info info, const char* fn, size_t expected, const char* signature, napi_value* argv) {
+  size_t argc = expected;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return false;
+  if (argc < expected) {
+    return ThrowType(env, fn, "expected " + std::to_string(expected) + " arguments " + signature + ", got " + std::to_string(argc));
+  }
+  return true;
+}
+
+bool GetBool(napi_env env, napi_value v, const char* fn, const char* name, bool* out) {
+  if (napi_get_value_bool(env, v, out) != napi_ok) return ThrowType(env, fn, std::string("argument '") + name + "' must be a boolean");
+  return true;
+}
+
+bool GetNumber(napi_env env, napi_value v, const char* fn, const char* name, double* out) {
+  if (napi_get_value_double(env, v, out) != napi_ok) return ThrowType(env, fn, std::string("argument '") + name + "' must be a number");
+  return true;
+}
+
+// A dimension or leading dimension: an integer in [0, 2^31 − 1].
+bool GetDim(napi_env env, napi_value v, const char* fn, const char* name, int64_t* out) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok) return ThrowType(env, fn, std::string("argument '") + name + "' must be a number");
+  if (!(d >= 0 && d <= 2147483647.0) || d != std::floor(d)) {
+    return ThrowRange(env, fn, std::string("argument '") + name + "' must be an integer in [0, 2^31-1], got " + std::to_string(d));
+  }
+  *out = static_cast<int64_t>(d);
+  return true;
+}
+
+template <typename T>
+struct ArrayKind;
+template <>
+struct ArrayKind<float> {
+  static constexpr napi_typedarray_type type = napi_float32_array;
+  static constexpr const char* name = "Float32Array";
+};
+template <>
+struct ArrayKind<double> {
+  static constexpr napi_typedarray_type type = napi_float64_array;
+  static constexpr const char* name = "Float64Array";
+};
+
+// The data pointer (byteOffset applied) and element count of a typed-array view.
+template <typename T>
+bool GetArray(napi_env env, napi_value v, const char* fn, const char* name, T** data, int64_t* length) {
+  bool is_typed = false;
+  napi_typedarray_type type;
+  size_t len = 0;
+  void* ptr = nullptr;
+  if (napi_is_typedarray(env, v, &is_typed) != napi_ok || !is_typed ||
+      napi_get_typedarray_info(env, v, &type, &len, &ptr, nullptr, nullptr) != napi_ok || type != ArrayKind<T>::type) {
+    return ThrowType(env, fn, std::string("argument '") + name + "' must be a " + ArrayKind<T>::name);
+  }
+  *data = static_cast<T*>(ptr);
+  *length = static_cast<int64_t>(len);
+  return true;
+}
+
+// Elements a row-major rows×cols matrix with row stride ld spans.
+int64_t Span(int64_t rows, int64_t cols, int64_t ld) { return rows == 0 || cols == 0 ? 0 : (rows - 1) * ld + cols; }
+
+bool CheckMatrix(napi_env env, const char* fn, const char* name, const char* ldName, int64_t length, int64_t rows, int64_t cols,
+                 int64_t ld, const char* colsName) {
+  const int64_t minLd = cols > 1 ? cols : 1;
+  if (ld < minLd) {
+    return ThrowRange(env, fn,
+                      std::string("argument '") + ldName + "' = " + std::to_string(ld) + " must be >= max(1, " + colsName +
+                          ") = " + std::to_string(minLd));
+  }
+  const int64_t need = Span(rows, cols, ld);
+  if (length < need) {
+    return ThrowRange(env, fn,
+                      std::string("argument '") + name + "' has " + std::to_string(length) + " elements, needs at least " +
+                          std::to_string(need) + " for a " + std::to_string(rows) + "x" + std::to_string(cols) +
+                          " matrix with row stride " + ldName + " = " + std::to_string(ld));
+  }
+  return true;
+}
+
+void Gemm(float alpha, float beta, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, blasint m, blasint n, blasint k, const float* a, blasint lda,
+          const float* b, blasint ldb, float* c, blasint ldc) {
+  cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+void Gemm(double alpha, double beta, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, blasint m, blasint n, blasint k, const double* a,
+          blasint lda, const double* b, blasint ldb, double* c, blasint ldc) {
+  cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+// gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+// C ← α·op(A)·op(B) + β·C, row-major; C m×n, op(A) m×k, op(B) k×n (stored A is k×m when transA).
+template <typename T>
+napi_value GemmEntry(napi_env env, napi_callback_info info) {
+  const char* fn = ArrayKind<T>::type == napi_float32_array ? "sgemm" : "dgemm";
+  napi_value argv[13];
+  if (!Args(env, info, fn, 13, "(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)", argv)) return nullptr;
+  bool transA, transB;
+  int64_t m, n, k, lda, ldb, ldc, la, lb, lc;
+  double alpha, beta;
+  T *a, *b, *c;
+  if (!GetBool(env, argv[0], fn, "transA", &transA) || !GetBool(env, argv[1], fn, "transB", &transB) ||
+      !GetDim(env, argv[2], fn, "m", &m) || !GetDim(env, argv[3], fn, "n", &n) || !GetDim(env, argv[4], fn, "k", &k) ||
+      !GetNumber(env, argv[5], fn, "alpha", &alpha) || !GetArray<T>(env, argv[6], fn, "a", &a, &la) ||
+      !GetDim(env, argv[7], fn, "lda", &lda) || !GetArray<T>(env, argv[8], fn, "b", &b, &lb) || !GetDim(env, argv[9], fn, "ldb", &ldb) ||
+      !GetNumber(env, argv[10], fn, "beta", &beta) || !GetArray<T>(env, argv[11], fn, "c", &c, &lc) ||
+      !GetDim(env, argv[12], fn, "ldc", &ldc)) {
+    return nullptr;
+  }
+  // Stored shapes: A is m×k (k×m if transposed), B is k×n (n×k if transposed), C is m×n.
+  if (!CheckMatrix(env, fn, "a", "lda", la, transA ? k : m, transA ? m : k, lda, transA ? "m" : "k") ||
+      !CheckMatrix(env, fn, "b", "ldb", lb, transB ? n : k, transB ? k : n, ldb, transB ? "k" : "n") ||
+      !CheckMatrix(env, fn, "c", "ldc", lc, m, n, ldc, "n")) {
+    return nullptr;
+  }
+  if (m == 0 || n == 0) return nullptr;
+  Gemm(static_cast<T>(alpha), static_cast<T>(beta), transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+       static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), a, static_cast<blasint>(lda), b,
+       static_cast<blasint>(ldb), c, static_cast<blasint>(ldc));
+  return nullptr;
+}
+
+bool CheckSquare(napi_env env, const char* fn, const char* name, int64_t length, int64_t n) {
+  if (length < n * n) {
+    return ThrowRange(env, fn,
+                      std::string("argument '") + name + "' has " + std::to_string(length) + " elements, needs n*n = " +
+                          std::to_string(n * n));
+  }
+  return true;
+}
+
+bool CheckRhs(napi_env env, const char* fn, int64_t length, int64_t n, int64_t nrhs) {
+  if (length < n * nrhs) {
+    return ThrowRange(env, fn,
+                      "argument 'b' has " + std::to_string(length) + " elements, needs n*nrhs = " + std::to_string(n * nrhs));
+  }
+  return true;
+}
+
+napi_value Int(napi_env env, int64_t v) {
+  napi_value out;
+  napi_create_int32(env, static_cast<int32_t>(v), &out);
+  return out;
+}
+
+// dpotrf(n, a) → info. Cholesky A = L Lᵀ in place of the lower triangle of row-major `a`; the
+// strictly upper triangle is zeroed. info > 0: not positive definite.
+// The column-major view of row-major A is Aᵀ = A; dpotrf('U') writes U with A = UᵀU into the
+// column-major upper triangle, whose element (i, j), i ≤ j, is row-major (j, i): that is L = Uᵀ.
+napi_value Dpotrf(napi_env env, napi_callback_info info) {
+  const char* fn = "dpotrf";
+  napi_value argv[2];
+  int64_t n, la;
+  double* a;
+  if (!Args(env, info, fn, 2, "(n, a)", argv) || !GetDim(env, argv[0], fn, "n", &n) || !GetArray<double>(env, argv[1], fn, "a", &a, &la) ||
+      !CheckSquare(env, fn, "a", la, n)) {
+    return nullptr;
+  }
+  if (n == 0) return Int(env, 0);
+  const blasint bn = static_cast<blasint>(n);
+  blasint status = 0;
+  dpotrf_("U", &bn, a, &bn, &status, 1);
+  if (status < 0) {
+    ThrowRange(env, fn, "LAPACK dpotrf rejected argument " + std::to_string(-status));
+    return nullptr;
+  }
+  if (status == 0) {
+    for (int64_t i = 0; i < n; i++)
+      for (int64_t j = i + 1; j < n; j++) a[i * n + j] = 0;
+  }
+  return Int(env, status);
+}
+
+// dpotrs(n, l, b, nrhs): solves L Lᵀ X = B in place of row-major B (n×nrhs) given the lower factor
+// from dpotrf. As LAPACK's dpotrs does, two triangular solves (dtrsm), here in row-major so that B
+// is used where it lies.
+napi_value Dpotrs(napi_env env, napi_callback_info info) {
+  const char* fn = "dpotrs";
+  napi_value argv[4];
+  int64_t n, nrhs, ll, lb;
+  double *l, *b;
+  if (!Args(env, info, fn, 4, "(n, l, b, nrhs)", argv) || !GetDim(env, argv[0], fn, "n", &n) ||
+      !GetArray<double>(env, argv[1], fn, "l", &l, &ll) || !GetArray<double>(env, argv[2], fn, "b", &b, &lb) ||
+      !GetDim(env, argv[3], fn, "nrhs", &nrhs) || !CheckSquare(env, fn, "l", ll, n) || !CheckRhs(env, fn, lb, n, nrhs)) {
+    return nullptr;
+  }
+  if (n == 0 || nrhs == 0) return nullptr;
+  const blasint bn = static_cast<blasint>(n), br = static_cast<blasint>(nrhs);
+  cblas_dtrsm(CblasRowMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, bn, br, 1.0, l, bn, b, br);  // L Y = B
+  cblas_dtrsm(CblasRowMajor, CblasLeft, CblasLower, CblasTrans, CblasNonUnit, bn, br, 1.0, l, bn, b, br);    // Lᵀ X = Y
+  return nullptr;
+}
+
+// dsyevd(vectors, n, a, w) → info. Eigenvalues ascending into w; with vectors, row r of `a` holds
+// the unit eigenvector of w[r]. The column-major view of symmetric A is A itself, and dsyevd's
+// eigenvectors are its columns, i.e. the rows of the row-major buffer: no transposition needed.
+napi_value Dsyevd(napi_env env, napi_callback_info info) {
+  const char* fn = "dsyevd";
+  napi_value argv[4];
+  bool vectors;
+  int64_t n, la, lw;
+  double *a, *w;
+  if (!Args(env, info, fn, 4, "(vectors, n, a, w)", argv) || !GetBool(env, argv[0], fn, "vectors", &vectors) ||
+      !GetDim(env, argv[1], fn, "n", &n) || !GetArray<double>(env, argv[2], fn, "a", &a, &la) ||
+      !GetArray<double>(env, argv[3], fn, "w", &w, &lw) || !CheckSquare(env, fn, "a", la, n)) {
+    return nullptr;
+  }
+  if (lw < n) {
+    ThrowRange(env, fn, "argument 'w' has " + std::to_string(lw) + " elements, needs n = " + std::to_string(n));
+    return nullptr;
+  }
+  if (n == 0) return Int(env, 0);
+  const blasint bn = static_cast<blasint>(n);
+  const char* jobz = vectors ? "V" : "N";
+  blasint status = 0, lwork = -1, liwork = -1, iwork_query = 0;
+  double work_query = 0;
+  dsyevd_(jobz, "L", &bn, a, &bn, w, &work_query, &lwork, &iwork_query, &liwork, &status, 1, 1);
+  if (status != 0) {
+    ThrowRange(env, fn, "LAPACK dsyevd workspace query failed, info = " + std::to_string(status));
+    return nullptr;
+  }
+  lwork = static_cast<blasint>(work_query);
+  liwork = iwork_query;
+  std::vector<double> work(static_cast<size_t>(lwork > 1 ? lwork : 1));
+  std::vector<blasint> iwork(static_cast<size_t>(liwork > 1 ? liwork : 1));
+  dsyevd_(jobz, "L", &bn, a, &bn, w, work.data(), &lwork, iwork.data(), &liwork, &status, 1, 1);
+  if (status < 0) {
+    ThrowRange(env, fn, "LAPACK dsyevd rejected argument " + std::to_string(-status));
+    return nullptr;
+  }
+  return Int(env, status);
+}
+
+// dgesv(n, a, b, nrhs) → info. Solves A X = B in place of row-major B (n×nrhs); `a` is overwritten
+// by LU factors. info > 0: A is exactly singular.
+// Derivation: the column-major view of `a` is M = Aᵀ; dgetrf gives M = P L U (P = P_0 P_1 ⋯ P_{n-1},
+// P_i swapping rows i and ipiv[i]), so A = Uᵀ Lᵀ Pᵀ and X = P (Lᵀ)⁻¹ (Uᵀ)⁻¹ B. In the row-major view
+// of the same buffer, the lower triangle holds Uᵀ and the strictly upper one Lᵀ (unit diagonal):
+// two row-major dtrsm on B in place, then the row swaps of P applied from i = n−1 down to 0
+// (what dgetrs('T') does, without transposing B into a column-major copy).
+napi_value Dgesv(napi_env env, napi_callback_info info) {
+  const char* fn = "dgesv";
+  napi_value argv[4];
+  int64_t n, nrhs, la, lb;
+  double *a, *b;
+  if (!Args(env, info, fn, 4, "(n, a, b, nrhs)", argv) || !GetDim(env, argv[0], fn, "n", &n) ||
+      !GetArray<double>(env, argv[1], fn, "a", &a, &la) || !GetArray<double>(env, argv[2], fn, "b", &b, &lb) ||
+      !GetDim(env, argv[3], fn, "nrhs", &nrhs) || !CheckSquare(env, fn, "a", la, n) || !CheckRhs(env, fn, lb, n, nrhs)) {
+    return nullptr;
+  }
+  if (n == 0) return Int(env, 0);
+  const blasint bn = static_cast<blasint>(n), br = static_cast<blasint>(nrhs);
+  std::vector<blasint> ipiv(static_cast<size_t>(n));
+  blasint status = 0;
+  dgetrf_(&bn, &bn, a, &bn, ipiv.data(), &status);
+  if (status < 0) {
+    ThrowRange(env, fn, "LAPACK dgetrf rejected argument " + std::to_string(-status));
+    return nullptr;
+  }
+  if (status > 0 || nrhs == 0) return Int(env, status);
+  cblas_dtrsm(CblasRowMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, bn, br, 1.0, a, bn, b, br);  // Uᵀ Y = B
+  cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasNoTrans, CblasUnit, bn, br, 1.0, a, bn, b, br);     // Lᵀ Z = Y
+  for (int64_t i = n - 1; i >= 0; i--) {                                                                     // X = P Z
+    const int64_t p = ipiv[static_cast<size_t>(i)] - 1;
+    if (p == i) continue;
+    double* ri = b + i * nrhs;
+    double* rp = b + p * nrhs;
+    for (int64_t j = 0; j < nrhs; j++) {
+      const double t = ri[j];
+      ri[j] = rp[j];
+      rp[j] = t;
+    }
+  }
+  return Int(env, 0);
+}
+
+napi_value SetNumThreads(napi_env env, napi_callback_info info) {
+  const char* fn = "setNumThreads";
+  napi_value argv[1];
+  int64_t n;
+  if (!Args(env, info, fn, 1, "(n)", argv) || !GetDim(env, argv[0], fn, "n", &n)) return nullptr;
+  if (n < 1 || n > 4096) {
+    ThrowRange(env, fn, "argument 'n' must be an integer in [1, 4096], got " + std::to_string(n));
+    return nullptr;
+  }
+  openblas_set_num_threads(static_cast<int>(n));
+  return nullptr;
+}
+
+napi_value GetNumThreads(napi_env env, napi_callback_info) { return Int(env, openblas_get_num_threads()); }
+napi_value GetNumProcs(napi_env env, napi_callback_info) { return Int(env, openblas_get_num_procs()); }
+napi_value GetParallel(napi_env env, napi_callback_info) { return Int(env, openblas_get_parallel()); }
+
+napi_value Str(napi_env env, const char* s) {
+  napi_value out;
+  napi_create_string_utf8(env, s ? s : "", NAPI_AUTO_LENGTH, &out);
+  return out;
+}
+
+napi_value GetConfig(napi_env env, napi_callback_info) { return Str(env, openblas_get_config()); }
+napi_value GetCorename(napi_env env, napi_callback_info) { return Str(env, openblas_get_corename()); }
+
+napi_value Init(napi_env env, napi_value exports) {
+  const napi_property_descriptor props[] = {
+      {"sgemm", nullptr, GemmEntry<float>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"dgemm", nullptr, GemmEntry<double>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"dpotrf", nullptr, Dpotrf, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"dpotrs", nullptr, Dpotrs, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"dsyevd", nullptr, Dsyevd, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"dgesv", nullptr, Dgesv, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"setNumThreads", nullptr, SetNumThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"getNumThreads", nullptr, GetNumThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"getNumProcs", nullptr, GetNumProcs, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"getParallel", nullptr, GetParallel, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"getConfig", nullptr, GetConfig, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"getCorename", nullptr, GetCorename, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"abi", nullptr, nullptr, nullptr, nullptr, Int(env, kAbi), napi_enumerable, nullptr},
+      {"openblasVersion", nullptr, nullptr, nullptr, nullptr, Str(env, OPENBLAS_VERSION), napi_enumerable, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

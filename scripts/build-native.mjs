@@ -1,0 +1,148 @@
+#!/usr/bin/env node
+// Builds the native BLAS addon (native/build/Release/chainopt_blas.node) with node-gyp.
+//
+//   node scripts/build-native.mjs            install mode: never fails (exit 0), says what happened
+//   node scripts/build-native.mjs --strict   exit 1 when the addon cannot be built (`chainopt build-native`)
+//   options: --quiet (only errors), --verbose (node-gyp output even on success),
+//            --force (rebuild even when the addon is newer than its sources and loads; implied by --strict)
+//   CHAINOPT_SKIP_NATIVE=1 skips the build (install mode).
+//
+// Plain JavaScript on purpose: it runs at `npm install`, before TypeScript is compiled.
+// node-gyp is taken from, in order: npm's own copy (npm_config_node_gyp, set inside npm scripts),
+// a local node_modules, the copy bundled with the npm next to this Node, and last `npx node-gyp`.
+// Node's headers come from the installation (`<prefix>/include/node`) when present, so no
+// download from nodejs.org is needed.
+import { spawnSync } from "node:child_process";
+import { existsSync, rmSync, statSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const nativeDir = join(root, "native");
+const addon = join(nativeDir, "build", "Release", "chainopt_blas.node");
+const args = new Set(process.argv.slice(2));
+const strict = args.has("--strict");
+const quiet = args.has("--quiet");
+const verbose = args.has("--verbose");
+const force = strict || args.has("--force");
+
+const HOW_TO =
+  "Install OpenBLAS and a C++ toolchain (Debian/Ubuntu: sudo apt-get install -y libopenblas-dev pkg-config g++ make python3),\n" +
+  "then run `npx chainopt build-native`. Until then chainopt uses its portable TypeScript backend (much slower GEMM).";
+
+function say(message) {
+  if (!quiet) process.stderr.write(`chainopt: ${message}\n`);
+}
+
+function fail(message, detail) {
+  process.stderr.write(`chainopt: ${message}\n`);
+  if (detail) process.stderr.write(`${detail}\n`);
+  process.stderr.write(`${HOW_TO}\n`);
+  process.exit(strict ? 1 : 0);
+}
+
+function run(command, commandArgs, options = {}) {
+  return spawnSync(command, commandArgs, { encoding: "utf8", ...options });
+}
+
+/** Whether OpenBLAS's headers and library can be found (pkg-config, or cblas.h + libopenblas in the default paths). */
+function findOpenBlas() {
+  const pc = run("pkg-config", ["--exists", "openblas"]);
+  if (pc.status === 0) return "pkg-config openblas";
+  if (process.platform === "linux") {
+    const dirs = [
+      "/usr/include",
+      "/usr/local/include",
+      "/usr/include/openblas",
+      "/usr/include/x86_64-linux-gnu",
+      "/usr/include/aarch64-linux-gnu",
+    ];
+    if (dirs.some((d) => existsSync(join(d, "cblas.h")))) return "cblas.h in the default include path (-lopenblas)";
+    return null;
+  }
+  return "default paths (-lopenblas)"; // Let the compiler decide on other platforms.
+}
+
+/** The node-gyp to run, as [command, ...args]. */
+function findNodeGyp() {
+  const candidates = [];
+  if (process.env.npm_config_node_gyp) candidates.push(process.env.npm_config_node_gyp);
+  try {
+    candidates.push(createRequire(join(root, "package.json")).resolve("node-gyp/bin/node-gyp.js"));
+  } catch {
+    // Not installed locally.
+  }
+  const prefix = dirname(dirname(process.execPath));
+  candidates.push(join(prefix, "lib", "node_modules", "npm", "node_modules", "node-gyp", "bin", "node-gyp.js"));
+  candidates.push(join(dirname(process.execPath), "node_modules", "npm", "node_modules", "node-gyp", "bin", "node-gyp.js"));
+  for (const c of candidates) if (c && existsSync(c)) return [process.execPath, c];
+  return [process.platform === "win32" ? "npx.cmd" : "npx", "--yes", "node-gyp"];
+}
+
+/** `--nodedir=<prefix>` when this Node's installation carries its headers, else nothing (node-gyp downloads them). */
+function nodeDirArgs() {
+  const prefix = dirname(dirname(process.execPath));
+  const inc = join(prefix, "include", "node");
+  if (existsSync(join(inc, "node_api.h")) && existsSync(join(inc, "common.gypi"))) return [`--nodedir=${prefix}`];
+  return [];
+}
+
+/** The addon's check line (config, core, threads), or null when it does not load. */
+function probe() {
+  const check = run(process.execPath, [
+    "-e",
+    `const b = require(${JSON.stringify(addon)}); console.log(b.getConfig() + " (core " + b.getCorename() + ", " + b.getNumThreads() + " threads)")`,
+  ]);
+  return check.status === 0 ? { ok: true, line: check.stdout.trim() } : { ok: false, line: tail(check.stderr ?? "") };
+}
+
+/** Whether the built addon is newer than its sources. */
+function upToDate() {
+  if (!existsSync(addon)) return false;
+  const built = statSync(addon).mtimeMs;
+  const sources = ["binding.gyp", "src/chainopt_blas.cc", "src/openblas-flags.mjs"].map((f) => join(nativeDir, f));
+  return sources.every((f) => !existsSync(f) || statSync(f).mtimeMs <= built);
+}
+
+function tail(text, lines = 30) {
+  return text.split("\n").slice(-lines).join("\n");
+}
+
+if (!strict && process.env.CHAINOPT_SKIP_NATIVE) {
+  say("CHAINOPT_SKIP_NATIVE is set: not building the native BLAS backend.");
+  process.exit(0);
+}
+if (!force && upToDate()) {
+  const p = probe();
+  if (p.ok) {
+    say(`native BLAS backend up to date: ${p.line}`);
+    process.exit(0);
+  }
+}
+if (!existsSync(join(nativeDir, "binding.gyp"))) fail(`native sources not found in ${nativeDir}.`);
+const found = findOpenBlas();
+if (!found) fail("OpenBLAS not found (pkg-config openblas fails, no cblas.h): the native BLAS backend was not built.");
+
+const gyp = findNodeGyp();
+const gypArgs = [...gyp.slice(1), "rebuild", ...nodeDirArgs()];
+say(`building the native BLAS backend (OpenBLAS via ${found}) ...`);
+const result = run(gyp[0], gypArgs, { cwd: nativeDir, stdio: verbose ? "inherit" : "pipe" });
+if (result.error || result.status !== 0) {
+  // node-gyp's "gyp info" lines only echo its arguments: keep the compiler's and gyp's errors.
+  const output = `${result.stdout ?? ""}${result.stderr ?? ""}`
+    .split("\n")
+    .filter((line) => !line.startsWith("gyp info"))
+    .join("\n");
+  fail(
+    `building the native BLAS backend failed (${result.error ? result.error.message : `node-gyp exited with ${result.status}`}).`,
+    output ? `--- last lines of the node-gyp output ---\n${tail(output)}\n---` : undefined,
+  );
+}
+// Check that the addon loads (a missing shared library shows up here, not at link time).
+const loaded = probe();
+if (!loaded.ok) {
+  rmSync(addon, { force: true });
+  fail("the native BLAS addon was built but does not load; removed it.", loaded.line);
+}
+say(`native BLAS backend ready: ${loaded.line}`);

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# chainopt set-up: system packages (where possible), npm dependencies, TypeScript build, native
+# BLAS addon. Idempotent: a second run only checks, and says little.
+#
+#   scripts/setup.sh              all steps, in order
+#   scripts/setup.sh native       only the named steps (any of: system npm build native)
+#   CHAINOPT_NO_APT=1             never call apt-get (the system step only reports what is missing)
+#   CHAINOPT_SKIP_NATIVE=1        do not build the native addon (chainopt then uses its portable backend)
+#
+# Adding a step: write a function `step_<name>` below and add <name> to STEPS (in order).
+set -euo pipefail
+
+STEPS=(system npm build native)
+
+cd "$(dirname "$0")/.."
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+die() {
+  printf 'setup: error: %s\n' "$*" >&2
+  exit 1
+}
+have() { command -v "$1" >/dev/null 2>&1; }
+
+is_debian_like() {
+  [ -r /etc/os-release ] && grep -qiE '^(ID|ID_LIKE)=.*(debian|ubuntu)' /etc/os-release && have apt-get
+}
+
+# System packages for the native backend: OpenBLAS (headers + library), pkg-config, and a C++
+# toolchain for node-gyp. Installed with apt-get when running as root on Debian/Ubuntu.
+step_system() {
+  local missing=()
+  pkg-config --exists openblas 2>/dev/null || missing+=(libopenblas-dev)
+  have pkg-config || missing+=(pkg-config)
+  have g++ || missing+=(g++)
+  have make || missing+=(make)
+  have python3 || missing+=(python3)
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  if [ "$(id -u)" -eq 0 ] && is_debian_like && [ -z "${CHAINOPT_NO_APT:-}" ]; then
+    log "installing ${missing[*]} with apt-get ..."
+    if DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+      log "installed ${missing[*]}"
+    else
+      log "apt-get failed: chainopt will use its portable (slow) backend until ${missing[*]} are installed"
+    fi
+  else
+    log "missing for the fast native backend: ${missing[*]}"
+    log "  install them (Debian/Ubuntu: sudo apt-get install -y ${missing[*]}), then run: npm run build:native"
+    log "  until then chainopt uses its portable TypeScript backend"
+  fi
+}
+
+# npm dependencies: `npm ci` on a fresh checkout with a lock file, `npm install` when package.json
+# or the lock file changed since the last install, nothing otherwise. (Both run the package's
+# install script, which builds the native addon.)
+step_npm() {
+  have npm || die "npm not found: install Node.js >= 20 (https://nodejs.org)"
+  local stamp=node_modules/.package-lock.json
+  if [ ! -d node_modules ] && [ -f package-lock.json ]; then
+    log "installing npm dependencies (npm ci) ..."
+    if ! npm ci --no-audit --no-fund --loglevel=error 2>/tmp/chainopt-npm-ci.$$.log; then
+      # npm ci refuses a lock file out of sync with package.json; npm install repairs it.
+      log "npm ci failed ($(grep -v 'npm error code' /tmp/chainopt-npm-ci.$$.log | grep -m1 -E 'npm error .' | sed 's/^npm error //')); running npm install instead ..."
+      npm install --no-audit --no-fund --loglevel=error
+    fi
+    rm -f /tmp/chainopt-npm-ci.$$.log
+  elif [ ! -f "$stamp" ] || [ package.json -nt "$stamp" ] || { [ -f package-lock.json ] && [ package-lock.json -nt "$stamp" ]; }; then
+    log "installing npm dependencies (npm install) ..."
+    npm install --no-audit --no-fund --loglevel=error
+  fi
+}
+
+step_build() {
+  npm run --silent build || die "TypeScript build failed (npm run build)"
+}
+
+# The native BLAS addon; never fatal (the portable backend works without it). Skipped when it is
+# newer than its sources and loads.
+step_native() {
+  [ -n "${CHAINOPT_SKIP_NATIVE:-}" ] && return 0
+  node scripts/build-native.mjs --quiet
+  if [ ! -f native/build/Release/chainopt_blas.node ]; then
+    log "native BLAS backend not available: chainopt will use its portable backend (see the messages above)"
+  fi
+}
+
+step_data() { bash scripts/setup-data.sh ${CHAINOPT_CIFAR10:+--cifar10}; } # optional, not in STEPS: `scripts/setup.sh data` (sklearn CSVs, Fashion-MNIST; CIFAR-10 with CHAINOPT_CIFAR10=1)
+
+summary() {
+  [ -f dist/src/node/index.js ] || return 0
+  node --input-type=module -e '
+    const { loadNativeBackend, nativeLoadError } = await import("./dist/src/node/index.js");
+    const b = loadNativeBackend();
+    console.error("setup: done; backend: " + (b ? b.describe() : "portable TypeScript (native: " + nativeLoadError() + ")"));
+  ' || true
+}
+
+main() {
+  local steps=("$@")
+  [ "${#steps[@]}" -eq 0 ] && steps=("${STEPS[@]}")
+  for s in "${steps[@]}"; do
+    declare -F "step_$s" >/dev/null || die "unknown step '$s' (steps: ${STEPS[*]})"
+    "step_$s"
+  done
+  summary
+}
+
+main "$@"

@@ -1,0 +1,112 @@
+import { availableParallelism, cpus } from "node:os";
+import type { Command } from "commander";
+import type { Backend } from "../../core/backend.js";
+import { portableBackend } from "../../core/portable.js";
+import { type GemmTiming, timeGemm } from "../../node/gemm-timing.js";
+import { type BlasInfo, loadNativeBackend, nativeAddonPath, nativeLoadError } from "../../node/native-backend.js";
+
+/** What `chainopt doctor --json` prints. */
+export interface DoctorReport {
+  backend: string;
+  description: string;
+  native: { available: boolean; addon: string; error: string | null };
+  blas: BlasInfo | null;
+  threads: number;
+  environment: Record<string, string>;
+  cpu: { model: string; logicalCores: number; availableParallelism: number };
+  node: string;
+  gemm: GemmTiming[];
+  advice: string | null;
+}
+
+const ENV_VARS = [
+  "OPENBLAS_CORETYPE",
+  "OPENBLAS_L2_SIZE",
+  "OPENBLAS_NUM_THREADS",
+  "OMP_NUM_THREADS",
+  "CHAINOPT_THREADS",
+  "CHAINOPT_BACKEND",
+];
+
+/** Collects the report; `bench` false skips the GEMM timings. */
+export function doctorReport(options: { threads?: number; bench?: boolean } = {}): DoctorReport {
+  const forcePortable = process.env.CHAINOPT_BACKEND?.trim().toLowerCase() === "portable";
+  const native = forcePortable ? null : loadNativeBackend();
+  if (native && options.threads !== undefined) native.setThreads(options.threads);
+  const backend: Backend = native ?? portableBackend;
+  const environment: Record<string, string> = {};
+  for (const name of ENV_VARS) {
+    const value = process.env[name];
+    if (value !== undefined) environment[name] = value;
+  }
+  const gemm: GemmTiming[] = [];
+  if (options.bench !== false) {
+    // float32, square; the portable backend (~1–3 GFLOP/s) only gets the smaller size.
+    const sizes = native ? [512, 1024] : [512];
+    for (const s of sizes)
+      gemm.push(timeGemm(backend, s, s, s, "float32", { minReps: native ? 5 : 2, maxReps: native ? 20 : 2, minTimeMs: 0 }));
+  }
+  const cpuList = cpus();
+  return {
+    backend: backend.name,
+    description: backend.describe(),
+    native: {
+      available: native !== null,
+      addon: nativeAddonPath(),
+      error: forcePortable ? "CHAINOPT_BACKEND=portable" : nativeLoadError(),
+    },
+    blas: native ? native.info() : null,
+    threads: backend.threads,
+    environment,
+    cpu: { model: cpuList[0]?.model ?? "unknown", logicalCores: cpuList.length, availableParallelism: availableParallelism() },
+    node: process.version,
+    gemm,
+    advice: native
+      ? null
+      : "install OpenBLAS (Debian/Ubuntu: sudo apt-get install libopenblas-dev pkg-config g++), then run `npx chainopt build-native`",
+  };
+}
+
+function formatReport(r: DoctorReport): string {
+  const lines: string[] = [];
+  const row = (k: string, v: string) => lines.push(`${`${k}:`.padEnd(20)}${v}`);
+  row("backend", r.backend);
+  row("description", r.description);
+  row("native addon", r.native.available ? r.native.addon : `not available: ${r.native.error ?? "unknown"}`);
+  if (r.blas) {
+    row("BLAS library", `${r.blas.library} ${r.blas.version} (${r.blas.parallel})`);
+    row("BLAS config", r.blas.config);
+    row("BLAS core", r.blas.coreName);
+  }
+  row("threads", String(r.threads));
+  row("OPENBLAS_CORETYPE", r.environment.OPENBLAS_CORETYPE ?? "(not set)");
+  for (const [k, v] of Object.entries(r.environment)) if (k !== "OPENBLAS_CORETYPE") row(k, v);
+  row("CPU", `${r.cpu.model} (${r.cpu.logicalCores} logical cores, ${r.cpu.availableParallelism} available)`);
+  row("Node", r.node);
+  for (const g of r.gemm) {
+    row(
+      `sgemm ${g.m}³`,
+      `${g.bestGflops.toFixed(1)} GFLOP/s (best of ${g.reps}, ${g.bestMs.toFixed(2)} ms; median ${g.medianGflops.toFixed(1)})`,
+    );
+  }
+  if (r.advice) lines.push("", `For the fast backend: ${r.advice}.`);
+  return lines.join("\n");
+}
+
+/** `chainopt doctor`: which backend is active, the BLAS behind it, threads, and a quick GEMM GFLOP/s figure. */
+export function register(program: Command): void {
+  program
+    .command("doctor")
+    .description("show the compute backend, BLAS library and threads, and measure GEMM GFLOP/s")
+    .option("--json", "print the report as JSON")
+    .option("--threads <n>", "BLAS threads (default: CHAINOPT_THREADS, else OpenBLAS's default)", (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new Error(`--threads must be a positive integer, got '${v}'`);
+      return n;
+    })
+    .option("--no-bench", "skip the GEMM timing")
+    .action((options: { json?: boolean; threads?: number; bench: boolean }) => {
+      const report = doctorReport({ threads: options.threads, bench: options.bench });
+      process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatReport(report)}\n`);
+    });
+}

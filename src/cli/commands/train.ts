@@ -1,0 +1,167 @@
+import { Command, Option } from "commander";
+import { SingleBar } from "cli-progress";
+import type { EpochRecord } from "../../train/trainer.js";
+import { type TrainConfigInput, readConfigFile, runTrainJob } from "../../node/train-job.js";
+
+const num = (name: string) => (v: string) => {
+  const x = Number(v);
+  if (!Number.isFinite(x)) throw new Error(`--${name}: expected a number, got "${v}"`);
+  return x;
+};
+const int = (name: string) => (v: string) => {
+  const x = Number(v);
+  if (!Number.isInteger(x)) throw new Error(`--${name}: expected an integer, got "${v}"`);
+  return x;
+};
+
+/** `chainopt train`: trains a model on a data set and reports per-epoch metrics. */
+export function register(program: Command): void {
+  program
+    .command("train")
+    .description("train a chain on a data set (default: MLP 784-512-512-10 on MNIST with SGD)")
+    .option("--config <file>", "JSON file with any of the options below (flags override it)")
+    .option("--model <preset|spec.json>", "model preset (mlp, convnet, vgg16, …) or JSON model spec")
+    .option("--widths <list>", "hidden widths of the mlp preset, e.g. 512,512", (v) => v.split(",").map(int("widths")))
+    .addOption(new Option("--activation <name>", "activation of the mlp/convnet presets").choices(["relu", "softplus", "sigmoid", "tanh"]))
+    .option("--dataset <name>", "mnist, fashion-mnist, cifar10, diabetes, boston, iris, wine, breast-cancer, digits, synthetic-teacher")
+    .option("--limit <n>", "use only the first n training and test samples", int("limit"))
+    .option("--validation <n>", "validation samples held out of the training set (count or fraction; 0 for none)", num("validation"))
+    .option("--no-normalize", "keep pixels in [0,1] instead of normalizing per channel")
+    .option("--epochs <n>", "epochs", int("epochs"))
+    .option("--batch-size <n>", "mini-batch size", int("batch-size"))
+    .option("--seed <n>", "seed of initialization, data order and splits", int("seed"))
+    .addOption(new Option("--dtype <dtype>", "precision").choices(["float32", "float64"]))
+    .addOption(new Option("--loss <loss>", "loss").choices(["logistic", "squared"]))
+    .option("--l2 <lambda>", "L2 regularization λ/2‖w‖² in the objective", num("l2"))
+    .option("--optimizer <name>", "sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw, amsgrad")
+    .option("--lr <eta>", "learning rate", num("lr"))
+    .option("--momentum <mu>", "momentum μ (sgd, momentum, nesterov, rmsprop)", num("momentum"))
+    .option("--weight-decay <lambda>", "weight decay (coupled; decoupled for adamw)", num("weight-decay"))
+    .addOption(new Option("--schedule <name>", "learning-rate schedule").choices(["constant", "inverse-power", "step", "exponential", "cosine"]))
+    .option("--schedule-power <alpha>", "α of the inverse-power schedule η(t) = η (t+1)^(−α)", num("schedule-power"))
+    .option("--warmup-steps <n>", "linear warm-up steps", int("warmup-steps"))
+    .option("--clip-norm <c>", "clip gradients to this global norm", num("clip-norm"))
+    .option("--clip-value <c>", "clip gradient entries to [−c, c]", num("clip-value"))
+    .addOption(new Option("--average <kind>", "evaluate an averaged iterate").choices(["polyak", "ema"]))
+    .option("--early-stopping <patience>", "stop after this many epochs without validation improvement; restore the best", int("early-stopping"))
+    .option("--no-shuffle", "fixed data order (no per-epoch permutation)")
+    .addOption(new Option("--on-nan <policy>", "on a NaN/Inf loss or gradient: stop (keeping the last good checkpoint) or skip the step").choices(["stop", "skip"]))
+    .option("--threads <n>", "BLAS threads (default: CHAINOPT_THREADS or OpenBLAS's default)", int("threads"))
+    .option("--out <dir>", "run directory (default runs/<timestamp>-<model>-<dataset>)")
+    .option("--init <weights.safetensors>", "start from these weights (PyTorch state_dict or chainopt checkpoint)")
+    .option("--resume <run-dir>", "continue an interrupted run from its last checkpoint")
+    .option("--json", "print one JSON object per epoch and a final one, instead of text")
+    .option("--no-progress", "no progress bar")
+    .action(async (opts: Record<string, unknown>) => {
+      const json = opts.json === true;
+      const fromFile = typeof opts.config === "string" ? (readConfigFile(opts.config) as Record<string, unknown>) : {};
+      const flags: Record<string, unknown> = {};
+      const keys = [
+        "model",
+        "widths",
+        "activation",
+        "dataset",
+        "limit",
+        "validation",
+        "epochs",
+        "batchSize",
+        "seed",
+        "dtype",
+        "loss",
+        "l2",
+        "optimizer",
+        "lr",
+        "momentum",
+        "weightDecay",
+        "schedule",
+        "schedulePower",
+        "warmupSteps",
+        "clipNorm",
+        "clipValue",
+        "average",
+        "earlyStopping",
+        "onNan",
+        "threads",
+        "out",
+        "init",
+      ];
+      for (const k of keys) if (opts[k] !== undefined) flags[k] = opts[k];
+      if (opts.normalize === false) flags.normalize = false;
+      if (opts.shuffle === false) flags.shuffle = false;
+      const config = { ...fromFile, ...flags } as TrainConfigInput;
+      const showBar = !json && opts.progress !== false && process.stderr.isTTY === true;
+      const bar = showBar
+        ? new SingleBar({
+            format: "epoch {epoch} |{bar}| {value}/{total} batches | loss {loss} | {speed} samples/s",
+            hideCursor: true,
+            clearOnComplete: true,
+            stream: process.stderr,
+          })
+        : null;
+      const signal = { stopRequested: false };
+      const onSigint = () => {
+        if (signal.stopRequested) process.exit(130);
+        signal.stopRequested = true;
+        process.stderr.write("\nchainopt: stopping after this epoch (checkpoint saved); press Ctrl-C again to quit now\n");
+      };
+      process.on("SIGINT", onSigint);
+      const out = (line: string) => process.stdout.write(`${line}\n`);
+      const input = typeof opts.resume === "string" ? { resume: opts.resume, epochs: flags.epochs as number | undefined } : config;
+      const result = await runTrainJob(
+        input,
+        {
+          onStart: ({ run, chain, backend, config: c, resumedFromEpoch, trainSize }) => {
+            if (json) return;
+            process.stderr.write(`backend: ${backend}\n`);
+            out(
+              `model ${typeof c.model === "string" ? c.model : "spec"}: ${chain.paramSize} parameters (${c.dtype}); ${c.dataset}: ${trainSize} training samples; ${c.optimizer} lr ${c.lr}, batch ${c.batchSize}`,
+            );
+            out(`run directory: ${run.dir}${resumedFromEpoch > 0 ? ` (resuming after epoch ${resumedFromEpoch})` : ""}`);
+          },
+          onStep: bar
+            ? (p) => {
+                if (p.batch === 1) bar.start(p.batches, 0, { epoch: p.epoch, loss: "-", speed: "-" });
+                if (p.batch % 10 === 0 || p.batch === p.batches) bar.update(p.batch, { epoch: p.epoch, loss: p.loss.toFixed(4), speed: Math.round(p.samplesPerSecond) });
+                if (p.batch === p.batches) bar.stop();
+              }
+            : undefined,
+          onEpoch: (r: EpochRecord) => {
+            if (json) out(JSON.stringify(epochJson(r)));
+            else out(formatEpoch(r));
+          },
+        },
+        signal,
+      );
+      process.off("SIGINT", onSigint);
+      const seconds = result.epochs.reduce((s, e) => s + e.seconds, 0);
+      if (json) {
+        out(JSON.stringify({ final: true, testLoss: result.testLoss ?? null, testAccuracy: result.testAccuracy ?? null, seconds, runDir: result.runDir, interrupted: result.interrupted }));
+      } else if (result.interrupted) {
+        out(`interrupted: resume with  npx chainopt train --resume ${result.runDir}`);
+      } else {
+        const acc = result.testAccuracy !== undefined ? `, test accuracy ${(100 * result.testAccuracy).toFixed(2)}%` : "";
+        out(`test loss ${result.testLoss?.toFixed(4) ?? "n/a"}${acc} (${seconds.toFixed(1)} s of training)`);
+      }
+    });
+}
+
+function epochJson(r: EpochRecord): Record<string, unknown> {
+  return {
+    epoch: r.epoch,
+    trainLoss: r.trainLoss,
+    valLoss: r.valLoss ?? null,
+    valAccuracy: r.valAccuracy ?? null,
+    testAccuracy: null,
+    learningRate: r.learningRate,
+    gradNorm: r.gradNorm,
+    seconds: r.seconds,
+  };
+}
+
+function formatEpoch(r: EpochRecord): string {
+  const parts = [`epoch ${r.epoch}`, `train loss ${r.trainLoss.toFixed(4)}`];
+  if (r.valLoss !== undefined) parts.push(`val loss ${r.valLoss.toFixed(4)}`);
+  if (r.valAccuracy !== undefined) parts.push(`val acc ${(100 * r.valAccuracy).toFixed(2)}%`);
+  parts.push(`|∇F| ${r.gradNorm.toFixed(3)}`, `lr ${r.learningRate.toPrecision(3)}`, `${r.seconds.toFixed(1)} s`, `${Math.round(r.samplesPerSecond)} samples/s`);
+  return parts.join(" · ");
+}

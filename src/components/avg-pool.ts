@@ -1,0 +1,125 @@
+import type { LayerSpecOf } from "../chain/spec.js";
+import type { DType, FloatArray } from "../core/dtype.js";
+import type { Component, ComponentContext, LayerIO } from "./component.js";
+import { type PoolGeometry, poolGeometry } from "./max-pool.js";
+
+/**
+ * Average pooling: y[n,c,oh,ow] = (1/(kh·kw)) Σ_{i<kh, j<kw} x[n, c, oh·s_h − p_h + i, ow·s_w − p_w + j],
+ * the convolution of each channel with the mean filter (1/s_f)·1 (smoothing-net.pdf, App. B-3),
+ * padded positions counting as zeros. The divisor is always kh·kw, padded zeros included: PyTorch's
+ * AvgPool2d with count_include_pad=True (its default) and ceil_mode=False (windows then never
+ * reach past the padded border, so the divisor is the full window).
+ *
+ * The map is linear, y = A x, so its VJP is dx = Aᵀ dy (each slope spread evenly, divided by
+ * kh·kw, over its window, accumulated where windows overlap) and its JVP is dy = A dx
+ * (vroulet_elem_deep.pdf, Sec. 5.2: ℓ_avgpool = 1, L_avgpool = 0 for non-overlapping windows).
+ */
+export class AvgPool2d implements Component<null> {
+  readonly type = "avgPool2d";
+  readonly role = "nonlinear" as const;
+  readonly inputShape: readonly number[];
+  readonly outputShape: readonly number[];
+  readonly inputSize: number;
+  readonly outputSize: number;
+  readonly params = [];
+  readonly paramSize = 0;
+  readonly stateSize = 0;
+  readonly geometry: PoolGeometry;
+
+  constructor(
+    readonly spec: LayerSpecOf<"avgPool2d">,
+    inputShape: readonly number[],
+    field = "avgPool2d",
+  ) {
+    const g = poolGeometry(spec, inputShape, field);
+    this.geometry = g;
+    this.inputShape = inputShape;
+    this.outputShape = [g.c, g.oh, g.ow];
+    this.inputSize = g.c * g.h * g.w;
+    this.outputSize = g.c * g.oh * g.ow;
+  }
+
+  initParams(): void {}
+  initState(): void {}
+  createTape(_batch: number, _dtype: DType): null {
+    return null;
+  }
+
+  forward(ctx: ComponentContext, io: LayerIO<null>): void {
+    this.apply(ctx.batch, io.x, io.y);
+  }
+
+  backward(ctx: ComponentContext, _io: LayerIO<null>, dy: FloatArray, dx: FloatArray | null): void {
+    if (!dx) return;
+    const { h, w, kh, kw, sh, sw, ph, pw, oh: OH, ow: OW } = this.geometry;
+    const planes = ctx.batch * this.geometry.c;
+    const plane = h * w;
+    const scale = 1 / (kh * kw);
+    dx.fill(0, 0, ctx.batch * this.inputSize);
+    let o = 0;
+    for (let q = 0; q < planes; q++) {
+      const base = q * plane;
+      for (let oh = 0; oh < OH; oh++) {
+        const h0 = oh * sh - ph;
+        const hLo = h0 < 0 ? 0 : h0;
+        const hHi = h0 + kh > h ? h : h0 + kh;
+        for (let ow = 0; ow < OW; ow++) {
+          const w0 = ow * sw - pw;
+          const wLo = w0 < 0 ? 0 : w0;
+          const wHi = w0 + kw > w ? w : w0 + kw;
+          const g = dy[o++] * scale;
+          for (let ih = hLo; ih < hHi; ih++) {
+            const r = base + ih * w;
+            for (let iw = wLo; iw < wHi; iw++) dx[r + iw] += g;
+          }
+        }
+      }
+    }
+  }
+
+  jvp(ctx: ComponentContext, _io: LayerIO<null>, dx: FloatArray | null, _dparams: FloatArray | null, dy: FloatArray): void {
+    if (dx) this.apply(ctx.batch, dx, dy);
+    else dy.fill(0, 0, ctx.batch * this.outputSize);
+  }
+
+  /** Linear, hence no curvature: the second-order backward is the backward of ddy (Component.backwardTangent). */
+  backwardTangent(
+    ctx: ComponentContext,
+    io: LayerIO<null>,
+    _dy: FloatArray,
+    ddy: FloatArray,
+    _dx: FloatArray | null,
+    _dparams: FloatArray | null,
+    ddx: FloatArray | null,
+  ): void {
+    this.backward(ctx, io, ddy, ddx);
+  }
+
+  /** y ← A x (the linear map itself; forward and JVP). */
+  private apply(batch: number, x: FloatArray, y: FloatArray): void {
+    const { h, w, kh, kw, sh, sw, ph, pw, oh: OH, ow: OW } = this.geometry;
+    const planes = batch * this.geometry.c;
+    const plane = h * w;
+    const scale = 1 / (kh * kw);
+    let o = 0;
+    for (let q = 0; q < planes; q++) {
+      const base = q * plane;
+      for (let oh = 0; oh < OH; oh++) {
+        const h0 = oh * sh - ph;
+        const hLo = h0 < 0 ? 0 : h0;
+        const hHi = h0 + kh > h ? h : h0 + kh;
+        for (let ow = 0; ow < OW; ow++) {
+          const w0 = ow * sw - pw;
+          const wLo = w0 < 0 ? 0 : w0;
+          const wHi = w0 + kw > w ? w : w0 + kw;
+          let s = 0;
+          for (let ih = hLo; ih < hHi; ih++) {
+            const r = base + ih * w;
+            for (let iw = wLo; iw < wHi; iw++) s += x[r + iw];
+          }
+          y[o++] = s * scale;
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,272 @@
+import type { LayerSpecOf } from "../chain/spec.js";
+import { allocate, type DType, type FloatArray } from "../core/dtype.js";
+import { type Component, type ComponentContext, type LayerIO, type ParamSpec, paramTable } from "./component.js";
+
+/** Intermediates of a {@link BatchNorm} call. */
+export interface BatchNormTape {
+  /** The normalized input x̂ (`batch × size`). */
+  readonly xhat: FloatArray;
+  /** Per channel 1/√(σ² + ε), of the batch (training) or of the running variance (evaluation). */
+  readonly invStd: Float64Array;
+  /** Per-channel scratch for the VJP/JVP reductions. */
+  readonly sum1: Float64Array;
+  readonly sum2: Float64Array;
+}
+
+/**
+ * Batch normalization (Ioffe & Szegedy, 2015; smoothing-net.pdf, App. B-4, Eq. (14)):
+ * x̂ = (x − μ)/√(σ² + ε) per channel, then y = γ ⊙ x̂ + β when `affine` (γ, β stored in that order,
+ * initialized to 1 and 0 as PyTorch does), else y = x̂. Channels are the first axis of the
+ * per-sample shape: for [C, H, W] samples (BatchNorm2d) the statistics run over the m = N·H·W
+ * entries of each channel; for flat [F] samples (BatchNorm1d) over the m = N samples of each
+ * feature.
+ *
+ * Training mode: μ = (1/m) Σ x, σ² = (1/m) Σ (x − μ)² (biased, as Eq. (14) and PyTorch), and the
+ * output depends on the whole batch. Writing s = 1/√(σ² + ε) and differentiating through μ and σ²
+ * (dμ = mean(dx), dσ² = (2/m) Σ (x − μ) dx, ds = −s³ dσ²/2):
+ *   dx̂ = s·(dx − mean(dx) − x̂ ⊙ mean(x̂ ⊙ dx)),
+ * a symmetric operator per channel (s·(I − 11ᵀ/m − x̂x̂ᵀ/m)), so the VJP is the same formula
+ * applied to g = γ ⊙ dy: dx = s·(g − mean(g) − x̂ ⊙ mean(x̂ ⊙ g)); dγ = Σ dy ⊙ x̂, dβ = Σ dy.
+ * The JVP is dy = γ ⊙ dx̂ + dγ ⊙ x̂ + dβ.
+ *
+ * Evaluation mode: μ, σ² are the running statistics of the state (running mean [C] then running
+ * variance [C]); the map is affine in x with dx̂ = s·dx.
+ *
+ * Running statistics (PyTorch's convention), updated in training mode when `ctx.updateState`:
+ * running ← (1 − momentum)·running + momentum·batch, with the unbiased batch variance
+ * σ²·m/(m − 1) for the running variance.
+ */
+export class BatchNorm implements Component<BatchNormTape> {
+  readonly type = "batchNorm";
+  readonly role = "nonlinear" as const;
+  readonly inputShape: readonly number[];
+  readonly outputShape: readonly number[];
+  readonly inputSize: number;
+  readonly outputSize: number;
+  readonly params: readonly ParamSpec[];
+  readonly paramSize: number;
+  readonly stateSize: number;
+  /** Number of channels (features for flat inputs). */
+  readonly channels: number;
+  /** Entries per channel per sample (H·W, or 1 for flat inputs). */
+  readonly spatial: number;
+
+  constructor(
+    readonly spec: LayerSpecOf<"batchNorm">,
+    inputShape: readonly number[],
+  ) {
+    this.inputShape = inputShape;
+    this.outputShape = inputShape;
+    this.channels = inputShape[0];
+    this.spatial = inputShape.slice(1).reduce((a, b) => a * b, 1);
+    this.inputSize = this.channels * this.spatial;
+    this.outputSize = this.inputSize;
+    this.params = spec.affine
+      ? paramTable([
+          ["weight", [this.channels]],
+          ["bias", [this.channels]],
+        ])
+      : [];
+    this.paramSize = spec.affine ? 2 * this.channels : 0;
+    this.stateSize = 2 * this.channels;
+  }
+
+  initParams(params: FloatArray): void {
+    if (!this.spec.affine) return;
+    params.fill(1, 0, this.channels);
+    params.fill(0, this.channels, 2 * this.channels);
+  }
+
+  /** Running mean 0, running variance 1 (PyTorch's initial values). */
+  initState(state: FloatArray): void {
+    state.fill(0, 0, this.channels);
+    state.fill(1, this.channels, 2 * this.channels);
+  }
+
+  createTape(batch: number, dtype: DType): BatchNormTape {
+    const c = this.channels;
+    return {
+      xhat: allocate(dtype, batch * this.inputSize),
+      invStd: new Float64Array(c),
+      sum1: new Float64Array(c),
+      sum2: new Float64Array(c),
+    };
+  }
+
+  forward(ctx: ComponentContext, io: LayerIO<BatchNormTape>): void {
+    const { x, y, params, state, tape } = io;
+    const { xhat, invStd, sum1: mean, sum2: variance } = tape;
+    const C = this.channels;
+    const S = this.spatial;
+    const N = ctx.batch;
+    const eps = this.spec.epsilon;
+    if (ctx.training) {
+      const m = N * S;
+      if (m < 2) {
+        throw new Error(
+          `batchNorm: training mode needs more than one value per channel (got batch ${N} × ${S} per channel), as in PyTorch`,
+        );
+      }
+      // Two-pass mean and variance, accumulated in float64.
+      mean.fill(0);
+      variance.fill(0);
+      for (let n = 0; n < N; n++) {
+        for (let c = 0; c < C; c++) {
+          const o = (n * C + c) * S;
+          let s = 0;
+          for (let p = 0; p < S; p++) s += x[o + p];
+          mean[c] += s;
+        }
+      }
+      for (let c = 0; c < C; c++) mean[c] /= m;
+      for (let n = 0; n < N; n++) {
+        for (let c = 0; c < C; c++) {
+          const o = (n * C + c) * S;
+          const mu = mean[c];
+          let s = 0;
+          for (let p = 0; p < S; p++) {
+            const d = x[o + p] - mu;
+            s += d * d;
+          }
+          variance[c] += s;
+        }
+      }
+      for (let c = 0; c < C; c++) {
+        variance[c] /= m;
+        invStd[c] = 1 / Math.sqrt(variance[c] + eps);
+      }
+      if (ctx.updateState && state.length === 2 * C) {
+        const mom = this.spec.momentum;
+        const unbias = m / (m - 1);
+        for (let c = 0; c < C; c++) {
+          state[c] = (1 - mom) * state[c] + mom * mean[c];
+          state[C + c] = (1 - mom) * state[C + c] + mom * variance[c] * unbias;
+        }
+      }
+    } else {
+      if (state.length !== 2 * C) {
+        throw new Error(
+          "batchNorm: evaluation mode uses the running statistics, but no state was given; pass `state` " +
+            "(e.g. chain.initState(), updated by training steps) or use training mode",
+        );
+      }
+      for (let c = 0; c < C; c++) {
+        mean[c] = state[c];
+        invStd[c] = 1 / Math.sqrt(state[C + c] + eps);
+      }
+    }
+    const affine = this.spec.affine;
+    for (let n = 0; n < N; n++) {
+      for (let c = 0; c < C; c++) {
+        const o = (n * C + c) * S;
+        const mu = mean[c];
+        const s = invStd[c];
+        const g = affine ? params[c] : 1;
+        const b = affine ? params[C + c] : 0;
+        for (let p = 0; p < S; p++) {
+          const v = (x[o + p] - mu) * s;
+          xhat[o + p] = v;
+          y[o + p] = g * v + b;
+        }
+      }
+    }
+  }
+
+  backward(ctx: ComponentContext, io: LayerIO<BatchNormTape>, dy: FloatArray, dx: FloatArray | null, dparams: FloatArray | null): void {
+    const { params, tape } = io;
+    const { xhat, invStd, sum1, sum2 } = tape;
+    const C = this.channels;
+    const S = this.spatial;
+    const N = ctx.batch;
+    // sum1 = Σ dy, sum2 = Σ dy ⊙ x̂ per channel: the gradients of β and γ.
+    this.channelSums(N, dy, xhat, sum1, sum2);
+    if (dparams && this.spec.affine) {
+      for (let c = 0; c < C; c++) {
+        dparams[c] = sum2[c];
+        dparams[C + c] = sum1[c];
+      }
+    }
+    if (!dx) return;
+    const affine = this.spec.affine;
+    if (ctx.training) {
+      // g = γ dy: mean(g) = γ Σdy/m, mean(x̂ g) = γ Σ(x̂ dy)/m.
+      const m = N * S;
+      for (let n = 0; n < N; n++) {
+        for (let c = 0; c < C; c++) {
+          const o = (n * C + c) * S;
+          const gs = (affine ? params[c] : 1) * invStd[c];
+          const a = sum1[c] / m;
+          const b = sum2[c] / m;
+          for (let p = 0; p < S; p++) dx[o + p] = gs * (dy[o + p] - a - xhat[o + p] * b);
+        }
+      }
+    } else {
+      for (let n = 0; n < N; n++) {
+        for (let c = 0; c < C; c++) {
+          const o = (n * C + c) * S;
+          const gs = (affine ? params[c] : 1) * invStd[c];
+          for (let p = 0; p < S; p++) dx[o + p] = gs * dy[o + p];
+        }
+      }
+    }
+  }
+
+  jvp(ctx: ComponentContext, io: LayerIO<BatchNormTape>, dx: FloatArray | null, dparams: FloatArray | null, dy: FloatArray): void {
+    const { params, tape } = io;
+    const { xhat, invStd, sum1, sum2 } = tape;
+    const C = this.channels;
+    const S = this.spatial;
+    const N = ctx.batch;
+    const affine = this.spec.affine;
+    const dp = affine ? dparams : null;
+    if (dx) {
+      if (ctx.training) this.channelSums(N, dx, xhat, sum1, sum2);
+      const m = N * S;
+      for (let n = 0; n < N; n++) {
+        for (let c = 0; c < C; c++) {
+          const o = (n * C + c) * S;
+          const gs = (affine ? params[c] : 1) * invStd[c];
+          const a = ctx.training ? sum1[c] / m : 0;
+          const b = ctx.training ? sum2[c] / m : 0;
+          const dg = dp ? dp[c] : 0;
+          const db = dp ? dp[C + c] : 0;
+          for (let p = 0; p < S; p++) {
+            const xh = xhat[o + p];
+            dy[o + p] = gs * (dx[o + p] - a - xh * b) + dg * xh + db;
+          }
+        }
+      }
+    } else if (dp) {
+      for (let n = 0; n < N; n++) {
+        for (let c = 0; c < C; c++) {
+          const o = (n * C + c) * S;
+          const dg = dp[c];
+          const db = dp[C + c];
+          for (let p = 0; p < S; p++) dy[o + p] = dg * xhat[o + p] + db;
+        }
+      }
+    } else dy.fill(0, 0, N * this.outputSize);
+  }
+
+  /** s1[c] = Σ v, s2[c] = Σ v ⊙ x̂ over the entries of channel c. */
+  private channelSums(N: number, v: FloatArray, xhat: FloatArray, s1: Float64Array, s2: Float64Array): void {
+    const C = this.channels;
+    const S = this.spatial;
+    s1.fill(0);
+    s2.fill(0);
+    for (let n = 0; n < N; n++) {
+      for (let c = 0; c < C; c++) {
+        const o = (n * C + c) * S;
+        let a = 0;
+        let b = 0;
+        for (let p = 0; p < S; p++) {
+          const vp = v[o + p];
+          a += vp;
+          b += vp * xhat[o + p];
+        }
+        s1[c] += a;
+        s2[c] += b;
+      }
+    }
+  }
+}

@@ -1,0 +1,436 @@
+import type { LayerSpecOf } from "../chain/spec.js";
+import { allocate, type DType, type FloatArray } from "../core/dtype.js";
+import type { Rng } from "../core/rng.js";
+import { type Component, type ComponentContext, type LayerIO, type ParamSpec, paramTable, SpecError } from "./component.js";
+import { initBiaffine } from "./init.js";
+
+/** `n` or `[h, w]` as `[h, w]`. */
+export function toPair(v: number | readonly [number, number]): [number, number] {
+  return typeof v === "number" ? [v, v] : [v[0], v[1]];
+}
+
+/**
+ * Output extent of a sliding window (PyTorch's formula, floor mode):
+ * ⌊(in + 2·padding − kernel)/stride⌋ + 1. Throws a {@link SpecError} when the window does not fit.
+ */
+export function slidingExtent(field: string, what: string, input: number, kernel: number, stride: number, padding: number): number {
+  const span = input + 2 * padding - kernel;
+  if (span < 0) {
+    throw new SpecError(field, `${what} ${kernel} is larger than the padded input (${input} + 2·${padding})`);
+  }
+  return Math.floor(span / stride) + 1;
+}
+
+/** Checks that a layer gets `[C, H, W]` samples. */
+export function requireImage(field: string, type: string, inputShape: readonly number[]): [number, number, number] {
+  if (inputShape.length !== 3) {
+    throw new SpecError(field, `${type} expects [channels, height, width] samples, got shape [${inputShape.join(", ")}]`);
+  }
+  return [inputShape[0], inputShape[1], inputShape[2]];
+}
+
+/**
+ * Columns buffers are capped at this many entries (64 MiB in float32): a larger batch is
+ * processed in chunks of samples, each chunk one GEMM.
+ */
+const COLUMN_CAP = 1 << 24;
+
+/** Intermediates of a {@link Conv2d} call. */
+export interface Conv2dTape {
+  /** Samples per chunk (= batch when the whole batch fits in one GEMM). */
+  readonly chunk: number;
+  /** im2col of the input: `K × (chunk·P)`, K = inC·kh·kw, P = OH·OW. Valid after forward when chunk = batch. */
+  readonly cols: FloatArray;
+  /** Second columns buffer: ∂/∂cols in backward, im2col of the input tangent in jvp. */
+  readonly dcols: FloatArray;
+  /** Channel-major output or slope, `outC × (chunk·P)`. */
+  readonly out: FloatArray;
+}
+
+/**
+ * 2-D convolution (cross-correlation, as PyTorch's Conv2d) on NCHW samples, stride s and zero
+ * padding p: y[n,f,oh,ow] = b_f + Σ_{c,i,j} W[f,c,i,j]·x[n, c, oh·s_h − p_h + i, ow·s_w − p_w + j],
+ * entries outside the input counting as 0. This is the bi-affine map of smoothing-net.pdf,
+ * App. B-1b, Eq. (12): Ξ_{j,k} = w_jᵀ Π_k z + w_j⁰ with Π_k the patch extraction; the matrix whose
+ * columns are the Π_k z over all patches k (and all samples) is the im2col matrix X_col, so that
+ * Y = W X_col + b 1ᵀ with W reshaped `outC × K`, K = inC·kh·kw.
+ *
+ * Derivatives (linear algebra on Y = W X_col): for a slope G (`outC × N·P`),
+ * ∂⟨G, Y⟩/∂W = G X_colᵀ, ∂/∂b = G 1, ∂/∂X_col = Wᵀ G and ∂/∂x = col2im(Wᵀ G), col2im = im2colᵀ
+ * (scatter-add of each column entry back to its input pixel). The JVP is bi-affine:
+ * dY = W im2col(dx) + dW X_col + db 1ᵀ.
+ *
+ * Layout: X_col is `K × (N·P)` (one column per output pixel of the whole batch), so that the whole
+ * batch is ONE GEMM `outC × K` by `K × N·P` with no transposed operand; im2col writes the columns
+ * contiguously along output rows (unit stride for stride-1 convolutions) and the weights are used
+ * in PyTorch's storage order as is. The GEMM yields `outC × N × P`, which a copy turns into
+ * `N × outC × P` (NCHW); since P is contiguous on both sides this is a sequence of row copies, fused
+ * with the bias addition, i.e. O(N·outC·P) against the GEMM's O(N·outC·P·K). One large GEMM keeps
+ * a threaded BLAS busy, where a per-sample loop of small GEMMs (outC × K × P) pays the packing and
+ * thread start-up per sample. Batches whose columns exceed 2^24 entries are cut into chunks of
+ * samples (one GEMM each); backward then rebuilds the columns of each chunk.
+ */
+export class Conv2d implements Component<Conv2dTape> {
+  readonly type = "conv2d";
+  readonly role = "biaffine" as const;
+  readonly inputShape: readonly number[];
+  readonly outputShape: readonly number[];
+  readonly inputSize: number;
+  readonly outputSize: number;
+  readonly params: readonly ParamSpec[];
+  readonly paramSize: number;
+  readonly stateSize = 0;
+  readonly inC: number;
+  readonly inH: number;
+  readonly inW: number;
+  readonly outC: number;
+  readonly outH: number;
+  readonly outW: number;
+  readonly kh: number;
+  readonly kw: number;
+  readonly sh: number;
+  readonly sw: number;
+  readonly ph: number;
+  readonly pw: number;
+  /** K = inC·kh·kw, the rows of the columns matrix (fan-in of each output). */
+  readonly patchSize: number;
+  /** P = OH·OW, output pixels per channel. */
+  readonly outPixels: number;
+  /** Stride 1 and OW = W: im2col rows are shifted copies of the input planes (fast path). */
+  readonly shifted: boolean;
+
+  constructor(
+    readonly spec: LayerSpecOf<"conv2d">,
+    inputShape: readonly number[],
+    field = "conv2d",
+  ) {
+    const [c, h, w] = requireImage(field, "conv2d", inputShape);
+    [this.kh, this.kw] = toPair(spec.kernel);
+    [this.sh, this.sw] = toPair(spec.stride);
+    [this.ph, this.pw] = toPair(spec.padding);
+    this.inC = c;
+    this.inH = h;
+    this.inW = w;
+    this.outC = spec.filters;
+    this.outH = slidingExtent(`${field}.kernel`, "kernel height", h, this.kh, this.sh, this.ph);
+    this.outW = slidingExtent(`${field}.kernel`, "kernel width", w, this.kw, this.sw, this.pw);
+    this.inputShape = inputShape;
+    this.outputShape = [this.outC, this.outH, this.outW];
+    this.inputSize = c * h * w;
+    this.outPixels = this.outH * this.outW;
+    this.outputSize = this.outC * this.outPixels;
+    this.patchSize = c * this.kh * this.kw;
+    this.shifted = this.sh === 1 && this.sw === 1 && this.outW === w;
+    const wshape = [this.outC, c, this.kh, this.kw];
+    this.params = paramTable(
+      spec.bias
+        ? [
+            ["weight", wshape],
+            ["bias", [this.outC]],
+          ]
+        : [["weight", wshape]],
+    );
+    this.paramSize = this.params.reduce((s, p) => s + p.size, 0);
+  }
+
+  initParams(params: FloatArray, rng: Rng): void {
+    const nw = this.outC * this.patchSize;
+    initBiaffine(this.spec.init, this.patchSize, params.subarray(0, nw), params.subarray(nw), rng);
+  }
+
+  initState(): void {}
+
+  createTape(batch: number, dtype: DType): Conv2dTape {
+    const perSample = this.patchSize * this.outPixels;
+    const chunk = Math.max(1, Math.min(batch, Math.floor(COLUMN_CAP / perSample)));
+    return {
+      chunk,
+      cols: allocate(dtype, perSample * chunk),
+      dcols: allocate(dtype, perSample * chunk),
+      out: allocate(dtype, this.outC * this.outPixels * chunk),
+    };
+  }
+
+  forward(ctx: ComponentContext, io: LayerIO<Conv2dTape>): void {
+    const { x, y, params, tape } = io;
+    const batch = ctx.batch;
+    const K = this.patchSize;
+    const F = this.outC;
+    const nw = F * K;
+    for (let n0 = 0; n0 < batch; n0 += tape.chunk) {
+      const nb = Math.min(tape.chunk, batch - n0);
+      const cols = nb * this.outPixels;
+      this.im2col(x, n0, nb, tape.cols);
+      // out (F × nb·P) = W (F × K) · X_col (K × nb·P)
+      ctx.backend.gemm(false, false, F, cols, K, 1, params, K, tape.cols, cols, 0, tape.out, cols);
+      this.channelMajorToNchw(tape.out, n0, nb, this.spec.bias ? params : null, nw, y);
+    }
+  }
+
+  backward(ctx: ComponentContext, io: LayerIO<Conv2dTape>, dy: FloatArray, dx: FloatArray | null, dparams: FloatArray | null): void {
+    const { x, params, tape } = io;
+    const batch = ctx.batch;
+    const K = this.patchSize;
+    const F = this.outC;
+    const nw = F * K;
+    const single = tape.chunk >= batch;
+    if (dparams && this.spec.bias) this.biasGradient(dy, batch, dparams, nw);
+    for (let n0 = 0; n0 < batch; n0 += tape.chunk) {
+      const nb = Math.min(tape.chunk, batch - n0);
+      const cols = nb * this.outPixels;
+      // G (F × nb·P), the slope in the GEMM's layout.
+      this.nchwToChannelMajor(dy, n0, nb, tape.out);
+      if (dparams) {
+        if (!single) this.im2col(x, n0, nb, tape.cols);
+        // dW (F × K) (+)= G · X_colᵀ
+        ctx.backend.gemm(false, true, F, K, cols, 1, tape.out, cols, tape.cols, cols, n0 === 0 ? 0 : 1, dparams, K);
+      }
+      if (dx) {
+        // ∂/∂X_col (K × nb·P) = Wᵀ · G, then scattered back to the input pixels.
+        ctx.backend.gemm(true, false, K, cols, F, 1, params, K, tape.out, cols, 0, tape.dcols, cols);
+        this.col2im(tape.dcols, n0, nb, dx);
+      }
+    }
+  }
+
+  jvp(ctx: ComponentContext, io: LayerIO<Conv2dTape>, dx: FloatArray | null, dparams: FloatArray | null, dy: FloatArray): void {
+    const { x, params, tape } = io;
+    if (!dx && !dparams) {
+      dy.fill(0);
+      return;
+    }
+    const batch = ctx.batch;
+    const K = this.patchSize;
+    const F = this.outC;
+    const nw = F * K;
+    const single = tape.chunk >= batch;
+    for (let n0 = 0; n0 < batch; n0 += tape.chunk) {
+      const nb = Math.min(tape.chunk, batch - n0);
+      const cols = nb * this.outPixels;
+      let beta = 0;
+      if (dx) {
+        this.im2col(dx, n0, nb, tape.dcols);
+        ctx.backend.gemm(false, false, F, cols, K, 1, params, K, tape.dcols, cols, 0, tape.out, cols);
+        beta = 1;
+      }
+      if (dparams) {
+        if (!single) this.im2col(x, n0, nb, tape.cols);
+        ctx.backend.gemm(false, false, F, cols, K, 1, dparams, K, tape.cols, cols, beta, tape.out, cols);
+      }
+      this.channelMajorToNchw(tape.out, n0, nb, dparams && this.spec.bias ? dparams : null, nw, dy);
+    }
+  }
+
+  /**
+   * cols[(c·kh + i)·kw + j, (n − n0)·P + oh·OW + ow] = x[n, c, oh·sh − ph + i, ow·sw − pw + j]
+   * (0 outside the input), for the nb samples from n0.
+   */
+  im2col(x: FloatArray, n0: number, nb: number, cols: FloatArray): void {
+    if (this.shifted) {
+      this.im2colShifted(x, n0, nb, cols);
+      return;
+    }
+    const { inC, inH, inW, outH, outW, kh, kw, sh, sw, ph, pw } = this;
+    const P = this.outPixels;
+    const ld = nb * P;
+    const plane = inH * inW;
+    const sampleSize = this.inputSize;
+    for (let c = 0; c < inC; c++) {
+      for (let i = 0; i < kh; i++) {
+        for (let j = 0; j < kw; j++) {
+          const row = ((c * kh + i) * kw + j) * ld;
+          // Output columns ow whose input column ow·sw − pw + j lies in [0, inW).
+          const owLo = j >= pw ? 0 : Math.min(outW, Math.ceil((pw - j) / sw));
+          const owHi = Math.max(owLo, Math.min(outW, Math.floor((inW - 1 + pw - j) / sw) + 1));
+          for (let nn = 0; nn < nb; nn++) {
+            const xBase = (n0 + nn) * sampleSize + c * plane;
+            let o = row + nn * P;
+            for (let oh = 0; oh < outH; oh++) {
+              const ih = oh * sh - ph + i;
+              if (ih < 0 || ih >= inH) {
+                for (let ow = 0; ow < outW; ow++) cols[o + ow] = 0;
+              } else {
+                for (let ow = 0; ow < owLo; ow++) cols[o + ow] = 0;
+                const xr = xBase + ih * inW - pw + j;
+                if (sw === 1) {
+                  for (let ow = owLo; ow < owHi; ow++) cols[o + ow] = x[xr + ow];
+                } else {
+                  for (let ow = owLo; ow < owHi; ow++) cols[o + ow] = x[xr + ow * sw];
+                }
+                for (let ow = owHi; ow < outW; ow++) cols[o + ow] = 0;
+              }
+              o += outW;
+            }
+          }
+        }
+      }
+    }
+  }
+
+  /** The adjoint of {@link Conv2d.im2col}: dx[samples n0 … n0+nb) ← Σ of the column entries that read each pixel. */
+  col2im(cols: FloatArray, n0: number, nb: number, dx: FloatArray): void {
+    const { inC, inH, inW, outH, outW, kh, kw, sh, sw, ph, pw } = this;
+    const P = this.outPixels;
+    const ld = nb * P;
+    const plane = inH * inW;
+    const sampleSize = this.inputSize;
+    dx.fill(0, n0 * sampleSize, (n0 + nb) * sampleSize);
+    if (this.shifted) {
+      this.col2imShifted(cols, n0, nb, dx);
+      return;
+    }
+    for (let c = 0; c < inC; c++) {
+      for (let i = 0; i < kh; i++) {
+        for (let j = 0; j < kw; j++) {
+          const row = ((c * kh + i) * kw + j) * ld;
+          const owLo = j >= pw ? 0 : Math.min(outW, Math.ceil((pw - j) / sw));
+          const owHi = Math.max(owLo, Math.min(outW, Math.floor((inW - 1 + pw - j) / sw) + 1));
+          for (let nn = 0; nn < nb; nn++) {
+            const xBase = (n0 + nn) * sampleSize + c * plane;
+            let o = row + nn * P;
+            for (let oh = 0; oh < outH; oh++) {
+              const ih = oh * sh - ph + i;
+              if (ih >= 0 && ih < inH) {
+                const xr = xBase + ih * inW - pw + j;
+                if (sw === 1) {
+                  for (let ow = owLo; ow < owHi; ow++) dx[xr + ow] += cols[o + ow];
+                } else {
+                  for (let ow = owLo; ow < owHi; ow++) dx[xr + ow * sw] += cols[o + ow];
+                }
+              }
+              o += outW;
+            }
+          }
+        }
+      }
+    }
+  }
+
+  /**
+   * {@link Conv2d.im2col} for stride 1 with OW = W ("same" width, e.g. 3×3 with padding 1): for a
+   * kernel offset (i, j), the column row of one sample is the input plane shifted by
+   * (i − ph)·W + (j − pw), so the valid output rows are ONE contiguous copy; the entries that
+   * wrapped around a row edge (columns ow < owLo or ow ≥ owHi) and the rows outside the input are
+   * then zeroed.
+   */
+  private im2colShifted(x: FloatArray, n0: number, nb: number, cols: FloatArray): void {
+    const { inC, inH, inW, outH, outW, kh, kw, ph, pw } = this;
+    const P = this.outPixels;
+    const ld = nb * P;
+    const plane = inH * inW;
+    const sampleSize = this.inputSize;
+    for (let c = 0; c < inC; c++) {
+      for (let i = 0; i < kh; i++) {
+        // Output rows oh whose input row oh − ph + i lies in [0, inH).
+        const ohLo = Math.min(outH, Math.max(0, ph - i));
+        const ohHi = Math.max(ohLo, Math.min(outH, inH + ph - i));
+        for (let j = 0; j < kw; j++) {
+          const row = ((c * kh + i) * kw + j) * ld;
+          const owLo = Math.min(outW, Math.max(0, pw - j));
+          const owHi = Math.max(owLo, Math.min(outW, inW + pw - j));
+          const shift = (i - ph) * inW + (j - pw);
+          const tLo = ohLo * outW + owLo;
+          const tHi = ohHi > ohLo ? (ohHi - 1) * outW + owHi : tLo;
+          for (let nn = 0; nn < nb; nn++) {
+            const o = row + nn * P;
+            const xo = (n0 + nn) * sampleSize + c * plane + shift;
+            // Native fill/copy (memset/memcpy): about 4× a JS element loop on the long runs. The
+            // subarray view is a small header object, not a buffer.
+            if (tLo > 0) cols.fill(0, o, o + tLo);
+            if (tHi > tLo) cols.set(x.subarray(xo + tLo, xo + tHi), o + tLo);
+            if (tHi < P) cols.fill(0, o + tHi, o + P);
+            if (owLo > 0 || owHi < outW) {
+              for (let oh = ohLo; oh < ohHi; oh++) {
+                const r = o + oh * outW;
+                for (let ow = 0; ow < owLo; ow++) cols[r + ow] = 0;
+                for (let ow = owHi; ow < outW; ow++) cols[r + ow] = 0;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+
+  /**
+   * {@link Conv2d.col2im} for the shifted case: the wrapped entries of `cols` are zeroed (cols is
+   * scratch), then each valid row range is one contiguous scatter-add.
+   */
+  private col2imShifted(cols: FloatArray, n0: number, nb: number, dx: FloatArray): void {
+    const { inC, inH, inW, outH, outW, kh, kw, ph, pw } = this;
+    const P = this.outPixels;
+    const ld = nb * P;
+    const plane = inH * inW;
+    const sampleSize = this.inputSize;
+    for (let c = 0; c < inC; c++) {
+      for (let i = 0; i < kh; i++) {
+        const ohLo = Math.min(outH, Math.max(0, ph - i));
+        const ohHi = Math.max(ohLo, Math.min(outH, inH + ph - i));
+        for (let j = 0; j < kw; j++) {
+          const row = ((c * kh + i) * kw + j) * ld;
+          const owLo = Math.min(outW, Math.max(0, pw - j));
+          const owHi = Math.max(owLo, Math.min(outW, inW + pw - j));
+          const shift = (i - ph) * inW + (j - pw);
+          const tLo = ohLo * outW + owLo;
+          const tHi = ohHi > ohLo ? (ohHi - 1) * outW + owHi : tLo;
+          for (let nn = 0; nn < nb; nn++) {
+            const o = row + nn * P;
+            const xo = (n0 + nn) * sampleSize + c * plane + shift;
+            if (owLo > 0 || owHi < outW) {
+              for (let oh = ohLo; oh < ohHi; oh++) {
+                const r = o + oh * outW;
+                for (let ow = 0; ow < owLo; ow++) cols[r + ow] = 0;
+                for (let ow = owHi; ow < outW; ow++) cols[r + ow] = 0;
+              }
+            }
+            for (let t = tLo; t < tHi; t++) dx[xo + t] += cols[o + t];
+          }
+        }
+      }
+    }
+  }
+
+  /** y[n, f, p] ← out[f, (n − n0)·P + p] (+ bias[f]) for the nb samples from n0. */
+  private channelMajorToNchw(out: FloatArray, n0: number, nb: number, params: FloatArray | null, biasOffset: number, y: FloatArray): void {
+    const F = this.outC;
+    const P = this.outPixels;
+    const ld = nb * P;
+    for (let nn = 0; nn < nb; nn++) {
+      for (let f = 0; f < F; f++) {
+        const src = f * ld + nn * P;
+        const dst = ((n0 + nn) * F + f) * P;
+        const b = params ? params[biasOffset + f] : 0;
+        for (let p = 0; p < P; p++) y[dst + p] = out[src + p] + b;
+      }
+    }
+  }
+
+  /** out[f, (n − n0)·P + p] ← dy[n, f, p]. */
+  private nchwToChannelMajor(dy: FloatArray, n0: number, nb: number, out: FloatArray): void {
+    const F = this.outC;
+    const P = this.outPixels;
+    const ld = nb * P;
+    for (let nn = 0; nn < nb; nn++) {
+      for (let f = 0; f < F; f++) {
+        const dst = f * ld + nn * P;
+        const src = ((n0 + nn) * F + f) * P;
+        for (let p = 0; p < P; p++) out[dst + p] = dy[src + p];
+      }
+    }
+  }
+
+  /** db[f] = Σ_{n,p} dy[n, f, p]. */
+  private biasGradient(dy: FloatArray, batch: number, dparams: FloatArray, offset: number): void {
+    const F = this.outC;
+    const P = this.outPixels;
+    for (let f = 0; f < F; f++) dparams[offset + f] = 0;
+    for (let n = 0; n < batch; n++) {
+      for (let f = 0; f < F; f++) {
+        const o = (n * F + f) * P;
+        let s = 0;
+        for (let p = 0; p < P; p++) s += dy[o + p];
+        dparams[offset + f] += s;
+      }
+    }
+  }
+}

@@ -1,0 +1,159 @@
+import type { LayerSpecOf } from "../chain/spec.js";
+import type { DType, FloatArray } from "../core/dtype.js";
+import { type Component, type ComponentContext, type LayerIO, SpecError } from "./component.js";
+import { requireImage, slidingExtent, toPair } from "./conv2d.js";
+
+/** Window geometry shared by the pooling components (PyTorch's floor mode, no dilation). */
+export interface PoolGeometry {
+  readonly c: number;
+  readonly h: number;
+  readonly w: number;
+  readonly kh: number;
+  readonly kw: number;
+  readonly sh: number;
+  readonly sw: number;
+  readonly ph: number;
+  readonly pw: number;
+  readonly oh: number;
+  readonly ow: number;
+}
+
+/**
+ * Window geometry of a pooling spec: stride defaults to the window size; padding must be at most
+ * half the window (PyTorch's rule), so that every window holds at least one input pixel.
+ */
+export function poolGeometry(spec: LayerSpecOf<"maxPool2d" | "avgPool2d">, inputShape: readonly number[], field: string): PoolGeometry {
+  const [c, h, w] = requireImage(field, spec.type, inputShape);
+  const [kh, kw] = toPair(spec.size);
+  const [sh, sw] = toPair(spec.stride ?? spec.size);
+  const [ph, pw] = toPair(spec.padding);
+  if (2 * ph > kh || 2 * pw > kw) {
+    throw new SpecError(`${field}.padding`, `padding [${ph}, ${pw}] must be at most half the window size [${kh}, ${kw}]`);
+  }
+  const oh = slidingExtent(`${field}.size`, "window height", h, kh, sh, ph);
+  const ow = slidingExtent(`${field}.size`, "window width", w, kw, sw, pw);
+  return { c, h, w, kh, kw, sh, sw, ph, pw, oh, ow };
+}
+
+/** Intermediates of a {@link MaxPool2d} call. */
+export interface MaxPoolTape {
+  /** For each output entry, the index (into the batch's input array) of the maximum of its window. */
+  readonly argmax: Int32Array;
+}
+
+/**
+ * Max pooling y[n,c,oh,ow] = max over the window {(oh·s_h − p_h + i, ow·s_w − p_w + j)} of x[n,c,·,·]
+ * (padding counts as −∞, i.e. padded positions are never selected, as in PyTorch). A reduction of
+ * dimension π_t (smoothing-net.pdf, App. B-3); 1-Lipschitz but not differentiable where the maximum
+ * is tied (vroulet_elem_deep.pdf, Sec. 5.1: ℓ_maxpool = 1, L_maxpool undefined).
+ *
+ * Away from ties, y = S x with S the 0/1 selection matrix of the argmax (stored in the tape): the
+ * VJP is dx = Sᵀ dy (each slope routed to its argmax, accumulated where windows overlap) and the
+ * JVP is dy = S dx (the tangent gathered at the argmax). On ties the first maximum in row-major
+ * window order is chosen, as PyTorch does; NaNs propagate.
+ */
+export class MaxPool2d implements Component<MaxPoolTape> {
+  readonly type = "maxPool2d";
+  readonly role = "nonlinear" as const;
+  readonly inputShape: readonly number[];
+  readonly outputShape: readonly number[];
+  readonly inputSize: number;
+  readonly outputSize: number;
+  readonly params = [];
+  readonly paramSize = 0;
+  readonly stateSize = 0;
+  readonly geometry: PoolGeometry;
+
+  constructor(
+    readonly spec: LayerSpecOf<"maxPool2d">,
+    inputShape: readonly number[],
+    field = "maxPool2d",
+  ) {
+    const g = poolGeometry(spec, inputShape, field);
+    this.geometry = g;
+    this.inputShape = inputShape;
+    this.outputShape = [g.c, g.oh, g.ow];
+    this.inputSize = g.c * g.h * g.w;
+    this.outputSize = g.c * g.oh * g.ow;
+  }
+
+  initParams(): void {}
+  initState(): void {}
+
+  createTape(batch: number, _dtype: DType): MaxPoolTape {
+    if (batch * this.inputSize > 0x7fffffff) throw new Error("maxPool2d: batch too large for 32-bit argmax indices");
+    return { argmax: new Int32Array(batch * this.outputSize) };
+  }
+
+  forward(ctx: ComponentContext, io: LayerIO<MaxPoolTape>): void {
+    const { x, y } = io;
+    const argmax = io.tape.argmax;
+    const { h, w, kh, kw, sh, sw, ph, pw, oh: OH, ow: OW } = this.geometry;
+    const planes = ctx.batch * this.geometry.c;
+    const plane = h * w;
+    let o = 0;
+    for (let q = 0; q < planes; q++) {
+      const base = q * plane;
+      for (let oh = 0; oh < OH; oh++) {
+        const h0 = oh * sh - ph;
+        const hLo = h0 < 0 ? 0 : h0;
+        const hHi = h0 + kh > h ? h : h0 + kh;
+        for (let ow = 0; ow < OW; ow++) {
+          const w0 = ow * sw - pw;
+          const wLo = w0 < 0 ? 0 : w0;
+          const wHi = w0 + kw > w ? w : w0 + kw;
+          let best = base + hLo * w + wLo;
+          let m = x[best];
+          for (let ih = hLo; ih < hHi; ih++) {
+            const r = base + ih * w;
+            for (let iw = wLo; iw < wHi; iw++) {
+              const v = x[r + iw];
+              // v > m, or v is NaN while m is not (NaNs propagate, as in PyTorch).
+              if (!(v <= m) && m >= Number.NEGATIVE_INFINITY) {
+                m = v;
+                best = r + iw;
+              }
+            }
+          }
+          argmax[o] = best;
+          y[o] = m;
+          o++;
+        }
+      }
+    }
+  }
+
+  backward(ctx: ComponentContext, io: LayerIO<MaxPoolTape>, dy: FloatArray, dx: FloatArray | null): void {
+    if (!dx) return;
+    const argmax = io.tape.argmax;
+    const n = ctx.batch * this.outputSize;
+    dx.fill(0, 0, ctx.batch * this.inputSize);
+    for (let o = 0; o < n; o++) dx[argmax[o]] += dy[o];
+  }
+
+  jvp(ctx: ComponentContext, io: LayerIO<MaxPoolTape>, dx: FloatArray | null, _dparams: FloatArray | null, dy: FloatArray): void {
+    const n = ctx.batch * this.outputSize;
+    if (!dx) {
+      dy.fill(0, 0, n);
+      return;
+    }
+    const argmax = io.tape.argmax;
+    for (let o = 0; o < n; o++) dy[o] = dx[argmax[o]];
+  }
+
+  /**
+   * Piecewise linear (the selection is locally constant), so zero curvature almost everywhere: the
+   * second-order backward is the backward of ddy through the stored arg-max (Component.backwardTangent).
+   */
+  backwardTangent(
+    ctx: ComponentContext,
+    io: LayerIO<MaxPoolTape>,
+    _dy: FloatArray,
+    ddy: FloatArray,
+    _dx: FloatArray | null,
+    _dparams: FloatArray | null,
+    ddx: FloatArray | null,
+  ): void {
+    this.backward(ctx, io, ddy, ddx);
+  }
+}

@@ -1,0 +1,63 @@
+// chainopt/node: the Node-only edges of chainopt (native BLAS backend, file readers, ...).
+
+import type { Backend } from "../core/backend.js";
+import { portableBackend } from "../core/portable.js";
+import { setDefaultBackend } from "../core/registry.js";
+import { loadNativeBackend, nativeLoadError } from "./native-backend.js";
+
+export {
+  type BlasInfo,
+  loadNativeBackend,
+  NativeBackend,
+  type NativeBlasBinding,
+  nativeAddonPath,
+  nativeLoadError,
+  packageRoot,
+  threadsFromEnv,
+} from "./native-backend.js";
+
+/** Options of {@link useBestBackend}. */
+export interface UseBestBackendOptions {
+  /** Thread count of the native backend (default: `CHAINOPT_THREADS`, else OpenBLAS's default). */
+  threads?: number;
+  /** Do not print the notice about the portable backend. */
+  quiet?: boolean;
+}
+
+let noticePrinted = false;
+
+/** How to get the fast backend, for messages. */
+export const NATIVE_HOW_TO =
+  "for the fast OpenBLAS backend install OpenBLAS (Debian/Ubuntu: sudo apt-get install libopenblas-dev pkg-config g++), then run `npx chainopt build-native`";
+
+/**
+ * Registers the fastest available backend as the default of new chains and returns it: the native
+ * OpenBLAS backend when its addon is built and loads, the portable TypeScript backend otherwise
+ * (then says so once on stderr, with how to get the fast one, unless `quiet`).
+ * `CHAINOPT_BACKEND=portable` forces the portable backend (for comparisons).
+ */
+export function useBestBackend(options: UseBestBackendOptions = {}): Backend {
+  const forcePortable = process.env.CHAINOPT_BACKEND?.trim().toLowerCase() === "portable";
+  const native = forcePortable ? null : loadNativeBackend();
+  if (native) {
+    if (options.threads !== undefined) native.setThreads(options.threads);
+    setDefaultBackend(native);
+    return native;
+  }
+  setDefaultBackend(portableBackend);
+  if (!options.quiet && !noticePrinted) {
+    noticePrinted = true;
+    const why = forcePortable ? "CHAINOPT_BACKEND=portable" : `native addon ${nativeLoadError() ?? "unavailable"}`;
+    process.stderr.write(`chainopt: using the portable TypeScript backend (${why}); ${NATIVE_HOW_TO}.\n`);
+  }
+  return portableBackend;
+}
+
+export * from "./atomic.js";
+export * from "./checkpoint.js";
+export * from "./datasets.js";
+export * from "./idx.js";
+export * from "./report.js";
+export * from "./run-dir.js";
+export * from "./safetensors.js";
+export * from "./torch-interop.js";

@@ -1,0 +1,234 @@
+import type { Chain } from "../chain/chain.js";
+import { allocate, type FloatArray } from "../core/dtype.js";
+import type { Batch } from "../objectives/batch.js";
+import type { Objective } from "../objectives/objective.js";
+import { jvp, valueAndGradient, vjp } from "../oracles/first-order.js";
+import { type GramInfo, type GramOptions, gramFromWorkspace } from "./gram.js";
+import { psdSqrt, solveInPlace } from "./linalg.js";
+import { applyBlocks, Linearization, lossHessianBlocks, solveShifted } from "./linearize.js";
+
+// Regularized Gauss-Newton step (seed 002 Sec. 3.1 Eq. (13); vroulet_elem_deep.pdf Eq. (13),
+// Prop. 3.3) for F(w) = f(ψ(w)) + (λ/2)‖w‖² with f convex (squared or logistic loss):
+//
+//   d(μ) = argmin_d q_f(ψ(w) + J d; ψ(w)) + q_r(w + d; w) + (μ/2)‖d‖²,
+//
+// J = ∂ψ/∂w ∈ R^{q×p}, g = ∇f(ψ(w)), H = ∇²f(ψ(w)) (block diagonal, PSD). With κ = λ + μ the
+// optimality condition is (Jᵀ H J + κ I) d = −(Jᵀ g + λ w) = −∇F(w). The papers' proximal step
+// with step size γ is w⁺ = w + d(1/γ); the direction mode uses d(μ) with Armijo backtracking on μ
+// (×10 on failure), see stepper.ts.
+//
+// (a) "dual" (the reference, Prop. 3.3): with q̃_f(y) = gᵀy + ½yᵀHy and q̃_r(d) = λwᵀd + (κ/2)‖d‖²,
+//     the dual is min_s q̃_f*(s) + q̃_r*(−Jᵀs), q̃_r*(v) = ‖v − λw‖²/(2κ), and the primal step is
+//     d = ∇q̃_r*(−Jᵀs*) = −(Jᵀ s* + λ w)/κ. Writing s = g + H t (q̃_f* is finite only there when H is
+//     singular, as for the logistic loss), its optimality condition is the q × q linear system
+//         (κ I + H G) s = κ g − λ H J w,   G = J Jᵀ,
+//     solved by LU. G is formed column by column with 2q calls to the automatic-differentiation
+//     oracle (Def. 3.2): a_r = Jᵀ e_r (a VJP) then G e_r = J a_r (a JVP), each call re-running the
+//     forward pass; +1 call for ψ(w), ∇f and ∇F, +1 for J w when λ > 0, +1 for Jᵀ s* per direction.
+//     So 2q + 2 calls per step (2q + 3 with λ > 0); the papers count 2q + 1 by not counting the
+//     first evaluation. J is never stored (one p-vector at a time).
+// (b) "gram" (fast): factor H = S S with S = blockdiag(S_i), S_i = H_i^{1/2} (eigen-decomposition
+//     of each k × k block; S_i = I/√N for the squared loss) and M = S J. By the Woodbury identity
+//         d = −(1/κ) (b − Mᵀ (M Mᵀ + κ I)⁻¹ M b),   b = ∇F(w),
+//     with M Mᵀ = S J Jᵀ S the q × q Gram matrix from gram.ts (one structured backward pass at batch
+//     q for dense chains, else q VJPs reusing ONE forward pass), M b by one JVP, Mᵀ c by one VJP,
+//     the solve by Cholesky from the backend. Memory: the q × q Gram matrix (float64) plus a q × q
+//     scratch in the chain's precision, plus the work buffers reported in GramInfo; J (q × p) is
+//     never formed on the structured path, and only within `maxJacobianBytes` on the generic one.
+
+/** The two implementations of the Gauss-Newton step: (a) "dual" (reference), (b) "gram" (fast). */
+export type GaussNewtonImplementation = "gram" | "dual";
+
+/** Options of {@link prepareGaussNewton}. */
+export interface GaussNewtonOptions extends GramOptions {
+  /** (a) "dual" or (b) "gram" (default). */
+  implementation?: GaussNewtonImplementation;
+}
+
+/** The Gauss-Newton subproblem at a point, ready to be solved for any regularization μ. */
+export interface GaussNewtonSubproblem {
+  readonly implementation: GaussNewtonImplementation;
+  /** F(w) on the batch. */
+  readonly value: number;
+  /** ∇F(w) (float64). */
+  readonly gradient: Float64Array;
+  /** Automatic-differentiation oracle calls so far (forward + backward or forward + JVP each; "dual"). */
+  readonly oracleCalls: number;
+  /** How the Gram matrix was built ("gram"). */
+  readonly gramInfo: GramInfo | null;
+  /**
+   * The Gauss-Newton direction d(μ) solving (Jᵀ H J + (λ + μ) I) d = −∇F(w) (float64). Cheap to
+   * call again with another μ: the Gram matrix is reused (one VJP, plus a forward pass when the
+   * chain's workspace was used in between).
+   */
+  direction(damping: number): Float64Array;
+}
+
+/** Prepares the Gauss-Newton subproblem of F at w on a batch (w is copied; later changes to it do not matter). */
+export function prepareGaussNewton(
+  chain: Chain,
+  objective: Objective,
+  w: FloatArray,
+  batch: Batch,
+  options: GaussNewtonOptions = {},
+): GaussNewtonSubproblem {
+  chain.checkParams(w);
+  return (options.implementation ?? "gram") === "dual"
+    ? prepareDual(chain, objective, w.slice(), batch, options)
+    : prepareGram(chain, objective, w.slice(), batch, options);
+}
+
+/** The Gauss-Newton direction d(μ) (see {@link GaussNewtonSubproblem.direction}). */
+export function gaussNewtonDirection(
+  chain: Chain,
+  objective: Objective,
+  w: FloatArray,
+  batch: Batch,
+  damping: number,
+  options: GaussNewtonOptions = {},
+): Float64Array {
+  return prepareGaussNewton(chain, objective, w, batch, options).direction(damping);
+}
+
+/**
+ * The papers' proximal Gauss-Newton step (13) with step size γ: w ← w + d(1/γ), in place.
+ * Returns F(w) before the step and the step taken.
+ */
+export function gaussNewtonStep(
+  chain: Chain,
+  objective: Objective,
+  w: FloatArray,
+  batch: Batch,
+  stepSize: number,
+  options: GaussNewtonOptions = {},
+): { value: number; direction: Float64Array } {
+  if (!(stepSize > 0)) throw new Error(`stepSize: expected a positive number, got ${stepSize}`);
+  const sub = prepareGaussNewton(chain, objective, w, batch, options);
+  const d = sub.direction(1 / stepSize);
+  for (let i = 0; i < w.length; i++) w[i] += d[i];
+  return { value: sub.value, direction: d };
+}
+
+function kappaOf(objective: Objective, damping: number): number {
+  const kappa = objective.l2 + damping;
+  if (!(kappa > 0) || !Number.isFinite(kappa)) {
+    throw new Error(`damping: the Gauss-Newton subproblem needs λ + μ > 0 (got l2 = ${objective.l2}, damping = ${damping})`);
+  }
+  return kappa;
+}
+
+function prepareGram(chain: Chain, objective: Objective, w0: FloatArray, batch: Batch, options: GramOptions): GaussNewtonSubproblem {
+  const training = options.training ?? true;
+  const n = batch.size;
+  const k = chain.outputSize;
+  const q = n * k;
+  const lambda = objective.l2;
+  const lin = new Linearization(chain, w0, batch, training, options.state);
+  const output = lin.output;
+  const g = allocate(chain.dtype, q);
+  const loss = objective.loss.evaluate(output, batch, k, g);
+  // S = blockdiag(H_i^{1/2}), before any pass that could touch the workspace.
+  const blocks = lossHessianBlocks(objective.loss, output, batch, k);
+  const factor = new Float64Array(n * k * k);
+  const tmp = new Float64Array(k * k);
+  for (let i = 0; i < n; i++) {
+    psdSqrt(chain.backend, blocks.subarray(i * k * k, (i + 1) * k * k), k, tmp);
+    factor.set(tmp, i * k * k);
+  }
+  const gradC = allocate(chain.dtype, chain.paramSize);
+  lin.vjp(g, gradC);
+  const gradient = new Float64Array(chain.paramSize);
+  let r2 = 0;
+  for (let i = 0; i < gradient.length; i++) {
+    gradient[i] = gradC[i] + lambda * w0[i];
+    r2 += w0[i] * w0[i];
+  }
+  const { gram, info } = gramFromWorkspace(chain, lin.workspace(), w0, n, factor, training, options);
+  const mb = applyBlocks(factor, n, k, lin.jvp(gradient), new Float64Array(q));
+  const scratch = allocate(chain.dtype, chain.paramSize);
+  return {
+    implementation: "gram",
+    value: loss + 0.5 * lambda * r2,
+    gradient,
+    oracleCalls: 1,
+    gramInfo: info,
+    direction(damping: number): Float64Array {
+      const kappa = kappaOf(objective, damping);
+      const c = solveShifted(chain.backend, gram, q, kappa, mb, "Gauss-Newton");
+      lin.vjp(applyBlocks(factor, n, k, c, new Float64Array(q)), scratch);
+      const d = new Float64Array(chain.paramSize);
+      for (let i = 0; i < d.length; i++) d[i] = -(gradient[i] - scratch[i]) / kappa;
+      return d;
+    },
+  };
+}
+
+function prepareDual(chain: Chain, objective: Objective, w0: FloatArray, batch: Batch, options: GramOptions): GaussNewtonSubproblem {
+  const training = options.training ?? true;
+  const fwd = { training, state: options.state };
+  const n = batch.size;
+  const k = chain.outputSize;
+  const q = n * k;
+  const p = chain.paramSize;
+  const lambda = objective.l2;
+  let calls = 0;
+  // Call 1: ψ(w), ∇f(ψ(w)) and ∇F(w).
+  const vg = valueAndGradient(chain, objective, w0, batch, fwd);
+  calls++;
+  const value = vg.value;
+  const gradient = Float64Array.from(vg.grad);
+  const output = vg.output.slice();
+  const g = new Float64Array(q);
+  const gC = allocate(chain.dtype, q);
+  objective.loss.evaluate(output, batch, k, gC);
+  g.set(gC);
+  const blocks = lossHessianBlocks(objective.loss, output, batch, k);
+  // G = J Jᵀ column by column: a_r = Jᵀ e_r (VJP call), G e_r = J a_r (JVP call).
+  const gram = new Float64Array(q * q);
+  const e = new Float64Array(q);
+  for (let r = 0; r < q; r++) {
+    e.fill(0);
+    e[r] = 1;
+    const { dw } = vjp(chain, w0, batch.x, n, e, fwd);
+    const col = jvp(chain, w0, batch.x, n, dw, null, fwd);
+    calls += 2;
+    for (let s = 0; s < q; s++) gram[s * q + r] = col[s];
+  }
+  // H G (block-diagonal H applied to each column) and λ H J w.
+  const hg = new Float64Array(q * q);
+  const colIn = new Float64Array(q);
+  const colOut = new Float64Array(q);
+  for (let r = 0; r < q; r++) {
+    for (let s = 0; s < q; s++) colIn[s] = gram[s * q + r];
+    applyBlocks(blocks, n, k, colIn, colOut);
+    for (let s = 0; s < q; s++) hg[s * q + r] = colOut[s];
+  }
+  const lhjw = new Float64Array(q);
+  if (lambda !== 0) {
+    const jw = jvp(chain, w0, batch.x, n, w0, null, fwd);
+    calls++;
+    applyBlocks(blocks, n, k, jw, lhjw);
+    for (let s = 0; s < q; s++) lhjw[s] *= lambda;
+  }
+  const sub: GaussNewtonSubproblem & { oracleCalls: number } = {
+    implementation: "dual",
+    value,
+    gradient,
+    oracleCalls: calls,
+    gramInfo: null,
+    direction(damping: number): Float64Array {
+      const kappa = kappaOf(objective, damping);
+      const a = Float64Array.from(hg);
+      for (let i = 0; i < q; i++) a[i * q + i] += kappa;
+      const s = new Float64Array(q);
+      for (let i = 0; i < q; i++) s[i] = kappa * g[i] - lhjw[i];
+      if (!solveInPlace(chain.backend, a, q, s, 1)) throw new Error("Gauss-Newton (dual): κI + H G is singular");
+      const { dw } = vjp(chain, w0, batch.x, n, s, fwd);
+      sub.oracleCalls++;
+      const d = new Float64Array(p);
+      for (let i = 0; i < p; i++) d[i] = -(dw[i] + lambda * w0[i]) / kappa;
+      return d;
+    },
+  };
+  return sub;
+}

@@ -1,0 +1,217 @@
+import { type Chain, type ChainWorkspace, componentContext } from "../chain/chain.js";
+import type { LayerIO } from "../components/component.js";
+import { Dense } from "../components/dense.js";
+import { allocate, type FloatArray } from "../core/dtype.js";
+import { runForward } from "../oracles/first-order.js";
+import { vjpFromWorkspace } from "./linearize.js";
+
+// Gram matrices J Jᵀ of the chain's Jacobian J = ∂ψ/∂w ∈ R^{q×p}, q = batch × outputs: the
+// empirical neural tangent kernel of seed 001 (Cai et al., "Gram-Gauss-Newton"), and, with the
+// output-space factor S of the loss Hessian, the q × q matrix Sᵀ J Jᵀ S of the Gauss-Newton step
+// (implementation (b), see gauss-newton.ts). J itself is not materialized unless it fits a budget.
+
+/** Options of {@link empiricalNtk} and the Gram-based steps. */
+export interface GramOptions {
+  /** Training mode of the components (default true, as for gradients). */
+  training?: boolean;
+  /** Non-trainable state (batch-norm running statistics) for evaluation mode. */
+  state?: FloatArray;
+  /**
+   * Memory budget in bytes for Jacobian rows held at once by the generic path (default 256 MiB).
+   * When q rows of p entries do not fit, the Gram matrix is built block by block from recomputed
+   * rows (more backward passes, bounded memory).
+   */
+  maxJacobianBytes?: number;
+  /** "auto" (default): the structured path when the chain allows it; "generic": always VJP rows. */
+  path?: "auto" | "generic";
+}
+
+/** How a Gram matrix was computed, for reports and benchmarks. */
+export interface GramInfo {
+  path: "structured" | "generic";
+  /** Backward passes through the chain (generic path: one per Jacobian row computed). */
+  backwardPasses: number;
+  /** Peak bytes of the work buffers (besides the q × q result and the chain's workspace). */
+  workBytes: number;
+}
+
+/**
+ * The empirical neural tangent kernel Θ = J Jᵀ ∈ R^{q×q} (q = batch × outputSize, row index
+ * i·outputSize + k for output k of sample i) of the chain at parameters w on the `batch` samples
+ * of x: Θ_{(i,k),(j,l)} = ⟨∇_w ψ_k(w, x_i), ∇_w ψ_l(w, x_j)⟩ (seed 001: the matrix J_t J_tᵀ of the
+ * Gram-Gauss-Newton update, "whose size is #data times #data"). Float64, row-major.
+ */
+export function empiricalNtk(chain: Chain, w: FloatArray, x: ArrayLike<number>, batch: number, options: GramOptions = {}): Float64Array {
+  const training = options.training ?? true;
+  const ws = runForward(chain, w, x, batch, training, options.state, false);
+  return gramFromWorkspace(chain, ws, w, batch, null, training, options).gram;
+}
+
+/**
+ * M Mᵀ with M = Sᵀ J, S = blockdiag(S_1, …, S_N) symmetric k × k blocks (`factor`, float64,
+ * N·k·k entries) or the identity when null, for the chain linearized at the forward pass held by
+ * `ws`. Rows of M are VJP slopes: row (i, c) of M is Jᵀ applied to column c of S_i placed at sample i.
+ *
+ * Structured path (chains of dense layers and per-sample, tape-free components: activations,
+ * flatten, softmax, average pooling): the q slopes are back-propagated together as one batch of q
+ * rows (each row carrying the activations of its sample), and each dense layer t adds
+ * (Δ_t Δ_tᵀ) ⊙ (X_t X_tᵀ + 1) expanded over outputs, since the parameter gradient of a dense layer
+ * for a slope δ at sample i is (δ x_iᵀ, δ): ⟨(δ x_iᵀ, δ), (δ′ x_jᵀ, δ′)⟩ = ⟨δ, δ′⟩(⟨x_i, x_j⟩ + 1).
+ * Cost: one backward pass at batch q without parameter gradients, plus q² Σ_t m_t for the Gram
+ * products (GEMM); memory: 2 q × max width slopes, the replicated activations (q × width per
+ * component) and one q × q scratch, never the q × p Jacobian.
+ *
+ * Generic path (any chain): Jacobian rows by VJPs (one backward each) reusing the single forward
+ * pass, blocked so that at most `maxJacobianBytes` of rows are held; G = Σ blocks R_I R_Jᵀ by GEMM.
+ */
+export function gramFromWorkspace(
+  chain: Chain,
+  ws: ChainWorkspace,
+  w: FloatArray,
+  batch: number,
+  factor: Float64Array | null,
+  training: boolean,
+  options: GramOptions = {},
+): { gram: Float64Array; info: GramInfo } {
+  if ((options.path ?? "auto") === "auto" && structuredGramApplies(chain, ws)) {
+    return structuredGram(chain, ws, w, batch, factor, training);
+  }
+  return genericGram(chain, ws, w, batch, factor, training, options.maxJacobianBytes ?? 256 * 2 ** 20);
+}
+
+/** Whether {@link gramFromWorkspace}'s structured path handles this chain. */
+export function structuredGramApplies(chain: Chain, ws: ChainWorkspace): boolean {
+  // Dense layers, and parameter-free, state-free, tape-free components (element-wise activations,
+  // flatten, softmax, average pooling): per-sample maps whose backward reads only x and y.
+  return chain.components.every((c, i) => c instanceof Dense || (c.paramSize === 0 && c.stateSize === 0 && ws.io[i].tape === null));
+}
+
+/** The slope rows S e_r (row r = (i, c): column c of S_i), as a q × k matrix in the chain's precision. */
+function seedRows(chain: Chain, batch: number, factor: Float64Array | null): FloatArray {
+  const k = chain.outputSize;
+  const q = batch * k;
+  const d = allocate(chain.dtype, q * k);
+  for (let i = 0; i < batch; i++) {
+    for (let c = 0; c < k; c++) {
+      const r = i * k + c;
+      if (factor) for (let j = 0; j < k; j++) d[r * k + j] = factor[i * k * k + j * k + c];
+      else d[r * k + c] = 1;
+    }
+  }
+  return d;
+}
+
+function structuredGram(
+  chain: Chain,
+  ws: ChainWorkspace,
+  w: FloatArray,
+  batch: number,
+  factor: Float64Array | null,
+  training: boolean,
+): { gram: Float64Array; info: GramInfo } {
+  const k = chain.outputSize;
+  const q = batch * k;
+  const comps = chain.components;
+  const backend = chain.backend;
+  const ctx = componentContext(chain, q, training, false);
+  const gram = new Float64Array(q * q);
+  const scratch = allocate(chain.dtype, q * q);
+  let workBytes = scratch.byteLength;
+  const first = comps.findIndex((c) => c.paramSize > 0);
+  let delta = seedRows(chain, batch, factor); // Δ at the output of component i (q × outputSize)
+  for (let i = comps.length - 1; i >= Math.max(first, 0); i--) {
+    const c = comps[i];
+    const x = ws.activations[i];
+    if (c instanceof Dense) {
+      const n = c.inputSize;
+      const m = c.outputSize;
+      const bias = c.paramSize > m * n ? 1 : 0;
+      // T = Δ Δᵀ (q × q), P = X Xᵀ (N × N); G += T ⊙ (P + bias) expanded over outputs.
+      backend.gemm(false, true, q, q, m, 1, delta, m, delta, m, 0, scratch, q);
+      const p = allocate(chain.dtype, batch * batch);
+      backend.gemm(false, true, batch, batch, n, 1, x, n, x, n, 0, p, batch);
+      for (let r = 0; r < q; r++) {
+        const pi = Math.floor(r / k) * batch;
+        const ro = r * q;
+        for (let s = 0; s < q; s++) gram[ro + s] += scratch[ro + s] * (p[pi + Math.floor(s / k)] + bias);
+      }
+      if (i > first) {
+        const next = allocate(chain.dtype, q * n);
+        backend.gemm(false, false, q, n, m, 1, delta, m, chain.paramBlock(w, i), n, 0, next, n);
+        delta = next;
+      }
+    } else {
+      // Replicate the component's input and output rows: row r of the q-batch is sample ⌊r/k⌋.
+      const xe = replicateRows(x, batch, c.inputSize, k, chain);
+      const ye = replicateRows(ws.activations[i + 1], batch, c.outputSize, k, chain);
+      workBytes = Math.max(workBytes, scratch.byteLength + xe.byteLength + ye.byteLength + 2 * delta.byteLength);
+      const io: LayerIO<unknown> = { x: xe, y: ye, params: ws.io[i].params, state: ws.io[i].state, tape: null };
+      const next = allocate(chain.dtype, q * c.inputSize);
+      c.backward(ctx, io, delta, next, null);
+      delta = next;
+    }
+  }
+  return { gram, info: { path: "structured", backwardPasses: 1, workBytes } };
+}
+
+function replicateRows(a: FloatArray, batch: number, size: number, times: number, chain: Chain): FloatArray {
+  const out = allocate(chain.dtype, batch * times * size);
+  for (let i = 0; i < batch; i++) {
+    const row = a.subarray(i * size, (i + 1) * size);
+    for (let t = 0; t < times; t++) out.set(row, (i * times + t) * size);
+  }
+  return out;
+}
+
+function genericGram(
+  chain: Chain,
+  ws: ChainWorkspace,
+  w: FloatArray,
+  batch: number,
+  factor: Float64Array | null,
+  training: boolean,
+  maxBytes: number,
+): { gram: Float64Array; info: GramInfo } {
+  const k = chain.outputSize;
+  const q = batch * k;
+  const p = chain.paramSize;
+  const bytes = chain.dtype === "float32" ? 4 : 8;
+  const seeds = seedRows(chain, batch, factor);
+  const slope = allocate(chain.dtype, q);
+  const gram = new Float64Array(q * q);
+  let passes = 0;
+  // Rows r0..r1−1 of M = Sᵀ J into buf (row-major, p entries each): one VJP per row.
+  const rows = (r0: number, r1: number, buf: FloatArray): void => {
+    for (let r = r0; r < r1; r++) {
+      slope.fill(0);
+      const i = Math.floor(r / k);
+      for (let j = 0; j < k; j++) slope[i * k + j] = seeds[r * k + j];
+      vjpFromWorkspace(chain, ws, w, batch, slope, buf.subarray((r - r0) * p, (r - r0 + 1) * p), training);
+      passes++;
+    }
+  };
+  const fitsAll = q * p * bytes <= maxBytes;
+  const blk = fitsAll ? q : Math.max(1, Math.floor(maxBytes / (2 * p * bytes)));
+  const bufA = allocate(chain.dtype, blk * p);
+  const bufB = fitsAll ? bufA : allocate(chain.dtype, blk * p);
+  const tile = allocate(chain.dtype, blk * blk);
+  for (let a0 = 0; a0 < q; a0 += blk) {
+    const a1 = Math.min(q, a0 + blk);
+    rows(a0, a1, bufA);
+    for (let b0 = a0; b0 < q; b0 += blk) {
+      const b1 = Math.min(q, b0 + blk);
+      const other = b0 === a0 ? bufA : bufB;
+      if (b0 !== a0) rows(b0, b1, bufB);
+      const na = a1 - a0;
+      const nb = b1 - b0;
+      chain.backend.gemm(false, true, na, nb, p, 1, bufA, p, other, p, 0, tile, nb);
+      for (let r = 0; r < na; r++)
+        for (let s = 0; s < nb; s++) {
+          gram[(a0 + r) * q + b0 + s] = tile[r * nb + s];
+          gram[(b0 + s) * q + a0 + r] = tile[r * nb + s];
+        }
+    }
+  }
+  const workBytes = bufA.byteLength + (bufB === bufA ? 0 : bufB.byteLength) + tile.byteLength;
+  return { gram, info: { path: "generic", backwardPasses: passes, workBytes } };
+}

@@ -1,0 +1,24 @@
+// Second-order oracles on chains: curvature products, Gauss-Newton (dual reference and Gram fast
+// path), Gram-Gauss-Newton, Newton by dynamic programming, and a stepping API. See docs/second-order.md.
+
+export { gaussNewtonVectorProduct, hessianVectorProduct, requireSecondOrder } from "./curvature.js";
+export {
+  type GaussNewtonImplementation,
+  type GaussNewtonOptions,
+  type GaussNewtonSubproblem,
+  gaussNewtonDirection,
+  gaussNewtonStep,
+  prepareGaussNewton,
+} from "./gauss-newton.js";
+export { type GgnOptions, type GgnSubproblem, ggnStep, prepareGgn } from "./ggn.js";
+export { empiricalNtk, type GramInfo, type GramOptions, gramFromWorkspace, structuredGramApplies } from "./gram.js";
+export { Linearization, lossHessianBlocks, type SecondOrderOptions } from "./linearize.js";
+export { NewtonNotPositiveDefiniteError, type NewtonSubproblem, newtonDirection, newtonStep, prepareNewton } from "./newton-dp.js";
+export {
+  createSecondOrderStepper,
+  type SecondOrderMethod,
+  type SecondOrderState,
+  type SecondOrderStepper,
+  type SecondOrderStepperOptions,
+  type SecondOrderStepResult,
+} from "./stepper.js";

@@ -1,0 +1,159 @@
+import { type Chain, type ChainWorkspace, componentContext } from "../chain/chain.js";
+import { allocate, type FloatArray } from "../core/dtype.js";
+import type { Batch } from "../objectives/batch.js";
+import type { Loss } from "../objectives/loss.js";
+import type { Backend } from "../core/backend.js";
+import { backwardFrom, runForward } from "../oracles/first-order.js";
+import { choleskyInPlace, choleskySolveInPlace } from "./linalg.js";
+
+// The linearized chain at w (vroulet_elem_deep.pdf, Prop. 3.1; seed 002 Sec. 3.1): after one forward
+// pass the workspace holds every intermediate, and the maps dw ↦ J dw (JVP) and s ↦ Jᵀ s (VJP) of
+// the chain's Jacobian J = ∂ψ/∂w can be applied any number of times without re-running forward
+// (Def. 3.1/Algo. 3 of seed 002: the forward pass is decorrelated from the slopes).
+
+/** Options shared by the second-order oracles. */
+export interface SecondOrderOptions {
+  /** Training mode of the components (batch-norm statistics; default true, as for gradients). */
+  training?: boolean;
+  /** Non-trainable state (batch-norm running statistics) for evaluation mode. */
+  state?: FloatArray;
+}
+
+/** J dw for the chain linearized at the point of the last forward pass held by `ws` (a fresh array). */
+export function jvpFromWorkspace(chain: Chain, ws: ChainWorkspace, w: FloatArray, batch: number, dw: ArrayLike<number>, training: boolean): FloatArray {
+  const ctx = componentContext(chain, batch, training, false);
+  const dwc = asChainArray(chain, dw);
+  let tangent: FloatArray | null = null;
+  chain.components.forEach((c, i) => {
+    const dparams = c.paramSize > 0 ? chain.paramBlock(dwc, i) : null;
+    if (tangent === null && dparams === null) return;
+    const out = allocate(chain.dtype, batch * c.outputSize);
+    const io = ws.io[i];
+    io.params = chain.paramBlock(w, i);
+    c.jvp(ctx, io, tangent, dparams, out);
+    tangent = out;
+  });
+  return tangent ?? allocate(chain.dtype, batch * chain.outputSize);
+}
+
+/** dw ← Jᵀ s for the chain linearized at the point of the last forward pass held by `ws`. */
+export function vjpFromWorkspace(
+  chain: Chain,
+  ws: ChainWorkspace,
+  w: FloatArray,
+  batch: number,
+  slope: ArrayLike<number>,
+  dw: FloatArray,
+  training: boolean,
+): FloatArray {
+  const n = batch * chain.outputSize;
+  const s = ws.slopes[0].subarray(0, n);
+  for (let i = 0; i < n; i++) s[i] = slope[i];
+  backwardFrom(chain, ws, w, batch, training, s, dw, null);
+  return dw;
+}
+
+/** `v` as an array of the chain's precision (itself when it already is one). */
+export function asChainArray(chain: Chain, v: ArrayLike<number>): FloatArray {
+  const want = chain.dtype === "float32" ? Float32Array : Float64Array;
+  if (v instanceof want) return v;
+  const out = allocate(chain.dtype, v.length);
+  for (let i = 0; i < v.length; i++) out[i] = v[i];
+  return out;
+}
+
+/**
+ * The per-sample blocks H_i = ∇²ℓ(ŷ_i, y_i) (k × k each, `batch` of them, float64) of the loss
+ * Hessian ∇²f(ŷ) = blockdiag(H_i), by k calls to {@link Loss.hessianVector}: the losses average
+ * per-sample terms, so the Hessian is block diagonal and e_j repeated on every sample returns the
+ * j-th column of every block at once.
+ */
+export function lossHessianBlocks(loss: Loss, output: FloatArray, batch: Batch, k: number): Float64Array {
+  const n = batch.size;
+  const blocks = new Float64Array(n * k * k);
+  const v = allocate(output instanceof Float64Array ? "float64" : "float32", n * k);
+  const out = allocate(output instanceof Float64Array ? "float64" : "float32", n * k);
+  for (let j = 0; j < k; j++) {
+    v.fill(0);
+    for (let i = 0; i < n; i++) v[i * k + j] = 1;
+    loss.hessianVector(output, batch, k, v, out);
+    for (let i = 0; i < n; i++) for (let r = 0; r < k; r++) blocks[i * k * k + r * k + j] = out[i * k + r];
+  }
+  return blocks;
+}
+
+/** out ← blockdiag(B_i) v for `n` blocks of size k × k (float64). */
+export function applyBlocks(blocks: Float64Array, n: number, k: number, v: ArrayLike<number>, out: Float64Array): Float64Array {
+  for (let i = 0; i < n; i++) {
+    const bo = i * k * k;
+    const o = i * k;
+    for (let r = 0; r < k; r++) {
+      let s = 0;
+      for (let c = 0; c < k; c++) s += blocks[bo + r * k + c] * v[o + c];
+      out[o + r] = s;
+    }
+  }
+  return out;
+}
+
+/**
+ * A forward pass at a fixed point w₀ on a batch, kept for repeated JVPs/VJPs. {@link workspace}
+ * returns the chain's workspace, re-running the forward pass only when another oracle call on the
+ * same batch size overwrote it in between (detected by comparing the stored input and output).
+ */
+export class Linearization {
+  private ws: ChainWorkspace;
+  private readonly outputCopy: FloatArray;
+  /** Forward passes run so far. */
+  forwardPasses = 1;
+
+  constructor(
+    readonly chain: Chain,
+    readonly w0: FloatArray,
+    readonly batch: Batch,
+    readonly training: boolean,
+    readonly state: FloatArray | undefined,
+  ) {
+    this.ws = runForward(chain, w0, batch.x, batch.size, training, state, false);
+    this.outputCopy = this.output.slice();
+  }
+
+  /** The chain's output at w₀ (workspace view). */
+  get output(): FloatArray {
+    return this.ws.activations[this.chain.components.length];
+  }
+
+  /** The workspace holding the forward pass at w₀. */
+  workspace(): ChainWorkspace {
+    const out = this.ws.activations[this.chain.components.length];
+    const x = this.ws.activations[0];
+    let intact = true;
+    for (let i = 0; i < out.length && intact; i++) if (out[i] !== this.outputCopy[i]) intact = false;
+    for (let i = 0; i < x.length && intact; i++) if (x[i] !== this.batch.x[i]) intact = false;
+    if (!intact) {
+      this.ws = runForward(this.chain, this.w0, this.batch.x, this.batch.size, this.training, this.state, false);
+      this.forwardPasses++;
+    }
+    return this.ws;
+  }
+
+  /** J dw (fresh array, chain precision). */
+  jvp(dw: ArrayLike<number>): FloatArray {
+    return jvpFromWorkspace(this.chain, this.workspace(), this.w0, this.batch.size, dw, this.training);
+  }
+
+  /** dw ← Jᵀ s. */
+  vjp(slope: ArrayLike<number>, dw: FloatArray): FloatArray {
+    return vjpFromWorkspace(this.chain, this.workspace(), this.w0, this.batch.size, slope, dw, this.training);
+  }
+}
+
+/** Solves (A + κ I) x = b for symmetric PSD A (q × q, float64, not modified) by Cholesky. */
+export function solveShifted(backend: Backend, a: Float64Array, q: number, kappa: number, b: ArrayLike<number>, what: string): Float64Array {
+  const m = Float64Array.from(a);
+  for (let i = 0; i < q; i++) m[i * q + i] += kappa;
+  if (!choleskyInPlace(backend, m, q)) throw new Error(`${what}: the regularized Gram matrix is not positive definite (increase the damping)`);
+  const x = Float64Array.from(b as ArrayLike<number>);
+  choleskySolveInPlace(backend, m, q, x, 1);
+  return x;
+}
