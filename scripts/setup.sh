@@ -3,14 +3,14 @@
 # BLAS addon. Idempotent: a second run only checks, and says little.
 #
 #   scripts/setup.sh              all steps, in order
-#   scripts/setup.sh native       only the named steps (any of: system npm build native)
+#   scripts/setup.sh native       only the named steps (any of: system browser npm build native)
 #   CHAINOPT_NO_APT=1             never call apt-get (the system step only reports what is missing)
 #   CHAINOPT_SKIP_NATIVE=1        do not build the native addon (chainopt then uses its portable backend)
 #
 # Adding a step: write a function `step_<name>` below and add <name> to STEPS (in order).
 set -euo pipefail
 
-STEPS=(system npm build native)
+STEPS=(system browser npm build native)
 
 cd "$(dirname "$0")/.."
 
@@ -49,6 +49,26 @@ step_system() {
     log "  until then chainopt uses its portable TypeScript backend"
   fi
 }
+
+# --- step browser (issue 8: report-browser test) ------------------------------------------------
+# Debian's `chromium` for test/report-browser.test.ts (driven by the npm devDependency
+# playwright-core, which downloads no browser of its own). Never fatal: without it that test skips,
+# saying why. (Regenerating test/fixtures/torch needs `python3-torch` too; the fixtures are committed.)
+step_browser() {
+  [ -x /usr/bin/chromium ] && return 0
+  if [ "$(id -u)" -eq 0 ] && is_debian_like && [ -z "${CHAINOPT_NO_APT:-}" ]; then
+    log "installing chromium with apt-get (for the report's real-browser test) ..."
+    if DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; then
+      log "installed chromium"
+    else
+      log "apt-get install chromium failed: the report's real-browser test will be skipped"
+    fi
+  else
+    log "chromium missing: the report's real-browser test will be skipped (Debian/Ubuntu: sudo apt-get install -y chromium)"
+  fi
+}
+# --- end step browser ---------------------------------------------------------------------------
 
 # npm dependencies: `npm ci` on a fresh checkout with a lock file, `npm install` when package.json
 # or the lock file changed since the last install, nothing otherwise. (Both run the package's

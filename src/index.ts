@@ -3,7 +3,9 @@
 export * from "./chain/chain.js";
 export * from "./chain/presets.js";
 export * from "./chain/spec.js";
+export * from "./certify/index.js";
 export * from "./components/component.js";
+export { elementwiseConstants, identityConstants, maxWindowCoverage, type ScalarConstants } from "./components/smoothness.js";
 export { createComponent } from "./components/registry.js";
 export type { Backend } from "./core/backend.js";
 export * from "./core/dtype.js";

@@ -148,7 +148,7 @@ describe("PyTorch interop", () => {
       for (const [k, t] of original) {
         assert.deepEqual(exported.get(k)?.shape, t.shape, k);
         assert.deepEqual(
-          new Uint8Array((exported.get(k)?.data as Float32Array).buffer),
+          new Uint8Array((exported.get(k) as { data: Float32Array }).data.buffer),
           new Uint8Array((t.data as Float32Array).buffer),
           k,
         );

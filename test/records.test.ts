@@ -136,7 +136,7 @@ describe("safetensors", () => {
     }
     assert.deepEqual(back.tensors.get("f64")?.shape, [3, 11]);
     assert.deepEqual(back.tensors.get("scalar")?.shape, []);
-    assert.deepEqual(new Uint32Array((back.tensors.get("f32")?.data as Float32Array).buffer), u);
+    assert.deepEqual(new Uint32Array((back.tensors.get("f32") as { data: Float32Array }).data.buffer), u);
   });
 
   const valid = () => encodeSafetensors({ a: { data: new Float32Array([1, 2, 3, 4]), shape: [2, 2] }, b: { data: new Float64Array([5]) } });

@@ -2,6 +2,7 @@ import type { LayerSpecOf } from "../chain/spec.js";
 import type { DType, FloatArray } from "../core/dtype.js";
 import type { Component, ComponentContext, LayerIO } from "./component.js";
 import { type PoolGeometry, poolGeometry } from "./max-pool.js";
+import { type InputBounds, maxWindowCoverage, type NonlinearConstants } from "./smoothness.js";
 
 /**
  * Average pooling: y[n,c,oh,ow] = (1/(kh·kw)) Σ_{i<kh, j<kw} x[n, c, oh·s_h − p_h + i, ow·s_w − p_w + j],
@@ -16,6 +17,22 @@ import { type PoolGeometry, poolGeometry } from "./max-pool.js";
  */
 export class AvgPool2d implements Component<null> {
   readonly type = "avgPool2d";
+
+  /**
+   * Smoothness constants (issue 5). Linear, y = A x, so L = 0, ‖a(0)‖ = 0 and ℓ = ‖∇a(0)‖ = ‖A‖.
+   * Each output is the sum of its window S_o divided by n = kh·kw, so by Cauchy–Schwarz
+   * (Σ_{S_o} x)²/n² ≤ ‖x_{S_o}‖²/n and ‖A x‖² ≤ (1/n) Σ_o ‖x_{S_o}‖² ≤ (c/n) ‖x‖², with c the
+   * largest number of windows holding one pixel (c_h·c_w, computed exactly): ℓ = √(c/(kh·kw)).
+   * For non-overlapping k×k windows ℓ = 1/k (1/2 for VGG's 2×2 pooling), where
+   * vroulet_elem_deep.pdf, Sec. 5.2 prints ℓ_avgpool = 1: loose, by a factor 2 per pooling layer
+   * (2⁵ = 32 on VGG-16). For stride 1 (c = kh·kw) ℓ = 1.
+   */
+  smoothness(input: InputBounds): NonlinearConstants {
+    const g = this.geometry;
+    const c = maxWindowCoverage(g.h, g.oh, g.kh, g.sh, g.ph) * maxWindowCoverage(g.w, g.ow, g.kw, g.sw, g.pw);
+    const ell = Math.sqrt(c / (g.kh * g.kw));
+    return { kind: "nonlinear", bound: ell * input.norm, lipschitz: ell, smoothness: 0, valueAtZero: 0, jacobianAtZero: ell };
+  }
   readonly role = "nonlinear" as const;
   readonly inputShape: readonly number[];
   readonly outputShape: readonly number[];

@@ -1,6 +1,13 @@
 import type { LayerSpecOf } from "../chain/spec.js";
 import { allocate, type DType, type FloatArray } from "../core/dtype.js";
 import { type Component, type ComponentContext, type LayerIO, type ParamSpec, paramTable } from "./component.js";
+import type { InputBounds, NonlinearConstants } from "./smoothness.js";
+
+/**
+ * K = sup_{z, ‖v‖=1} ‖D²h₁(z)[v, v]‖ for h₁(z) = z/√(‖z‖² + 1): 48/(25√5) ≈ 0.858650, rounded up
+ * (see {@link BatchNorm.smoothness}).
+ */
+export const BATCH_NORM_CURVATURE = 0.8587;
 
 /** Intermediates of a {@link BatchNorm} call. */
 export interface BatchNormTape {
@@ -38,6 +45,39 @@ export interface BatchNormTape {
  */
 export class BatchNorm implements Component<BatchNormTape> {
   readonly type = "batchNorm";
+
+  /**
+   * Smoothness constants (issue 5) in training mode (batch statistics), without affine part
+   * (affine batch-norm has parameters in a nonlinear part, which the certificate does not cover).
+   * Per channel, on its n = N·spatial entries z: ν(z) = √n·h(Pz) with P = I − 11ᵀ/n (the
+   * centering, ‖P‖ = 1), h(y) = y/√(‖y‖² + δ) and δ = nε (since σ² = ‖Pz‖²/n). Channels are
+   * disjoint blocks (smoothness.ts: max over blocks).
+   * - ∇h(y) = (I − y yᵀ/s²)/s, s = √(‖y‖² + δ): eigenvalues 1/s and δ/s³, at most 1/√δ (at y = 0).
+   *   So ℓ = √n/√(nε) = 1/√ε = ‖∇ν(0)‖; ν(0) = 0.
+   * - With y = √δ·z, D²h(y) = D²h₁(z)/δ for h₁(z) = z/√(‖z‖² + 1); writing z = t·e and
+   *   v = cos θ·e + sin θ·f, D²h₁(z)[v, v] = (−t(2cos²θ + 1)/q³ + 3t³cos²θ/q⁵)·e − (2t cos θ sin θ/q³)·f
+   *   with q = √(1 + t²). Its largest norm over t ≥ 0, θ is K = 3t/q⁵ at t = 1/2, θ = 0,
+   *   i.e. K = 48/(25√5) ≈ 0.85865 (grid search over t ∈ [0, 30], cos²θ ∈ [0, 1]; we use 0.8587).
+   *   So L = √n·K/δ = K/(√n·ε).
+   * - ‖ν(z)‖² = Σ_channels n σ²/(σ² + ε) < n·C: m = √(N·size).
+   * vroulet_elem_deep.pdf, Sec. 5.2 prints m_batch = dm (the root is missing: √(dm)),
+   * ℓ_batch = 2ε^{-1/2} (loose by 2) and L_batch = 2m^{-1/2}ε^{-1} with m the batch size, where
+   * the statistics of a convolution's channel run over n = N·H·W entries (loose by 2.3√(HW)).
+   * test/certify.test.ts checks ℓ and L against finite differences.
+   */
+  smoothness(input: InputBounds): NonlinearConstants {
+    const eps = this.spec.epsilon;
+    const n = input.batch * this.spatial;
+    const ell = 1 / Math.sqrt(eps);
+    return {
+      kind: "nonlinear",
+      bound: Math.sqrt(input.batch * this.inputSize),
+      lipschitz: ell,
+      smoothness: n > 1 ? BATCH_NORM_CURVATURE / (Math.sqrt(n) * eps) : 0,
+      valueAtZero: 0,
+      jacobianAtZero: n > 1 ? ell : 0,
+    };
+  }
   readonly role = "nonlinear" as const;
   readonly inputShape: readonly number[];
   readonly outputShape: readonly number[];

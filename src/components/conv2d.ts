@@ -3,6 +3,7 @@ import { allocate, type DType, type FloatArray } from "../core/dtype.js";
 import type { Rng } from "../core/rng.js";
 import { type Component, type ComponentContext, type LayerIO, type ParamSpec, paramTable, SpecError } from "./component.js";
 import { initBiaffine } from "./init.js";
+import { type BiaffineConstants, type InputBounds, maxWindowCoverage } from "./smoothness.js";
 
 /** `n` or `[h, w]` as `[h, w]`. */
 export function toPair(v: number | readonly [number, number]): [number, number] {
@@ -72,6 +73,35 @@ export interface Conv2dTape {
  */
 export class Conv2d implements Component<Conv2dTape> {
   readonly type = "conv2d";
+
+  /**
+   * Smoothness constants (issue 5) of the convolution b(Z, u) = β(Z, W) + βᵘ(b) on a batch of N
+   * images, u = (W, b):
+   * - L_b: smoothing-net.pdf, Lemma 17 (one filter) with Lemma 16 (filters and samples
+   *   concatenated): ‖β(z, w)‖² = Σ_k (wᵀ Π_k z)² ≤ ‖w‖² Σ_k ‖Π_k z‖² ≤ ‖w‖² max_i |V_i| ‖z‖², with
+   *   |V_i| the number of windows (patches) holding input pixel i, so L_b = √(max_i |V_i|). The
+   *   lemma's statement drops the square root of its own proof, and App. C-1 d then prints
+   *   L_conv = (k/s)² (and vroulet_elem_deep.pdf, Sec. 5.1, L_conv = √n_p, the root of the number
+   *   of patches, which grows with the image): both loose. Windows are separable, so
+   *   max_i |V_i| = c_h·c_w with c the largest per-axis coverage (≤ ⌈k/s⌉), computed exactly with
+   *   padding and borders: L_b = √(c_h c_w), e.g. 3 for 3×3 stride-1 kernels (printed: 9). It is
+   *   attained up to border effects by constant images and filters, and tested numerically.
+   * - lᵘ: the bias adds b_j to the N·P entries of channel j (P = OH·OW): ‖βᵘ(b)‖ = √(N P) ‖b‖
+   *   (vroulet_elem_deep.pdf, Sec. 5.1: ℓ_conv = √(m n_p)); 0 without bias.
+   * - βˣ = 0, β⁰ = 0; W and b are disjoint blocks of u.
+   */
+  smoothness(input: InputBounds): BiaffineConstants {
+    const ch = maxWindowCoverage(this.inH, this.outH, this.kh, this.sh, this.ph);
+    const cw = maxWindowCoverage(this.inW, this.outW, this.kw, this.sw, this.pw);
+    return {
+      kind: "biaffine",
+      bilinear: Math.sqrt(ch * cw),
+      paramLipschitz: this.spec.bias ? Math.sqrt(input.batch * this.outPixels) : 0,
+      inputLipschitz: 0,
+      valueAtZero: 0,
+      disjointParamBlocks: true,
+    };
+  }
   readonly role = "biaffine" as const;
   readonly inputShape: readonly number[];
   readonly outputShape: readonly number[];

@@ -2,6 +2,7 @@ import type { LayerSpecOf } from "../chain/spec.js";
 import type { DType, FloatArray } from "../core/dtype.js";
 import { type Component, type ComponentContext, type LayerIO, SpecError } from "./component.js";
 import { requireImage, slidingExtent, toPair } from "./conv2d.js";
+import { type InputBounds, maxWindowCoverage, type NonlinearConstants } from "./smoothness.js";
 
 /** Window geometry shared by the pooling components (PyTorch's floor mode, no dilation). */
 export interface PoolGeometry {
@@ -54,6 +55,21 @@ export interface MaxPoolTape {
  */
 export class MaxPool2d implements Component<MaxPoolTape> {
   readonly type = "maxPool2d";
+
+  /**
+   * Smoothness constants (issue 5). For windows S_o, |max_{S_o} x − max_{S_o} y| ≤ max_{i∈S_o} |x_i − y_i|,
+   * so ‖π(x) − π(y)‖² ≤ Σ_o max_{i∈S_o} (x_i − y_i)² ≤ c ‖x − y‖² with c = max_i |{o : i ∈ S_o}|
+   * the largest number of windows holding one pixel (c_h·c_w, per axis, computed exactly): ℓ = √c,
+   * = 1 for non-overlapping windows (vroulet_elem_deep.pdf, Sec. 5.1: ℓ_maxpool = 1, which holds
+   * only without overlap). Not differentiable at ties: L = ∞. π(0) = 0 (padding is −∞, every
+   * window holds a pixel), ‖π(x)‖ ≤ √c ‖x‖ likewise.
+   */
+  smoothness(input: InputBounds): NonlinearConstants {
+    const g = this.geometry;
+    const c = maxWindowCoverage(g.h, g.oh, g.kh, g.sh, g.ph) * maxWindowCoverage(g.w, g.ow, g.kw, g.sw, g.pw);
+    const ell = Math.sqrt(c);
+    return { kind: "nonlinear", bound: ell * input.norm, lipschitz: ell, smoothness: Infinity, valueAtZero: 0, jacobianAtZero: ell };
+  }
   readonly role = "nonlinear" as const;
   readonly inputShape: readonly number[];
   readonly outputShape: readonly number[];

@@ -1,6 +1,7 @@
 import type { LayerSpecOf } from "../chain/spec.js";
 import type { DType, FloatArray } from "../core/dtype.js";
 import type { Component, ComponentContext, LayerIO } from "./component.js";
+import type { InputBounds, NonlinearConstants } from "./smoothness.js";
 
 /**
  * Softmax over the features of each sample: p_i = e^{x_i − m} / Σ_j e^{x_j − m} with m = max_j x_j
@@ -11,6 +12,30 @@ import type { Component, ComponentContext, LayerIO } from "./component.js";
  */
 export class Softmax implements Component<null> {
   readonly type = "softmax";
+
+  /**
+   * Smoothness constants (issue 5), per sample with p = softmax(x) ∈ ℝ^K, then for the batch by
+   * the block-diagonal rule (smoothness.ts):
+   * - ∇p = diag(p) − p pᵀ and vᵀ∇p v = Var_p(v) ≤ (max v − min v)²/4 ≤ ‖v‖²/2 (Popoviciu), so
+   *   ℓ = 1/2 (attained for K = 2 at x = 0).
+   * - D²p[v, v]_i = p_i (c_i² − V) with c = v − ⟨p, v⟩1, V = Σ p_j c_j². Then
+   *   ‖D²p[v, v]‖² = Σ p_i² (c_i² − V)² ≤ Σ p_i (c_i² − V)² = Var_p(c²) ≤ (max c²)²/4 (Popoviciu,
+   *   c² ∈ [0, max c²]) and max c_i² ≤ (max v − min v)² ≤ 2‖v‖²: ‖D²p[v, v]‖ ≤ ‖v‖², and the Hessian
+   *   of each p_i being symmetric this bounds the tensor norm: L = 1.
+   * - p(0) = 1/K: ‖a(0)‖ = √(N/K); ∇p(0) = (I − 11ᵀ/K)/K: ‖∇a(0)‖ = 1/K; ‖p‖ ≤ ‖p‖₁ = 1: m = √N.
+   * vroulet_elem_deep.pdf, Sec. 5.1 prints ℓ_softmax = 2, L_softmax = 4 (loose by 4 and 4).
+   */
+  smoothness(input: InputBounds): NonlinearConstants {
+    const k = this.inputSize;
+    return {
+      kind: "nonlinear",
+      bound: Math.sqrt(input.batch),
+      lipschitz: 0.5,
+      smoothness: 1,
+      valueAtZero: Math.sqrt(input.batch / k),
+      jacobianAtZero: 1 / k,
+    };
+  }
   readonly role = "nonlinear" as const;
   readonly inputShape: readonly number[];
   readonly outputShape: readonly number[];

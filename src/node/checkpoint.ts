@@ -217,9 +217,8 @@ export function loadCheckpoint(file: string, chain: Chain, options: LoadCheckpoi
     );
   }
   const params = allocate(chain.dtype, chain.paramSize);
-  const state = allocate(chain.dtype, chain.stateSize);
+  const state = chain.initState();
   const hasState = metadata.has_state !== "false";
-  chain.components.forEach((c, i) => c.initState(chain.stateBlock(state, i)));
   for (const t of chainTensorLayout(chain)) {
     if (t.kind === "state" && !hasState) continue;
     const target = (t.kind === "param" ? params : state).subarray(t.offset, t.offset + t.size);

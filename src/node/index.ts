@@ -5,6 +5,7 @@ import { portableBackend } from "../core/portable.js";
 import { setDefaultBackend } from "../core/registry.js";
 import { loadNativeBackend, nativeLoadError } from "./native-backend.js";
 
+export { type GemmTiming, type GemmTimingOptions, timeGemm } from "./gemm-timing.js";
 export {
   type BlasInfo,
   loadNativeBackend,

@@ -67,8 +67,7 @@ export interface TorchImport {
 export function importTorchSafetensors(chain: Chain, file: string, options: TorchImportOptions = {}): TorchImport {
   const { tensors, metadata } = readSafetensors(file);
   const params = allocate(chain.dtype, chain.paramSize);
-  const state = allocate(chain.dtype, chain.stateSize);
-  chain.components.forEach((c, i) => c.initState(chain.stateBlock(state, i)));
+  const state = chain.initState();
   const names = torchNameMap(chain, options);
   const used = new Set<string>();
   for (const t of chainTensorLayout(chain)) {

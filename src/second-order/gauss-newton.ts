@@ -4,8 +4,8 @@ import type { Batch } from "../objectives/batch.js";
 import type { Objective } from "../objectives/objective.js";
 import { jvp, valueAndGradient, vjp } from "../oracles/first-order.js";
 import { type GramInfo, type GramOptions, gramFromWorkspace } from "./gram.js";
-import { psdSqrt, solveInPlace } from "./linalg.js";
-import { applyBlocks, Linearization, lossHessianBlocks, solveShifted } from "./linearize.js";
+import { psdFactor, solveInPlace } from "./linalg.js";
+import { applyBlocks, applyBlocksTransposed, Linearization, lossHessianBlocks, solveShifted } from "./linearize.js";
 
 // Regularized Gauss-Newton step (seed 002 Sec. 3.1 Eq. (13); vroulet_elem_deep.pdf Eq. (13),
 // Prop. 3.3) for F(w) = f(ψ(w)) + (λ/2)‖w‖² with f convex (squared or logistic loss):
@@ -27,10 +27,10 @@ import { applyBlocks, Linearization, lossHessianBlocks, solveShifted } from "./l
 //     forward pass; +1 call for ψ(w), ∇f and ∇F, +1 for J w when λ > 0, +1 for Jᵀ s* per direction.
 //     So 2q + 2 calls per step (2q + 3 with λ > 0); the papers count 2q + 1 by not counting the
 //     first evaluation. J is never stored (one p-vector at a time).
-// (b) "gram" (fast): factor H = S S with S = blockdiag(S_i), S_i = H_i^{1/2} (eigen-decomposition
-//     of each k × k block; S_i = I/√N for the squared loss) and M = S J. By the Woodbury identity
+// (b) "gram" (fast): factor H = S Sᵀ with S = blockdiag(S_i) (pivoted Cholesky of each k × k block,
+//     linalg.ts psdFactor; S_i = I/√N for the squared loss) and M = Sᵀ J. By the Woodbury identity
 //         d = −(1/κ) (b − Mᵀ (M Mᵀ + κ I)⁻¹ M b),   b = ∇F(w),
-//     with M Mᵀ = S J Jᵀ S the q × q Gram matrix from gram.ts (one structured backward pass at batch
+//     with M Mᵀ = Sᵀ J Jᵀ S the q × q Gram matrix from gram.ts (one structured backward pass at batch
 //     q for dense chains, else q VJPs reusing ONE forward pass), M b by one JVP, Mᵀ c by one VJP,
 //     the solve by Cholesky from the backend. Memory: the q × q Gram matrix (float64) plus a q × q
 //     scratch in the chain's precision, plus the work buffers reported in GramInfo; J (q × p) is
@@ -127,14 +127,10 @@ function prepareGram(chain: Chain, objective: Objective, w0: FloatArray, batch: 
   const output = lin.output;
   const g = allocate(chain.dtype, q);
   const loss = objective.loss.evaluate(output, batch, k, g);
-  // S = blockdiag(H_i^{1/2}), before any pass that could touch the workspace.
+  // S = blockdiag(S_i), S_i S_iᵀ = H_i (pivoted Cholesky of each k × k block).
   const blocks = lossHessianBlocks(objective.loss, output, batch, k);
   const factor = new Float64Array(n * k * k);
-  const tmp = new Float64Array(k * k);
-  for (let i = 0; i < n; i++) {
-    psdSqrt(chain.backend, blocks.subarray(i * k * k, (i + 1) * k * k), k, tmp);
-    factor.set(tmp, i * k * k);
-  }
+  for (let i = 0; i < n; i++) psdFactor(blocks.subarray(i * k * k, (i + 1) * k * k), k, factor.subarray(i * k * k, (i + 1) * k * k));
   const gradC = allocate(chain.dtype, chain.paramSize);
   lin.vjp(g, gradC);
   const gradient = new Float64Array(chain.paramSize);
@@ -144,7 +140,7 @@ function prepareGram(chain: Chain, objective: Objective, w0: FloatArray, batch: 
     r2 += w0[i] * w0[i];
   }
   const { gram, info } = gramFromWorkspace(chain, lin.workspace(), w0, n, factor, training, options);
-  const mb = applyBlocks(factor, n, k, lin.jvp(gradient), new Float64Array(q));
+  const mb = applyBlocksTransposed(factor, n, k, lin.jvp(gradient), new Float64Array(q));
   const scratch = allocate(chain.dtype, chain.paramSize);
   return {
     implementation: "gram",
@@ -176,7 +172,7 @@ function prepareDual(chain: Chain, objective: Objective, w0: FloatArray, batch: 
   const vg = valueAndGradient(chain, objective, w0, batch, fwd);
   calls++;
   const value = vg.value;
-  const gradient = Float64Array.from(vg.grad);
+  const gradient = new Float64Array(vg.grad);
   const output = vg.output.slice();
   const g = new Float64Array(q);
   const gC = allocate(chain.dtype, q);
@@ -218,7 +214,7 @@ function prepareDual(chain: Chain, objective: Objective, w0: FloatArray, batch: 
     gramInfo: null,
     direction(damping: number): Float64Array {
       const kappa = kappaOf(objective, damping);
-      const a = Float64Array.from(hg);
+      const a = new Float64Array(hg);
       for (let i = 0; i < q; i++) a[i * q + i] += kappa;
       const s = new Float64Array(q);
       for (let i = 0; i < q; i++) s[i] = kappa * g[i] - lhjw[i];

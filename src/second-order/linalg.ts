@@ -34,41 +34,42 @@ export function symmetricEigenInPlace(backend: Backend, a: Float64Array, n: numb
 }
 
 /**
- * Symmetric positive semi-definite square root S = V diag(√max(μ, 0)) Vᵀ of a symmetric PSD k×k
- * block h (so that S Sᵀ = S² = h), written to `out`. Diagonal blocks (the squared loss) skip the
- * eigen-decomposition.
+ * A factor S (k × k, row-major, written to `out`) with S Sᵀ = h for a symmetric PSD k × k block h,
+ * by Cholesky with diagonal pivoting (Higham, "Accuracy and Stability of Numerical Algorithms",
+ * Sec. 10.3): column j of S is the pivot column of the remaining Schur complement over the square
+ * root of its pivot; pivots ≤ k·ε·max diag(h) end the factorization (rank-deficient blocks, e.g.
+ * the logistic loss Hessian diag(p) − p pᵀ of rank k − 1 leave zero columns). Not symmetric.
  */
-export function psdSqrt(backend: Backend, h: Float64Array, k: number, out: Float64Array): void {
-  let diagonal = true;
-  for (let i = 0; i < k && diagonal; i++) for (let j = 0; j < k; j++) if (i !== j && h[i * k + j] !== 0) diagonal = false;
+export function psdFactor(h: Float64Array, k: number, out: Float64Array): void {
+  const a = h.slice(0, k * k);
   out.fill(0);
-  if (diagonal) {
-    for (let i = 0; i < k; i++) out[i * k + i] = Math.sqrt(Math.max(h[i * k + i], 0));
-    return;
-  }
-  const a = Float64Array.from(h);
-  const values = symmetricEigenInPlace(backend, a, k);
-  // a's row r is the eigenvector of values[r]: S = Σ_r √μ_r v_r v_rᵀ.
-  for (let r = 0; r < k; r++) {
-    const s = Math.sqrt(Math.max(values[r], 0));
-    if (s === 0) continue;
-    for (let i = 0; i < k; i++) {
-      const vi = s * a[r * k + i];
-      for (let j = 0; j < k; j++) out[i * k + j] += vi * a[r * k + j];
+  let maxDiag = 0;
+  for (let i = 0; i < k; i++) maxDiag = Math.max(maxDiag, a[i * k + i]);
+  const tol = k * 2.220446049250313e-16 * maxDiag;
+  const done = new Uint8Array(k);
+  for (let j = 0; j < k; j++) {
+    let piv = -1;
+    let best = tol;
+    for (let i = 0; i < k; i++) if (!done[i] && a[i * k + i] > best) {
+      best = a[i * k + i];
+      piv = i;
+    }
+    if (piv < 0) break;
+    done[piv] = 1;
+    const s = 1 / Math.sqrt(best);
+    for (let i = 0; i < k; i++) out[i * k + j] = done[i] && i !== piv ? 0 : a[i * k + piv] * s;
+    for (let r = 0; r < k; r++) {
+      if (done[r] && r !== piv) continue;
+      const lr = out[r * k + j];
+      if (lr === 0) continue;
+      for (let c = 0; c < k; c++) a[r * k + c] -= lr * out[c * k + j];
     }
   }
-  // Symmetrize against rounding.
-  for (let i = 0; i < k; i++)
-    for (let j = i + 1; j < k; j++) {
-      const m = 0.5 * (out[i * k + j] + out[j * k + i]);
-      out[i * k + j] = m;
-      out[j * k + i] = m;
-    }
 }
 
 /** A copy of `x` as float64. */
 export function toFloat64(x: ArrayLike<number>): Float64Array {
-  return x instanceof Float64Array ? Float64Array.from(x) : Float64Array.from(x as ArrayLike<number>);
+  return new Float64Array(x as ArrayLike<number>);
 }
 
 /** Copies `src` into `dst` (any precisions). */

@@ -150,10 +150,24 @@ export class Linearization {
 
 /** Solves (A + κ I) x = b for symmetric PSD A (q × q, float64, not modified) by Cholesky. */
 export function solveShifted(backend: Backend, a: Float64Array, q: number, kappa: number, b: ArrayLike<number>, what: string): Float64Array {
-  const m = Float64Array.from(a);
+  const m = new Float64Array(a);
   for (let i = 0; i < q; i++) m[i * q + i] += kappa;
   if (!choleskyInPlace(backend, m, q)) throw new Error(`${what}: the regularized Gram matrix is not positive definite (increase the damping)`);
-  const x = Float64Array.from(b as ArrayLike<number>);
+  const x = new Float64Array(b as ArrayLike<number>);
   choleskySolveInPlace(backend, m, q, x, 1);
   return x;
+}
+
+/** out ← blockdiag(B_i)ᵀ v for `n` blocks of size k × k (float64). */
+export function applyBlocksTransposed(blocks: Float64Array, n: number, k: number, v: ArrayLike<number>, out: Float64Array): Float64Array {
+  for (let i = 0; i < n; i++) {
+    const bo = i * k * k;
+    const o = i * k;
+    for (let c = 0; c < k; c++) {
+      let s = 0;
+      for (let r = 0; r < k; r++) s += blocks[bo + r * k + c] * v[o + r];
+      out[o + c] = s;
+    }
+  }
+  return out;
 }

@@ -152,7 +152,7 @@ export function prepareNewton(chain: Chain, objective: Objective, w: FloatArray,
       if (startCol > 0) for (let j = a; j < m; j++) for (let r = 0; r < a; r++) H[j * m + r] = H[r * m + j];
       symmetrize(H, m);
     }
-    stages.push({ index: i, a, b, rho, A, B, H, u: Float64Array.from(chain.paramBlock(w0, i)) });
+    stages.push({ index: i, a, b, rho, A, B, H, u: new Float64Array(chain.paramBlock(w0, i)) });
   }
   const lambda = objective.l2;
   const backend = chain.backend;
@@ -160,7 +160,7 @@ export function prepareNewton(chain: Chain, objective: Objective, w: FloatArray,
     value: loss + 0.5 * lambda * r2,
     gradient,
     direction(damping: number): Float64Array {
-      return riccati(backend, stages, lossHessian, Float64Array.from(lams[kk]), lambda, damping, chain);
+      return riccati(backend, stages, lossHessian, new Float64Array(lams[kk]), lambda, damping, chain);
     },
   };
 }

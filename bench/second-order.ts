@@ -1,0 +1,171 @@
+// Cost of second-order steps relative to a gradient step (issue 7, item 7).
+//
+//   node dist/bench/second-order.js [--batches 32,128] [--dtype float32|float64] [--reps 5]
+//                                   [--dual-budget 60] [--depths 1,2,4,8,16,32] [--width 16] [--skip-newton]
+//   CHAINOPT_BACKEND=portable forces the portable TypeScript backend.
+//
+// Part 1: the MNIST MLP 784-512-512-10 (ReLU, logistic loss over 10 classes, random data) at each
+// batch size: one gradient step (forward + backward + update) against one Gauss-Newton step
+//   (b) "gram": structured Gram matrix S J Jᵀ S, Cholesky, Woodbury (gauss-newton.ts),
+//   (a) "dual": the papers' reference with 2q + 1 autodiff-oracle calls (q = batch × 10).
+// (a) is run in full when its estimate fits --dual-budget seconds; otherwise a few of its VJP+JVP
+// column pairs are timed and the step is extrapolated: t ≈ t(value+gradient) + q·t(pair) + t(VJP)
+// + t(q × q LU solve), and the table says "extrapolated".
+//
+// Part 2: Newton step by dynamic programming (newton-dp.ts), time per step against depth at a fixed
+// width (tanh MLP, batch 4, float64): linear growth expected.
+import { performance } from "node:perf_hooks";
+import {
+  type Batch,
+  createChain,
+  createObjective,
+  jvp,
+  type ModelSpecInput,
+  prepareGaussNewton,
+  prepareNewton,
+  Rng,
+  valueAndGradient,
+  vjp,
+} from "../src/index.js";
+import { solveInPlace } from "../src/second-order/linalg.js";
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+/** Median wall time (ms) of `fn` over `reps` runs after one warm-up. */
+function time(fn: () => void, reps: number): number {
+  fn();
+  const ts: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    fn();
+    ts.push(performance.now() - t0);
+  }
+  return median(ts);
+}
+
+async function main(): Promise<void> {
+  const batches = arg("batches", "32,128").split(",").map(Number);
+  const dtype = arg("dtype", "float32") as "float32" | "float64";
+  const reps = Number(arg("reps", "5"));
+  const dualBudget = Number(arg("dual-budget", "60"));
+  let backendName = "portable";
+  try {
+    const node = await import("../src/node/index.js");
+    backendName = node.useBestBackend({ quiet: true }).describe();
+  } catch (e) {
+    backendName = `portable (native loader failed: ${(e as Error).message})`;
+  }
+  console.log(`# Second-order step cost (chainopt bench/second-order)\n\nbackend: ${backendName}\ndtype: ${dtype}\n`);
+
+  const spec: ModelSpecInput = {
+    input: [784],
+    layers: [{ type: "dense", units: 512 }, { type: "relu" }, { type: "dense", units: 512 }, { type: "relu" }, { type: "dense", units: 10 }],
+  };
+  const chain = createChain(spec, { dtype });
+  const objective = createObjective("logistic", 1e-4);
+  const rows: string[] = [];
+  for (const n of batches) {
+    const rng = new Rng(n);
+    const w = chain.initParams(1);
+    const x = new (dtype === "float32" ? Float32Array : Float64Array)(n * 784);
+    for (let i = 0; i < x.length; i++) x[i] = rng.uniform();
+    const batch: Batch = { x, size: n, labels: Int32Array.from({ length: n }, (_, i) => i % 10) };
+    const q = n * 10;
+    const grad = chain.dtype === "float32" ? new Float32Array(chain.paramSize) : new Float64Array(chain.paramSize);
+    const wStep = w.slice();
+    const tGrad = time(() => {
+      valueAndGradient(chain, objective, wStep, batch, { grad });
+      for (let i = 0; i < wStep.length; i++) wStep[i] -= 1e-3 * grad[i];
+    }, Math.max(reps, 10));
+    // (b): prepare (forward, gradient, loss-Hessian factor, Gram, M b) + direction (Cholesky, VJP) + update.
+    let tPrepare = 0;
+    let tDirection = 0;
+    let gramPath = "";
+    const tB = time(() => {
+      const t0 = performance.now();
+      const sub = prepareGaussNewton(chain, objective, wStep, batch, { implementation: "gram" });
+      const t1 = performance.now();
+      const d = sub.direction(1);
+      for (let i = 0; i < wStep.length; i++) wStep[i] += 1e-3 * d[i];
+      tPrepare = performance.now() - t0 - (performance.now() - t1);
+      tDirection = performance.now() - t1;
+      gramPath = sub.gramInfo?.path ?? "";
+    }, reps);
+    // (a): time the pieces, run in full only if affordable.
+    const e = new Float64Array(q);
+    let pairIndex = 0;
+    const tPair = time(() => {
+      e.fill(0);
+      e[pairIndex++ % q] = 1;
+      const { dw } = vjp(chain, w, x, n, e, { training: true });
+      jvp(chain, w, x, n, dw, null, { training: true });
+    }, Math.max(3, reps));
+    const tCall = time(() => {
+      vjp(chain, w, x, n, e, { training: true });
+    }, Math.max(3, reps));
+    const tSolve = time(() => {
+      const a = new Float64Array(q * q);
+      for (let i = 0; i < q; i++) a[i * q + i] = 2 + (i % 7);
+      for (let i = 0; i + 1 < q; i++) a[i * q + i + 1] = 0.5;
+      const b = new Float64Array(q).fill(1);
+      solveInPlace(chain.backend, a, q, b, 1);
+    }, 2);
+    const tAEstimate = tGrad + q * tPair + 2 * tCall + tSolve;
+    let tA = tAEstimate;
+    let how = "extrapolated";
+    let calls = 2 * q + 3;
+    if (tAEstimate / 1000 <= dualBudget) {
+      const t0 = performance.now();
+      const sub = prepareGaussNewton(chain, objective, w, batch, { implementation: "dual" });
+      sub.direction(1);
+      tA = performance.now() - t0;
+      how = "measured";
+      calls = sub.oracleCalls;
+    }
+    rows.push(
+      `| ${n} | ${q} | ${tGrad.toFixed(1)} | ${tB.toFixed(1)} (${tPrepare.toFixed(1)} + ${tDirection.toFixed(1)}) | ${(tB / tGrad).toFixed(1)}× | ${(tA / 1000).toFixed(2)} s | ${(tA / tGrad).toFixed(0)}× | ${calls} calls, ${how} (pair ${tPair.toFixed(1)} ms) |`,
+    );
+    console.error(`batch ${n}: done (gram path: ${gramPath})`);
+  }
+  console.log("## Gauss-Newton step vs gradient step, MNIST MLP 784-512-512-10, 10 classes\n");
+  console.log("| batch | q | gradient step (ms) | GN (b) gram (ms) (prepare + solve) | (b)/grad | GN (a) dual | (a)/grad | (a) |");
+  console.log("|---:|---:|---:|---:|---:|---:|---:|---|");
+  for (const r of rows) console.log(r);
+
+  if (!process.argv.includes("--skip-newton")) {
+    const depths = arg("depths", "1,2,4,8,16,32").split(",").map(Number);
+    const width = Number(arg("width", "16"));
+    const n = 4;
+    console.log(`\n## Newton step by dynamic programming: time vs depth (tanh MLP, width ${width}, batch ${n}, float64)\n`);
+    console.log("| hidden layers | parameters | time per step (ms) | ms per layer |");
+    console.log("|---:|---:|---:|---:|");
+    for (const depth of depths) {
+      const layers: ModelSpecInput["layers"] = [];
+      for (let l = 0; l < depth; l++) layers.push({ type: "dense", units: width }, { type: "tanh" });
+      layers.push({ type: "dense", units: 3 });
+      const c = createChain({ input: [width], layers }, { dtype: "float64" });
+      const rng = new Rng(depth);
+      const w = c.initParams(depth);
+      const x = new Float64Array(n * width).map(() => rng.normal());
+      const batch: Batch = { x, size: n, labels: Int32Array.from({ length: n }, (_, i) => i % 3) };
+      const obj = createObjective("logistic", 1e-3);
+      const t = time(() => {
+        prepareNewton(c, obj, w, batch).direction(100);
+      }, 3);
+      console.log(`| ${depth} | ${c.paramSize} | ${t.toFixed(1)} | ${(t / depth).toFixed(2)} |`);
+    }
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
