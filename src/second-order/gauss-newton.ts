@@ -142,6 +142,7 @@ function prepareGram(chain: Chain, objective: Objective, w0: FloatArray, batch: 
   const { gram, info } = gramFromWorkspace(chain, lin.workspace(), w0, n, factor, training, options);
   const mb = applyBlocksTransposed(factor, n, k, lin.jvp(gradient), new Float64Array(q));
   const scratch = allocate(chain.dtype, chain.paramSize);
+  let work: Float64Array | undefined;
   return {
     implementation: "gram",
     value: loss + 0.5 * lambda * r2,
@@ -150,7 +151,8 @@ function prepareGram(chain: Chain, objective: Objective, w0: FloatArray, batch: 
     gramInfo: info,
     direction(damping: number): Float64Array {
       const kappa = kappaOf(objective, damping);
-      const c = solveShifted(chain.backend, gram, q, kappa, mb, "Gauss-Newton");
+      work ??= new Float64Array(q * q);
+      const c = solveShifted(chain.backend, gram, q, kappa, mb, "Gauss-Newton", work);
       lin.vjp(applyBlocks(factor, n, k, c, new Float64Array(q)), scratch);
       const d = new Float64Array(chain.paramSize);
       for (let i = 0; i < d.length; i++) d[i] = -(gradient[i] - scratch[i]) / kappa;

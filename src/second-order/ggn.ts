@@ -62,6 +62,7 @@ export function prepareGgn(chain: Chain, objective: Objective, w: FloatArray, ba
   }
   const { gram, info } = gramFromWorkspace(chain, lin.workspace(), w0, n, null, training, options);
   const scratch = allocate(chain.dtype, chain.paramSize);
+  let work: Float64Array | undefined;
   return {
     value: loss + 0.5 * objective.l2 * r2,
     gradient,
@@ -70,7 +71,8 @@ export function prepareGgn(chain: Chain, objective: Objective, w: FloatArray, ba
     gramInfo: info,
     direction(damping: number, stepSize = 1): Float64Array {
       if (!(damping >= 0)) throw new Error(`damping: expected λ ≥ 0, got ${damping}`);
-      const c = solveShifted(chain.backend, gram, q, damping, residual, "ggn");
+      work ??= new Float64Array(q * q);
+      const c = solveShifted(chain.backend, gram, q, damping, residual, "ggn", work);
       lin.vjp(c, scratch);
       const d = new Float64Array(chain.paramSize);
       for (let i = 0; i < d.length; i++) d[i] = -stepSize * scratch[i];

@@ -48,8 +48,8 @@ export function empiricalNtk(chain: Chain, w: FloatArray, x: ArrayLike<number>, 
 }
 
 /**
- * M Mᵀ with M = Sᵀ J, S = blockdiag(S_1, …, S_N) symmetric k × k blocks (`factor`, float64,
- * N·k·k entries) or the identity when null, for the chain linearized at the forward pass held by
+ * M Mᵀ with M = Sᵀ J, S = blockdiag(S_1, …, S_N) k × k blocks (`factor`, float64, N·k·k
+ * entries, row-major) or the identity when null, for the chain linearized at the forward pass held by
  * `ws`. Rows of M are VJP slopes: row (i, c) of M is Jᵀ applied to column c of S_i placed at sample i.
  *
  * Structured path (chains of dense layers and per-sample, tape-free components: activations,
@@ -101,6 +101,11 @@ function seedRows(chain: Chain, batch: number, factor: Float64Array | null): Flo
   return d;
 }
 
+/** Row-tile height of the lower-triangular Gram products (a multiple of nothing in particular). */
+const TILE = 256;
+
+const scratchCache = new WeakMap<Chain, FloatArray>();
+
 function structuredGram(
   chain: Chain,
   ws: ChainWorkspace,
@@ -115,8 +120,13 @@ function structuredGram(
   const backend = chain.backend;
   const ctx = componentContext(chain, q, training, false);
   const gram = new Float64Array(q * q);
-  const scratch = allocate(chain.dtype, q * q);
-  let workBytes = scratch.byteLength;
+  // q × q scratch in the chain's precision, kept between calls (one per chain).
+  let scratch = scratchCache.get(chain);
+  if (!scratch || scratch.length < q * q) {
+    scratch = allocate(chain.dtype, q * q);
+    scratchCache.set(chain, scratch);
+  }
+  let workBytes = q * q * (chain.dtype === "float32" ? 4 : 8);
   const first = comps.findIndex((c) => c.paramSize > 0);
   let delta = seedRows(chain, batch, factor); // Δ at the output of component i (q × outputSize)
   for (let i = comps.length - 1; i >= Math.max(first, 0); i--) {
@@ -126,14 +136,23 @@ function structuredGram(
       const n = c.inputSize;
       const m = c.outputSize;
       const bias = c.paramSize > m * n ? 1 : 0;
-      // T = Δ Δᵀ (q × q), P = X Xᵀ (N × N); G += T ⊙ (P + bias) expanded over outputs.
-      backend.gemm(false, true, q, q, m, 1, delta, m, delta, m, 0, scratch, q);
+      // T = Δ Δᵀ (q × q), lower block-triangle only (tiles of TILE rows against all rows above),
+      // P = X Xᵀ (N × N); G += T ⊙ (P + bias) expanded over outputs, lower triangle.
+      for (let r0 = 0; r0 < q; r0 += TILE) {
+        const r1 = Math.min(q, r0 + TILE);
+        backend.gemm(false, true, r1 - r0, r1, m, 1, delta.subarray(r0 * m), m, delta, m, 0, scratch.subarray(r0 * q), q);
+      }
       const p = allocate(chain.dtype, batch * batch);
       backend.gemm(false, true, batch, batch, n, 1, x, n, x, n, 0, p, batch);
-      for (let r = 0; r < q; r++) {
-        const pi = Math.floor(r / k) * batch;
-        const ro = r * q;
-        for (let s = 0; s < q; s++) gram[ro + s] += scratch[ro + s] * (p[pi + Math.floor(s / k)] + bias);
+      for (let si = 0; si < batch; si++) {
+        for (let sj = 0; sj <= si; sj++) {
+          const f = p[si * batch + sj] + bias;
+          for (let a = 0; a < k; a++) {
+            const row = (si * k + a) * q + sj * k;
+            const top = sj === si ? a + 1 : k;
+            for (let b = 0; b < top; b++) gram[row + b] += scratch[row + b] * f;
+          }
+        }
       }
       if (i > first) {
         const next = allocate(chain.dtype, q * n);
@@ -144,13 +163,15 @@ function structuredGram(
       // Replicate the component's input and output rows: row r of the q-batch is sample ⌊r/k⌋.
       const xe = replicateRows(x, batch, c.inputSize, k, chain);
       const ye = replicateRows(ws.activations[i + 1], batch, c.outputSize, k, chain);
-      workBytes = Math.max(workBytes, scratch.byteLength + xe.byteLength + ye.byteLength + 2 * delta.byteLength);
+      workBytes = Math.max(workBytes, q * q * (chain.dtype === "float32" ? 4 : 8) + xe.byteLength + ye.byteLength + 2 * delta.byteLength);
       const io: LayerIO<unknown> = { x: xe, y: ye, params: ws.io[i].params, state: ws.io[i].state, tape: null };
       const next = allocate(chain.dtype, q * c.inputSize);
       c.backward(ctx, io, delta, next, null);
       delta = next;
     }
   }
+  // Mirror the lower triangle.
+  for (let r = 0; r < q; r++) for (let s2 = 0; s2 < r; s2++) gram[s2 * q + r] = gram[r * q + s2];
   return { gram, info: { path: "structured", backwardPasses: 1, workBytes } };
 }
 

@@ -148,13 +148,25 @@ export class Linearization {
   }
 }
 
-/** Solves (A + κ I) x = b for symmetric PSD A (q × q, float64, not modified) by Cholesky. */
-export function solveShifted(backend: Backend, a: Float64Array, q: number, kappa: number, b: ArrayLike<number>, what: string): Float64Array {
-  const m = new Float64Array(a);
-  for (let i = 0; i < q; i++) m[i * q + i] += kappa;
-  if (!choleskyInPlace(backend, m, q)) throw new Error(`${what}: the regularized Gram matrix is not positive definite (increase the damping)`);
-  const x = new Float64Array(b as ArrayLike<number>);
-  choleskySolveInPlace(backend, m, q, x, 1);
+/**
+ * Solves (A + κ I) x = b for symmetric PSD A (q × q, float64, not modified) by Cholesky; `work`
+ * (q² entries, reused between calls by the caller) receives the factor.
+ */
+export function solveShifted(
+  backend: Backend,
+  a: Float64Array,
+  q: number,
+  kappa: number,
+  b: ArrayLike<number>,
+  what: string,
+  work: Float64Array = new Float64Array(q * q),
+): Float64Array {
+  work.set(a);
+  for (let i = 0; i < q; i++) work[i * q + i] += kappa;
+  if (!choleskyInPlace(backend, work, q)) throw new Error(`${what}: the regularized Gram matrix is not positive definite (increase the damping)`);
+  const x = new Float64Array(q);
+  for (let i = 0; i < q; i++) x[i] = b[i];
+  choleskySolveInPlace(backend, work, q, x, 1);
   return x;
 }
 
