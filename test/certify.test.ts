@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { BATCH_NORM_CURVATURE } from "../src/components/batch-norm.js";
 import {
   type CertificateVariant,
   type Chain,
@@ -27,7 +28,6 @@ import {
   witnessChain,
   witnessObjective,
 } from "../src/index.js";
-import { BATCH_NORM_CURVATURE } from "../src/components/batch-norm.js";
 
 // Property tests of issue 5: every certificate ≥ every witness (witnesses are values of the
 // defining ratios at points of B_R, so a valid upper bound can never be below them), plus numerical
@@ -249,7 +249,12 @@ describe("component constants", () => {
       const wit = inputWitness(chain, batch, x, v);
       assert.ok(wit.smoothness <= k.smoothness * SLACK, `BN ε=${eps}: ${wit.smoothness} > ${k.smoothness}`);
       assert.ok(wit.smoothness >= 0.999 * k.smoothness, `BN ε=${eps}: L ${k.smoothness} vs witness ${wit.smoothness}`);
-      const atZero = inputWitness(chain, batch, new Float64Array(x.length).fill(0).map(() => 1e-9 * rng.normal()), v);
+      const atZero = inputWitness(
+        chain,
+        batch,
+        new Float64Array(x.length).fill(0).map(() => 1e-9 * rng.normal()),
+        v,
+      );
       assert.ok(atZero.lipschitz <= k.lipschitz * SLACK && atZero.lipschitz >= 0.999 * k.lipschitz);
     }
   });
@@ -277,14 +282,26 @@ describe("component constants", () => {
     // Logistic L_f = 1/(2N) is attained for K = 2 at 0.
     const loss = new LogisticLoss();
     const hv = new Float64Array(2);
-    loss.hessianVector(new Float64Array(2), { x: new Float64Array(0), size: 1, labels: Int32Array.from([0]) }, 2, Float64Array.from([Math.SQRT1_2, -Math.SQRT1_2]), hv);
+    loss.hessianVector(
+      new Float64Array(2),
+      { x: new Float64Array(0), size: 1, labels: Int32Array.from([0]) },
+      2,
+      Float64Array.from([Math.SQRT1_2, -Math.SQRT1_2]),
+      hv,
+    );
     assert.ok(Math.abs(norm(hv) - 0.5) < 1e-12);
   });
 });
 
 /** A random small architecture: MLP or ConvNet with a random activation, depth and pooling. */
 function randomArchitecture(rng: Rng, index: number): { name: string; spec: ModelSpecInput; smooth: boolean } {
-  const acts: LayerSpecInput[] = [{ type: "softplus" }, { type: "tanh" }, { type: "sigmoid" }, { type: "smoothRelu", mu: 0.2 }, { type: "relu" }];
+  const acts: LayerSpecInput[] = [
+    { type: "softplus" },
+    { type: "tanh" },
+    { type: "sigmoid" },
+    { type: "smoothRelu", mu: 0.2 },
+    { type: "relu" },
+  ];
   const act = acts[index % acts.length];
   const smooth = act.type !== "relu";
   const pick = (n: number): number => Math.floor(rng.uniform() * n);
@@ -311,7 +328,7 @@ describe("certificates ≥ witnesses", () => {
   it("random MLPs and ConvNets, radii and losses: m, ℓ, L of the chain and ℓ_F, L_F of the objective", () => {
     const rng = new Rng(2024);
     const variants: CertificateVariant[] = ["printed", "corrected", "tight"];
-    for (let index = 0; index < 16; index++) {
+    for (let index = 0; index < 30; index++) {
       let arch: ReturnType<typeof randomArchitecture>;
       let chain: Chain;
       try {
@@ -325,7 +342,7 @@ describe("certificates ≥ witnesses", () => {
       const batch = 2 + Math.floor(rng.uniform() * 3);
       const inputNorm = 0.5 + 2 * rng.uniform();
       const objective = createObjective(index % 3 === 0 ? "squared" : "logistic", index % 4 === 0 ? 0.05 : 0);
-      const opts = { radii, batch, inputNorm, seed: index, starts: 2, steps: 6, power: 6 };
+      const opts = { radii, batch, inputNorm, seed: index, starts: 3, steps: 8, power: 6 };
       const cw = witnessChain(chain, opts);
       const ow = witnessObjective(chain, objective, opts);
       const certs = variants.map((variant) => certifyObjective(chain, objective, { radii, batch, inputNorm, variant }));
@@ -355,13 +372,23 @@ describe("certificates ≥ witnesses", () => {
         { name: "mlp-d2", spec: { input: [3], layers: [{ type: "dense", units: 4 }, { type: "tanh" }, { type: "dense", units: 2 }] } },
         {
           name: "mlp-d3",
-          spec: { input: [3], layers: [{ type: "dense", units: 4 }, { type: "softplus" }, { type: "dense", units: 4 }, { type: "softplus" }, { type: "dense", units: 2 }] },
+          spec: {
+            input: [3],
+            layers: [
+              { type: "dense", units: 4 },
+              { type: "softplus" },
+              { type: "dense", units: 4 },
+              { type: "softplus" },
+              { type: "dense", units: 2 },
+            ],
+          },
         },
       ],
       { radii: 1, batch: 2, inputNorm: 1, starts: 2, steps: 5, power: 5, variants: ["corrected", "tight"] },
     );
     assert.equal(rows.length, 4);
-    for (const r of rows) for (const v of Object.values(r.ratio)) assert.ok((v as number) >= 1 / SLACK, `${r.name} ${r.variant}: ratio ${v}`);
+    for (const r of rows)
+      for (const v of Object.values(r.ratio)) assert.ok((v as number) >= 1 / SLACK, `${r.name} ${r.variant}: ratio ${v}`);
     assert.ok(rows[1].ratio.smoothness <= rows[0].ratio.smoothness && rows[3].ratio.lipschitz < rows[2].ratio.lipschitz);
   });
 });
@@ -387,12 +414,21 @@ describe("certificate API", () => {
     const a = certifyChain(chain, { radii: 1, batch: 4, maxSampleNorm: 3 });
     assert.equal(a.inputNorm, 6);
     assert.throws(() => certifiedStep(chain, createObjective("logistic"), { radii: 1, batch: 2, inputNorm: 1 }), /not certified smooth/);
-    const affine = createChain({ input: [3], layers: [{ type: "dense", units: 2 }, { type: "batchNorm", affine: true }] });
+    const affine = createChain({
+      input: [3],
+      layers: [
+        { type: "dense", units: 2 },
+        { type: "batchNorm", affine: true },
+      ],
+    });
     assert.throws(() => certifyChain(affine, { radii: 1, batch: 2, inputNorm: 1 }), /affine/);
   });
 
   it("step size, guarantees, projection and local radii", () => {
-    const chain = createChain({ input: [3], layers: [{ type: "dense", units: 4 }, { type: "softplus" }, { type: "dense", units: 2 }] }, { dtype: "float64" });
+    const chain = createChain(
+      { input: [3], layers: [{ type: "dense", units: 4 }, { type: "softplus" }, { type: "dense", units: 2 }] },
+      { dtype: "float64" },
+    );
     const objective = createObjective("logistic", 1e-3);
     const { stepSize, certificate, guarantee } = certifiedStep(chain, objective, { radii: [2, 1], batch: 8, inputNorm: 1, epsilon: 0.1 });
     assert.equal(stepSize, 1 / certificate.smoothness);

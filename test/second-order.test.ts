@@ -9,6 +9,7 @@ import {
   dot,
   empiricalNtk,
   gaussNewtonVectorProduct,
+  gramFromWorkspace,
   hessianVectorProduct,
   jvp,
   type ModelSpecInput,
@@ -20,7 +21,6 @@ import {
   prepareGgn,
   Rng,
   runForward,
-  gramFromWorkspace,
   valueAndGradient,
 } from "../src/index.js";
 import { randomArray, relativeError } from "./helpers.js";
@@ -143,8 +143,14 @@ describe("second-order: curvature products", () => {
     const v = randomArray(p.chain.paramSize, p.rng);
     const hv = Float64Array.from(hessianVectorProduct(p.chain, p.objective, p.w, p.batch, v));
     const h = 1e-5;
-    const gp = gradientAt(p, p.w.map((x, i) => x + h * v[i]));
-    const gm = gradientAt(p, p.w.map((x, i) => x - h * v[i]));
+    const gp = gradientAt(
+      p,
+      p.w.map((x, i) => x + h * v[i]),
+    );
+    const gm = gradientAt(
+      p,
+      p.w.map((x, i) => x - h * v[i]),
+    );
     const err = relativeError(
       hv,
       gp.map((x, i) => (x - gm[i]) / (2 * h)),
@@ -161,7 +167,10 @@ describe("second-order: curvature products", () => {
     const conv = chain.components[0] as { backwardTangent?: unknown };
     if (conv.backwardTangent) return; // implemented by now: nothing to check
     const p = problem(spec, "squared", 0);
-    assert.throws(() => hessianVectorProduct(p.chain, p.objective, p.w, p.batch, new Float64Array(p.chain.paramSize)), /layers\[0\] \(conv2d\)/);
+    assert.throws(
+      () => hessianVectorProduct(p.chain, p.objective, p.w, p.batch, new Float64Array(p.chain.paramSize)),
+      /layers\[0\] \(conv2d\)/,
+    );
   });
 
   it("Gauss-Newton-vector product equals Jᵀ H J v + λv with J from JVPs", () => {
@@ -194,7 +203,8 @@ describe("second-order: curvature products", () => {
     const q = p.batch.size * p.chain.outputSize;
     const np = p.chain.paramSize;
     const expected = new Float64Array(q * q);
-    for (let r = 0; r < q; r++) for (let s = 0; s < q; s++) for (let j = 0; j < np; j++) expected[r * q + s] += jac[r * np + j] * jac[s * np + j];
+    for (let r = 0; r < q; r++)
+      for (let s = 0; s < q; s++) for (let j = 0; j < np; j++) expected[r * q + s] += jac[r * np + j] * jac[s * np + j];
     const ntk = empiricalNtk(p.chain, p.w, p.batch.x, p.batch.size);
     assert.ok(relativeError(ntk, expected) < 1e-13, `structured: ${relativeError(ntk, expected)}`);
     const generic = empiricalNtk(p.chain, p.w, p.batch.x, p.batch.size, { path: "generic" });
@@ -225,7 +235,12 @@ describe("second-order: Gauss-Newton, GGN, Newton", () => {
       for (let i = 0; i < res.length; i++) res[i] += mu * db[i] + b.gradient[i];
       assert.ok(Math.sqrt(dot(res, res)) / Math.sqrt(dot(b.gradient, b.gradient)) < 1e-10);
       // Re-solving with another μ after other calls re-runs the forward pass transparently.
-      objectiveValue(p.chain, p.objective, p.w.map((x) => x + 1), p.batch);
+      objectiveValue(
+        p.chain,
+        p.objective,
+        p.w.map((x) => x + 1),
+        p.batch,
+      );
       assert.ok(relativeError(a.direction(10 * mu), b.direction(10 * mu)) < 1e-8);
     });
   }
@@ -250,7 +265,8 @@ describe("second-order: Gauss-Newton, GGN, Newton", () => {
           assert.ok(err < 1e-8, `Newton DP vs dense (μ = ${mu}): ${err}`);
         }
         // Ill-posed: some stage's K_vv is not positive definite.
-        if (minEig < -0.05) assert.throws(() => newtonDirection(p.chain, p.objective, p.w, p.batch, -minEig - 0.05), NewtonNotPositiveDefiniteError);
+        if (minEig < -0.05)
+          assert.throws(() => newtonDirection(p.chain, p.objective, p.w, p.batch, -minEig - 0.05), NewtonNotPositiveDefiniteError);
       });
     }
   }
@@ -275,6 +291,7 @@ describe("second-order: Gauss-Newton, GGN, Newton", () => {
     const before = objectiveValue(p.chain, p.objective, p.w, p.batch, { training: true });
     const r = stepper.step(p.chain, p.objective, p.w, p.batch, state);
     assert.ok(r.accepted);
+    assert.ok(r.tries > 1, "the undamped direction should overshoot first");
     assert.ok(Math.abs(r.value - before) < 1e-12);
     assert.ok(r.newValue < r.value);
     assert.ok(Math.abs(objectiveValue(p.chain, p.objective, p.w, p.batch, { training: true }) - r.newValue) < 1e-12);

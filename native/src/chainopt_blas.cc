@@ -174,6 +174,161 @@ napi_value GemmEntry(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// Level-1/2 routines (the few that pay off in a training step: the optimizer's vector updates,
+// bias rows and bias gradients). Vectors are contiguous (increment 1); each length is checked
+// against the arrays, so BLAS never reads past a view.
+
+bool CheckVector(napi_env env, const char* fn, const char* name, int64_t length, int64_t n) {
+  if (length < n) {
+    return ThrowRange(env, fn, std::string("argument '") + name + "' has " + std::to_string(length) + " elements, needs n = " + std::to_string(n));
+  }
+  return true;
+}
+
+void Axpy(blasint n, float a, const float* x, float* y) { cblas_saxpy(n, a, x, 1, y, 1); }
+void Axpy(blasint n, double a, const double* x, double* y) { cblas_daxpy(n, a, x, 1, y, 1); }
+void Axpby(blasint n, float a, const float* x, float b, float* y) { cblas_saxpby(n, a, x, 1, b, y, 1); }
+void Axpby(blasint n, double a, const double* x, double b, double* y) { cblas_daxpby(n, a, x, 1, b, y, 1); }
+void Scal(blasint n, float a, float* x) { cblas_sscal(n, a, x, 1); }
+void Scal(blasint n, double a, double* x) { cblas_dscal(n, a, x, 1); }
+// float32 dot products accumulate in double (dsdot), as chainopt's TypeScript dot does.
+double Dot(blasint n, const float* x, const float* y) { return cblas_dsdot(n, x, 1, y, 1); }
+double Dot(blasint n, const double* x, const double* y) { return cblas_ddot(n, x, 1, y, 1); }
+void Gemv(bool t, blasint m, blasint n, float alpha, const float* a, blasint lda, const float* x, float beta, float* y) {
+  cblas_sgemv(CblasRowMajor, t ? CblasTrans : CblasNoTrans, m, n, alpha, a, lda, x, 1, beta, y, 1);
+}
+void Gemv(bool t, blasint m, blasint n, double alpha, const double* a, blasint lda, const double* x, double beta, double* y) {
+  cblas_dgemv(CblasRowMajor, t ? CblasTrans : CblasNoTrans, m, n, alpha, a, lda, x, 1, beta, y, 1);
+}
+void Ger(blasint m, blasint n, float alpha, const float* x, const float* y, float* a, blasint lda) {
+  cblas_sger(CblasRowMajor, m, n, alpha, x, 1, y, 1, a, lda);
+}
+void Ger(blasint m, blasint n, double alpha, const double* x, const double* y, double* a, blasint lda) {
+  cblas_dger(CblasRowMajor, m, n, alpha, x, 1, y, 1, a, lda);
+}
+
+template <typename T>
+constexpr const char* Name(const char* s, const char* d) {
+  return ArrayKind<T>::type == napi_float32_array ? s : d;
+}
+
+// axpy(n, alpha, x, y): y ← α·x + y.
+template <typename T>
+napi_value AxpyEntry(napi_env env, napi_callback_info info) {
+  const char* fn = Name<T>("saxpy", "daxpy");
+  napi_value argv[4];
+  int64_t n, lx, ly;
+  double alpha;
+  T *x, *y;
+  if (!Args(env, info, fn, 4, "(n, alpha, x, y)", argv) || !GetDim(env, argv[0], fn, "n", &n) ||
+      !GetNumber(env, argv[1], fn, "alpha", &alpha) || !GetArray<T>(env, argv[2], fn, "x", &x, &lx) ||
+      !GetArray<T>(env, argv[3], fn, "y", &y, &ly) || !CheckVector(env, fn, "x", lx, n) || !CheckVector(env, fn, "y", ly, n)) {
+    return nullptr;
+  }
+  if (n > 0) Axpy(static_cast<blasint>(n), static_cast<T>(alpha), x, y);
+  return nullptr;
+}
+
+// axpby(n, alpha, x, beta, y): y ← α·x + β·y (OpenBLAS extension; β = 0 overwrites y).
+template <typename T>
+napi_value AxpbyEntry(napi_env env, napi_callback_info info) {
+  const char* fn = Name<T>("saxpby", "daxpby");
+  napi_value argv[5];
+  int64_t n, lx, ly;
+  double alpha, beta;
+  T *x, *y;
+  if (!Args(env, info, fn, 5, "(n, alpha, x, beta, y)", argv) || !GetDim(env, argv[0], fn, "n", &n) ||
+      !GetNumber(env, argv[1], fn, "alpha", &alpha) || !GetArray<T>(env, argv[2], fn, "x", &x, &lx) ||
+      !GetNumber(env, argv[3], fn, "beta", &beta) || !GetArray<T>(env, argv[4], fn, "y", &y, &ly) ||
+      !CheckVector(env, fn, "x", lx, n) || !CheckVector(env, fn, "y", ly, n)) {
+    return nullptr;
+  }
+  if (n > 0) Axpby(static_cast<blasint>(n), static_cast<T>(alpha), x, static_cast<T>(beta), y);
+  return nullptr;
+}
+
+// scal(n, alpha, x): x ← α·x.
+template <typename T>
+napi_value ScalEntry(napi_env env, napi_callback_info info) {
+  const char* fn = Name<T>("sscal", "dscal");
+  napi_value argv[3];
+  int64_t n, lx;
+  double alpha;
+  T* x;
+  if (!Args(env, info, fn, 3, "(n, alpha, x)", argv) || !GetDim(env, argv[0], fn, "n", &n) ||
+      !GetNumber(env, argv[1], fn, "alpha", &alpha) || !GetArray<T>(env, argv[2], fn, "x", &x, &lx) ||
+      !CheckVector(env, fn, "x", lx, n)) {
+    return nullptr;
+  }
+  if (n > 0) Scal(static_cast<blasint>(n), static_cast<T>(alpha), x);
+  return nullptr;
+}
+
+// dot(n, x, y) → ⟨x, y⟩ as a double (float32: dsdot, accumulated in double).
+template <typename T>
+napi_value DotEntry(napi_env env, napi_callback_info info) {
+  const char* fn = Name<T>("sdot", "ddot");
+  napi_value argv[3];
+  int64_t n, lx, ly;
+  T *x, *y;
+  if (!Args(env, info, fn, 3, "(n, x, y)", argv) || !GetDim(env, argv[0], fn, "n", &n) ||
+      !GetArray<T>(env, argv[1], fn, "x", &x, &lx) || !GetArray<T>(env, argv[2], fn, "y", &y, &ly) ||
+      !CheckVector(env, fn, "x", lx, n) || !CheckVector(env, fn, "y", ly, n)) {
+    return nullptr;
+  }
+  napi_value out;
+  napi_create_double(env, n > 0 ? Dot(static_cast<blasint>(n), x, y) : 0.0, &out);
+  return out;
+}
+
+// gemv(trans, m, n, alpha, a, lda, x, beta, y): y ← α·op(A)·x + β·y, A row-major m×n (row stride
+// lda); x has n entries (m when trans), y has m (n when trans). β = 0 overwrites y.
+template <typename T>
+napi_value GemvEntry(napi_env env, napi_callback_info info) {
+  const char* fn = Name<T>("sgemv", "dgemv");
+  napi_value argv[9];
+  bool trans;
+  int64_t m, n, lda, la, lx, ly;
+  double alpha, beta;
+  T *a, *x, *y;
+  if (!Args(env, info, fn, 9, "(trans, m, n, alpha, a, lda, x, beta, y)", argv) || !GetBool(env, argv[0], fn, "trans", &trans) ||
+      !GetDim(env, argv[1], fn, "m", &m) || !GetDim(env, argv[2], fn, "n", &n) || !GetNumber(env, argv[3], fn, "alpha", &alpha) ||
+      !GetArray<T>(env, argv[4], fn, "a", &a, &la) || !GetDim(env, argv[5], fn, "lda", &lda) ||
+      !GetArray<T>(env, argv[6], fn, "x", &x, &lx) || !GetNumber(env, argv[7], fn, "beta", &beta) ||
+      !GetArray<T>(env, argv[8], fn, "y", &y, &ly) || !CheckMatrix(env, fn, "a", "lda", la, m, n, lda, "n") ||
+      !CheckVector(env, fn, "x", lx, trans ? m : n) || !CheckVector(env, fn, "y", ly, trans ? n : m)) {
+    return nullptr;
+  }
+  if (m == 0 || n == 0) {
+    // Empty product: y ← β·y (BLAS would return without touching y).
+    const int64_t len = trans ? n : m;
+    for (int64_t i = 0; i < len; i++) y[i] = beta == 0 ? T(0) : static_cast<T>(beta * y[i]);
+    return nullptr;
+  }
+  Gemv(trans, static_cast<blasint>(m), static_cast<blasint>(n), static_cast<T>(alpha), a, static_cast<blasint>(lda), x,
+       static_cast<T>(beta), y);
+  return nullptr;
+}
+
+// ger(m, n, alpha, x, y, a, lda): A ← α·x·yᵀ + A, A row-major m×n (row stride lda).
+template <typename T>
+napi_value GerEntry(napi_env env, napi_callback_info info) {
+  const char* fn = Name<T>("sger", "dger");
+  napi_value argv[7];
+  int64_t m, n, lda, la, lx, ly;
+  double alpha;
+  T *a, *x, *y;
+  if (!Args(env, info, fn, 7, "(m, n, alpha, x, y, a, lda)", argv) || !GetDim(env, argv[0], fn, "m", &m) ||
+      !GetDim(env, argv[1], fn, "n", &n) || !GetNumber(env, argv[2], fn, "alpha", &alpha) ||
+      !GetArray<T>(env, argv[3], fn, "x", &x, &lx) || !GetArray<T>(env, argv[4], fn, "y", &y, &ly) ||
+      !GetArray<T>(env, argv[5], fn, "a", &a, &la) || !GetDim(env, argv[6], fn, "lda", &lda) ||
+      !CheckVector(env, fn, "x", lx, m) || !CheckVector(env, fn, "y", ly, n) || !CheckMatrix(env, fn, "a", "lda", la, m, n, lda, "n")) {
+    return nullptr;
+  }
+  if (m > 0 && n > 0) Ger(static_cast<blasint>(m), static_cast<blasint>(n), static_cast<T>(alpha), x, y, a, static_cast<blasint>(lda));
+  return nullptr;
+}
+
 bool CheckSquare(napi_env env, const char* fn, const char* name, int64_t length, int64_t n) {
   if (length < n * n) {
     return ThrowRange(env, fn,
@@ -358,6 +513,18 @@ napi_value Init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
       {"sgemm", nullptr, GemmEntry<float>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"dgemm", nullptr, GemmEntry<double>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"saxpy", nullptr, AxpyEntry<float>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"daxpy", nullptr, AxpyEntry<double>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"saxpby", nullptr, AxpbyEntry<float>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"daxpby", nullptr, AxpbyEntry<double>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"sscal", nullptr, ScalEntry<float>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"dscal", nullptr, ScalEntry<double>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"sdot", nullptr, DotEntry<float>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"ddot", nullptr, DotEntry<double>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"sgemv", nullptr, GemvEntry<float>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"dgemv", nullptr, GemvEntry<double>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"sger", nullptr, GerEntry<float>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"dger", nullptr, GerEntry<double>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"dpotrf", nullptr, Dpotrf, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"dpotrs", nullptr, Dpotrs, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"dsyevd", nullptr, Dsyevd, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

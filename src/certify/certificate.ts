@@ -167,9 +167,12 @@ function resolveInputNorm(options: { batch: number; inputNorm?: number; maxSampl
 
 function constantsOf(chain: Chain, i: number, batch: number, norm: number, options: CertifyOptions): ComponentConstants {
   const c = chain.components[i];
-  if (!c.smoothness) throw new Error(`layers[${i}] (${c.type}): this component declares no smoothness constants; the chain cannot be certified`);
+  if (!c.smoothness)
+    throw new Error(`layers[${i}] (${c.type}): this component declares no smoothness constants; the chain cannot be certified`);
   if (c.role !== "biaffine" && c.paramSize > 0) {
-    throw new Error(`layers[${i}] (${c.type}): nonlinear parts with parameters (e.g. affine batch-norm) are not covered by the certificate`);
+    throw new Error(
+      `layers[${i}] (${c.type}): nonlinear parts with parameters (e.g. affine batch-norm) are not covered by the certificate`,
+    );
   }
   let k = c.smoothness({ batch, norm });
   if (options.override) k = options.override(c, k, i);
@@ -254,9 +257,7 @@ export function certifyChain(chain: Chain, options: CertifyOptions): ChainCertif
     const ellU = variant === "tight" && b.disjointParamBlocks ? Math.hypot(bilinearU, b.paramLipschitz) : bilinearU + b.paramLipschitz;
     // m_{t,0}: printed ℓˣ m + ℓᵘ R + ‖b(0,0)‖ (slip 1); corrected L_b m R + lᵘ R + lˣ m + ‖b(0,0)‖.
     const m0t =
-      variant === "printed"
-        ? mul(ellX, m) + mul(ellU, R) + b.valueAtZero
-        : mul(ellU, R) + mul(b.inputLipschitz, m) + b.valueAtZero;
+      variant === "printed" ? mul(ellX, m) + mul(ellU, R) + b.valueAtZero : mul(ellU, R) + mul(b.inputLipschitz, m) + b.valueAtZero;
     const pass = nonlinearPass(chain, layer.nonlinear, batch, m0t, options, variant);
     const la = pass.lipschitz; // ℓ'_{t,k}
     const La = pass.smoothness; // L_{t,k}

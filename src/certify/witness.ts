@@ -184,7 +184,14 @@ function makeInput(chain: Chain, options: WitnessOptions, rng: Rng, rankOne: boo
 }
 
 /** Hill-climbing helper: tries u + η·dir (projected), keeps it if `value` increases. */
-function ascend(probe: Probe, u: Vec, dir: Vec, current: number, eta: number, value: (w: Vec) => number): { u: Vec; value: number; eta: number } {
+function ascend(
+  probe: Probe,
+  u: Vec,
+  dir: Vec,
+  current: number,
+  eta: number,
+  value: (w: Vec) => number,
+): { u: Vec; value: number; eta: number } {
   const n = norm(dir);
   if (!(n > 0) || !Number.isFinite(n)) return { u, value: current, eta: eta / 2 };
   const cand = probe.project(axpy(u, (eta * probe.scale) / n, dir));
@@ -363,7 +370,11 @@ export interface Tightness {
 }
 
 /** The tightness ratios certificate / best witness. */
-export function tightness(chainCert: ChainCertificate, chainWitness: ChainWitness, objective?: { cert: ObjectiveCertificate; witness: ObjectiveWitness }): Tightness {
+export function tightness(
+  chainCert: ChainCertificate,
+  chainWitness: ChainWitness,
+  objective?: { cert: ObjectiveCertificate; witness: ObjectiveWitness },
+): Tightness {
   const r = (c: number, w: number): number => (w > 0 ? c / w : c === 0 ? 1 : Infinity);
   return {
     bound: r(chainCert.bound, chainWitness.bound),
@@ -404,7 +415,12 @@ export function tightnessReport(
     const cw = witnessChain(chain, options);
     const ow = witnessObjective(chain, objective, options);
     for (const variant of options.variants ?? ["tight"]) {
-      const cert = certifyObjective(chain, objective, { radii: options.radii, batch: options.batch, inputNorm: options.inputNorm, variant });
+      const cert = certifyObjective(chain, objective, {
+        radii: options.radii,
+        batch: options.batch,
+        inputNorm: options.inputNorm,
+        variant,
+      });
       rows.push({
         name: e.name,
         depth: cert.chain.radii.length,

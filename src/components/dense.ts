@@ -1,5 +1,6 @@
 import type { LayerSpecOf } from "../chain/spec.js";
 import type { DType, FloatArray } from "../core/dtype.js";
+import { columnSums, fillRows } from "../core/kernels.js";
 import type { Rng } from "../core/rng.js";
 import { type Component, type ComponentContext, type LayerIO, paramTable, SpecError } from "./component.js";
 import { initBiaffine } from "./init.js";
@@ -77,9 +78,12 @@ export class Dense implements Component<null> {
     const n = this.inputSize;
     const m = this.outputSize;
     const nw = m * n;
-    // y = x Wᵀ (batch × m), then + b on every row.
-    ctx.backend.gemm(false, true, ctx.batch, m, n, 1, x, n, params, n, 0, y, m);
-    if (this.spec.bias) addRowVector(y, params.subarray(nw, nw + m), ctx.batch);
+    // y = 1 bᵀ + x Wᵀ (batch × m): the bias rows are copied in first (native row copies), then a
+    // β = 1 GEMM adds x Wᵀ, so that no separate pass over y adds the bias.
+    if (this.spec.bias) {
+      fillRows(y, params.subarray(nw, nw + m), ctx.batch, m);
+      ctx.backend.gemm(false, true, ctx.batch, m, n, 1, x, n, params, n, 1, y, m);
+    } else ctx.backend.gemm(false, true, ctx.batch, m, n, 1, x, n, params, n, 0, y, m);
   }
 
   backward(ctx: ComponentContext, io: LayerIO<null>, dy: FloatArray, dx: FloatArray | null, dparams: FloatArray | null): void {
@@ -89,7 +93,8 @@ export class Dense implements Component<null> {
     if (dparams) {
       // ∂⟨dy, xWᵀ + 1bᵀ⟩/∂W = dyᵀ x, ∂/∂b = dyᵀ 1.
       ctx.backend.gemm(true, false, m, n, ctx.batch, 1, dy, m, x, n, 0, dparams, n);
-      if (this.spec.bias) sumRows(dy, ctx.batch, m, dparams.subarray(m * n, m * n + m));
+      // dyᵀ 1: a GEMV with ones on the native backend.
+      if (this.spec.bias) columnSums(ctx.backend, ctx.batch, m, dy, m, 0, dparams.subarray(m * n, m * n + m));
     }
     // ∂/∂x = dy W.
     if (dx) ctx.backend.gemm(false, false, ctx.batch, n, m, 1, dy, m, params, n, 0, dx, n);

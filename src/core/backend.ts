@@ -31,6 +31,26 @@ export interface Backend {
     c: FloatArray,
     ldc: number,
   ): void;
+  /**
+   * Optional level-1/2 kernels (the native backend binds BLAS's; callers use the portable loops of
+   * `src/core/kernels.ts` when a backend lacks them). Vectors are contiguous; `n` entries are used.
+   * All arrays of one call share one precision.
+   */
+  /** y ← α·x + y. */
+  axpy?(n: number, alpha: number, x: FloatArray, y: FloatArray): void;
+  /** y ← α·x + β·y; β = 0 overwrites y. */
+  axpby?(n: number, alpha: number, x: FloatArray, beta: number, y: FloatArray): void;
+  /** x ← α·x. */
+  scal?(n: number, alpha: number, x: FloatArray): void;
+  /** ⟨x, y⟩, accumulated in float64 whatever the precision. */
+  dot?(n: number, x: FloatArray, y: FloatArray): number;
+  /**
+   * y ← α·op(A)·x + β·y with A row-major m×n (row stride lda), op(A) = Aᵀ when `trans`; β = 0
+   * overwrites y.
+   */
+  gemv?(trans: boolean, m: number, n: number, alpha: number, a: FloatArray, lda: number, x: FloatArray, beta: number, y: FloatArray): void;
+  /** A ← α·x·yᵀ + A, A row-major m×n (row stride lda). */
+  ger?(m: number, n: number, alpha: number, x: FloatArray, y: FloatArray, a: FloatArray, lda: number): void;
   /** Number of threads the backend computes with. */
   readonly threads: number;
   /** Sets the number of threads, where the backend supports it. */

@@ -39,6 +39,20 @@ export interface NativeBlasBinding {
     c: Float64Array,
     ldc: number,
   ): void;
+  // Level-1/2 (absent from addons built before they were added: NativeBackend then uses portable loops).
+  saxpy?(n: number, alpha: number, x: Float32Array, y: Float32Array): void;
+  daxpy?(n: number, alpha: number, x: Float64Array, y: Float64Array): void;
+  saxpby?(n: number, alpha: number, x: Float32Array, beta: number, y: Float32Array): void;
+  daxpby?(n: number, alpha: number, x: Float64Array, beta: number, y: Float64Array): void;
+  sscal?(n: number, alpha: number, x: Float32Array): void;
+  dscal?(n: number, alpha: number, x: Float64Array): void;
+  /** float32 dot accumulated in double (cblas_dsdot). */
+  sdot?(n: number, x: Float32Array, y: Float32Array): number;
+  ddot?(n: number, x: Float64Array, y: Float64Array): number;
+  sgemv?(trans: boolean, m: number, n: number, alpha: number, a: Float32Array, lda: number, x: Float32Array, beta: number, y: Float32Array): void;
+  dgemv?(trans: boolean, m: number, n: number, alpha: number, a: Float64Array, lda: number, x: Float64Array, beta: number, y: Float64Array): void;
+  sger?(m: number, n: number, alpha: number, x: Float32Array, y: Float32Array, a: Float32Array, lda: number): void;
+  dger?(m: number, n: number, alpha: number, x: Float64Array, y: Float64Array, a: Float64Array, lda: number): void;
   /** Cholesky in place (lower triangle, upper zeroed); returns LAPACK's info (> 0: not positive definite). */
   dpotrf(n: number, a: Float64Array): number;
   dpotrs(n: number, l: Float64Array, b: Float64Array, nrhs: number): void;
@@ -129,6 +143,55 @@ export class NativeBackend implements Backend {
     if (c instanceof Float32Array)
       this.binding.sgemm(transA, transB, m, n, k, alpha, a as Float32Array, lda, b as Float32Array, ldb, beta, c, ldc);
     else this.binding.dgemm(transA, transB, m, n, k, alpha, a as Float64Array, lda, b as Float64Array, ldb, beta, c, ldc);
+  }
+
+  // Level-1/2 BLAS. Like gemm, the addon checks types and sizes. An addon built before these were
+  // bound lacks them: then the portable loop runs (same results up to rounding).
+
+  axpy(n: number, alpha: number, x: FloatArray, y: FloatArray): void {
+    const b = this.binding;
+    if (y instanceof Float32Array && b.saxpy) b.saxpy(n, alpha, x as Float32Array, y);
+    else if (y instanceof Float64Array && b.daxpy) b.daxpy(n, alpha, x as Float64Array, y);
+    else for (let i = 0; i < n; i++) y[i] += alpha * x[i];
+  }
+
+  axpby(n: number, alpha: number, x: FloatArray, beta: number, y: FloatArray): void {
+    const b = this.binding;
+    if (y instanceof Float32Array && b.saxpby) b.saxpby(n, alpha, x as Float32Array, beta, y);
+    else if (y instanceof Float64Array && b.daxpby) b.daxpby(n, alpha, x as Float64Array, beta, y);
+    else for (let i = 0; i < n; i++) y[i] = beta === 0 ? alpha * x[i] : alpha * x[i] + beta * y[i];
+  }
+
+  scal(n: number, alpha: number, x: FloatArray): void {
+    const b = this.binding;
+    if (x instanceof Float32Array && b.sscal) b.sscal(n, alpha, x);
+    else if (x instanceof Float64Array && b.dscal) b.dscal(n, alpha, x);
+    else for (let i = 0; i < n; i++) x[i] *= alpha;
+  }
+
+  dot(n: number, x: FloatArray, y: FloatArray): number {
+    const b = this.binding;
+    if (x instanceof Float32Array && b.sdot) return b.sdot(n, x, y as Float32Array);
+    if (x instanceof Float64Array && b.ddot) return b.ddot(n, x, y as Float64Array);
+    let s = 0;
+    for (let i = 0; i < n; i++) s += x[i] * y[i];
+    return s;
+  }
+
+  gemv(trans: boolean, m: number, n: number, alpha: number, a: FloatArray, lda: number, x: FloatArray, beta: number, y: FloatArray): void {
+    const b = this.binding;
+    if (y instanceof Float32Array && b.sgemv) b.sgemv(trans, m, n, alpha, a as Float32Array, lda, x as Float32Array, beta, y);
+    else if (y instanceof Float64Array && b.dgemv) b.dgemv(trans, m, n, alpha, a as Float64Array, lda, x as Float64Array, beta, y);
+    // GEMV is a GEMM with one column: op(A) (rows × cols) times x (cols × 1).
+    else this.gemm(trans, false, trans ? n : m, 1, trans ? m : n, alpha, a, lda, x, 1, beta, y, 1);
+  }
+
+  ger(m: number, n: number, alpha: number, x: FloatArray, y: FloatArray, a: FloatArray, lda: number): void {
+    const b = this.binding;
+    if (a instanceof Float32Array && b.sger) b.sger(m, n, alpha, x as Float32Array, y as Float32Array, a, lda);
+    else if (a instanceof Float64Array && b.dger) b.dger(m, n, alpha, x as Float64Array, y as Float64Array, a, lda);
+    // A rank-one GEMM: x (m × 1) times yᵀ (1 × n), added to A.
+    else this.gemm(false, false, m, n, 1, alpha, x, 1, y, n, 1, a, lda);
   }
 
   cholesky(a: Float64Array, n: number): boolean {

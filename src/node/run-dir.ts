@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Chain } from "../chain/chain.js";
 import { appendLineDurable, jsonSafe, readJsonLines, repairJsonLines, writeFileAtomic, writeJsonAtomic } from "./atomic.js";
@@ -96,6 +96,25 @@ export function libraryVersion(): string {
   return cachedVersion;
 }
 
+/** The `__metadata__` of a safetensors file, reading only its header (undefined when absent or unreadable). */
+function readSafetensorsMetadata(file: string): Record<string, string> | undefined {
+  if (!existsSync(file)) return undefined;
+  const fd = openSync(file, "r");
+  try {
+    const head = Buffer.alloc(8);
+    if (readSync(fd, head, 0, 8, 0) !== 8) return undefined;
+    const n = Number(head.readBigUInt64LE(0));
+    if (n > 100_000_000) return undefined;
+    const header = Buffer.alloc(n);
+    if (readSync(fd, header, 0, n, 8) !== n) return undefined;
+    return (JSON.parse(header.toString("utf8")) as { __metadata__?: Record<string, string> }).__metadata__;
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 const safeName = (name: string) => name.replace(/[^A-Za-z0-9._-]+/g, "_").slice(0, 80) || "run";
 
 /** A run directory (see the module documentation for the layout). */
@@ -139,7 +158,9 @@ export class RunDirectory {
     const run = new RunDirectory(abs);
     run.cleanTemporaryFiles();
     repairJsonLines(run.metricsPath);
-    const last = run.checkpointIndex().last;
+    // The position of checkpoints/last.safetensors itself: index.json is written after it, so a
+    // kill between the two leaves the index one checkpoint behind the file that will be resumed.
+    const last = run.lastCheckpointPosition() ?? run.checkpointIndex().last;
     if (last) {
       run.truncateMetricsAfter(last.step, last.epoch);
       run.wallOffset = last.wall ?? 0;
@@ -251,6 +272,20 @@ export class RunDirectory {
     }
     writeJsonAtomic(join(this.checkpointsDir, "index.json"), index);
     return improved;
+  }
+
+  /** Step, epoch and wall time of checkpoints/last.safetensors, read from its header (undefined when absent or unreadable). */
+  lastCheckpointPosition(): { step: number; epoch: number; wall?: number } | undefined {
+    const meta = readSafetensorsMetadata(this.lastCheckpointPath);
+    if (!meta || meta.step === undefined || meta.epoch === undefined) return undefined;
+    let wall: number | undefined;
+    try {
+      const w = (JSON.parse(meta.extra ?? "{}") as { wall?: unknown }).wall;
+      if (typeof w === "number") wall = w;
+    } catch {
+      wall = undefined;
+    }
+    return { step: Number(meta.step), epoch: Number(meta.epoch), wall };
   }
 
   /** Loads the last checkpoint (or null when none was saved). */

@@ -1,4 +1,6 @@
 import type { FloatArray } from "../core/dtype.js";
+import { axpyInto, scalInPlace } from "../core/kernels.js";
+import { getDefaultBackend } from "../core/registry.js";
 import type { Schedule } from "./schedules.js";
 
 // Optimizers as composable gradient transformations, in the style of Optax (Babuschkin et al.,
@@ -107,8 +109,7 @@ export function scaleByLearningRate(lr: LearningRate): GradientTransformation<Em
     name: "scaleByLearningRate",
     init: () => ({}),
     update(u, state, _params, step) {
-      const a = -learningRateAt(lr, step);
-      for (let i = 0; i < u.length; i++) u[i] *= a;
+      scalInPlace(getDefaultBackend(), u.length, -learningRateAt(lr, step), u);
       return state;
     },
   };
@@ -131,5 +132,6 @@ export function scaleBySchedule(schedule: Schedule): GradientTransformation<Empt
 /** w ← w + updates (Optax's `apply_updates`), in place of `params`. */
 export function applyUpdates(params: FloatArray, updates: ArrayLike<number>): void {
   if (updates.length !== params.length) throw new Error(`applyUpdates: ${updates.length} updates for ${params.length} parameters`);
-  for (let i = 0; i < params.length; i++) params[i] += updates[i];
+  if (updates instanceof Float32Array || updates instanceof Float64Array) axpyInto(getDefaultBackend(), params.length, 1, updates, params);
+  else for (let i = 0; i < params.length; i++) params[i] += updates[i];
 }

@@ -28,9 +28,10 @@ import { applyBlocks, applyBlocksTransposed, Linearization, lossHessianBlocks, s
 //     So 2q + 2 calls per step (2q + 3 with λ > 0); the papers count 2q + 1 by not counting the
 //     first evaluation. J is never stored (one p-vector at a time).
 // (b) "gram" (fast): factor H = S Sᵀ with S = blockdiag(S_i) (pivoted Cholesky of each k × k block,
-//     linalg.ts psdFactor; S_i = I/√N for the squared loss) and M = Sᵀ J. By the Woodbury identity
+//     linalg.ts psdFactor; S_i = I/√N for the squared loss; zero columns dropped, so S_i is k × r with
+//     r = k − 1 for the logistic loss) and M = Sᵀ J. By the Woodbury identity
 //         d = −(1/κ) (b − Mᵀ (M Mᵀ + κ I)⁻¹ M b),   b = ∇F(w),
-//     with M Mᵀ = Sᵀ J Jᵀ S the q × q Gram matrix from gram.ts (one structured backward pass at batch
+//     with M Mᵀ = Sᵀ J Jᵀ S the (N·r) × (N·r) Gram matrix from gram.ts (one structured backward pass at batch
 //     q for dense chains, else q VJPs reusing ONE forward pass), M b by one JVP, Mᵀ c by one VJP,
 //     the solve by Cholesky from the backend. Memory: the q × q Gram matrix (float64) plus a q × q
 //     scratch in the chain's precision, plus the work buffers reported in GramInfo; J (q × p) is
@@ -127,10 +128,17 @@ function prepareGram(chain: Chain, objective: Objective, w0: FloatArray, batch: 
   const output = lin.output;
   const g = allocate(chain.dtype, q);
   const loss = objective.loss.evaluate(output, batch, k, g);
-  // S = blockdiag(S_i), S_i S_iᵀ = H_i (pivoted Cholesky of each k × k block).
+  // S = blockdiag(S_i), S_i S_iᵀ = H_i (pivoted Cholesky of each k × k block), keeping only the
+  // r = max rank_i leading columns: M = Sᵀ J has N·r rows (r = k − 1 for the logistic loss).
   const blocks = lossHessianBlocks(objective.loss, output, batch, k);
-  const factor = new Float64Array(n * k * k);
-  for (let i = 0; i < n; i++) psdFactor(blocks.subarray(i * k * k, (i + 1) * k * k), k, factor.subarray(i * k * k, (i + 1) * k * k));
+  const full = new Float64Array(n * k * k);
+  let r = 1;
+  for (let i = 0; i < n; i++)
+    r = Math.max(r, psdFactor(blocks.subarray(i * k * k, (i + 1) * k * k), k, full.subarray(i * k * k, (i + 1) * k * k)));
+  const factor = new Float64Array(n * k * r);
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < k; j++) for (let c = 0; c < r; c++) factor[(i * k + j) * r + c] = full[(i * k + j) * k + c];
+  const qr = n * r;
   const gradC = allocate(chain.dtype, chain.paramSize);
   lin.vjp(g, gradC);
   const gradient = new Float64Array(chain.paramSize);
@@ -139,8 +147,8 @@ function prepareGram(chain: Chain, objective: Objective, w0: FloatArray, batch: 
     gradient[i] = gradC[i] + lambda * w0[i];
     r2 += w0[i] * w0[i];
   }
-  const { gram, info } = gramFromWorkspace(chain, lin.workspace(), w0, n, factor, training, options);
-  const mb = applyBlocksTransposed(factor, n, k, lin.jvp(gradient), new Float64Array(q));
+  const { gram, info } = gramFromWorkspace(chain, lin.workspace(), w0, n, { data: factor, cols: r }, training, options);
+  const mb = applyBlocksTransposed(factor, n, k, lin.jvp(gradient), new Float64Array(qr), r);
   const scratch = allocate(chain.dtype, chain.paramSize);
   let work: Float64Array | undefined;
   return {
@@ -151,9 +159,9 @@ function prepareGram(chain: Chain, objective: Objective, w0: FloatArray, batch: 
     gramInfo: info,
     direction(damping: number): Float64Array {
       const kappa = kappaOf(objective, damping);
-      work ??= new Float64Array(q * q);
-      const c = solveShifted(chain.backend, gram, q, kappa, mb, "Gauss-Newton", work);
-      lin.vjp(applyBlocks(factor, n, k, c, new Float64Array(q)), scratch);
+      work ??= new Float64Array(qr * qr);
+      const c = solveShifted(chain.backend, gram, qr, kappa, mb, "Gauss-Newton", work);
+      lin.vjp(applyBlocks(factor, n, k, c, new Float64Array(q), r), scratch);
       const d = new Float64Array(chain.paramSize);
       for (let i = 0; i < d.length; i++) d[i] = -(gradient[i] - scratch[i]) / kappa;
       return d;

@@ -48,8 +48,8 @@ export function empiricalNtk(chain: Chain, w: FloatArray, x: ArrayLike<number>, 
 }
 
 /**
- * M Mᵀ with M = Sᵀ J, S = blockdiag(S_1, …, S_N) k × k blocks (`factor`, float64, N·k·k
- * entries, row-major) or the identity when null, for the chain linearized at the forward pass held by
+ * M Mᵀ with M = Sᵀ J, S = blockdiag(S_1, …, S_N) with k × r blocks (`factor`: float64, N·k·r
+ * entries, row-major, r = factor.cols) or the identity when null (r = k); M Mᵀ is (N·r) × (N·r), for the chain linearized at the forward pass held by
  * `ws`. Rows of M are VJP slopes: row (i, c) of M is Jᵀ applied to column c of S_i placed at sample i.
  *
  * Structured path (chains of dense layers and per-sample, tape-free components: activations,
@@ -69,7 +69,7 @@ export function gramFromWorkspace(
   ws: ChainWorkspace,
   w: FloatArray,
   batch: number,
-  factor: Float64Array | null,
+  factor: OutputFactor | null,
   training: boolean,
   options: GramOptions = {},
 ): { gram: Float64Array; info: GramInfo } {
@@ -86,15 +86,22 @@ export function structuredGramApplies(chain: Chain, ws: ChainWorkspace): boolean
   return chain.components.every((c, i) => c instanceof Dense || (c.paramSize === 0 && c.stateSize === 0 && ws.io[i].tape === null));
 }
 
+/** An output-space factor S = blockdiag(S_i), S_i of size k × cols stored row-major one after the other. */
+export interface OutputFactor {
+  data: Float64Array;
+  cols: number;
+}
+
 /** The slope rows S e_r (row r = (i, c): column c of S_i), as a q × k matrix in the chain's precision. */
-function seedRows(chain: Chain, batch: number, factor: Float64Array | null): FloatArray {
+function seedRows(chain: Chain, batch: number, factor: OutputFactor | null): FloatArray {
   const k = chain.outputSize;
-  const q = batch * k;
+  const cols = factor ? factor.cols : k;
+  const q = batch * cols;
   const d = allocate(chain.dtype, q * k);
   for (let i = 0; i < batch; i++) {
-    for (let c = 0; c < k; c++) {
-      const r = i * k + c;
-      if (factor) for (let j = 0; j < k; j++) d[r * k + j] = factor[i * k * k + j * k + c];
+    for (let c = 0; c < cols; c++) {
+      const r = i * cols + c;
+      if (factor) for (let j = 0; j < k; j++) d[r * k + j] = factor.data[i * k * cols + j * cols + c];
       else d[r * k + c] = 1;
     }
   }
@@ -104,31 +111,67 @@ function seedRows(chain: Chain, batch: number, factor: Float64Array | null): Flo
 /** Row-tile height of the lower-triangular Gram products (a multiple of nothing in particular). */
 const TILE = 256;
 
-const scratchCache = new WeakMap<Chain, FloatArray>();
+/** Work buffers of the structured path, kept per chain and q between calls (no garbage per step). */
+interface GramBuffers {
+  scratch: FloatArray;
+  deltas: [FloatArray, FloatArray];
+  inputs: FloatArray[];
+  outputs: FloatArray[];
+  p: FloatArray;
+}
+const buffersCache = new WeakMap<Chain, Map<number, GramBuffers>>();
+
+function gramBuffers(chain: Chain, batch: number, cols: number): GramBuffers {
+  const q = batch * cols;
+  let byQ = buffersCache.get(chain);
+  if (!byQ) {
+    byQ = new Map();
+    buffersCache.set(chain, byQ);
+  }
+  let b = byQ.get(q);
+  if (!b) {
+    let width = chain.outputSize;
+    for (const c of chain.components) width = Math.max(width, c.inputSize, c.outputSize);
+    const empty = allocate(chain.dtype, 0);
+    b = {
+      scratch: allocate(chain.dtype, q * q),
+      deltas: [allocate(chain.dtype, q * width), allocate(chain.dtype, q * width)],
+      inputs: chain.components.map((c) => (c instanceof Dense ? empty : allocate(chain.dtype, q * c.inputSize))),
+      outputs: chain.components.map((c) => (c instanceof Dense ? empty : allocate(chain.dtype, q * c.outputSize))),
+      p: allocate(chain.dtype, batch * batch),
+    };
+    byQ.clear(); // keep one size per chain
+    byQ.set(q, b);
+  }
+  return b;
+}
 
 function structuredGram(
   chain: Chain,
   ws: ChainWorkspace,
   w: FloatArray,
   batch: number,
-  factor: Float64Array | null,
+  factor: OutputFactor | null,
   training: boolean,
 ): { gram: Float64Array; info: GramInfo } {
   const k = chain.outputSize;
-  const q = batch * k;
+  const cols = factor ? factor.cols : k;
+  const q = batch * cols;
   const comps = chain.components;
   const backend = chain.backend;
   const ctx = componentContext(chain, q, training, false);
   const gram = new Float64Array(q * q);
-  // q × q scratch in the chain's precision, kept between calls (one per chain).
-  let scratch = scratchCache.get(chain);
-  if (!scratch || scratch.length < q * q) {
-    scratch = allocate(chain.dtype, q * q);
-    scratchCache.set(chain, scratch);
-  }
-  let workBytes = q * q * (chain.dtype === "float32" ? 4 : 8);
+  const buf = gramBuffers(chain, batch, cols);
+  const scratch = buf.scratch;
+  const eb = chain.dtype === "float32" ? 4 : 8;
+  const workBytes =
+    eb * (scratch.length + 2 * buf.deltas[0].length + buf.p.length) +
+    buf.inputs.reduce((s, a, i) => s + eb * (a.length + buf.outputs[i].length), 0);
   const first = comps.findIndex((c) => c.paramSize > 0);
-  let delta = seedRows(chain, batch, factor); // Δ at the output of component i (q × outputSize)
+  let which = 0;
+  // Δ at the output of component i (q × outputSize).
+  let delta = buf.deltas[0].subarray(0, q * k);
+  delta.set(seedRows(chain, batch, factor));
   for (let i = comps.length - 1; i >= Math.max(first, 0); i--) {
     const c = comps[i];
     const x = ws.activations[i];
@@ -138,34 +181,26 @@ function structuredGram(
       const bias = c.paramSize > m * n ? 1 : 0;
       // T = Δ Δᵀ (q × q), lower block-triangle only (tiles of TILE rows against all rows above),
       // P = X Xᵀ (N × N); G += T ⊙ (P + bias) expanded over outputs, lower triangle.
+      const p = buf.p;
+      backend.gemm(false, true, batch, batch, n, 1, x, n, x, n, 0, p, batch);
       for (let r0 = 0; r0 < q; r0 += TILE) {
         const r1 = Math.min(q, r0 + TILE);
         backend.gemm(false, true, r1 - r0, r1, m, 1, delta.subarray(r0 * m), m, delta, m, 0, scratch.subarray(r0 * q), q);
-      }
-      const p = allocate(chain.dtype, batch * batch);
-      backend.gemm(false, true, batch, batch, n, 1, x, n, x, n, 0, p, batch);
-      for (let si = 0; si < batch; si++) {
-        for (let sj = 0; sj <= si; sj++) {
-          const f = p[si * batch + sj] + bias;
-          for (let a = 0; a < k; a++) {
-            const row = (si * k + a) * q + sj * k;
-            const top = sj === si ? a + 1 : k;
-            for (let b = 0; b < top; b++) gram[row + b] += scratch[row + b] * f;
-          }
-        }
+        hadamardAccumulate(gram, scratch, p, batch, cols, q, r0, r1, bias);
       }
       if (i > first) {
-        const next = allocate(chain.dtype, q * n);
+        which = 1 - which;
+        const next = buf.deltas[which].subarray(0, q * n);
         backend.gemm(false, false, q, n, m, 1, delta, m, chain.paramBlock(w, i), n, 0, next, n);
         delta = next;
       }
     } else {
-      // Replicate the component's input and output rows: row r of the q-batch is sample ⌊r/k⌋.
-      const xe = replicateRows(x, batch, c.inputSize, k, chain);
-      const ye = replicateRows(ws.activations[i + 1], batch, c.outputSize, k, chain);
-      workBytes = Math.max(workBytes, q * q * (chain.dtype === "float32" ? 4 : 8) + xe.byteLength + ye.byteLength + 2 * delta.byteLength);
+      // Replicate the component's input and output rows: row r of the q-batch is sample ⌊r/cols⌋.
+      const xe = replicateRows(x, batch, c.inputSize, cols, buf.inputs[i]);
+      const ye = replicateRows(ws.activations[i + 1], batch, c.outputSize, cols, buf.outputs[i]);
       const io: LayerIO<unknown> = { x: xe, y: ye, params: ws.io[i].params, state: ws.io[i].state, tape: null };
-      const next = allocate(chain.dtype, q * c.inputSize);
+      which = 1 - which;
+      const next = buf.deltas[which].subarray(0, q * c.inputSize);
       c.backward(ctx, io, delta, next, null);
       delta = next;
     }
@@ -175,8 +210,35 @@ function structuredGram(
   return { gram, info: { path: "structured", backwardPasses: 1, workBytes } };
 }
 
-function replicateRows(a: FloatArray, batch: number, size: number, times: number, chain: Chain): FloatArray {
-  const out = allocate(chain.dtype, batch * times * size);
+/**
+ * gram[r, c] += scratch[r, c] · (p[⌊r/k⌋, ⌊c/k⌋] + bias) for rows r0 ≤ r < r1 and columns c ≤ r
+ * (the tile just computed, still in cache).
+ */
+function hadamardAccumulate(
+  gram: Float64Array,
+  scratch: FloatArray,
+  p: FloatArray,
+  batch: number,
+  k: number,
+  q: number,
+  r0: number,
+  r1: number,
+  bias: number,
+): void {
+  for (let r = r0; r < r1; r++) {
+    const si = (r / k) | 0;
+    const base = r * q;
+    const prow = si * batch;
+    for (let sj = 0; sj <= si; sj++) {
+      const f = p[prow + sj] + bias;
+      const c0 = base + sj * k;
+      const c1 = sj === si ? base + r + 1 : c0 + k;
+      for (let c = c0; c < c1; c++) gram[c] += scratch[c] * f;
+    }
+  }
+}
+
+function replicateRows(a: FloatArray, batch: number, size: number, times: number, out: FloatArray): FloatArray {
   for (let i = 0; i < batch; i++) {
     const row = a.subarray(i * size, (i + 1) * size);
     for (let t = 0; t < times; t++) out.set(row, (i * times + t) * size);
@@ -189,23 +251,24 @@ function genericGram(
   ws: ChainWorkspace,
   w: FloatArray,
   batch: number,
-  factor: Float64Array | null,
+  factor: OutputFactor | null,
   training: boolean,
   maxBytes: number,
 ): { gram: Float64Array; info: GramInfo } {
   const k = chain.outputSize;
-  const q = batch * k;
+  const cols = factor ? factor.cols : k;
+  const q = batch * cols;
   const p = chain.paramSize;
   const bytes = chain.dtype === "float32" ? 4 : 8;
   const seeds = seedRows(chain, batch, factor);
-  const slope = allocate(chain.dtype, q);
+  const slope = allocate(chain.dtype, batch * k);
   const gram = new Float64Array(q * q);
   let passes = 0;
   // Rows r0..r1−1 of M = Sᵀ J into buf (row-major, p entries each): one VJP per row.
   const rows = (r0: number, r1: number, buf: FloatArray): void => {
     for (let r = r0; r < r1; r++) {
       slope.fill(0);
-      const i = Math.floor(r / k);
+      const i = Math.floor(r / cols);
       for (let j = 0; j < k; j++) slope[i * k + j] = seeds[r * k + j];
       vjpFromWorkspace(chain, ws, w, batch, slope, buf.subarray((r - r0) * p, (r - r0 + 1) * p), training);
       passes++;

@@ -39,8 +39,9 @@ export function symmetricEigenInPlace(backend: Backend, a: Float64Array, n: numb
  * Sec. 10.3): column j of S is the pivot column of the remaining Schur complement over the square
  * root of its pivot; pivots ≤ k·ε·max diag(h) end the factorization (rank-deficient blocks, e.g.
  * the logistic loss Hessian diag(p) − p pᵀ of rank k − 1 leave zero columns). Not symmetric.
+ * Returns the rank (the number of non-zero leading columns).
  */
-export function psdFactor(h: Float64Array, k: number, out: Float64Array): void {
+export function psdFactor(h: Float64Array, k: number, out: Float64Array): number {
   const a = h.slice(0, k * k);
   out.fill(0);
   let maxDiag = 0;
@@ -50,11 +51,12 @@ export function psdFactor(h: Float64Array, k: number, out: Float64Array): void {
   for (let j = 0; j < k; j++) {
     let piv = -1;
     let best = tol;
-    for (let i = 0; i < k; i++) if (!done[i] && a[i * k + i] > best) {
-      best = a[i * k + i];
-      piv = i;
-    }
-    if (piv < 0) break;
+    for (let i = 0; i < k; i++)
+      if (!done[i] && a[i * k + i] > best) {
+        best = a[i * k + i];
+        piv = i;
+      }
+    if (piv < 0) return j;
     done[piv] = 1;
     const s = 1 / Math.sqrt(best);
     for (let i = 0; i < k; i++) out[i * k + j] = done[i] && i !== piv ? 0 : a[i * k + piv] * s;
@@ -65,6 +67,7 @@ export function psdFactor(h: Float64Array, k: number, out: Float64Array): void {
       for (let c = 0; c < k; c++) a[r * k + c] -= lr * out[c * k + j];
     }
   }
+  return k;
 }
 
 /** A copy of `x` as float64. */

@@ -1,8 +1,8 @@
 import { type Chain, type ChainWorkspace, componentContext } from "../chain/chain.js";
+import type { Backend } from "../core/backend.js";
 import { allocate, type FloatArray } from "../core/dtype.js";
 import type { Batch } from "../objectives/batch.js";
 import type { Loss } from "../objectives/loss.js";
-import type { Backend } from "../core/backend.js";
 import { backwardFrom, runForward } from "../oracles/first-order.js";
 import { choleskyInPlace, choleskySolveInPlace } from "./linalg.js";
 
@@ -20,7 +20,14 @@ export interface SecondOrderOptions {
 }
 
 /** J dw for the chain linearized at the point of the last forward pass held by `ws` (a fresh array). */
-export function jvpFromWorkspace(chain: Chain, ws: ChainWorkspace, w: FloatArray, batch: number, dw: ArrayLike<number>, training: boolean): FloatArray {
+export function jvpFromWorkspace(
+  chain: Chain,
+  ws: ChainWorkspace,
+  w: FloatArray,
+  batch: number,
+  dw: ArrayLike<number>,
+  training: boolean,
+): FloatArray {
   const ctx = componentContext(chain, batch, training, false);
   const dwc = asChainArray(chain, dw);
   let tangent: FloatArray | null = null;
@@ -82,15 +89,14 @@ export function lossHessianBlocks(loss: Loss, output: FloatArray, batch: Batch, 
   return blocks;
 }
 
-/** out ← blockdiag(B_i) v for `n` blocks of size k × k (float64). */
-export function applyBlocks(blocks: Float64Array, n: number, k: number, v: ArrayLike<number>, out: Float64Array): Float64Array {
+/** out ← blockdiag(B_i) v for `n` blocks of size k × r (float64; v has n·r entries, out n·k). */
+export function applyBlocks(blocks: Float64Array, n: number, k: number, v: ArrayLike<number>, out: Float64Array, r = k): Float64Array {
   for (let i = 0; i < n; i++) {
-    const bo = i * k * k;
-    const o = i * k;
-    for (let r = 0; r < k; r++) {
+    const bo = i * k * r;
+    for (let row = 0; row < k; row++) {
       let s = 0;
-      for (let c = 0; c < k; c++) s += blocks[bo + r * k + c] * v[o + c];
-      out[o + r] = s;
+      for (let c = 0; c < r; c++) s += blocks[bo + row * r + c] * v[i * r + c];
+      out[i * k + row] = s;
     }
   }
   return out;
@@ -163,22 +169,29 @@ export function solveShifted(
 ): Float64Array {
   work.set(a);
   for (let i = 0; i < q; i++) work[i * q + i] += kappa;
-  if (!choleskyInPlace(backend, work, q)) throw new Error(`${what}: the regularized Gram matrix is not positive definite (increase the damping)`);
+  if (!choleskyInPlace(backend, work, q))
+    throw new Error(`${what}: the regularized Gram matrix is not positive definite (increase the damping)`);
   const x = new Float64Array(q);
   for (let i = 0; i < q; i++) x[i] = b[i];
   choleskySolveInPlace(backend, work, q, x, 1);
   return x;
 }
 
-/** out ← blockdiag(B_i)ᵀ v for `n` blocks of size k × k (float64). */
-export function applyBlocksTransposed(blocks: Float64Array, n: number, k: number, v: ArrayLike<number>, out: Float64Array): Float64Array {
+/** out ← blockdiag(B_i)ᵀ v for `n` blocks of size k × r (float64; v has n·k entries, out n·r). */
+export function applyBlocksTransposed(
+  blocks: Float64Array,
+  n: number,
+  k: number,
+  v: ArrayLike<number>,
+  out: Float64Array,
+  r = k,
+): Float64Array {
   for (let i = 0; i < n; i++) {
-    const bo = i * k * k;
-    const o = i * k;
-    for (let c = 0; c < k; c++) {
+    const bo = i * k * r;
+    for (let c = 0; c < r; c++) {
       let s = 0;
-      for (let r = 0; r < k; r++) s += blocks[bo + r * k + c] * v[o + r];
-      out[o + c] = s;
+      for (let row = 0; row < k; row++) s += blocks[bo + row * r + c] * v[i * k + row];
+      out[i * r + c] = s;
     }
   }
   return out;

@@ -72,7 +72,13 @@ interface Stage {
 }
 
 /** Prepares the Newton subproblem of F at w on a batch by dynamic programming (w is copied). */
-export function prepareNewton(chain: Chain, objective: Objective, w: FloatArray, batch: Batch, options: SecondOrderOptions = {}): NewtonSubproblem {
+export function prepareNewton(
+  chain: Chain,
+  objective: Objective,
+  w: FloatArray,
+  batch: Batch,
+  options: SecondOrderOptions = {},
+): NewtonSubproblem {
   chain.checkParams(w);
   requireSecondOrder(chain, "Newton step");
   const training = options.training ?? true;
@@ -166,7 +172,14 @@ export function prepareNewton(chain: Chain, objective: Objective, w: FloatArray,
 }
 
 /** The Newton direction −(∇²F(w) + μI)⁻¹∇F(w) by dynamic programming (see {@link prepareNewton}). */
-export function newtonDirection(chain: Chain, objective: Objective, w: FloatArray, batch: Batch, damping: number, options: SecondOrderOptions = {}): Float64Array {
+export function newtonDirection(
+  chain: Chain,
+  objective: Objective,
+  w: FloatArray,
+  batch: Batch,
+  damping: number,
+  options: SecondOrderOptions = {},
+): Float64Array {
   return prepareNewton(chain, objective, w, batch, options).direction(damping);
 }
 
@@ -195,7 +208,19 @@ function riccati(
   damping: number,
   chain: Chain,
 ): Float64Array {
-  const mm = (tA: boolean, tB: boolean, m: number, n: number, k: number, a: Float64Array, lda: number, b: Float64Array, ldb: number, beta: number, c: Float64Array) => {
+  const mm = (
+    tA: boolean,
+    tB: boolean,
+    m: number,
+    n: number,
+    k: number,
+    a: Float64Array,
+    lda: number,
+    b: Float64Array,
+    ldb: number,
+    beta: number,
+    c: Float64Array,
+  ) => {
     if (m > 0 && n > 0) backend.gemm(tA, tB, m, n, k, 1, a, lda, b, ldb, beta, c, n);
   };
   let C = lossHessian;
@@ -295,7 +320,8 @@ function riccati(
 function blockDiagonal(blocks: Float64Array, n: number, k: number): Float64Array {
   const q = n * k;
   const out = new Float64Array(q * q);
-  for (let i = 0; i < n; i++) for (let r = 0; r < k; r++) for (let c = 0; c < k; c++) out[(i * k + r) * q + i * k + c] = blocks[i * k * k + r * k + c];
+  for (let i = 0; i < n; i++)
+    for (let r = 0; r < k; r++) for (let c = 0; c < k; c++) out[(i * k + r) * q + i * k + c] = blocks[i * k * k + r * k + c];
   return out;
 }
 

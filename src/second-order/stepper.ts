@@ -83,18 +83,24 @@ export function createSecondOrderStepper(options: SecondOrderStepperOptions): Se
     throw new Error(`method: expected "gauss-newton", "ggn" or "newton", got "${method as string}"`);
   }
   const lineSearch = options.lineSearch ?? method !== "ggn";
-  if (options.stepSize !== undefined && !(options.stepSize > 0)) throw new Error(`stepSize: expected a positive number, got ${options.stepSize}`);
-  if (options.damping !== undefined && !(options.damping >= 0)) throw new Error(`damping: expected a non-negative number, got ${options.damping}`);
+  if (options.stepSize !== undefined && !(options.stepSize > 0))
+    throw new Error(`stepSize: expected a positive number, got ${options.stepSize}`);
+  if (options.damping !== undefined && !(options.damping >= 0))
+    throw new Error(`damping: expected a non-negative number, got ${options.damping}`);
   const initialDamping =
-    options.damping ??
-    (method === "ggn" ? 1e-3 : !lineSearch && options.stepSize !== undefined ? 1 / options.stepSize : 1);
+    options.damping ?? (method === "ggn" ? 1e-3 : !lineSearch && options.stepSize !== undefined ? 1 / options.stepSize : 1);
   const armijo = options.armijo ?? 1e-4;
   const increase = options.dampingIncrease ?? 10;
   const decrease = options.dampingDecrease ?? 1;
   const minDamping = options.minDamping ?? 1e-12;
   const maxTries = lineSearch ? (options.maxTries ?? 20) : 1;
   const eta = method === "ggn" ? (options.stepSize ?? 1) : 1;
-  const gram: GramOptions = { training: options.training, state: options.state, maxJacobianBytes: options.maxJacobianBytes, path: options.path };
+  const gram: GramOptions = {
+    training: options.training,
+    state: options.state,
+    maxJacobianBytes: options.maxJacobianBytes,
+    path: options.path,
+  };
   const own: SecondOrderState = { damping: initialDamping, steps: 0 };
 
   return {

@@ -1,14 +1,14 @@
-import { type FloatArray, allocate } from "../core/dtype.js";
+import type { Chain } from "../chain/chain.js";
+import { allocate, type FloatArray } from "../core/dtype.js";
 import { Rng, type RngState } from "../core/rng.js";
 import { allFinite, norm2 } from "../core/vector.js";
-import type { Chain } from "../chain/chain.js";
 import { BatchLoader, type Dataset } from "../data/dataset.js";
 import type { Batch } from "../objectives/batch.js";
 import type { Objective } from "../objectives/objective.js";
-import { valueAndGradient } from "../oracles/first-order.js";
-import { type AverageState, type IterateAverage, createAverage } from "../optim/averaging.js";
+import { type AverageState, createAverage, type IterateAverage } from "../optim/averaging.js";
 import { EarlyStopping, type EarlyStoppingState } from "../optim/early-stopping.js";
-import { type GradientTransformation, type LearningRate, type StateTree, applyUpdates, learningRateAt } from "../optim/transform.js";
+import { applyUpdates, type GradientTransformation, type LearningRate, learningRateAt, type StateTree } from "../optim/transform.js";
+import { valueAndGradient } from "../oracles/first-order.js";
 import { type Evaluation, evaluateDataset } from "./evaluate.js";
 
 /** Train, validation and test sets of a run. */
@@ -30,6 +30,8 @@ export interface EpochRecord {
   /** Mean of the mini-batch gradient norms ‖∇F‖ over the epoch. */
   gradNorm: number;
   steps: number;
+  /** Steps skipped because of a non-finite loss, gradient or update (`onNaN: "skip"`); not in the means. */
+  skippedSteps: number;
   /** Wall-clock seconds of the epoch (training and validation). */
   seconds: number;
   samplesPerSecond: number;
@@ -50,7 +52,13 @@ export interface StepProgress {
  */
 export interface CustomStepper {
   readonly name: string;
-  step(chain: Chain, objective: Objective, w: FloatArray, batch: Batch, stepIndex: number): { value: number; loss: number; gradNorm: number };
+  step(
+    chain: Chain,
+    objective: Objective,
+    w: FloatArray,
+    batch: Batch,
+    stepIndex: number,
+  ): { value: number; loss: number; gradNorm: number };
 }
 
 /** How the trainer reacts to a NaN or infinity in the loss, gradient or parameters. */
@@ -84,12 +92,17 @@ export interface TrainerOptions {
   onStep?: (progress: StepProgress) => void;
 }
 
-/** A non-finite value appeared; names the step and the component. */
+/**
+ * A non-finite value appeared. `step` is the 1-based number of the failing step (the trainer had
+ * completed `step − 1` steps), `component` names the first layer at fault (e.g.
+ * `layers[3] (dense) output`), or is null when every layer was finite (e.g. the loss overflowed).
+ */
 export class NumericalFaultError extends Error {
   constructor(
     message: string,
     readonly step: number,
     readonly component: string | null,
+    readonly what: "loss" | "gradient" | "parameters" = "loss",
   ) {
     super(message);
     this.name = "NumericalFaultError";
@@ -128,6 +141,10 @@ export class Trainer {
   /** Set when early stopping decided to stop. */
   stopped = false;
   private readonly grad: FloatArray;
+  /** Copies taken before each step in `onNaN: "skip"` mode, to undo a step that went non-finite. */
+  private backup: { w: FloatArray; state: FloatArray; optimizerState: StateTree } | null = null;
+  /** Where the trainer is within the current epoch (for fault messages). */
+  private position: { batch: number; batches: number } | null = null;
   private loader: BatchLoader | null = null;
   private evalLoaders = new Map<Dataset, BatchLoader>();
 
@@ -146,9 +163,36 @@ export class Trainer {
 
   /** Trains one epoch on `data.train`, then evaluates on `data.validation`. */
   runEpoch(data: TrainData): EpochRecord {
+    const steps = this.epochSteps(data);
+    for (;;) {
+      const r = steps.next();
+      if (r.done) return r.value;
+    }
+  }
+
+  /**
+   * {@link Trainer.runEpoch}, returning to the event loop every `yieldEveryMs` milliseconds of work
+   * (between steps), so that timers and signal handlers (Ctrl-C) run during a long epoch.
+   */
+  async runEpochAsync(data: TrainData, yieldEveryMs = 50): Promise<EpochRecord> {
+    const steps = this.epochSteps(data);
+    let last = performance.now();
+    for (;;) {
+      const r = steps.next();
+      if (r.done) return r.value;
+      if (performance.now() - last >= yieldEveryMs) {
+        await new Promise<void>((resolve) => setTimeout(resolve, 0)); // setTimeout: portable (browsers too)
+        last = performance.now();
+      }
+    }
+  }
+
+  /** The epoch as a generator that pauses after each step (the record is its return value). */
+  private *epochSteps(data: TrainData): Generator<void, EpochRecord, void> {
     const o = this.options;
     const train = data.train;
-    if (this.loader?.dataset !== train) this.loader = new BatchLoader(train, { batchSize: o.batchSize, dtype: this.chain.dtype, dropLast: o.dropLast });
+    if (this.loader?.dataset !== train)
+      this.loader = new BatchLoader(train, { batchSize: o.batchSize, dtype: this.chain.dtype, dropLast: o.dropLast });
     const loader = this.loader;
     const started = performance.now();
     const order = (o.shuffle ?? true) ? this.rng.permutation(train.size) : null;
@@ -156,23 +200,41 @@ export class Trainer {
     let lossSum = 0;
     let gradNormSum = 0;
     let seen = 0;
+    let counted = 0;
     let steps = 0;
+    let skipped = 0;
     for (let b = 0; b < batches; b++) {
       const batch = loader.batch(b, order);
-      const { loss, gradNorm } = this.trainStep(batch);
-      lossSum += loss * batch.size;
-      gradNormSum += gradNorm;
+      this.position = { batch: b + 1, batches };
+      const r = this.trainStep(batch);
       seen += batch.size;
       steps++;
-      o.onStep?.({ epoch: this.epoch + 1, batch: b + 1, batches, loss, samplesPerSecond: seen / ((performance.now() - started) / 1000) });
+      if (r.skipped) skipped++;
+      else {
+        lossSum += r.loss * batch.size;
+        gradNormSum += r.gradNorm;
+        counted += batch.size;
+      }
+      o.onStep?.({
+        epoch: this.epoch + 1,
+        batch: b + 1,
+        batches,
+        loss: r.loss,
+        samplesPerSecond: seen / ((performance.now() - started) / 1000),
+      });
+      yield;
     }
+    this.position = null;
     this.epoch++;
+    const good = steps - skipped;
     const record: EpochRecord = {
       epoch: this.epoch,
-      trainLoss: lossSum / Math.max(seen, 1),
+      // Means over the steps taken (NaN when every step of the epoch was skipped).
+      trainLoss: counted > 0 ? lossSum / counted : Number.NaN,
       learningRate: this.currentLearningRate(Math.max(this.step - 1, 0)),
-      gradNorm: gradNormSum / Math.max(steps, 1),
+      gradNorm: good > 0 ? gradNormSum / good : Number.NaN,
       steps,
+      skippedSteps: skipped,
       seconds: 0,
       samplesPerSecond: 0,
     };
@@ -190,14 +252,26 @@ export class Trainer {
     return record;
   }
 
-  /** One optimization step on a batch; returns the loss before the step and the gradient norm. */
-  trainStep(batch: Batch): { loss: number; gradNorm: number } {
+  /**
+   * One optimization step on a batch; returns the loss before the step and the gradient norm.
+   * A non-finite loss, gradient or updated parameter vector throws a {@link NumericalFaultError}
+   * (`onNaN: "stop"`, the default; the trainer's state is then not to be used) or, with
+   * `onNaN: "skip"`, undoes the step (parameters, optimizer state, batch-norm statistics) and
+   * returns `skipped: true`; the step counter advances either way (schedules see every batch).
+   */
+  trainStep(batch: Batch): { loss: number; gradNorm: number; skipped: boolean } {
     const o = this.options;
     const stepIndex = this.step;
+    const skip = (o.onNaN ?? "stop") === "skip";
+    if (skip) this.saveBackup();
     if (o.stepper) {
       const r = o.stepper.step(this.chain, o.objective, this.w, batch, stepIndex);
-      this.afterUpdate(r.loss);
-      return { loss: r.loss, gradNorm: r.gradNorm };
+      if (!Number.isFinite(r.loss) || !this.parametersFinite()) {
+        if (skip) return this.skipStep(r.loss, r.gradNorm);
+        throw this.fault(Number.isFinite(r.loss) ? "parameters" : "loss", batch);
+      }
+      this.afterUpdate();
+      return { loss: r.loss, gradNorm: r.gradNorm, skipped: false };
     }
     const { loss, grad } = valueAndGradient(this.chain, o.objective, this.w, batch, {
       grad: this.grad,
@@ -207,26 +281,46 @@ export class Trainer {
     });
     const gradNorm = norm2(grad);
     if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
-      if ((o.onNaN ?? "stop") === "skip") {
-        this.step++;
-        return { loss, gradNorm };
-      }
-      throw this.fault(Number.isFinite(loss) ? "gradient" : "loss");
+      if (skip) return this.skipStep(loss, gradNorm);
+      throw this.fault(Number.isFinite(loss) ? "gradient" : "loss", batch);
     }
     this.optimizerState = o.optimizer.update(grad, this.optimizerState, this.w, stepIndex);
     applyUpdates(this.w, grad);
-    this.afterUpdate(loss);
-    return { loss, gradNorm };
+    if (!this.parametersFinite()) {
+      if (skip) return this.skipStep(loss, gradNorm);
+      throw this.fault("parameters", batch);
+    }
+    this.afterUpdate();
+    return { loss, gradNorm, skipped: false };
   }
 
-  private afterUpdate(loss: number): void {
+  /** Projects (when configured), checks w and the state, then updates the average and the counter. */
+  private parametersFinite(): boolean {
     this.options.projection?.(this.w);
-    if (!allFinite(this.w)) {
-      if ((this.options.onNaN ?? "stop") === "stop") throw this.fault("parameters");
-    }
+    return allFinite(this.w) && allFinite(this.state);
+  }
+
+  private afterUpdate(): void {
     this.average?.update(this.w);
     this.step++;
-    void loss;
+  }
+
+  private saveBackup(): void {
+    if (!this.backup) this.backup = { w: this.w.slice(), state: this.state.slice(), optimizerState: cloneTree(this.optimizerState) };
+    else {
+      this.backup.w.set(this.w);
+      this.backup.state.set(this.state);
+      this.backup.optimizerState = copyTreeInto(this.backup.optimizerState, this.optimizerState);
+    }
+  }
+
+  private skipStep(loss: number, gradNorm: number): { loss: number; gradNorm: number; skipped: boolean } {
+    const b = this.backup as NonNullable<Trainer["backup"]>;
+    this.w.set(b.w);
+    this.state.set(b.state);
+    this.optimizerState = cloneTree(b.optimizerState);
+    this.step++;
+    return { loss, gradNorm, skipped: true };
   }
 
   /** The parameters to evaluate: the averaged iterate when averaging, else w. */
@@ -234,14 +328,14 @@ export class Trainer {
     return this.average && this.average.count > 0 ? this.average.averaged : this.w;
   }
 
-  /** Loss and accuracy on a data set, with the evaluation parameters. */
-  evaluate(dataset: Dataset): Evaluation {
+  /** Loss and accuracy on a data set, with the evaluation parameters (or the given ones, e.g. {@link Trainer.finalParams}). */
+  evaluate(dataset: Dataset, params: FloatArray = this.evaluationParams()): Evaluation {
     let loader = this.evalLoaders.get(dataset);
     if (!loader) {
       loader = new BatchLoader(dataset, { batchSize: this.options.evalBatchSize ?? 1000, dtype: this.chain.dtype });
       this.evalLoaders.set(dataset, loader);
     }
-    return evaluateDataset(this.chain, this.options.objective, this.evaluationParams(), dataset, { state: this.state, loader });
+    return evaluateDataset(this.chain, this.options.objective, params, dataset, { state: this.state, loader });
   }
 
   /** Learning rate at a step, when known. */
@@ -279,36 +373,92 @@ export class Trainer {
   /** Restores a {@link TrainerSnapshot}. */
   restore(s: TrainerSnapshot): void {
     this.chain.checkParams(s.params, "checkpoint parameters");
+    if (s.state.length !== this.state.length)
+      throw new Error(`checkpoint state: expected ${this.state.length} entries, got ${s.state.length}`);
+    // A snapshot of a trainer configured otherwise cannot continue this one bit-identically.
+    if (!!this.average !== !!s.average) {
+      throw new Error(
+        `checkpoint: ${s.average ? "has" : "lacks"} an averaged iterate, but this trainer ${this.average ? "averages" : "does not average"}`,
+      );
+    }
+    if (!!this.earlyStopping !== !!s.earlyStopping) {
+      throw new Error(
+        `checkpoint: ${s.earlyStopping ? "has" : "lacks"} early-stopping state, but this trainer ${this.earlyStopping ? "stops early" : "does not stop early"}`,
+      );
+    }
     this.w.set(s.params);
     this.state.set(s.state);
-    this.optimizerState = s.optimizerState;
+    this.optimizerState = cloneTree(s.optimizerState);
     this.rng.setState(s.rng);
     this.epoch = s.epoch;
     this.step = s.step;
+    this.backup = null;
     if (this.average && s.average) this.average.restore(s.average);
+    this.stopped = false;
     if (this.earlyStopping && s.earlyStopping) {
-      this.earlyStopping.bestValue = s.earlyStopping.bestValue;
-      this.earlyStopping.bestEpoch = s.earlyStopping.bestEpoch;
-      this.earlyStopping.badEpochs = s.earlyStopping.badEpochs;
+      this.earlyStopping.restore(s.earlyStopping);
       this.earlyStopping.bestParams = s.bestParams ? s.bestParams.slice() : null;
+      // A run that early stopping had ended stays ended.
+      this.stopped = this.earlyStopping.shouldStop;
     }
   }
 
-  private fault(what: string): NumericalFaultError {
-    // Name the first component whose output or parameters are not finite.
+  /**
+   * Names the first layer at fault: for the parameters, the first component whose parameters (or
+   * batch-norm statistics) are not finite; for the gradient, the component nearest the loss whose
+   * gradient block is not finite (the backward pass meets it first); for the loss, the first
+   * component whose output on this batch is not finite (the forward pass meets it first).
+   */
+  private fault(what: "loss" | "gradient" | "parameters", batch: Batch): NumericalFaultError {
+    const chain = this.chain;
+    const n = chain.components.length;
+    const label = (i: number) => `layers[${i}] (${chain.components[i].type})`;
     let culprit: string | null = null;
-    const ws = this.chain.workspace(this.options.batchSize);
-    for (let i = 0; i < this.chain.components.length && culprit === null; i++) {
-      const c = this.chain.components[i];
-      if (!allFinite(this.chain.paramBlock(this.w, i))) culprit = `layers[${i}] (${c.type}) parameters`;
-      else if (!allFinite(ws.activations[i + 1])) culprit = `layers[${i}] (${c.type}) output`;
+    if (what === "parameters") {
+      for (let i = 0; i < n && culprit === null; i++) {
+        if (!allFinite(chain.paramBlock(this.w, i))) culprit = `${label(i)} parameters`;
+        else if (!allFinite(chain.stateBlock(this.state, i))) culprit = `${label(i)} running statistics`;
+      }
+    } else if (what === "gradient") {
+      for (let i = n - 1; i >= 0 && culprit === null; i--) if (!allFinite(chain.paramBlock(this.grad, i))) culprit = `${label(i)} gradient`;
     }
+    if (culprit === null && what !== "parameters") {
+      const ws = chain.workspace(batch.size);
+      for (let i = 0; i < n && culprit === null; i++) if (!allFinite(ws.activations[i + 1])) culprit = `${label(i)} output`;
+    }
+    const step = this.step + 1;
+    const where = this.position ? `, batch ${this.position.batch} of ${this.position.batches}` : "";
+    const at = culprit ? `first at ${culprit}` : "every layer's output is finite: the loss itself overflowed";
     return new NumericalFaultError(
-      `non-finite ${what} at step ${this.step} (epoch ${this.epoch + 1})${culprit ? `, first at ${culprit}` : ""}; lower the learning rate or use --on-nan skip`,
-      this.step,
+      `non-finite ${what} at step ${step} (epoch ${this.epoch + 1}${where}); ${at}. Lower the learning rate, clip gradients (--clip-norm), or skip such steps (--on-nan skip)`,
+      step,
       culprit,
+      what,
     );
   }
+}
+
+/** Copies `src` into `dst` (a tree of the same shape owned by the caller), reusing dst's buffers. */
+function copyTreeInto(dst: StateTree, src: StateTree): StateTree {
+  if (typeof src === "number") return src;
+  if (src instanceof Float32Array || src instanceof Float64Array) {
+    if ((dst instanceof Float32Array || dst instanceof Float64Array) && dst.length === src.length && dst.constructor === src.constructor) {
+      dst.set(src);
+      return dst;
+    }
+    return src.slice();
+  }
+  if (Array.isArray(src)) {
+    const d = Array.isArray(dst) && dst.length === src.length ? (dst as StateTree[]) : new Array<StateTree>(src.length);
+    for (let i = 0; i < src.length; i++) d[i] = copyTreeInto(d[i], src[i]);
+    return d;
+  }
+  const d = (typeof dst === "object" && dst !== null && !Array.isArray(dst) && !ArrayBuffer.isView(dst) ? dst : {}) as Record<
+    string,
+    StateTree
+  >;
+  for (const [k, v] of Object.entries(src as Record<string, StateTree>)) d[k] = copyTreeInto(d[k], v);
+  return d;
 }
 
 function cloneTree(t: StateTree): StateTree {

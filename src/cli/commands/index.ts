@@ -5,7 +5,9 @@ export type RegisterCommand = (program: Command) => void;
 
 // One line per subcommand; each file exports `register`.
 export const commands: RegisterCommand[] = [];
+commands.push((await import("./analyze.js")).register);
 commands.push((await import("./build-native.js")).register);
 commands.push((await import("./doctor.js")).register);
 commands.push((await import("./report.js")).register);
 commands.push((await import("./train.js")).register);
+commands.push((await import("./experiment.js")).register);

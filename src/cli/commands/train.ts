@@ -1,7 +1,7 @@
-import { Command, Option } from "commander";
 import { SingleBar } from "cli-progress";
+import { type Command, Option } from "commander";
+import { type ResumeInput, readConfigFile, runTrainJob, type TrainConfigInput } from "../../node/train-job.js";
 import type { EpochRecord } from "../../train/trainer.js";
-import { type TrainConfigInput, readConfigFile, runTrainJob } from "../../node/train-job.js";
 
 const num = (name: string) => (v: string) => {
   const x = Number(v);
@@ -37,23 +37,40 @@ export function register(program: Command): void {
     .option("--lr <eta>", "learning rate", num("lr"))
     .option("--momentum <mu>", "momentum μ (sgd, momentum, nesterov, rmsprop)", num("momentum"))
     .option("--weight-decay <lambda>", "weight decay (coupled; decoupled for adamw)", num("weight-decay"))
-    .addOption(new Option("--schedule <name>", "learning-rate schedule").choices(["constant", "inverse-power", "step", "exponential", "cosine"]))
+    .addOption(
+      new Option("--schedule <name>", "learning-rate schedule").choices(["constant", "inverse-power", "step", "exponential", "cosine"]),
+    )
     .option("--schedule-power <alpha>", "α of the inverse-power schedule η(t) = η (t+1)^(−α)", num("schedule-power"))
     .option("--warmup-steps <n>", "linear warm-up steps", int("warmup-steps"))
     .option("--clip-norm <c>", "clip gradients to this global norm", num("clip-norm"))
     .option("--clip-value <c>", "clip gradient entries to [−c, c]", num("clip-value"))
     .addOption(new Option("--average <kind>", "evaluate an averaged iterate").choices(["polyak", "ema"]))
-    .option("--early-stopping <patience>", "stop after this many epochs without validation improvement; restore the best", int("early-stopping"))
+    .option(
+      "--early-stopping <patience>",
+      "stop after this many epochs without validation improvement; restore the best",
+      int("early-stopping"),
+    )
     .option("--no-shuffle", "fixed data order (no per-epoch permutation)")
-    .addOption(new Option("--on-nan <policy>", "on a NaN/Inf loss or gradient: stop (keeping the last good checkpoint) or skip the step").choices(["stop", "skip"]))
+    .addOption(
+      new Option(
+        "--on-nan <policy>",
+        "on a NaN/Inf loss, gradient or parameter: stop with an error naming the step and layer (the last good checkpoint is kept), or skip (undo) the step and go on",
+      ).choices(["stop", "skip"]),
+    )
     .option("--threads <n>", "BLAS threads (default: CHAINOPT_THREADS or OpenBLAS's default)", int("threads"))
     .option("--out <dir>", "run directory (default runs/<timestamp>-<model>-<dataset>)")
     .option("--init <weights.safetensors>", "start from these weights (PyTorch state_dict or chainopt checkpoint)")
-    .option("--resume <run-dir>", "continue an interrupted run from its last checkpoint")
+    .option(
+      "--resume <run-dir>",
+      "continue an interrupted run from its last checkpoint, with the configuration of its config.json (only --epochs may be given, to extend it)",
+    )
     .option("--json", "print one JSON object per epoch and a final one, instead of text")
     .option("--no-progress", "no progress bar")
     .action(async (opts: Record<string, unknown>) => {
       const json = opts.json === true;
+      if (typeof opts.resume === "string" && typeof opts.config === "string") {
+        throw new Error("--resume continues a run with the configuration saved in its config.json; it cannot be combined with --config");
+      }
       const fromFile = typeof opts.config === "string" ? (readConfigFile(opts.config) as Record<string, unknown>) : {};
       const flags: Record<string, unknown> = {};
       const keys = [
@@ -100,68 +117,108 @@ export function register(program: Command): void {
         : null;
       const signal = { stopRequested: false };
       const onSigint = () => {
-        if (signal.stopRequested) process.exit(130);
+        if (signal.stopRequested) {
+          process.stderr.write("\nchainopt: quitting now; the checkpoint of the last completed epoch is kept\n");
+          process.exit(130);
+        }
         signal.stopRequested = true;
-        process.stderr.write("\nchainopt: stopping after this epoch (checkpoint saved); press Ctrl-C again to quit now\n");
+        bar?.stop();
+        process.stderr.write("\nchainopt: stopping after this epoch and saving a checkpoint; press Ctrl-C again to quit now\n");
       };
       process.on("SIGINT", onSigint);
       const out = (line: string) => process.stdout.write(`${line}\n`);
-      const input = typeof opts.resume === "string" ? { resume: opts.resume, epochs: flags.epochs as number | undefined } : config;
-      const result = await runTrainJob(
-        input,
-        {
-          onStart: ({ run, chain, backend, config: c, resumedFromEpoch, trainSize }) => {
-            if (json) return;
-            process.stderr.write(`backend: ${backend}\n`);
-            out(
-              `model ${typeof c.model === "string" ? c.model : "spec"}: ${chain.paramSize} parameters (${c.dtype}); ${c.dataset}: ${trainSize} training samples; ${c.optimizer} lr ${c.lr}, batch ${c.batchSize}`,
-            );
-            out(`run directory: ${run.dir}${resumedFromEpoch > 0 ? ` (resuming after epoch ${resumedFromEpoch})` : ""}`);
+      const input: TrainConfigInput | ResumeInput = typeof opts.resume === "string" ? { ...flags, resume: opts.resume } : config;
+      let result: Awaited<ReturnType<typeof runTrainJob>>;
+      try {
+        result = await runTrainJob(
+          input,
+          {
+            onStart: ({ run, chain, backend, config: c, resumedFromEpoch, trainSize }) => {
+              if (json) return;
+              process.stderr.write(`backend: ${backend}\n`);
+              out(
+                `model ${typeof c.model === "string" ? c.model : "spec"}: ${chain.paramSize} parameters (${c.dtype}); ${c.dataset}: ${trainSize} training samples; ${c.optimizer} lr ${c.lr}, batch ${c.batchSize}`,
+              );
+              out(`run directory: ${run.dir}${resumedFromEpoch > 0 ? ` (resuming after epoch ${resumedFromEpoch})` : ""}`);
+            },
+            onStep: bar
+              ? (p) => {
+                  if (p.batch === 1) bar.start(p.batches, 0, { epoch: p.epoch, loss: "-", speed: "-" });
+                  if (p.batch % 10 === 0 || p.batch === p.batches)
+                    bar.update(p.batch, { epoch: p.epoch, loss: p.loss.toFixed(4), speed: Math.round(p.samplesPerSecond) });
+                  if (p.batch === p.batches) bar.stop();
+                }
+              : undefined,
+            onEpoch: (r: EpochRecord) => {
+              if (json) out(JSON.stringify(epochJson(r)));
+              else out(formatEpoch(r));
+            },
           },
-          onStep: bar
-            ? (p) => {
-                if (p.batch === 1) bar.start(p.batches, 0, { epoch: p.epoch, loss: "-", speed: "-" });
-                if (p.batch % 10 === 0 || p.batch === p.batches) bar.update(p.batch, { epoch: p.epoch, loss: p.loss.toFixed(4), speed: Math.round(p.samplesPerSecond) });
-                if (p.batch === p.batches) bar.stop();
-              }
-            : undefined,
-          onEpoch: (r: EpochRecord) => {
-            if (json) out(JSON.stringify(epochJson(r)));
-            else out(formatEpoch(r));
-          },
-        },
-        signal,
-      );
-      process.off("SIGINT", onSigint);
+          signal,
+        );
+      } finally {
+        bar?.stop();
+        process.off("SIGINT", onSigint);
+      }
       const seconds = result.epochs.reduce((s, e) => s + e.seconds, 0);
       if (json) {
-        out(JSON.stringify({ final: true, testLoss: result.testLoss ?? null, testAccuracy: result.testAccuracy ?? null, seconds, runDir: result.runDir, interrupted: result.interrupted }));
-      } else if (result.interrupted) {
-        out(`interrupted: resume with  npx chainopt train --resume ${result.runDir}`);
-      } else {
+        out(
+          JSON.stringify({
+            final: true,
+            epoch: result.epochs.at(-1)?.epoch ?? 0,
+            testLoss: result.testLoss ?? null,
+            testAccuracy: result.testAccuracy ?? null,
+            seconds,
+            runDir: result.runDir,
+            interrupted: result.interrupted,
+            stoppedEarly: result.stoppedEarly,
+          }),
+        );
+      }
+      if (result.interrupted) {
+        // 128 + SIGINT, as a shell reports a process ended by Ctrl-C; the message goes to stderr.
+        process.stderr.write(
+          `chainopt: interrupted after epoch ${result.epochs.at(-1)?.epoch ?? 0}; checkpoint saved in ${result.runDir}/checkpoints; resume with: npx chainopt train --resume ${result.runDir}\n`,
+        );
+        process.exitCode = 130;
+      } else if (!json) {
         const acc = result.testAccuracy !== undefined ? `, test accuracy ${(100 * result.testAccuracy).toFixed(2)}%` : "";
         out(`test loss ${result.testLoss?.toFixed(4) ?? "n/a"}${acc} (${seconds.toFixed(1)} s of training)`);
       }
     });
 }
 
-function epochJson(r: EpochRecord): Record<string, unknown> {
-  return {
+/**
+ * The per-epoch JSON line of `--json` (issue 2's format): epoch, trainLoss, valLoss, valAccuracy,
+ * testAccuracy (null per epoch: the test set is evaluated once, in the final object), seconds, plus
+ * learningRate, gradNorm, and skippedSteps when `--on-nan skip` skipped any. Non-finite numbers
+ * (a diverged loss) are null.
+ */
+export function epochJson(r: EpochRecord): Record<string, unknown> {
+  const o: Record<string, unknown> = {
     epoch: r.epoch,
     trainLoss: r.trainLoss,
     valLoss: r.valLoss ?? null,
     valAccuracy: r.valAccuracy ?? null,
     testAccuracy: null,
+    seconds: r.seconds,
     learningRate: r.learningRate,
     gradNorm: r.gradNorm,
-    seconds: r.seconds,
   };
+  if (r.skippedSteps > 0) o.skippedSteps = r.skippedSteps;
+  return o;
 }
 
 function formatEpoch(r: EpochRecord): string {
   const parts = [`epoch ${r.epoch}`, `train loss ${r.trainLoss.toFixed(4)}`];
   if (r.valLoss !== undefined) parts.push(`val loss ${r.valLoss.toFixed(4)}`);
   if (r.valAccuracy !== undefined) parts.push(`val acc ${(100 * r.valAccuracy).toFixed(2)}%`);
-  parts.push(`|∇F| ${r.gradNorm.toFixed(3)}`, `lr ${r.learningRate.toPrecision(3)}`, `${r.seconds.toFixed(1)} s`, `${Math.round(r.samplesPerSecond)} samples/s`);
+  if (r.skippedSteps > 0) parts.push(`${r.skippedSteps} steps skipped (non-finite)`);
+  parts.push(
+    `|∇F| ${r.gradNorm.toFixed(3)}`,
+    `lr ${r.learningRate.toPrecision(3)}`,
+    `${r.seconds.toFixed(1)} s`,
+    `${Math.round(r.samplesPerSecond)} samples/s`,
+  );
   return parts.join(" · ");
 }
