@@ -11,6 +11,7 @@ import { convnet, mlp } from "../src/chain/presets.js";
 import type { Component } from "../src/components/component.js";
 import type { DType, FloatArray } from "../src/core/dtype.js";
 import { portableBackend } from "../src/core/portable.js";
+import { setDefaultBackend } from "../src/core/registry.js";
 import { Rng } from "../src/core/rng.js";
 import { allFinite, norm2 } from "../src/core/vector.js";
 import { BatchLoader, createDataset } from "../src/data/dataset.js";
@@ -33,6 +34,8 @@ const dtype = arg("dtype", "float32") as DType;
 const backend = arg("backend", "native") === "portable" ? portableBackend : loadNativeBackend();
 if (!backend) throw new Error("native backend not available");
 backend.setThreads?.(threads);
+// As the CLI does (useBestBackend): optimizer and vector kernels use the default backend.
+setDefaultBackend(backend);
 
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 const median = (xs: number[]) => {
@@ -95,11 +98,13 @@ function profile(name: string, chain: Chain, inputShape: number[]): void {
     t = now();
     let dy: FloatArray = slope;
     let which = 0;
-    for (let i = k - 1; i >= 0; i--) {
+    // As backwardFrom (src/oracles/first-order.ts): nothing below the first component with parameters.
+    const stop = chain.components.findIndex((c) => c.paramSize > 0);
+    for (let i = k - 1; i >= stop; i--) {
       const c = chain.components[i];
       const io = ws.io[i];
       io.params = chain.paramBlock(w, i);
-      const target = i === 0 ? null : ws.slopes[1 - which].subarray(0, batchSize * c.inputSize);
+      const target = i === stop ? null : ws.slopes[1 - which].subarray(0, batchSize * c.inputSize);
       const tc = now();
       c.backward(ctx, io, dy, target, c.paramSize > 0 ? chain.paramBlock(grad, i) : null);
       put(`bwd ${label(i, c)}`, now() - tc);

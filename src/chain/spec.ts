@@ -32,6 +32,16 @@ const poolSpec = <T extends string>(type: T) =>
       padding: z.union([nonNegativeInt, z.tuple([nonNegativeInt, nonNegativeInt])]).default(0),
     })
     .strict();
+/** Smooth max pooling (issue 6): max-pool windows, log-sum-exp at temperature `mu` (src/components/smooth-max-pool.ts). */
+const smoothMaxPoolSpec = z
+  .object({
+    type: z.literal("smoothMaxPool2d"),
+    size: pair,
+    stride: pair.optional(),
+    padding: z.union([nonNegativeInt, z.tuple([nonNegativeInt, nonNegativeInt])]).default(0),
+    mu: z.number().positive(),
+  })
+  .strict();
 const batchNormSpec = z
   .object({
     type: z.literal("batchNorm"),
@@ -52,6 +62,7 @@ export const layerSpecSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("smoothRelu"), mu: z.number().positive() }).strict(),
   poolSpec("maxPool2d"),
   poolSpec("avgPool2d"),
+  smoothMaxPoolSpec,
   batchNormSpec,
   z.object({ type: z.literal("softmax") }).strict(),
   z.object({ type: z.literal("flatten") }).strict(),

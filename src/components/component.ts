@@ -2,9 +2,9 @@ import type { LayerSpec } from "../chain/spec.js";
 import type { Backend } from "../core/backend.js";
 import type { DType, FloatArray } from "../core/dtype.js";
 import type { Rng } from "../core/rng.js";
-import type { ComponentConstants, InputBounds } from "./smoothness.js";
+import type { ComponentConstants, InputBounds, SmoothingRule } from "./smoothness.js";
 
-export type { BiaffineConstants, ComponentConstants, InputBounds, NonlinearConstants } from "./smoothness.js";
+export type { BiaffineConstants, ComponentConstants, InputBounds, NonlinearConstants, SmoothingRule } from "./smoothness.js";
 
 /**
  * How a component enters the chain x_t = a_t(b_t(x_{t−1}, u_t)) (smoothing-net.pdf, Sec. II):
@@ -114,6 +114,13 @@ export interface Component<Tape = unknown> {
    * {@link BiaffineConstants}, the others {@link NonlinearConstants}; see `smoothness.ts`.
    */
   smoothness?(input: InputBounds): ComponentConstants;
+  /**
+   * How this non-smooth component is smoothed (issue 6; smoothing-net.pdf, Def. 5 and Algorithm 2):
+   * its (ℓ, L, K) constants and its δ-accurate smooth replacement on a batch of `input.batch`
+   * samples (`input.norm` is not used: the accuracy holds for every input). Only non-smooth
+   * components (relu, maxPool2d) declare it; `src/smoothing/` treats the others as K = 0.
+   */
+  smoothing?(input: InputBounds): SmoothingRule;
 }
 
 /** Error raised when a model spec or a shape is invalid; names the field at fault. */

@@ -1,5 +1,6 @@
 import type { LayerSpecOf } from "../chain/spec.js";
 import { allocate, type DType, type FloatArray } from "../core/dtype.js";
+import { rowSums } from "../core/kernels.js";
 import type { Rng } from "../core/rng.js";
 import { type Component, type ComponentContext, type LayerIO, type ParamSpec, paramTable, SpecError } from "./component.js";
 import { initBiaffine } from "./init.js";
@@ -31,14 +32,26 @@ export function requireImage(field: string, type: string, inputShape: readonly n
 }
 
 /**
- * Columns buffers are capped at this many entries (64 MiB in float32): a larger batch is
- * processed in chunks of samples, each chunk one GEMM.
+ * Columns buffers are capped at this many entries (512 KiB in float32, about a core's L2 cache):
+ * the batch is processed in chunks of samples whose columns fit, so that the GEMMs read columns
+ * that im2col has just written, from cache, and backward recomputes them (cheaper than keeping the
+ * whole batch's columns, 38 MB for the ConvNet preset's second convolution at batch 128, which
+ * made every GEMM memory-bound: measured 2× slower at one thread). A sample whose columns alone
+ * exceed the cap is one chunk.
  */
-const COLUMN_CAP = 1 << 24;
+const COLUMN_CAP = 1 << 17;
+
+/**
+ * The columns of sample nn of a chunk: the view of a `K × (nb·P)` columns matrix starting at column
+ * nn·P (row stride nb·P), for a per-sample GEMM.
+ */
+function columnBlock(cols: FloatArray, nn: number, P: number): FloatArray {
+  return nn === 0 ? cols : cols.subarray(nn * P);
+}
 
 /** Intermediates of a {@link Conv2d} call. */
 export interface Conv2dTape {
-  /** Samples per chunk (= batch when the whole batch fits in one GEMM). */
+  /** Samples per chunk (= batch when the whole batch's columns fit under the cap). */
   readonly chunk: number;
   /** im2col of the input: `K × (chunk·P)`, K = inC·kh·kw, P = OH·OW. Valid after forward when chunk = batch. */
   readonly cols: FloatArray;
@@ -46,6 +59,13 @@ export interface Conv2dTape {
   readonly dcols: FloatArray;
   /** Channel-major output or slope, `outC × (chunk·P)`. */
   readonly out: FloatArray;
+  /**
+   * Backward's input gradient as a convolution (stride-1 "same"-width convolutions, see
+   * {@link Conv2d.transposed}): im2col of one sample's slope, `outC·kh·kw × inH·inW`.
+   */
+  readonly slopeCols?: FloatArray;
+  /** The flipped, transposed kernel W′ (`inC × outC·kh·kw`) of that convolution. */
+  readonly flipped?: FloatArray;
 }
 
 /**
@@ -128,6 +148,18 @@ export class Conv2d implements Component<Conv2dTape> {
   readonly outPixels: number;
   /** Stride 1 and OW = W: im2col rows are shifted copies of the input planes (fast path). */
   readonly shifted: boolean;
+  /**
+   * For shifted convolutions with padding below the kernel size, the geometry of the input
+   * gradient as a convolution: with stride 1, dx[c, h, w] = Σ_{f,i,j} W[f,c,i,j]·G[f, h + ph − i, w + pw − j]
+   * (zero outside G); substituting i′ = kh − 1 − i, j′ = kw − 1 − j gives
+   * dx[c, h, w] = Σ_{f,i′,j′} W′[c,f,i′,j′]·G[f, h − (kh − 1 − ph) + i′, w − (kw − 1 − pw) + j′] with
+   * W′[c,f,i′,j′] = W[f,c,kh−1−i′,kw−1−j′]: a stride-1 convolution of G (outC channels, OH×OW) with
+   * padding (kh − 1 − ph, kw − 1 − pw), whose output is H×W (OH + 2(kh − 1 − ph) − kh + 1 = H) and whose
+   * output width equals its input width (OW = W), so it is shifted too. Backward then computes dx as
+   * im2col(G) and one GEMM per sample, written straight into dx, instead of the scatter-adds of
+   * col2im (measured 4× slower: one unvectorized read-modify-write per column entry). Null otherwise.
+   */
+  readonly transposed: ShiftGeometry | null;
 
   constructor(
     readonly spec: LayerSpecOf<"conv2d">,
@@ -151,6 +183,22 @@ export class Conv2d implements Component<Conv2dTape> {
     this.outputSize = this.outC * this.outPixels;
     this.patchSize = c * this.kh * this.kw;
     this.shifted = this.sh === 1 && this.sw === 1 && this.outW === w;
+    this.transposed =
+      this.shifted && this.ph <= this.kh - 1 && this.pw <= this.kw - 1
+        ? {
+            inC: this.outC,
+            inH: this.outH,
+            inW: this.outW,
+            outH: h,
+            outW: w,
+            kh: this.kh,
+            kw: this.kw,
+            ph: this.kh - 1 - this.ph,
+            pw: this.kw - 1 - this.pw,
+            outPixels: h * w,
+            inputSize: this.outC * this.outH * this.outW,
+          }
+        : null;
     const wshape = [this.outC, c, this.kh, this.kw];
     this.params = paramTable(
       spec.bias
@@ -178,6 +226,12 @@ export class Conv2d implements Component<Conv2dTape> {
       cols: allocate(dtype, perSample * chunk),
       dcols: allocate(dtype, perSample * chunk),
       out: allocate(dtype, this.outC * this.outPixels * chunk),
+      ...(this.transposed
+        ? {
+            slopeCols: allocate(dtype, this.outC * this.kh * this.kw * this.inH * this.inW),
+            flipped: allocate(dtype, this.inC * this.outC * this.kh * this.kw),
+          }
+        : {}),
     };
   }
 
@@ -186,14 +240,21 @@ export class Conv2d implements Component<Conv2dTape> {
     const batch = ctx.batch;
     const K = this.patchSize;
     const F = this.outC;
+    const P = this.outPixels;
     const nw = F * K;
+    const bias = this.spec.bias ? params.subarray(nw, nw + F) : null;
     for (let n0 = 0; n0 < batch; n0 += tape.chunk) {
       const nb = Math.min(tape.chunk, batch - n0);
-      const cols = nb * this.outPixels;
+      const ld = nb * P;
       this.im2col(x, n0, nb, tape.cols);
-      // out (F × nb·P) = W (F × K) · X_col (K × nb·P)
-      ctx.backend.gemm(false, false, F, cols, K, 1, params, K, tape.cols, cols, 0, tape.out, cols);
-      this.channelMajorToNchw(tape.out, n0, nb, this.spec.bias ? params : null, nw, y);
+      for (let nn = 0; nn < nb; nn++) {
+        // y_n (F × P) = W (F × K) · X_col[:, nn·P … (nn+1)·P) (+ b 1ᵀ): one GEMM per sample writes its
+        // NCHW block directly (no channel-major buffer to permute), with the bias rows filled in
+        // first and β = 1. The chunk's columns are cache-sized, so the GEMMs read them from cache.
+        const yn = y.subarray((n0 + nn) * F * P, (n0 + nn + 1) * F * P);
+        if (bias) for (let f = 0; f < F; f++) yn.fill(bias[f], f * P, (f + 1) * P);
+        ctx.backend.gemm(false, false, F, P, K, 1, params, K, columnBlock(tape.cols, nn, P), ld, bias ? 1 : 0, yn, P);
+      }
     }
   }
 
@@ -202,24 +263,39 @@ export class Conv2d implements Component<Conv2dTape> {
     const batch = ctx.batch;
     const K = this.patchSize;
     const F = this.outC;
+    const P = this.outPixels;
     const nw = F * K;
+    // The columns of the forward pass are still in tape.cols only when the whole batch was one chunk.
     const single = tape.chunk >= batch;
-    if (dparams && this.spec.bias) this.biasGradient(dy, batch, dparams, nw);
+    // dx as a convolution of the slope (see Conv2d.transposed), or by col2im.
+    const tr = dx && this.transposed && tape.slopeCols && tape.flipped ? this.transposed : null;
+    const C = this.inC;
+    const HW = this.inH * this.inW;
+    const Kt = F * this.kh * this.kw;
+    if (tr) this.flipKernel(params, tape.flipped!);
     for (let n0 = 0; n0 < batch; n0 += tape.chunk) {
       const nb = Math.min(tape.chunk, batch - n0);
-      const cols = nb * this.outPixels;
-      // G (F × nb·P), the slope in the GEMM's layout.
-      this.nchwToChannelMajor(dy, n0, nb, tape.out);
-      if (dparams) {
-        if (!single) this.im2col(x, n0, nb, tape.cols);
-        // dW (F × K) (+)= G · X_colᵀ
-        ctx.backend.gemm(false, true, F, K, cols, 1, tape.out, cols, tape.cols, cols, n0 === 0 ? 0 : 1, dparams, K);
+      const ld = nb * P;
+      if (dparams && !single) this.im2col(x, n0, nb, tape.cols);
+      for (let nn = 0; nn < nb; nn++) {
+        const n = n0 + nn;
+        // G_n (F × P), the slope of sample n: its NCHW block, already in the GEMM's layout.
+        const g = dy.subarray(n * F * P, (n + 1) * F * P);
+        if (dparams) {
+          // dW (F × K) (+)= G_n · X_col,nᵀ;  db (+)= G_n 1 (row sums: a GEMV on the native backend).
+          ctx.backend.gemm(false, true, F, K, P, 1, g, P, columnBlock(tape.cols, nn, P), ld, n === 0 ? 0 : 1, dparams, K);
+          if (this.spec.bias) rowSums(ctx.backend, F, P, g, P, n === 0 ? 0 : 1, dparams.subarray(nw, nw + F));
+        }
+        if (tr) {
+          // dx_n (C × HW) = W′ (C × Kt) · im2col′(G_n) (Kt × HW), straight into the NCHW block.
+          im2colShiftedOf(tr, g, 0, 1, tape.slopeCols!);
+          ctx.backend.gemm(false, false, C, HW, Kt, 1, tape.flipped!, Kt, tape.slopeCols!, HW, 0, dx!.subarray(n * C * HW, (n + 1) * C * HW), HW);
+        }
+        // ∂/∂X_col,n (K × P) = Wᵀ · G_n.
+        else if (dx) ctx.backend.gemm(true, false, K, P, F, 1, params, K, g, P, 0, columnBlock(tape.dcols, nn, P), ld);
       }
-      if (dx) {
-        // ∂/∂X_col (K × nb·P) = Wᵀ · G, then scattered back to the input pixels.
-        ctx.backend.gemm(true, false, K, cols, F, 1, params, K, tape.out, cols, 0, tape.dcols, cols);
-        this.col2im(tape.dcols, n0, nb, dx);
-      }
+      // … scattered back to the input pixels of the chunk's samples.
+      if (dx && !tr) this.col2im(tape.dcols, n0, nb, dx);
     }
   }
 
@@ -232,23 +308,40 @@ export class Conv2d implements Component<Conv2dTape> {
     const batch = ctx.batch;
     const K = this.patchSize;
     const F = this.outC;
+    const P = this.outPixels;
     const nw = F * K;
     const single = tape.chunk >= batch;
+    const dbias = dparams && this.spec.bias ? dparams.subarray(nw, nw + F) : null;
     for (let n0 = 0; n0 < batch; n0 += tape.chunk) {
       const nb = Math.min(tape.chunk, batch - n0);
-      const cols = nb * this.outPixels;
-      let beta = 0;
-      if (dx) {
-        this.im2col(dx, n0, nb, tape.dcols);
-        ctx.backend.gemm(false, false, F, cols, K, 1, params, K, tape.dcols, cols, 0, tape.out, cols);
-        beta = 1;
+      const ld = nb * P;
+      if (dx) this.im2col(dx, n0, nb, tape.dcols);
+      if (dparams && !single) this.im2col(x, n0, nb, tape.cols);
+      for (let nn = 0; nn < nb; nn++) {
+        // dy_n = W · im2col(dx)_n + dW · X_col,n + db 1ᵀ (bi-affine), written in NCHW order.
+        const t = dy.subarray((n0 + nn) * F * P, (n0 + nn + 1) * F * P);
+        let beta = 0;
+        if (dbias) {
+          for (let f = 0; f < F; f++) t.fill(dbias[f], f * P, (f + 1) * P);
+          beta = 1;
+        }
+        if (dx) {
+          ctx.backend.gemm(false, false, F, P, K, 1, params, K, columnBlock(tape.dcols, nn, P), ld, beta, t, P);
+          beta = 1;
+        }
+        if (dparams) ctx.backend.gemm(false, false, F, P, K, 1, dparams, K, columnBlock(tape.cols, nn, P), ld, beta, t, P);
       }
-      if (dparams) {
-        if (!single) this.im2col(x, n0, nb, tape.cols);
-        ctx.backend.gemm(false, false, F, cols, K, 1, dparams, K, tape.cols, cols, beta, tape.out, cols);
-      }
-      this.channelMajorToNchw(tape.out, n0, nb, dparams && this.spec.bias ? dparams : null, nw, dy);
     }
+  }
+
+  /** W′[c, (f·kh + i′)·kw + j′] ← W[f, c, kh−1−i′, kw−1−j′] (see {@link Conv2d.transposed}). */
+  private flipKernel(params: FloatArray, out: FloatArray): void {
+    const { inC: C, outC: F, kh, kw } = this;
+    const Kt = F * kh * kw;
+    for (let f = 0; f < F; f++)
+      for (let c = 0; c < C; c++)
+        for (let i = 0; i < kh; i++)
+          for (let j = 0; j < kw; j++) out[c * Kt + (f * kh + kh - 1 - i) * kw + (kw - 1 - j)] = params[((f * C + c) * kh + i) * kw + j];
   }
 
   /**
@@ -344,42 +437,7 @@ export class Conv2d implements Component<Conv2dTape> {
    * then zeroed.
    */
   private im2colShifted(x: FloatArray, n0: number, nb: number, cols: FloatArray): void {
-    const { inC, inH, inW, outH, outW, kh, kw, ph, pw } = this;
-    const P = this.outPixels;
-    const ld = nb * P;
-    const plane = inH * inW;
-    const sampleSize = this.inputSize;
-    for (let c = 0; c < inC; c++) {
-      for (let i = 0; i < kh; i++) {
-        // Output rows oh whose input row oh − ph + i lies in [0, inH).
-        const ohLo = Math.min(outH, Math.max(0, ph - i));
-        const ohHi = Math.max(ohLo, Math.min(outH, inH + ph - i));
-        for (let j = 0; j < kw; j++) {
-          const row = ((c * kh + i) * kw + j) * ld;
-          const owLo = Math.min(outW, Math.max(0, pw - j));
-          const owHi = Math.max(owLo, Math.min(outW, inW + pw - j));
-          const shift = (i - ph) * inW + (j - pw);
-          const tLo = ohLo * outW + owLo;
-          const tHi = ohHi > ohLo ? (ohHi - 1) * outW + owHi : tLo;
-          for (let nn = 0; nn < nb; nn++) {
-            const o = row + nn * P;
-            const xo = (n0 + nn) * sampleSize + c * plane + shift;
-            // Native fill/copy (memset/memcpy): about 4× a JS element loop on the long runs. The
-            // subarray view is a small header object, not a buffer.
-            if (tLo > 0) cols.fill(0, o, o + tLo);
-            if (tHi > tLo) cols.set(x.subarray(xo + tLo, xo + tHi), o + tLo);
-            if (tHi < P) cols.fill(0, o + tHi, o + P);
-            if (owLo > 0 || owHi < outW) {
-              for (let oh = ohLo; oh < ohHi; oh++) {
-                const r = o + oh * outW;
-                for (let ow = 0; ow < owLo; ow++) cols[r + ow] = 0;
-                for (let ow = owHi; ow < outW; ow++) cols[r + ow] = 0;
-              }
-            }
-          }
-        }
-      }
-    }
+    im2colShiftedOf(this, x, n0, nb, cols);
   }
 
   /**
@@ -460,6 +518,68 @@ export class Conv2d implements Component<Conv2dTape> {
         let s = 0;
         for (let p = 0; p < P; p++) s += dy[o + p];
         dparams[offset + f] += s;
+      }
+    }
+  }
+}
+
+/** The geometry {@link im2colShiftedOf} reads: a stride-1 convolution whose output width equals its input width. */
+interface ShiftGeometry {
+  readonly inC: number;
+  readonly inH: number;
+  readonly inW: number;
+  readonly outH: number;
+  readonly outW: number;
+  readonly kh: number;
+  readonly kw: number;
+  readonly ph: number;
+  readonly pw: number;
+  readonly outPixels: number;
+  readonly inputSize: number;
+}
+
+/**
+ * {@link Conv2d.im2col} for stride 1 with OW = W ("same" width, e.g. 3×3 with padding 1), on any
+ * such geometry (the convolution's own, or the transposed one of its input gradient): for a
+ * kernel offset (i, j), the column row of one sample is the input plane shifted by
+ * (i − ph)·W + (j − pw), so the valid output rows are ONE contiguous copy; the entries that
+ * wrapped around a row edge (columns ow < owLo or ow ≥ owHi) and the rows outside the input are
+ * then zeroed.
+ */
+function im2colShiftedOf(g: ShiftGeometry, x: FloatArray, n0: number, nb: number, cols: FloatArray): void {
+  const { inC, inH, inW, outH, outW, kh, kw, ph, pw } = g;
+  const P = g.outPixels;
+  const ld = nb * P;
+  const plane = inH * inW;
+  const sampleSize = g.inputSize;
+  for (let c = 0; c < inC; c++) {
+    for (let i = 0; i < kh; i++) {
+      // Output rows oh whose input row oh − ph + i lies in [0, inH).
+      const ohLo = Math.min(outH, Math.max(0, ph - i));
+      const ohHi = Math.max(ohLo, Math.min(outH, inH + ph - i));
+      for (let j = 0; j < kw; j++) {
+        const row = ((c * kh + i) * kw + j) * ld;
+        const owLo = Math.min(outW, Math.max(0, pw - j));
+        const owHi = Math.max(owLo, Math.min(outW, inW + pw - j));
+        const shift = (i - ph) * inW + (j - pw);
+        const tLo = ohLo * outW + owLo;
+        const tHi = ohHi > ohLo ? (ohHi - 1) * outW + owHi : tLo;
+        for (let nn = 0; nn < nb; nn++) {
+          const o = row + nn * P;
+          const xo = (n0 + nn) * sampleSize + c * plane + shift;
+          // Native fill/copy (memset/memcpy): about 4× a JS element loop on the long runs. The
+          // subarray view is a small header object, not a buffer.
+          if (tLo > 0) cols.fill(0, o, o + tLo);
+          if (tHi > tLo) cols.set(x.subarray(xo + tLo, xo + tHi), o + tLo);
+          if (tHi < P) cols.fill(0, o + tHi, o + P);
+          if (owLo > 0 || owHi < outW) {
+            for (let oh = ohLo; oh < ohHi; oh++) {
+              const r = o + oh * outW;
+              for (let ow = 0; ow < owLo; ow++) cols[r + ow] = 0;
+              for (let ow = owHi; ow < outW; ow++) cols[r + ow] = 0;
+            }
+          }
+        }
       }
     }
   }

@@ -2,7 +2,7 @@ import type { LayerSpecOf } from "../chain/spec.js";
 import type { DType, FloatArray } from "../core/dtype.js";
 import { type Component, type ComponentContext, type LayerIO, SpecError } from "./component.js";
 import { requireImage, slidingExtent, toPair } from "./conv2d.js";
-import { type InputBounds, maxWindowCoverage, type NonlinearConstants } from "./smoothness.js";
+import { type InputBounds, maxWindowCoverage, type NonlinearConstants, type SmoothingRule, windowValidCount } from "./smoothness.js";
 
 /** Window geometry shared by the pooling components (PyTorch's floor mode, no dilation). */
 export interface PoolGeometry {
@@ -69,6 +69,35 @@ export class MaxPool2d implements Component<MaxPoolTape> {
     const c = maxWindowCoverage(g.h, g.oh, g.kh, g.sh, g.ph) * maxWindowCoverage(g.w, g.ow, g.kw, g.sw, g.pw);
     const ell = Math.sqrt(c);
     return { kind: "nonlinear", bound: ell * input.norm, lipschitz: ell, smoothness: Infinity, valueAtZero: 0, jacobianAtZero: ell };
+  }
+  /**
+   * Smoothing (issue 6): max-pool → smoothMaxPool2d, each window's max replaced by
+   * lse_μ = μ log Σ exp(x_i/μ) (src/components/smooth-max-pool.ts), with 0 ≤ lse_μ − max ≤ μ log k
+   * for a window of k pixels. With η = batch·outputSize windows and k_max the largest window, an
+   * ℓ2-accuracy δ takes μ = δ/(√η log k_max) (Lemma 24 item 1); a_μ is √c/(2μ)-smooth (c windows
+   * per pixel, see SmoothMaxPool2d.smoothness) and √c-Lipschitz like max-pool:
+   * (L, K) = (0, √c √η log(k_max)/2). A 1×1 window (k_max = 1) is the identity: K = 0.
+   */
+  smoothing(input: InputBounds): SmoothingRule {
+    const g = this.geometry;
+    const c = maxWindowCoverage(g.h, g.oh, g.kh, g.sh, g.ph) * maxWindowCoverage(g.w, g.ow, g.kw, g.sw, g.pw);
+    let kh = 0;
+    let kw = 0;
+    for (let o = 0; o < g.oh; o++) kh = Math.max(kh, windowValidCount(o, g.h, g.kh, g.sh, g.ph));
+    for (let o = 0; o < g.ow; o++) kw = Math.max(kw, windowValidCount(o, g.w, g.kw, g.sw, g.pw));
+    const logK = Math.log(kh * kw);
+    const eta = input.batch * this.outputSize;
+    // A 1×1 window is the identity (lse_μ of one entry is the entry): any μ is exact.
+    const temperature = (accuracy: number): number => (logK > 0 ? accuracy / (Math.sqrt(eta) * logK) : 1);
+    const { size, stride, padding } = this.spec;
+    return {
+      lipschitz: Math.sqrt(c),
+      smoothness: 0,
+      smoothnessPerAccuracy: (Math.sqrt(c) * Math.sqrt(eta) * logK) / 2,
+      spec: (accuracy) => ({ type: "smoothMaxPool2d", size, ...(stride !== undefined ? { stride } : {}), padding, mu: temperature(accuracy) }),
+      parameter: temperature,
+      description: "maxPool2d → smoothMaxPool2d(μ = δ/(√η log k)): 0 ≤ lse_μ − max ≤ μ log k, √c/(2μ)-smooth",
+    };
   }
   readonly role = "nonlinear" as const;
   readonly inputShape: readonly number[];

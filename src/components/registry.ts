@@ -8,6 +8,7 @@ import { Flatten } from "./flatten.js";
 import { MaxPool2d } from "./max-pool.js";
 import { Relu } from "./relu.js";
 import { Sigmoid } from "./sigmoid.js";
+import { SmoothMaxPool2d } from "./smooth-max-pool.js";
 import { SmoothRelu } from "./smooth-relu.js";
 import { Softmax } from "./softmax.js";
 import { Softplus } from "./softplus.js";
@@ -40,6 +41,8 @@ export function createComponent(spec: LayerSpec, inputShape: readonly number[], 
       return new MaxPool2d(spec, inputShape, field);
     case "avgPool2d":
       return new AvgPool2d(spec, inputShape, field);
+    case "smoothMaxPool2d":
+      return new SmoothMaxPool2d(spec, inputShape, field);
     case "batchNorm":
       return new BatchNorm(spec, inputShape);
     case "softmax":

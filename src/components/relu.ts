@@ -1,7 +1,7 @@
 import type { LayerSpecOf } from "../chain/spec.js";
 import type { FloatArray } from "../core/dtype.js";
 import { Elementwise } from "./elementwise.js";
-import { elementwiseConstants, type InputBounds, type NonlinearConstants } from "./smoothness.js";
+import { elementwiseConstants, type InputBounds, type NonlinearConstants, type SmoothingRule } from "./smoothness.js";
 
 /** ReLU α(x) = max(x, 0). Not differentiable at 0, where the subgradient 0 is used (as PyTorch does). */
 export class Relu extends Elementwise {
@@ -19,6 +19,25 @@ export class Relu extends Elementwise {
       this.inputSize,
       input,
     );
+  }
+  /**
+   * Smoothing (issue 6): ReLU → SmoothReLU (smoothing-net.pdf, Example 6: α_μ = max_{z∈[0,1]} zx − μz²,
+   * 0 ≤ α − α_μ ≤ μ, α_μ 1/(2μ)-smooth, 1-Lipschitz like α; ReLU is (0, 1/2)-smoothable). On a batch
+   * of η = batch·size coordinates the map is block-diagonal, so by Lemma 24 item 1 an ℓ2-accuracy δ
+   * takes μ = δ/√η per coordinate (‖a − a_μ‖² ≤ η μ² = δ², attained when every coordinate is ≥ 2μ),
+   * and a_μ is 1/(2μ) = √η/(2δ)-smooth: (L, K) = (0, √η/2).
+   */
+  smoothing(input: InputBounds): SmoothingRule {
+    const eta = input.batch * this.inputSize;
+    const perCoordinate = (accuracy: number): number => accuracy / Math.sqrt(eta);
+    return {
+      lipschitz: 1,
+      smoothness: 0,
+      smoothnessPerAccuracy: Math.sqrt(eta) / 2,
+      spec: (accuracy) => ({ type: "smoothRelu", mu: perCoordinate(accuracy) }),
+      parameter: perCoordinate,
+      description: "relu → smoothRelu(μ = δ/√η): |α − α_μ| ≤ μ, α_μ is 1/(2μ)-smooth (Example 6; Lemma 24.1)",
+    };
   }
   constructor(spec: LayerSpecOf<"relu">, inputShape: readonly number[]) {
     super(spec, inputShape);

@@ -1,3 +1,5 @@
+import type { LayerSpec } from "../chain/spec.js";
+
 // Types and shared helpers of the components' smoothness constants (issue 5, item 1). Each component
 // file states its own constants, with their derivation, in its `smoothness` method; the chain and
 // objective certificates that combine them live in `src/certify/`.
@@ -157,4 +159,26 @@ export function maxInverseWindowWeight(
 export function windowValidCount(o: number, inSize: number, kernel: number, stride: number, pad: number): number {
   const start = o * stride - pad;
   return Math.max(0, Math.min(inSize, start + kernel) - Math.max(0, start));
+}
+
+/**
+ * How a non-smooth component is smoothed (issue 6; smoothing-net.pdf, Def. 5): a is (L, K)-smoothable
+ * when for every accuracy δ > 0 there is a replacement a_δ with ‖a_δ(x) − a(x)‖ ≤ δ for every input
+ * x of the batch (Euclidean norm of the whole `batch × size` block, as for the other constants) and
+ * a_δ is (L + K/δ)-smooth, both a and a_δ being ℓ-Lipschitz. Declared by `Component.smoothing`;
+ * used by Algorithm 2 (`src/smoothing/`). Smooth components need no rule (K = 0, a_δ = a).
+ */
+export interface SmoothingRule {
+  /** ℓ: a Lipschitz constant valid for a and for every a_δ (Algorithm 2 multiplies these). */
+  readonly lipschitz: number;
+  /** L of the (L, K) pair: a_δ is (L + K/δ)-smooth. */
+  readonly smoothness: number;
+  /** K of the (L, K) pair (> 0: the component is non-smooth and gets smoothed). */
+  readonly smoothnessPerAccuracy: number;
+  /** The layer spec of a_δ, the δ-accurate replacement on a batch of `input.batch` samples. */
+  spec(accuracy: number): LayerSpec;
+  /** The scalar parameter of a_δ (μ of smoothRelu, the temperature of smoothMaxPool2d). */
+  parameter(accuracy: number): number;
+  /** One line: what replaces what, and the source of the bound. */
+  readonly description: string;
 }

@@ -208,7 +208,14 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
     throw new Error(`dataset: ${config.dataset} has no training samples left (limit ${config.limit}, validation ${config.validation})`);
   const classes = data.train.classes ?? data.train.targetSize ?? 1;
   const spec = resolveModelSpec(config, data.train.inputShape, classes);
-  const chain = new Chain(spec, { dtype: config.dtype, backend });
+  let chain: Chain;
+  try {
+    chain = new Chain(spec, { dtype: config.dtype, backend });
+  } catch (error) {
+    // Shape errors name the layer (`layers[i]: …`); say which model they are about.
+    const where = typeof config.model === "string" ? config.model : "model spec";
+    throw new Error(`model ${where}: ${(error as Error).message}`);
+  }
   if (data.train.labels && config.loss === "logistic" && chain.outputSize !== classes) {
     throw new Error(`model: the last layer has ${chain.outputSize} outputs but ${config.dataset} has ${classes} classes`);
   }

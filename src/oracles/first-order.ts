@@ -121,19 +121,29 @@ export function backwardFrom(
 ): void {
   if (slope.buffer !== ws.slopes[0].buffer) throw new Error("backwardFrom: the slope must live in ws.slopes[0]");
   const ctx = componentContext(chain, batch, training, false);
+  // Without dx, the slope is needed only down to the first component with parameters: the
+  // components before it are skipped and it computes no input slope (e.g. the first dense layer of
+  // an MLP skips its dy·W product, a fifth of the step's matrix products).
+  const stop = dx ? 0 : Math.max(0, firstWithParams(chain));
   let dy = slope;
   let which = 0; // dy lives in ws.slopes[which]; the other buffer receives the next slope.
-  for (let i = chain.components.length - 1; i >= 0; i--) {
+  for (let i = chain.components.length - 1; i >= stop; i--) {
     const c = chain.components[i];
     const io = ws.io[i];
     io.params = chain.paramBlock(w, i);
-    const target = i === 0 ? dx : ws.slopes[1 - which].subarray(0, batch * c.inputSize);
+    const target = i === 0 ? dx : i === stop ? null : ws.slopes[1 - which].subarray(0, batch * c.inputSize);
     c.backward(ctx, io, dy, target, c.paramSize > 0 ? chain.paramBlock(dw, i) : null);
     if (i > 0 && target) {
       dy = target;
       which = 1 - which;
     }
   }
+}
+
+/** Index of the first component with parameters (the chain's length when none has any). */
+function firstWithParams(chain: Chain): number {
+  const i = chain.components.findIndex((c) => c.paramSize > 0);
+  return i < 0 ? chain.components.length : i;
 }
 
 /**

@@ -1,0 +1,226 @@
+import type { LayerSpecOf } from "../chain/spec.js";
+import type { DType, FloatArray } from "../core/dtype.js";
+import type { Component, ComponentContext, LayerIO } from "./component.js";
+import { type PoolGeometry, poolGeometry } from "./max-pool.js";
+import { type InputBounds, maxInverseWindowWeight, maxWindowCoverage, type NonlinearConstants, windowValidCount } from "./smoothness.js";
+
+/**
+ * Smooth max pooling (issue 6): each window's maximum replaced by its log-sum-exp at temperature μ,
+ *   y_o = lse_μ(x_{S_o}) = μ log Σ_{i∈S_o} exp(x_i/μ),
+ * computed stably as m + μ log Σ exp((x_i − m)/μ) with m the window's maximum. Windows as in
+ * {@link MaxPool2d} (padded positions count as −∞, i.e. are left out; k_o = the window's number of
+ * input pixels).
+ *
+ * Accuracy (Nesterov smoothing of max over the simplex with the entropy, smoothing-net.pdf, Sec. IV-A
+ * "any piece-wise affine function is smoothable"; derivation): with m = max_i x_i and k = |S_o|,
+ *   exp(m/μ) ≤ Σ_i exp(x_i/μ) ≤ k exp(m/μ)  ⇒  0 ≤ lse_μ(x) − max(x) ≤ μ log k,
+ * both ends attained (one dominant entry; k equal entries). On a batch with η = batch·outputSize
+ * outputs, ‖π_μ(x) − π(x)‖ ≤ √η μ log k_max (smoothing-net.pdf, Lemma 24 item 1: blocks add in
+ * squares).
+ *
+ * Derivatives: ∇lse_μ(x) = p = softmax(x/μ) (a probability vector), ∇²lse_μ(x) = (diag p − p pᵀ)/μ,
+ * whose spectral norm is ≤ 1/2 · 1/μ (λ_max(diag p − ppᵀ) ≤ 1/2, the bound behind softmax's
+ * ℓ = 1/2). VJP: dx_i = Σ_{o∋i} p_{o,i} dy_o; JVP: dy_o = Σ_{i∈S_o} p_{o,i} dx_i. The weights p are
+ * recomputed from x in the backward pass (with the window's maximum, not from y: y = m + μ log s
+ * rounds to m in float32 when μ ≪ |m|, which would turn tied weights into 1 each).
+ */
+export class SmoothMaxPool2d implements Component<null> {
+  readonly type = "smoothMaxPool2d";
+  readonly role = "nonlinear" as const;
+  readonly inputShape: readonly number[];
+  readonly outputShape: readonly number[];
+  readonly inputSize: number;
+  readonly outputSize: number;
+  readonly params = [];
+  readonly paramSize = 0;
+  readonly stateSize = 0;
+  readonly geometry: PoolGeometry;
+  /** The temperature μ. */
+  readonly mu: number;
+
+  constructor(
+    readonly spec: LayerSpecOf<"smoothMaxPool2d">,
+    inputShape: readonly number[],
+    field = "smoothMaxPool2d",
+  ) {
+    // The window geometry is max pooling's (same size/stride/padding fields and rules).
+    const g = poolGeometry({ ...spec, type: "maxPool2d" }, inputShape, field);
+    this.geometry = g;
+    this.mu = spec.mu;
+    this.inputShape = inputShape;
+    this.outputShape = [g.c, g.oh, g.ow];
+    this.inputSize = g.c * g.h * g.w;
+    this.outputSize = g.c * g.oh * g.ow;
+  }
+
+  /** The largest number of input pixels of a window, k_max (≤ kh·kw). */
+  maxWindowSize(): number {
+    const g = this.geometry;
+    let kh = 0;
+    let kw = 0;
+    for (let o = 0; o < g.oh; o++) kh = Math.max(kh, windowValidCount(o, g.h, g.kh, g.sh, g.ph));
+    for (let o = 0; o < g.ow; o++) kw = Math.max(kw, windowValidCount(o, g.w, g.kw, g.sw, g.pw));
+    return kh * kw;
+  }
+
+  /**
+   * Smoothness constants on a batch (issue 6). With c = max_i |{o : i ∈ S_o}| (windows per pixel):
+   * - ℓ = √c: lse_μ is monotone and lse_μ(x + t1) = lse_μ(x) + t, so |lse_μ(x) − lse_μ(y)| ≤
+   *   max_{S_o} |x_i − y_i|, and the sum of squares over windows is ≤ c‖x − y‖² (as max-pool).
+   * - L = √c/(2μ): ∇²⟨π, v⟩ = Σ_o v_o H_o with ‖H_o‖ ≤ 1/(2μ) on S_o, so
+   *   |zᵀ(Σ v_o H_o)z| ≤ Σ_o |v_o| ‖z_{S_o}‖²/(2μ) ≤ ‖v‖ (Σ_o ‖z_{S_o}‖⁴)^{1/2}/(2μ)
+   *   ≤ ‖v‖ (max_o ‖z_{S_o}‖² · Σ_o ‖z_{S_o}‖²)^{1/2}/(2μ) ≤ ‖v‖ √c ‖z‖²/(2μ).
+   *   Without overlap (c = 1): 1/(2μ).
+   * - π(0)_o = μ log k_o, so ‖π(0)‖ ≤ μ log(k_max) √(batch·outputSize); ‖π(x)‖ ≤ ‖π(0)‖ + √c‖x‖.
+   * - ∇π(0) has rows p_o = uniform on S_o (row sums 1, column sums Σ_{o∋i} 1/k_o), so by Schur's
+   *   test ‖∇π(0)‖ ≤ √(1 · max_i Σ_{o∋i} 1/k_o), a product of the two axes' maxima (= 1/k for
+   *   k×k windows without overlap).
+   */
+  smoothness(input: InputBounds): NonlinearConstants {
+    const g = this.geometry;
+    const c = maxWindowCoverage(g.h, g.oh, g.kh, g.sh, g.ph) * maxWindowCoverage(g.w, g.ow, g.kw, g.sw, g.pw);
+    const ell = Math.sqrt(c);
+    const valueAtZero = this.mu * Math.log(this.maxWindowSize()) * Math.sqrt(input.batch * this.outputSize);
+    const colH = maxInverseWindowWeight(g.h, g.oh, g.kh, g.sh, g.ph, (o) => windowValidCount(o, g.h, g.kh, g.sh, g.ph));
+    const colW = maxInverseWindowWeight(g.w, g.ow, g.kw, g.sw, g.pw, (o) => windowValidCount(o, g.w, g.kw, g.sw, g.pw));
+    return {
+      kind: "nonlinear",
+      bound: valueAtZero + ell * input.norm,
+      lipschitz: ell,
+      smoothness: ell / (2 * this.mu),
+      valueAtZero,
+      jacobianAtZero: Math.min(ell, Math.sqrt(colH * colW)),
+    };
+  }
+
+  initParams(): void {}
+  initState(): void {}
+  createTape(_batch: number, _dtype: DType): null {
+    return null;
+  }
+
+  /**
+   * Visits every window: `visit(o, base, hLo, hHi, wLo, wHi)` with o the output index and the
+   * window's valid rows [hLo, hHi) and columns [wLo, wHi) of the plane starting at `base`.
+   */
+  private forEachWindow(batch: number, visit: (o: number, base: number, hLo: number, hHi: number, wLo: number, wHi: number) => void): void {
+    const { c, h, w, kh, kw, sh, sw, ph, pw, oh: OH, ow: OW } = this.geometry;
+    const planes = batch * c;
+    const plane = h * w;
+    let o = 0;
+    for (let q = 0; q < planes; q++) {
+      const base = q * plane;
+      for (let oh = 0; oh < OH; oh++) {
+        const h0 = oh * sh - ph;
+        const hLo = h0 < 0 ? 0 : h0;
+        const hHi = h0 + kh > h ? h : h0 + kh;
+        for (let ow = 0; ow < OW; ow++) {
+          const w0 = ow * sw - pw;
+          visit(o++, base, hLo, hHi, w0 < 0 ? 0 : w0, w0 + kw > w ? w : w0 + kw);
+        }
+      }
+    }
+  }
+
+  /** The window's maximum m and s = Σ exp((x_i − m)/μ) (s ∈ [1, k]). */
+  private windowStats(x: FloatArray, base: number, hLo: number, hHi: number, wLo: number, wHi: number): [number, number] {
+    const w = this.geometry.w;
+    let m = Number.NEGATIVE_INFINITY;
+    for (let ih = hLo; ih < hHi; ih++) {
+      const r = base + ih * w;
+      for (let iw = wLo; iw < wHi; iw++) {
+        const v = x[r + iw];
+        if (!(v <= m)) m = v; // NaN propagates
+      }
+    }
+    const inv = 1 / this.mu;
+    let s = 0;
+    for (let ih = hLo; ih < hHi; ih++) {
+      const r = base + ih * w;
+      for (let iw = wLo; iw < wHi; iw++) s += Math.exp((x[r + iw] - m) * inv);
+    }
+    return [m, s];
+  }
+
+  forward(ctx: ComponentContext, io: LayerIO<null>): void {
+    const { x, y } = io;
+    const mu = this.mu;
+    this.forEachWindow(ctx.batch, (o, base, hLo, hHi, wLo, wHi) => {
+      const [m, s] = this.windowStats(x, base, hLo, hHi, wLo, wHi);
+      y[o] = m + mu * Math.log(s);
+    });
+  }
+
+  backward(ctx: ComponentContext, io: LayerIO<null>, dy: FloatArray, dx: FloatArray | null): void {
+    if (!dx) return;
+    const x = io.x;
+    const w = this.geometry.w;
+    const inv = 1 / this.mu;
+    dx.fill(0, 0, ctx.batch * this.inputSize);
+    this.forEachWindow(ctx.batch, (o, base, hLo, hHi, wLo, wHi) => {
+      const [m, s] = this.windowStats(x, base, hLo, hHi, wLo, wHi);
+      const g = dy[o] / s;
+      for (let ih = hLo; ih < hHi; ih++) {
+        const r = base + ih * w;
+        for (let iw = wLo; iw < wHi; iw++) dx[r + iw] += g * Math.exp((x[r + iw] - m) * inv);
+      }
+    });
+  }
+
+  jvp(ctx: ComponentContext, io: LayerIO<null>, dx: FloatArray | null, _dparams: FloatArray | null, dy: FloatArray): void {
+    const n = ctx.batch * this.outputSize;
+    if (!dx) {
+      dy.fill(0, 0, n);
+      return;
+    }
+    const x = io.x;
+    const w = this.geometry.w;
+    const inv = 1 / this.mu;
+    this.forEachWindow(ctx.batch, (o, base, hLo, hHi, wLo, wHi) => {
+      const [m, s] = this.windowStats(x, base, hLo, hHi, wLo, wHi);
+      let acc = 0;
+      for (let ih = hLo; ih < hHi; ih++) {
+        const r = base + ih * w;
+        for (let iw = wLo; iw < wHi; iw++) acc += Math.exp((x[r + iw] - m) * inv) * dx[r + iw];
+      }
+      dy[o] = acc / s;
+    });
+  }
+
+  /**
+   * Second-order backward (Component.backwardTangent): ddx = Jᵀ ddy + ∇²⟨π, dy⟩ dx with
+   * ∇²lse_μ = (diag p − p pᵀ)/μ per window: ddx_i += dy_o p_i (dx_i − ⟨p, dx_{S_o}⟩)/μ.
+   */
+  backwardTangent(
+    ctx: ComponentContext,
+    io: LayerIO<null>,
+    dy: FloatArray,
+    ddy: FloatArray,
+    dx: FloatArray | null,
+    _dparams: FloatArray | null,
+    ddx: FloatArray | null,
+  ): void {
+    if (!ddx) return;
+    this.backward(ctx, io, ddy, ddx);
+    if (!dx) return;
+    const x = io.x;
+    const w = this.geometry.w;
+    const inv = 1 / this.mu;
+    this.forEachWindow(ctx.batch, (o, base, hLo, hHi, wLo, wHi) => {
+      const [m, s] = this.windowStats(x, base, hLo, hHi, wLo, wHi);
+      let pdx = 0;
+      for (let ih = hLo; ih < hHi; ih++) {
+        const r = base + ih * w;
+        for (let iw = wLo; iw < wHi; iw++) pdx += (Math.exp((x[r + iw] - m) * inv) / s) * dx[r + iw];
+      }
+      const g = dy[o] * inv;
+      for (let ih = hLo; ih < hHi; ih++) {
+        const r = base + ih * w;
+        for (let iw = wLo; iw < wHi; iw++) {
+          const i = r + iw;
+          ddx[i] += g * (Math.exp((x[i] - m) * inv) / s) * (dx[i] - pdx);
+        }
+      }
+    });
+  }
+}
