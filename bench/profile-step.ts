@@ -15,11 +15,11 @@ import { setDefaultBackend } from "../src/core/registry.js";
 import { Rng } from "../src/core/rng.js";
 import { allFinite, norm2 } from "../src/core/vector.js";
 import { BatchLoader, createDataset } from "../src/data/dataset.js";
+import { loadNativeBackend } from "../src/node/native-backend.js";
 import { createObjective } from "../src/objectives/objective.js";
-import { runForward } from "../src/oracles/first-order.js";
 import { sgd } from "../src/optim/aliases.js";
 import { applyUpdates } from "../src/optim/transform.js";
-import { loadNativeBackend } from "../src/node/native-backend.js";
+import { runForward } from "../src/oracles/first-order.js";
 
 const args = process.argv.slice(2);
 const arg = (name: string, fallback: string) => {
@@ -61,9 +61,9 @@ function profile(name: string, chain: Chain, inputShape: number[]): void {
   let optState = opt.init(w);
   const times = new Map<string, number[]>();
   const add = (k: string, ms: number) => {
-    let a = times.get(k);
-    if (!a) times.set(k, (a = []));
-    a.push(ms);
+    const a = times.get(k);
+    if (a) a.push(ms);
+    else times.set(k, [ms]);
   };
   const label = (i: number, c: Component) => `${String(i).padStart(2)} ${c.type}`;
   const order = rng.permutation(n);

@@ -1,12 +1,12 @@
 // chainopt: the portable core (no Node-only imports). Node-only pieces live in `chainopt/node`.
 
+export * from "./certify/index.js";
 export * from "./chain/chain.js";
 export * from "./chain/presets.js";
 export * from "./chain/spec.js";
-export * from "./certify/index.js";
 export * from "./components/component.js";
-export { elementwiseConstants, identityConstants, maxWindowCoverage, type ScalarConstants } from "./components/smoothness.js";
 export { createComponent } from "./components/registry.js";
+export { elementwiseConstants, identityConstants, maxWindowCoverage, type ScalarConstants } from "./components/smoothness.js";
 export type { Backend } from "./core/backend.js";
 export * from "./core/dtype.js";
 export { PortableBackend, portableBackend } from "./core/portable.js";
@@ -21,8 +21,9 @@ export { LogisticLoss } from "./objectives/logistic.js";
 export * from "./objectives/loss.js";
 export * from "./objectives/objective.js";
 export { SquaredLoss } from "./objectives/squared.js";
-export * from "./oracles/first-order.js";
 export * from "./optim/index.js";
+export * from "./oracles/first-order.js";
 export * from "./report/plots.js";
 export * from "./report/schema.js";
 export * from "./second-order/index.js";
+export * from "./smoothing/index.js";

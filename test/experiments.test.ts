@@ -127,7 +127,7 @@ describe("deep linear networks (Saxe et al.)", () => {
     // i.e. 2.1%, 1.0%, 0.5% of s_r). It is a first-order estimate, so we allow 1.5 δ_r (measured:
     // 0.69–0.82 δ_r for every mode on seeds 0–2) plus 0.2% of s_r for the O(u0) transient of the
     // decaying part d_r and the residual cross terms. Without the competition correction of u0_r
-    // the deviation of mode 2 reaches 2.7 δ_r on seed 1, so the tolerance also checks that.
+    // the deviation of mode 2 reaches 4.7 δ_r on seed 1, so the tolerance also checks that.
     for (const m of r.modes) {
       const tol = 1.5 * m.expectedDeviation + 0.002 * m.strength;
       assert.ok(m.maxDeviation <= tol, `mode ${m.mode} (s=${m.strength}): max deviation ${m.maxDeviation} > ${tol}`);
@@ -194,6 +194,7 @@ describe("optimizer comparison", () => {
       assert.ok(f.testAccuracy > 0.5 && f.testAccuracy <= 1, `${f.optimizer}: test accuracy ${f.testAccuracy}`);
       assert.ok(Number.isFinite(f.testLoss) && f.testLoss > 0 && f.testLoss < Math.log(10));
       assert.ok(f.seconds > 0 && f.records.length === 1);
+      assert.ok(f.updateMs > 0 && f.updateMs < 1000, `${f.optimizer}: update ${f.updateMs} ms`);
     }
     for (const file of [
       "config.json",
@@ -217,6 +218,7 @@ describe("optimizer comparison", () => {
       ["sgd", "adam"],
     );
     assert.equal(Number(results[1].test_accuracy), r.finals[1].testAccuracy);
+    assert.ok(r.gradientMs > 0 && Number(results[0].update_ms) > 0);
     assert.match(readFileSync(join(out, "results.md"), "utf8"), /\| adam \| 0\.001 \|/);
     assert.equal(parseCsv(readFileSync(join(out, "grid.csv"), "utf8")).filter((g) => g.chosen === "true").length, 2);
   });

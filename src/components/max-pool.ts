@@ -94,7 +94,13 @@ export class MaxPool2d implements Component<MaxPoolTape> {
       lipschitz: Math.sqrt(c),
       smoothness: 0,
       smoothnessPerAccuracy: (Math.sqrt(c) * Math.sqrt(eta) * logK) / 2,
-      spec: (accuracy) => ({ type: "smoothMaxPool2d", size, ...(stride !== undefined ? { stride } : {}), padding, mu: temperature(accuracy) }),
+      spec: (accuracy) => ({
+        type: "smoothMaxPool2d",
+        size,
+        ...(stride !== undefined ? { stride } : {}),
+        padding,
+        mu: temperature(accuracy),
+      }),
       parameter: temperature,
       description: "maxPool2d → smoothMaxPool2d(μ = δ/(√η log k)): 0 ≤ lse_μ − max ≤ μ log k, √c/(2μ)-smooth",
     };
@@ -220,7 +226,16 @@ const TWO_TO_MINUS_32 = 2.3283064365386963e-10;
  * order wins, as in the scalar loop and PyTorch. A window holding a NaN (its sum is NaN) is redone by
  * the scalar rule, so that NaNs propagate as there.
  */
-function forward2x2Float32(x: Float32Array, y: FloatArray, argmax: Int32Array, planes: number, h: number, w: number, OH: number, OW: number): void {
+function forward2x2Float32(
+  x: Float32Array,
+  y: FloatArray,
+  argmax: Int32Array,
+  planes: number,
+  h: number,
+  w: number,
+  OH: number,
+  OW: number,
+): void {
   const xi = new Int32Array(x.buffer, x.byteOffset, x.length);
   const plane = h * w;
   let o = 0;
@@ -251,7 +266,7 @@ function forward2x2Float32(x: Float32Array, y: FloatArray, argmax: Int32Array, p
         s = Math.floor((k01 - k23) * TWO_TO_MINUS_32);
         let best = j01 ^ ((j01 ^ j23) & s);
         const sum = x[i0] + x[i1] + x[i2] + x[i3];
-        if (sum !== sum) {
+        if (Number.isNaN(sum)) {
           // A NaN (or +∞ and −∞) in the window: the scalar rule (rare, so this branch predicts well).
           best = i0;
           let m = x[i0];

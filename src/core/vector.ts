@@ -11,7 +11,8 @@ export function dot(x: ArrayLike<number>, y: ArrayLike<number>): number {
   // Long typed vectors of one precision: the default backend's BLAS dot (dsdot/ddot) when it has one.
   if (x.length >= NATIVE_MIN_LENGTH && (x instanceof Float32Array || x instanceof Float64Array) && y.length >= x.length) {
     const b = getDefaultBackend();
-    if (b.dot && (x instanceof Float32Array ? y instanceof Float32Array : y instanceof Float64Array)) return b.dot(x.length, x, y as FloatArray);
+    if (b.dot && (x instanceof Float32Array ? y instanceof Float32Array : y instanceof Float64Array))
+      return b.dot(x.length, x, y as FloatArray);
   }
   let s = 0;
   for (let i = 0; i < x.length; i++) s += x[i] * y[i];

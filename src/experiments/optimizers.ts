@@ -4,13 +4,16 @@ import { join } from "node:path";
 import { Chain } from "../chain/chain.js";
 import { getPreset } from "../chain/presets.js";
 import { parseModelSpec } from "../chain/spec.js";
-import { type Dataset, splitDataset, subsetDataset } from "../data/dataset.js";
+import { Rng } from "../core/rng.js";
+import { BatchLoader, type Dataset, splitDataset, subsetDataset } from "../data/dataset.js";
 import { loadDataset } from "../node/datasets.js";
 import { useBestBackend } from "../node/index.js";
 import { plotLines, renderReport } from "../node/report.js";
 import { RunDirectory } from "../node/run-dir.js";
 import { createObjective } from "../objectives/objective.js";
 import { createOptimizer } from "../optim/aliases.js";
+import { applyUpdates } from "../optim/transform.js";
+import { valueAndGradient } from "../oracles/first-order.js";
 import { type Row, toCsv } from "../report/plots.js";
 import { type EpochRecord, NumericalFaultError, Trainer } from "../train/trainer.js";
 import { type ExperimentDefinition, type ExperimentIO, type ExperimentOption, resolveOptions, silentIO } from "./experiment.js";
@@ -121,6 +124,8 @@ export interface FinalEntry {
   /** Training seconds (all epochs, validation passes included). */
   seconds: number;
   samplesPerSecond: number;
+  /** Median time of one optimizer update (transformation + w ← w + u) on the model's parameters, ms. */
+  updateMs: number;
   diverged: boolean;
   runDir: string;
   records: EpochRecord[];
@@ -136,6 +141,8 @@ export interface OptimizersResult {
   gridEpochs: number;
   seconds: number;
   backend: string;
+  /** Median time of one mini-batch gradient (forward + backward), ms: the cost shared by all optimizers. */
+  gradientMs: number;
 }
 
 /** Parses `sgd=0.03,0.1;adam=1e-3` into a grid record. */
@@ -392,6 +399,7 @@ export async function runOptimizerComparison(options: OptimizersOptions = {}, io
       trainLoss: last?.trainLoss ?? Number.NaN,
       seconds: trainSeconds,
       samplesPerSecond: (r.records.length * train.size) / Math.max(1e-9, trainSeconds),
+      updateMs: timeOptimizerUpdate(name, best.lr, chain.paramSize),
       diverged: r.diverged,
       runDir: dir.dir,
       records: r.records,
@@ -438,11 +446,13 @@ export async function runOptimizerComparison(options: OptimizersOptions = {}, io
     train_loss: f.trainLoss,
     seconds: Number(f.seconds.toFixed(2)),
     samples_per_second: Math.round(f.samplesPerSecond),
+    update_ms: Number(f.updateMs.toFixed(3)),
   }));
+  const gradientMs = timeGradient(chain, init, train, cfg.batchSize);
   writeFileSync(run.path("results.csv"), toCsv(resultRows));
   writeFileSync(
     run.path("results.md"),
-    markdownTables(cfg, grid, finals, { train: train.size, validation: validation.size, test: test.size }),
+    markdownTables(cfg, grid, finals, { train: train.size, validation: validation.size, test: test.size }, gradientMs),
   );
 
   // Plots.
@@ -494,6 +504,7 @@ export async function runOptimizerComparison(options: OptimizersOptions = {}, io
       name: "grid",
       title: `Grid: validation accuracy after ${cfg.gridEpochs} epoch(s)`,
       xTitle: "learning rate",
+      yTitle: "validation accuracy",
       logX: true,
     },
   );
@@ -514,12 +525,14 @@ export async function runOptimizerComparison(options: OptimizersOptions = {}, io
     gridEpochs: cfg.gridEpochs,
     seconds,
     backend: backend.describe(),
+    gradientMs,
   };
   run.writeSummary({
     seconds,
     sizes: result.sizes,
     epochs: cfg.epochs,
     gridEpochs: cfg.gridEpochs,
+    gradientMs,
     grid: grid.map(({ runDir: _d, ...g }) => g),
     finals: finals.map(({ records: _r, runDir: _d, ...f }) => f),
   });
@@ -527,24 +540,71 @@ export async function runOptimizerComparison(options: OptimizersOptions = {}, io
   return result;
 }
 
+function median(xs: number[]): number {
+  const a = [...xs].sort((x, y) => x - y);
+  return a.length % 2 ? a[(a.length - 1) / 2] : (a[a.length / 2 - 1] + a[a.length / 2]) / 2;
+}
+
+/**
+ * Median wall time (ms) of one update of an optimizer on `size` parameters: the transformation of
+ * a gradient and w ← w + u (the gradient is refilled outside the timed region). Medians resist the
+ * load of a shared machine better than the epoch times.
+ */
+export function timeOptimizerUpdate(name: string, lr: number, size: number, repeats = 21): number {
+  const optimizer = createOptimizer(name, { lr, ...FIXED_HYPERPARAMETERS[name] });
+  const rng = new Rng(1);
+  const w = new Float32Array(size).map(() => 0.01 * rng.normal());
+  const g0 = new Float32Array(size).map(() => 0.01 * rng.normal());
+  const u = new Float32Array(size);
+  let state = optimizer.init(w);
+  const times: number[] = [];
+  for (let i = 0; i < repeats + 2; i++) {
+    u.set(g0);
+    const t0 = performance.now();
+    state = optimizer.update(u, state, w, i);
+    applyUpdates(w, u);
+    if (i >= 2) times.push(performance.now() - t0);
+  }
+  return median(times);
+}
+
+/** Median wall time (ms) of one gradient (forward + backward) on a mini-batch of `batchSize` training samples. */
+function timeGradient(chain: Chain, w: Float32Array | Float64Array, data: Dataset, batchSize: number, repeats = 11): number {
+  const batch = new BatchLoader(data, { batchSize, dtype: chain.dtype }).batch(0);
+  const objective = createObjective("logistic");
+  const grad = new Float32Array(chain.paramSize);
+  const times: number[] = [];
+  for (let i = 0; i < repeats + 2; i++) {
+    const t0 = performance.now();
+    valueAndGradient(chain, objective, w, batch, { grad });
+    if (i >= 2) times.push(performance.now() - t0);
+  }
+  return median(times);
+}
+
 function markdownTables(
   cfg: ResolvedConfig,
   grid: GridEntry[],
   finals: FinalEntry[],
   sizes: { train: number; validation: number; test: number },
+  gradientMs: number,
 ): string {
   const lines: string[] = [];
   lines.push(
     `MNIST, MLP ${[784, ...cfg.widths, 10].join("-")}, batch ${cfg.batchSize}, ${sizes.train} training / ${sizes.validation} validation / ${sizes.test} test samples; grid runs ${cfg.gridEpochs} epoch(s), final runs ${cfg.epochs} epoch(s).`,
     "",
-    "| optimizer | lr (chosen) | test accuracy | test loss | validation accuracy | final train loss | time (s) | samples/s |",
-    "|---|---|---|---|---|---|---|---|",
+    "| optimizer | lr (chosen) | test accuracy | test loss | validation accuracy | final train loss | time (s) | samples/s | update (ms/step) |",
+    "|---|---|---|---|---|---|---|---|---|",
   );
   for (const f of finals) {
     lines.push(
-      `| ${f.optimizer} | ${fmtLr(f.lr)}${f.atGridEdge ? " (edge)" : ""} | ${pct(f.testAccuracy)} | ${f.testLoss.toFixed(4)} | ${pct(f.valAccuracy)} | ${f.trainLoss.toFixed(4)} | ${f.seconds.toFixed(1)} | ${Math.round(f.samplesPerSecond)} |`,
+      `| ${f.optimizer} | ${fmtLr(f.lr)}${f.atGridEdge ? " (edge)" : ""} | ${pct(f.testAccuracy)} | ${f.testLoss.toFixed(4)} | ${pct(f.valAccuracy)} | ${f.trainLoss.toFixed(4)} | ${f.seconds.toFixed(1)} | ${Math.round(f.samplesPerSecond)} | ${f.updateMs.toFixed(2)} |`,
     );
   }
+  lines.push(
+    "",
+    `Time: wall-clock seconds of the final run's epochs (training and validation passes). Samples/s: training samples per second of that time. Update: median time of one optimizer update (transformation and w ← w + u) on the model's parameters; for comparison, one mini-batch gradient (forward + backward, batch ${cfg.batchSize}) takes ${gradientMs.toFixed(2)} ms (median).`,
+  );
   lines.push(
     "",
     "Grid (validation accuracy after the grid epochs; **bold** = chosen):",

@@ -1,6 +1,8 @@
 import { deepLinearExperiment } from "./deep-linear.js";
 import type { ExperimentDefinition } from "./experiment.js";
+import { ggnExperiment } from "./ggn.js";
 import { optimizersExperiment } from "./optimizers.js";
+import { smoothingExperiment } from "./smoothing.js";
 
 export type { ExperimentDefinition, ExperimentIO, ExperimentOption, ExperimentOutcome } from "./experiment.js";
 
@@ -8,7 +10,12 @@ export type { ExperimentDefinition, ExperimentIO, ExperimentOption, ExperimentOu
 // exporting an ExperimentDefinition (see experiment.ts), import it here and append it to the list.
 
 /** Every experiment, in the order `chainopt experiment --help` lists them. */
-export const EXPERIMENTS: readonly ExperimentDefinition[] = [deepLinearExperiment, optimizersExperiment];
+export const EXPERIMENTS: readonly ExperimentDefinition[] = [
+  deepLinearExperiment,
+  optimizersExperiment,
+  smoothingExperiment,
+  ggnExperiment,
+];
 
 /** Names of the known experiments. */
 export function experimentNames(): string[] {

@@ -20,7 +20,11 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
       if (v === undefined) throw new Error(`${a} needs a value\n${USAGE}`);
       return v;
     };
-    const list = (v: string) => v.split(",").map((s) => s.trim()).filter(Boolean);
+    const list = (v: string) =>
+      v
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean);
     if (a === "--threads") {
       out.threads = list(next()).map(Number);
       if (out.threads.some((t) => !Number.isInteger(t) || t < 1)) throw new Error("--threads: positive integers, e.g. 1,2");

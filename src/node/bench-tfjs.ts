@@ -7,6 +7,8 @@
 // under Node (flag WASM_HAS_MULTITHREAD_SUPPORT is false when IS_NODE, tfjs issue 3830), so this
 // side runs on one thread (the SIMD build) whatever the thread count asked.
 
+import { register } from "node:module";
+
 interface Config {
   batch: number;
   warmup: number;
@@ -19,14 +21,24 @@ async function main(): Promise<void> {
   let tf: typeof import("@tensorflow/tfjs-core");
   try {
     tf = await import("@tensorflow/tfjs-core");
+    // tfjs-core's bundles register no gradients (the @tensorflow/tfjs bundle imports them); its
+    // dist/register_all_gradients.js is ESM with extensionless relative imports, which Node's
+    // resolver refuses: a resolve hook retries them with ".js". Registries and the engine are
+    // global in tfjs, so the gradients reach the bundle imported above.
+    register(
+      `data:text/javascript,${encodeURIComponent(
+        "export async function resolve(s, c, next) { try { return await next(s, c); } catch (e) { if (s.startsWith('.') && !s.endsWith('.js')) return next(s + '.js', c); throw e; } }",
+      )}`,
+    );
+    await import("@tensorflow/tfjs-core/dist/register_all_gradients.js");
     await import("@tensorflow/tfjs-backend-wasm");
   } catch (error) {
     const message = error instanceof Error ? error.message.split("\n")[0] : String(error);
-    process.stdout.write(`${JSON.stringify({ error: `not installed (${message}); npm install -D @tensorflow/tfjs-core @tensorflow/tfjs-backend-wasm` })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ error: `not installed (${message}); npm install -D @tensorflow/tfjs-core @tensorflow/tfjs-backend-wasm` })}\n`,
+    );
     return;
   }
-  // Quiet the "Hi there" message about tfjs-node.
-  tf.env().set("IS_TEST", true);
   if (!(await tf.setBackend("wasm"))) {
     process.stdout.write(`${JSON.stringify({ error: "the wasm backend did not initialize" })}\n`);
     return;
@@ -44,7 +56,13 @@ async function main(): Promise<void> {
     params.push(tf.variable(tf.zeros([sizes[l + 1]])));
   }
   const x = tf.randomNormal([n, 784], 0, 1, "float32", 7);
-  const labels = tf.oneHot(tf.tensor1d(Array.from({ length: n }, (_, i) => i % 10), "int32"), 10);
+  const labels = tf.oneHot(
+    tf.tensor1d(
+      Array.from({ length: n }, (_, i) => i % 10),
+      "int32",
+    ),
+    10,
+  );
   const optimizer = tf.train.momentum(0.01, 0.9);
   const step = () => {
     const cost = optimizer.minimize(

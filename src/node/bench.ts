@@ -20,8 +20,7 @@ import type { Backend } from "../core/backend.js";
 import { portableBackend } from "../core/portable.js";
 import { getDefaultBackend, setDefaultBackend } from "../core/registry.js";
 import { Rng } from "../core/rng.js";
-import { fullBatch, splitDataset } from "../data/dataset.js";
-import { createDataset } from "../data/dataset.js";
+import { createDataset, fullBatch, splitDataset } from "../data/dataset.js";
 import { createObjective } from "../objectives/objective.js";
 import { sgd } from "../optim/aliases.js";
 import { Trainer } from "../train/trainer.js";
@@ -248,7 +247,11 @@ function runTfjs(batch: number, quick: boolean): { ok: true; detail: string; tim
   const here = fileURLToPath(new URL("./bench-tfjs.js", import.meta.url));
   const path = existsSync(here) ? here : script;
   const p = plan("tfjs-wasm", "mlp", quick);
-  const r = spawnSync(process.execPath, [path, JSON.stringify({ batch, ...p })], { env: threadEnv(1), encoding: "utf8", maxBuffer: 1 << 24 });
+  const r = spawnSync(process.execPath, [path, JSON.stringify({ batch, ...p })], {
+    env: threadEnv(1),
+    encoding: "utf8",
+    maxBuffer: 1 << 24,
+  });
   if (r.error) return { ok: false, detail: r.error.message };
   const line = (r.stdout ?? "").trim().split("\n").pop() ?? "";
   let parsed: { error?: string; version?: string; backend?: string; threads?: string; medianMs?: number; bestMs?: number } = {};
@@ -261,7 +264,15 @@ function runTfjs(batch: number, quick: boolean): { ok: true; detail: string; tim
   return {
     ok: true,
     detail: `@tensorflow/tfjs-core ${parsed.version} on ${parsed.backend} (${parsed.threads})`,
-    timing: { side: "tfjs-wasm", model: "mlp", threads: 1, medianMs: parsed.medianMs!, bestMs: parsed.bestMs!, reps: p.reps, stepsPerRep: p.steps },
+    timing: {
+      side: "tfjs-wasm",
+      model: "mlp",
+      threads: 1,
+      medianMs: parsed.medianMs!,
+      bestMs: parsed.bestMs!,
+      reps: p.reps,
+      stepsPerRep: p.steps,
+    },
   };
 }
 
@@ -367,7 +378,10 @@ export async function runBenchmarks(options: BenchOptions = {}): Promise<BenchRe
       timings.push(r.timing);
     }
   }
-  const gemm = skip.has("gemm") || !native ? { available: false, detail: native ? "skipped" : "native backend not available", table: "", rows: [] } : runGemm(threads, python, log);
+  const gemm =
+    skip.has("gemm") || !native
+      ? { available: false, detail: native ? "skipped" : "native backend not available", table: "", rows: [] }
+      : runGemm(threads, python, log);
   const mnist: BenchResult["mnist"] = [];
   let mnistDetail = "skipped";
   if (!skip.has("mnist") && native) {
@@ -376,7 +390,8 @@ export async function runBenchmarks(options: BenchOptions = {}): Promise<BenchRe
         log(`MNIST epoch, default MLP, ${t} thread(s) ...`);
         mnist.push(await timeMnistEpoch(native, t));
       }
-      mnistDetail = "55 000 training + 5 000 validation samples, batch 128, momentum 0.9, float32, native backend; seconds include the validation pass";
+      mnistDetail =
+        "55 000 training + 5 000 validation samples, batch 128, momentum 0.9, float32, native backend; seconds include the validation pass";
     } catch (error) {
       mnistDetail = `not run: ${error instanceof Error ? error.message : String(error)}`;
     }
@@ -384,7 +399,11 @@ export async function runBenchmarks(options: BenchOptions = {}): Promise<BenchRe
   return {
     machine: { cpu: cpuModel(), logicalCores: cpus().length, node: process.version, loadBefore, loadAfter: loadavg() },
     environment,
-    chainopt: { backend: native ? native.name : "portable", description: native ? native.describe() : portableBackend.describe(), coreName: native ? native.info().coreName : null },
+    chainopt: {
+      backend: native ? native.name : "portable",
+      description: native ? native.describe() : portableBackend.describe(),
+      coreName: native ? native.info().coreName : null,
+    },
     pytorch: { available: torchOk, detail: torchDetail },
     tfjs: { available: tfjsOk, detail: tfjsDetail },
     batch,
@@ -423,7 +442,11 @@ export function formatBenchMarkdown(r: BenchResult): string {
   lines.push(
     `Load average (1/5/15 min) before: ${r.machine.loadBefore.map((x) => x.toFixed(2)).join(" / ")}; after: ${r.machine.loadAfter.map((x) => x.toFixed(2)).join(" / ")}.`,
   );
-  lines.push(`Environment: ${Object.entries(r.environment).map(([k, v]) => `${k}=${v}`).join(", ")}.`);
+  lines.push(
+    `Environment: ${Object.entries(r.environment)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(", ")}.`,
+  );
   lines.push(`chainopt: ${r.chainopt.description}.`);
   lines.push(`PyTorch: ${r.pytorch.detail}.`);
   lines.push(`TensorFlow.js: ${r.tfjs.detail}.`);
@@ -437,7 +460,9 @@ export function formatBenchMarkdown(r: BenchResult): string {
     const torch = r.timings.filter((t) => t.side === "pytorch" && t.model === model);
     const torchBest = torch.length ? Math.min(...torch.map((t) => t.medianMs)) : undefined;
     lines.push("");
-    lines.push(`### ${model === "mlp" ? "MLP 784-512-512-10" : "ConvNet (conv3x3-32, ReLU, maxpool2, conv3x3-64, ReLU, maxpool2, dense10) on 3x32x32"}`);
+    lines.push(
+      `### ${model === "mlp" ? "MLP 784-512-512-10" : "ConvNet (conv3x3-32, ReLU, maxpool2, conv3x3-64, ReLU, maxpool2, dense10) on 3x32x32"}`,
+    );
     lines.push("");
     lines.push("| threads | side | ms/step | samples/s | × PyTorch (same threads) | × PyTorch (fastest) |");
     lines.push("|---:|---|---:|---:|---:|---:|");
@@ -467,7 +492,9 @@ export function formatBenchMarkdown(r: BenchResult): string {
     lines.push("| threads | seconds | samples/s | steps | validation accuracy |");
     lines.push("|---:|---:|---:|---:|---:|");
     for (const m of r.mnist)
-      lines.push(`| ${m.threads} | ${f(m.seconds)} | ${f(m.samplesPerSecond, 0)} | ${m.steps} | ${m.valAccuracy === undefined ? "—" : f(m.valAccuracy * 100, 1)}% |`);
+      lines.push(
+        `| ${m.threads} | ${f(m.seconds)} | ${f(m.samplesPerSecond, 0)} | ${m.steps} | ${m.valAccuracy === undefined ? "—" : f(m.valAccuracy * 100, 1)}% |`,
+      );
   } else lines.push("", `MNIST epoch: ${r.mnistDetail}.`);
   return `${lines.join("\n")}\n`;
 }

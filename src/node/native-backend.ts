@@ -49,8 +49,28 @@ export interface NativeBlasBinding {
   /** float32 dot accumulated in double (cblas_dsdot). */
   sdot?(n: number, x: Float32Array, y: Float32Array): number;
   ddot?(n: number, x: Float64Array, y: Float64Array): number;
-  sgemv?(trans: boolean, m: number, n: number, alpha: number, a: Float32Array, lda: number, x: Float32Array, beta: number, y: Float32Array): void;
-  dgemv?(trans: boolean, m: number, n: number, alpha: number, a: Float64Array, lda: number, x: Float64Array, beta: number, y: Float64Array): void;
+  sgemv?(
+    trans: boolean,
+    m: number,
+    n: number,
+    alpha: number,
+    a: Float32Array,
+    lda: number,
+    x: Float32Array,
+    beta: number,
+    y: Float32Array,
+  ): void;
+  dgemv?(
+    trans: boolean,
+    m: number,
+    n: number,
+    alpha: number,
+    a: Float64Array,
+    lda: number,
+    x: Float64Array,
+    beta: number,
+    y: Float64Array,
+  ): void;
   sger?(m: number, n: number, alpha: number, x: Float32Array, y: Float32Array, a: Float32Array, lda: number): void;
   dger?(m: number, n: number, alpha: number, x: Float64Array, y: Float64Array, a: Float64Array, lda: number): void;
   /** Cholesky in place (lower triangle, upper zeroed); returns LAPACK's info (> 0: not positive definite). */

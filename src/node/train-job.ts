@@ -1,16 +1,22 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { z } from "zod";
+import { certifiedStep, certifyObjective, layerNorms, localRadii, projectOntoBall, resolveRadii } from "../certify/certificate.js";
 import { Chain } from "../chain/chain.js";
 import { getPreset, presetNames } from "../chain/presets.js";
 import { type ModelSpec, type ModelSpecInput, parseModelSpec } from "../chain/spec.js";
 import type { FloatArray } from "../core/dtype.js";
 import { allFinite } from "../core/vector.js";
-import { createObjective } from "../objectives/objective.js";
+import { type Dataset, inputSizeOf } from "../data/dataset.js";
+import { createObjective, type Objective } from "../objectives/objective.js";
 import { createOptimizer, OPTIMIZER_NAMES } from "../optim/aliases.js";
 import { createSchedule } from "../optim/schedules.js";
 import { stateFromTensors, stateToTensors } from "../optim/state.js";
 import type { LearningRate } from "../optim/transform.js";
+import { requireSecondOrder } from "../second-order/curvature.js";
+import { type SmoothResult, smoothingSummary, smoothModelSpec } from "../smoothing/smooth.js";
+import type { SecondOrderMethod } from "../second-order/stepper.js";
+import { type SecondOrderCustomStepper, secondOrderTrainingStepper } from "../train/second-order.js";
 import {
   type EpochRecord,
   NumericalFaultError,
@@ -49,18 +55,38 @@ export const trainConfigSchema = z
     /** Validation samples held out of the training set (count or fraction). */
     validation: z.number().nonnegative().default(5000),
     normalize: z.boolean().default(true),
-    epochs: z.number().int().positive().default(5),
+    epochs: z.number().int().positive().default(10),
     batchSize: z.number().int().positive().default(128),
     evalBatchSize: z.number().int().positive().default(1000),
     seed: z.number().int().nonnegative().default(0),
     dtype: z.enum(["float32", "float64"]).default("float32"),
     loss: z.enum(["logistic", "squared"]).default("logistic"),
     l2: z.number().nonnegative().default(0),
-    optimizer: z.string().default("sgd"),
-    lr: z.number().positive().default(0.1),
+    /** A first-order optimizer (OPTIMIZER_NAMES) or a second-order method (SECOND_ORDER_METHODS). */
+    optimizer: z.string().default("momentum"),
+    /** Learning rate; for the second-order methods the step size (γ of the proximal step, η of GGN; default 1). */
+    lr: z.number().positive().default(0.02),
+    /** Second-order methods: initial damping μ (λ of J Jᵀ + λI for GGN). */
+    damping: z.number().nonnegative().optional(),
+    /** Second-order methods: Armijo backtracking on the damping (default on, except for GGN). */
+    lineSearch: z.boolean().optional(),
+    /** Gauss-Newton: "gram" (fast, default) or "dual" (the papers' 2q+1 oracle calls). */
+    gnImplementation: z.enum(["gram", "dual"]).optional(),
+    /** "certified": projected SGD on B_R with the step 1/L_F of the smoothness certificate. */
+    stepSize: z.enum(["lr", "certified"]).optional(),
+    /** R of B_R = {u : ‖u_t‖ ≤ R} (certified step; default 1). */
+    radius: z.number().positive().optional(),
+    /** R_t per parameterized layer (certified step). */
+    radii: z.array(z.number().positive()).optional(),
+    /** Re-certify on a local ball around the iterate every K epochs (certified step). */
+    recertifyEvery: z.number().int().positive().optional(),
+    /** δ of the local ball {u : ‖u_t‖ ≤ min(R_t, ‖w_t‖ + δ)} (default max R_t / 10). */
+    localDelta: z.number().positive().optional(),
+    /** Smooth the model (relu, maxPool2d) so that |F − F_ε| ≤ ε on B_R (src/smoothing, Algorithm 2). */
+    smoothEpsilon: z.number().positive().optional(),
     momentum: z.number().min(0).max(1).optional(),
     weightDecay: z.number().nonnegative().optional(),
-    schedule: z.enum(["constant", "inverse-power", "step", "exponential", "cosine"]).default("constant"),
+    schedule: z.enum(["constant", "inverse-power", "step", "exponential", "cosine"]).default("cosine"),
     schedulePower: z.number().positive().optional(),
     warmupSteps: z.number().int().nonnegative().default(0),
     clipNorm: z.number().positive().optional(),
@@ -132,9 +158,37 @@ export interface TrainJobEvents {
     config: TrainConfig;
     resumedFromEpoch: number;
     trainSize: number;
+    /** The certificate of a certified run (`stepSize: "certified"`). */
+    certified?: CertifiedSummary;
   }): void;
   onStep?(progress: StepProgress): void;
-  onEpoch?(record: EpochRecord): void;
+  /** `extra`: per-epoch numbers of second-order runs (damping, rejected steps) and certified runs (step size, projections). */
+  onEpoch?(record: EpochRecord, extra?: Record<string, number>): void;
+}
+
+/** What a certified run reports (`chainopt train --step-size certified`). */
+export interface CertifiedSummary {
+  /** The certified step 1/L_F on B_R (the smaller of those for the full and the last partial batch). */
+  stepSize: number;
+  /** L_F on B_R for a full batch. */
+  smoothness: number;
+  radii: number[];
+  batch: number;
+  /** The data set's largest sample norm (m_0 = √N · maxSampleNorm). */
+  maxSampleNorm: number;
+  /** The step size in use (the local one after a re-certification). */
+  currentStepSize: number;
+  /** The radii of the ball in use (local radii after a re-certification). */
+  currentRadii: number[];
+  /** The initialization lay outside B_R and was projected onto it before training. */
+  initialProjection: boolean;
+  /** Steps after which the projection changed w. */
+  projections: number;
+  /** Steps after which the iterate lay outside B_R itself (before its projection). */
+  outsideGlobal: number;
+  /** No step left B_R (outsideGlobal = 0). */
+  stayedInside: boolean;
+  recertifications: { epoch: number; radii: number[]; stepSize: number; smoothness: number }[];
 }
 
 /** The final result of a training job. */
@@ -149,6 +203,10 @@ export interface TrainResult {
   interrupted: boolean;
   /** Early stopping ended the run (the final parameters are the best epoch's). */
   stoppedEarly: boolean;
+  /** Certified runs: the certificate's step and whether training stayed inside B_R. */
+  certified?: CertifiedSummary;
+  /** Second-order runs: the damping the next step would start from, steps, rejected steps. */
+  secondOrder?: { method: string; damping: number; steps: number; rejected: number };
 }
 
 /** `--resume RUN_DIR`, optionally with `epochs` to extend the run. Any other key is an error. */
@@ -185,6 +243,12 @@ interface Prepared {
   optimizerOptions: Record<string, unknown>;
   trainerOptions: TrainerOptions;
   init: { params: FloatArray; state: FloatArray; source: string | null };
+  /** The second-order stepper (`--optimizer gauss-newton|ggn|newton`), else null. */
+  secondOrder: SecondOrderCustomStepper | null;
+  /** The certified step's state (`--step-size certified`), else null. */
+  certified: CertifiedState | null;
+  /** The smoothing of the model (`--smooth-epsilon`), else null. */
+  smoothing: SmoothResult | null;
 }
 
 /** Builds and validates everything a run needs; writes nothing. Errors name the field at fault. */
@@ -192,9 +256,13 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
   if (!(datasetNames as readonly string[]).includes(config.dataset)) {
     throw new Error(`dataset: unknown data set ${JSON.stringify(config.dataset)}; known: ${datasetNames.join(", ")}`);
   }
-  if (!(OPTIMIZER_NAMES as readonly string[]).includes(config.optimizer)) {
-    throw new Error(`optimizer: unknown optimizer ${JSON.stringify(config.optimizer)}; known: ${OPTIMIZER_NAMES.join(", ")}`);
+  const secondOrderMethod = isSecondOrder(config.optimizer) ? config.optimizer : null;
+  if (!secondOrderMethod && !(OPTIMIZER_NAMES as readonly string[]).includes(config.optimizer)) {
+    throw new Error(
+      `optimizer: unknown optimizer ${JSON.stringify(config.optimizer)}; known: ${[...OPTIMIZER_NAMES, ...SECOND_ORDER_METHODS].join(", ")}`,
+    );
   }
+  checkMethodOptions(config);
   if (config.init && !existsSync(config.init)) throw new Error(`init: ${config.init}: file not found`);
   const backend = useBestBackend({ threads: config.threads, quiet: false });
   const data: LoadedDataset = await loadDataset(config.dataset, {
@@ -207,7 +275,21 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
   if (data.train.size === 0)
     throw new Error(`dataset: ${config.dataset} has no training samples left (limit ${config.limit}, validation ${config.validation})`);
   const classes = data.train.classes ?? data.train.targetSize ?? 1;
-  const spec = resolveModelSpec(config, data.train.inputShape, classes);
+  let spec = resolveModelSpec(config, data.train.inputShape, classes);
+  let smoothing: SmoothResult | null = null;
+  if (config.smoothEpsilon !== undefined) {
+    // ψ_ε on B_R for batches of N samples of this data set (docs/smoothing.md).
+    const r = smoothModelSpec(spec, {
+      epsilon: config.smoothEpsilon,
+      radii: config.radii ?? config.radius ?? 1,
+      batch: Math.min(config.batchSize, data.train.size),
+      maxSampleNorm: dataNorms(data.train, config.loss).maxSampleNorm,
+      loss: config.loss,
+      l2: config.l2,
+    });
+    spec = r.spec;
+    smoothing = r.certificate;
+  }
   let chain: Chain;
   try {
     chain = new Chain(spec, { dtype: config.dtype, backend });
@@ -219,9 +301,13 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
   if (data.train.labels && config.loss === "logistic" && chain.outputSize !== classes) {
     throw new Error(`model: the last layer has ${chain.outputSize} outputs but ${config.dataset} has ${classes} classes`);
   }
+  const objective = createObjective(config.loss, config.l2);
+  const secondOrder = secondOrderMethod ? prepareSecondOrder(config, secondOrderMethod, chain, data) : null;
+  const certified = config.stepSize === "certified" ? prepareCertified(config, chain, objective, data) : null;
   const stepsPerEpoch = Math.ceil(data.train.size / config.batchSize);
-  const lr: LearningRate =
-    config.schedule === "constant" && config.warmupSteps === 0
+  const lr: LearningRate = certified
+    ? () => certified.current.stepSize
+    : config.schedule === "constant" && config.warmupSteps === 0
       ? config.lr
       : createSchedule(config.schedule, {
           lr: config.lr,
@@ -237,7 +323,8 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
   if (config.weightDecay !== undefined) optimizerOptions.weightDecay = config.weightDecay;
   if (config.clipNorm !== undefined) optimizerOptions.clipNorm = config.clipNorm;
   if (config.clipValue !== undefined) optimizerOptions.clipValue = config.clipValue;
-  const optimizer = createOptimizer(config.optimizer, optimizerOptions);
+  // Second-order runs step with their own stepper; the trainer's optimizer (plain SGD) is unused.
+  const optimizer = createOptimizer(secondOrderMethod ? "sgd" : config.optimizer, optimizerOptions);
 
   let params: FloatArray;
   let state = chain.initState();
@@ -257,9 +344,13 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
     }
     if (!allFinite(params)) throw new Error(`init: ${config.init}: the weights contain NaN or infinite values`);
   } else params = chain.initParams(config.seed);
+  if (certified) {
+    // Projected SGD starts from the projection of the initialization onto B_R.
+    certified.initialProjection = !projectOntoBall(chain, params, certified.radii).inside;
+  }
   const trainerOptions: TrainerOptions = {
     chain,
-    objective: createObjective(config.loss, config.l2),
+    objective,
     optimizer,
     learningRate: lr,
     batchSize: config.batchSize,
@@ -270,8 +361,319 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
     earlyStopping: config.earlyStopping ? { patience: config.earlyStopping } : undefined,
     onNaN: config.onNan,
     onStep: events.onStep,
+    stepper: secondOrder ?? undefined,
+    projection: certified ? (w) => certified.project(w) : undefined,
   };
-  return { backend, data, spec, chain, lr, optimizerOptions, trainerOptions, init: { params, state, source } };
+  return { backend, data, spec, chain, lr, optimizerOptions, trainerOptions, init: { params, state, source }, secondOrder, certified, smoothing };
+}
+
+/** The second-order methods of `--optimizer`. */
+export const SECOND_ORDER_METHODS = ["gauss-newton", "ggn", "newton"] as const;
+
+function isSecondOrder(name: string): name is SecondOrderMethod {
+  return (SECOND_ORDER_METHODS as readonly string[]).includes(name);
+}
+
+/** Options of the first-order optimizers, refused (when given) by second-order and certified runs. */
+const FIRST_ORDER_ONLY = ["momentum", "weightDecay", "schedule", "schedulePower", "warmupSteps", "clipNorm", "clipValue"] as const;
+const SECOND_ORDER_ONLY = ["damping", "lineSearch", "gnImplementation"] as const;
+const CERTIFIED_ONLY = ["radius", "radii", "recertifyEvery", "localDelta"] as const;
+
+const flagList = (keys: readonly string[], values: Record<string, unknown>) => keys.map((k) => flagName(k, values[k])).join(", ");
+
+/**
+ * The defaults that depend on the method, from the options the user gave (`input`: flags and
+ * --config): second-order and certified runs take a constant step (no schedule) and refuse the
+ * first-order optimizers' options; second-order methods default to step size 1 (`lr`: γ of the
+ * proximal step, η of GGN); a certified run is plain projected SGD (`--lr` refused: the step is 1/L_F).
+ * Applied once, to a new run's configuration; config.json records the result.
+ */
+export function resolveMethodDefaults(input: Record<string, unknown>, config: TrainConfig): TrainConfig {
+  const given = (k: string) => input[k] !== undefined;
+  const second = isSecondOrder(config.optimizer);
+  const certified = config.stepSize === "certified";
+  if (second || certified) {
+    const what = second ? `--optimizer ${config.optimizer}` : "--step-size certified";
+    const bad = FIRST_ORDER_ONLY.filter(given);
+    if (bad.length > 0)
+      throw new Error(`${what}: ${flagList(bad, input)} ${bad.length > 1 ? "are options" : "is an option"} of the first-order optimizers`);
+    config = { ...config, schedule: "constant", warmupSteps: 0 };
+  }
+  if (second && certified) {
+    throw new Error(`--step-size certified runs projected SGD; it cannot be combined with --optimizer ${config.optimizer}`);
+  }
+  if (second && !given("lr")) config = { ...config, lr: 1 };
+  if (certified) {
+    if (given("lr")) throw new Error("--step-size certified: the step size is 1/L_F from the certificate; drop --lr");
+    if (given("optimizer") && config.optimizer !== "sgd") {
+      throw new Error(`--step-size certified runs projected SGD; it cannot be combined with --optimizer ${config.optimizer}`);
+    }
+    config = { ...config, optimizer: "sgd" };
+  }
+  return config;
+}
+
+/** Checks the options of second-order and certified runs against the method (errors name the flags). */
+function checkMethodOptions(config: TrainConfig): void {
+  const c = config as Record<string, unknown>;
+  const given = (k: string) => c[k] !== undefined;
+  const second = isSecondOrder(config.optimizer);
+  const certified = config.stepSize === "certified";
+  const so = SECOND_ORDER_ONLY.filter(given);
+  if (!second && so.length > 0) {
+    throw new Error(
+      `${flagList(so, c)}: options of the second-order methods (--optimizer ${SECOND_ORDER_METHODS.join("|")}), not of ${config.optimizer}`,
+    );
+  }
+  if (config.gnImplementation !== undefined && config.optimizer !== "gauss-newton") {
+    throw new Error(`--gn-implementation: applies to --optimizer gauss-newton only, not ${config.optimizer}`);
+  }
+  // The radii of B_R are also those of the smoothing's certificate.
+  const co = CERTIFIED_ONLY.filter((k) => given(k) && !(config.smoothEpsilon !== undefined && (k === "radius" || k === "radii")));
+  if (!certified && co.length > 0) throw new Error(`${flagList(co, c)}: options of --step-size certified`);
+  if (config.radius !== undefined && config.radii !== undefined) throw new Error("--radius, --radii: give one of them");
+  if (config.localDelta !== undefined && config.recertifyEvery === undefined) {
+    throw new Error("--local-delta: the radius of the local ball of --recertify-every; give --recertify-every K too");
+  }
+  if ((second || certified) && (config.schedule !== "constant" || config.warmupSteps !== 0)) {
+    throw new Error(
+      `${second ? `--optimizer ${config.optimizer}` : "--step-size certified"}: takes a constant step (no --schedule, --warmup-steps)`,
+    );
+  }
+  if (second || certified) {
+    const bad = FIRST_ORDER_ONLY.filter((k) => k !== "schedule" && k !== "warmupSteps" && given(k));
+    if (bad.length > 0) {
+      const what = second ? `--optimizer ${config.optimizer}` : "--step-size certified";
+      throw new Error(`${what}: ${flagList(bad, c)} ${bad.length > 1 ? "are options" : "is an option"} of the first-order optimizers`);
+    }
+  }
+  if (certified && config.optimizer !== "sgd") {
+    throw new Error(`--step-size certified runs projected SGD; it cannot be combined with --optimizer ${config.optimizer}`);
+  }
+}
+
+/** Largest work memory a second-order step may ask for before the run is refused. */
+const SECOND_ORDER_MEMORY_LIMIT = 2 * 1024 ** 3;
+const gib = (bytes: number) => `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
+
+/** Checks that the method applies to the model, loss and batch size, and builds its stepper. */
+function prepareSecondOrder(config: TrainConfig, method: SecondOrderMethod, chain: Chain, data: LoadedDataset): SecondOrderCustomStepper {
+  const what = `optimizer ${method}`;
+  if (method === "ggn" && config.loss !== "squared") {
+    throw new Error(
+      `${what}: Gram-Gauss-Newton is defined for regression with the squared loss (--loss squared), got --loss ${config.loss}; use --optimizer gauss-newton for the ${config.loss} loss`,
+    );
+  }
+  const n = Math.min(config.batchSize, data.train.size);
+  let bytes: number;
+  if (method === "newton") {
+    try {
+      requireSecondOrder(chain, what);
+    } catch {
+      const first = Math.max(
+        0,
+        chain.components.findIndex((c) => c.paramSize > 0),
+      );
+      const i = chain.components.findIndex((c, j) => j >= first && typeof c.backwardTangent !== "function");
+      const c = chain.components[i];
+      throw new Error(
+        `${what}: component layers[${i}] (${c.type}) has no second-order backward (conv2d and batchNorm have none), so the Newton step does not apply to this model; use --optimizer gauss-newton`,
+      );
+    }
+    // Dense stage matrices A (b × a), B (b × ρ) and the second derivatives ((a + ρ)²) of each
+    // component, a = N·inputSize, b = N·outputSize, ρ its parameters (newton-dp.ts), in float64.
+    bytes = 0;
+    for (const c of chain.components) {
+      const a = n * c.inputSize;
+      const b = n * c.outputSize;
+      bytes += 8 * (b * a + b * c.paramSize + (a + c.paramSize) ** 2);
+    }
+    if (bytes > SECOND_ORDER_MEMORY_LIMIT) {
+      throw new Error(
+        `${what}: the Newton step by dynamic programming stores dense stage matrices, about ${gib(bytes)} for this model at batch ${n} (limit ${gib(SECOND_ORDER_MEMORY_LIMIT)}); use a smaller --batch-size or model, or --optimizer gauss-newton`,
+      );
+    }
+  } else {
+    // The q × q Gram matrix (float64), its Cholesky factor and a scratch copy, q = N × outputs.
+    const q = n * chain.outputSize;
+    bytes = 3 * 8 * q * q;
+    if (bytes > SECOND_ORDER_MEMORY_LIMIT) {
+      throw new Error(
+        `${what}: the ${q} × ${q} Gram matrix (batch ${n} × ${chain.outputSize} outputs) needs about ${gib(bytes)} (limit ${gib(SECOND_ORDER_MEMORY_LIMIT)}); use a smaller --batch-size`,
+      );
+    }
+  }
+  return secondOrderTrainingStepper({
+    method,
+    damping: config.damping,
+    stepSize: config.lr,
+    lineSearch: config.lineSearch,
+    implementation: config.gnImplementation,
+  });
+}
+
+/** The certified step's configuration and mutable state (current ball, step, counters). */
+export interface CertifiedState {
+  /** R_t of B_R. */
+  radii: number[];
+  batch: number;
+  lastBatch: number;
+  maxSampleNorm: number;
+  /** √N · max ‖y_i‖ for regression targets (squared loss), else undefined (the loss's default). */
+  maxTargetNorm: number | undefined;
+  /** The certificate on B_R. */
+  global: ReturnType<typeof certifiedStep>;
+  stepSize: number;
+  delta: number;
+  current: { stepSize: number; radii: number[] };
+  initialProjection: boolean;
+  projections: number;
+  outsideGlobal: number;
+  epochProjections: number;
+  /** Certifies on the ball of these radii: the step (min over the full and last batch size) and the certificate. */
+  certify(radii: readonly number[]): { stepSize: number; result: ReturnType<typeof certifiedStep> };
+  /** Projects w onto the current ball, counting. */
+  project(w: FloatArray): void;
+}
+
+/** The largest sample norm of a data set, and the largest target norm (regression with the squared loss). */
+function dataNorms(train: Dataset, loss: TrainConfig["loss"]): { maxSampleNorm: number; maxTargetNorm: number | undefined } {
+  const d = inputSizeOf(train);
+  let maxSq = 0;
+  for (let i = 0; i < train.size; i++) {
+    let s2 = 0;
+    for (let j = i * d; j < (i + 1) * d; j++) s2 += train.x[j] * train.x[j];
+    maxSq = Math.max(maxSq, s2);
+  }
+  let maxTargetNorm: number | undefined;
+  if (train.targets && loss === "squared") {
+    const k = train.targetSize ?? 1;
+    let m = 0;
+    for (let i = 0; i < train.size; i++) {
+      let s2 = 0;
+      for (let j = i * k; j < (i + 1) * k; j++) s2 += train.targets[j] * train.targets[j];
+      m = Math.max(m, s2);
+    }
+    maxTargetNorm = Math.sqrt(m);
+  }
+  return { maxSampleNorm: Math.sqrt(maxSq), maxTargetNorm };
+}
+
+function prepareCertified(config: TrainConfig, chain: Chain, objective: Objective, data: LoadedDataset): CertifiedState {
+  let radii: number[];
+  try {
+    radii = resolveRadii(chain, config.radii ?? config.radius ?? 1);
+  } catch (e) {
+    throw new Error(`${config.radii ? "--radii" : "--radius"}: ${(e as Error).message.replace(/^radii: /, "")}`);
+  }
+  const train = data.train;
+  const batch = Math.min(config.batchSize, train.size);
+  const lastBatch = train.size % batch || batch;
+  const { maxSampleNorm, maxTargetNorm: maxTarget } = dataNorms(train, config.loss);
+  const optionsFor = (radii: readonly number[], n: number) => ({
+    radii,
+    batch: n,
+    maxSampleNorm,
+    targetNorm: maxTarget === undefined ? undefined : Math.sqrt(n) * maxTarget,
+  });
+  // Not smooth: name the components without a finite smoothness constant.
+  const probe = certifyObjective(chain, objective, optionsFor(radii, batch));
+  if (!(probe.smoothness < Infinity)) {
+    const rough = probe.chain.layers.flatMap((l) =>
+      l.parts.filter((p) => !(p.constants.smoothness < Infinity)).map((p) => `layers[${p.index}] (${p.type})`),
+    );
+    throw new Error(
+      `--step-size certified: the objective is not smooth (L_F = ${probe.smoothness}${rough.length > 0 ? `: ${rough.join(", ")} ${rough.length > 1 ? "have" : "has"} no finite smoothness constant` : ""}), so no step size is certified; use smooth components (--activation softplus or tanh; softplus/smoothRelu and avgPool2d instead of relu and maxPool2d in a model spec), or smooth the model automatically with --smooth-epsilon`,
+    );
+  }
+  const certify = (r: readonly number[]) => {
+    const main = certifiedStep(chain, objective, optionsFor(r, batch));
+    let stepSize = main.stepSize;
+    // The last partial batch has its own certificate (the constants depend on N): take the smaller step.
+    if (lastBatch !== batch) stepSize = Math.min(stepSize, certifiedStep(chain, objective, optionsFor(r, lastBatch)).stepSize);
+    return { stepSize, result: main };
+  };
+  const g = certify(radii);
+  const state: CertifiedState = {
+    radii,
+    batch,
+    lastBatch,
+    maxSampleNorm,
+    maxTargetNorm: maxTarget,
+    global: g.result,
+    stepSize: g.stepSize,
+    delta: config.localDelta ?? Math.max(...radii) / 10,
+    current: { stepSize: g.stepSize, radii: [...radii] },
+    initialProjection: false,
+    projections: 0,
+    outsideGlobal: 0,
+    epochProjections: 0,
+    certify,
+    project(w: FloatArray) {
+      const p = projectOntoBall(chain, w, state.current.radii);
+      if (!p.inside) {
+        state.projections++;
+        state.epochProjections++;
+      }
+      if (p.norms.some((x, t) => x > state.radii[t])) state.outsideGlobal++;
+    },
+  };
+  return state;
+}
+
+/** The summary of a certified run (for the events, summary.json and certificate.json). */
+function certifiedSummary(c: CertifiedState, recertifications: CertifiedSummary["recertifications"]): CertifiedSummary {
+  return {
+    stepSize: c.stepSize,
+    smoothness: c.global.certificate.smoothness,
+    radii: c.radii,
+    batch: c.batch,
+    maxSampleNorm: c.maxSampleNorm,
+    currentStepSize: c.current.stepSize,
+    currentRadii: c.current.radii,
+    initialProjection: c.initialProjection,
+    projections: c.projections,
+    outsideGlobal: c.outsideGlobal,
+    stayedInside: c.outsideGlobal === 0,
+    recertifications,
+  };
+}
+
+const finiteOrNull = (x: number) => (Number.isFinite(x) ? x : null);
+
+/**
+ * certificate.json of a certified run, in the per-layer schema of src/report/schema.ts (so that
+ * `chainopt report` draws m_t, ℓ_t, L_t and R_t per layer), plus the objective's constants, the
+ * guarantee, and the run's outcome (projections, whether it stayed inside B_R, re-certifications).
+ */
+function certificateRecord(c: CertifiedState, summary: CertifiedSummary): Record<string, unknown> {
+  const cert = c.global.certificate;
+  const layers = cert.chain.layers.filter((l) => l.biaffineIndex >= 0);
+  return {
+    title: `Smoothness certificate on B_R (batch ${c.batch})`,
+    layers: layers.map((l) => `${l.layer} ${l.types.join("+")}`),
+    quantities: {
+      radius: layers.map((l) => l.radius),
+      bound: layers.map((l) => finiteOrNull(l.bound)),
+      lipschitz: layers.map((l) => finiteOrNull(l.lipschitz)),
+      smoothness: layers.map((l) => finiteOrNull(l.smoothness)),
+    },
+    log: true,
+    variant: cert.chain.variant,
+    batch: c.batch,
+    lastBatch: c.lastBatch,
+    inputNorm: cert.chain.inputNorm,
+    maxSampleNorm: c.maxSampleNorm,
+    objective: {
+      lipschitz: finiteOrNull(cert.lipschitz),
+      smoothness: finiteOrNull(cert.smoothness),
+      bound: finiteOrNull(cert.bound),
+      stepSize: c.stepSize,
+      loss: jsonSafe(cert.loss),
+    },
+    guarantee: jsonSafe(c.global.guarantee),
+    run: summary,
+  };
 }
 
 /**
@@ -304,7 +706,7 @@ export async function runTrainJob(
     }
     hasCheckpoint = existsSync(join(resumeDir, "checkpoints", "last.safetensors"));
   } else {
-    config = parseTrainConfig(input);
+    config = resolveMethodDefaults(input as Record<string, unknown>, parseTrainConfig(input));
     if (config.out && existsSync(config.out) && readdirSync(config.out).length > 0) {
       throw new Error(
         `--out ${config.out}: the directory exists and is not empty (use --resume ${config.out} to continue that run, or another --out)`,
@@ -313,7 +715,7 @@ export async function runTrainJob(
   }
 
   const prepared = await prepareTrainJob(config, events, { skipInit: hasCheckpoint });
-  const { backend, data, spec, chain } = prepared;
+  const { backend, data, spec, chain, certified, secondOrder } = prepared;
 
   // Only now, with every input validated, does the job touch the file system.
   const run =
@@ -325,6 +727,7 @@ export async function runTrainJob(
   const last = resumeDir !== null ? run.loadLastCheckpoint(chain) : null;
   if (last) {
     trainer.restore(snapshotFromCheckpoint(trainer, last));
+    if (certified) restoreCertified(certified, last);
     resumedFromEpoch = last.epoch;
     if (existsSync(run.summaryPath) && (trainer.epoch >= config.epochs || trainer.stopped)) {
       throw new Error(
@@ -361,10 +764,45 @@ export async function runTrainJob(
       writeJsonAtomic(run.configPath, { ...saved, train: { ...saved.train, epochs: extendTo } });
     }
   }
+  const recertifications = (): CertifiedSummary["recertifications"] =>
+    run
+      .readMetrics()
+      .filter((m) => m.type === "recertify")
+      .map((m) => ({
+        epoch: Number(m.epoch),
+        radii: (m.radii as number[]) ?? [],
+        stepSize: Number(m.step_size),
+        smoothness: Number(m.smoothness),
+      }));
+  const certificatePath = join(run.dir, "certificate.json");
+  if (certified && !last) writeJsonAtomic(certificatePath, certificateRecord(certified, certifiedSummary(certified, [])));
+  const smoothing = prepared.smoothing;
+  if (smoothing && !last) {
+    // The smoothing's full record, and its per-layer summary in the report's schema (src/report/schema.ts).
+    writeJsonAtomic(join(run.dir, "smoothing-certificate.json"), jsonSafe(smoothingSummary(smoothing)));
+    const layers = smoothing.layers.filter((l) => l.layer > 0);
+    writeJsonAtomic(join(run.dir, "smoothing.json"), {
+      title: `Smoothing (ε = ${smoothing.epsilon}, ${smoothing.target})`,
+      layers: layers.map((l) => `${l.layer} ${l.types.join("+")}`),
+      quantities: {
+        radius: layers.map((l) => l.radius),
+        mu: layers.map((l) => (l.parameters.length > 0 ? Math.max(...l.parameters) : 0)),
+      },
+      log: true,
+    });
+  }
   // The starting point (epoch 0), so that a run killed or faulting in its first epoch keeps a
   // good checkpoint and can be resumed.
-  if (!last) saveTrainerCheckpoint(run, trainer, config);
-  events.onStart?.({ run, chain, backend: backend.describe(), config, resumedFromEpoch, trainSize: data.train.size });
+  if (!last) saveTrainerCheckpoint(run, trainer, config, certified);
+  events.onStart?.({
+    run,
+    chain,
+    backend: backend.describe(),
+    config,
+    resumedFromEpoch,
+    trainSize: data.train.size,
+    certified: certified ? certifiedSummary(certified, recertifications()) : undefined,
+  });
 
   const started = performance.now();
   const epochs: EpochRecord[] = run
@@ -378,6 +816,7 @@ export async function runTrainJob(
       break;
     }
     let record: EpochRecord;
+    if (certified) certified.epochProjections = 0;
     try {
       // Asynchronous so that Ctrl-C (SIGINT) is seen during the epoch.
       record = await trainer.runEpochAsync({ train: data.train, validation: data.validation });
@@ -399,9 +838,44 @@ export async function runTrainJob(
       record,
     };
     if (record.skippedSteps > 0) metric.skipped_steps = record.skippedSteps;
+    // Per-epoch numbers of second-order runs (the damping the next step starts from, steps whose
+    // every direction failed the Armijo test, in all) and certified runs (step, projections).
+    const extra: Record<string, number> = {};
+    if (secondOrder) {
+      extra.damping = secondOrder.state.damping;
+      extra.rejectedSteps = secondOrder.counters.rejected;
+    }
+    if (certified) {
+      extra.stepSize = certified.current.stepSize;
+      extra.projections = certified.epochProjections;
+    }
+    if (secondOrder) {
+      metric.damping = extra.damping;
+      metric.rejected_steps = extra.rejectedSteps;
+    }
+    if (certified) {
+      metric.step_size = extra.stepSize;
+      metric.projections = extra.projections;
+    }
     run.logMetrics(metric);
-    saveTrainerCheckpoint(run, trainer, config);
-    events.onEpoch?.(record);
+    // Re-certification on a local ball around the iterate (after the epoch's metrics line, before
+    // its checkpoint, so that a resumed run neither repeats nor misses it).
+    if (certified && config.recertifyEvery && trainer.epoch % config.recertifyEvery === 0 && trainer.epoch < config.epochs) {
+      const radii = localRadii(chain, trainer.w, certified.delta, certified.radii);
+      const local = certified.certify(radii);
+      certified.current = { stepSize: Math.max(local.stepSize, certified.stepSize), radii };
+      run.logMetrics({
+        type: "recertify",
+        step: trainer.step,
+        epoch: trainer.epoch,
+        step_size: certified.current.stepSize,
+        smoothness: local.result.certificate.smoothness,
+        radii,
+        norms: layerNorms(chain, trainer.w),
+      });
+    }
+    saveTrainerCheckpoint(run, trainer, config, certified);
+    events.onEpoch?.(record, Object.keys(extra).length > 0 ? extra : undefined);
     await new Promise<void>((resolve) => setImmediate(resolve)); // let a pending SIGINT handler run
     if (signal?.stopRequested && trainer.epoch < config.epochs && !trainer.stopped) {
       interrupted = true;
@@ -419,6 +893,18 @@ export async function runTrainJob(
       run.logMetrics({ type: "final", step: trainer.step, epoch: trainer.epoch, test_loss: testLoss, test_accuracy: testAccuracy });
     }
     run.saveModel(chain, final, trainer.state, { step: trainer.step, epoch: trainer.epoch });
+  }
+  const certifiedResult = certified ? certifiedSummary(certified, recertifications()) : undefined;
+  const secondOrderResult = secondOrder
+    ? {
+        method: secondOrder.name,
+        damping: secondOrder.state.damping,
+        steps: secondOrder.state.steps,
+        rejected: secondOrder.counters.rejected,
+      }
+    : undefined;
+  if (certified && certifiedResult) writeJsonAtomic(certificatePath, certificateRecord(certified, certifiedResult));
+  if (!interrupted) {
     run.writeSummary({
       epochs: trainer.epoch,
       steps: trainer.step,
@@ -427,6 +913,8 @@ export async function runTrainJob(
       stoppedEarly: trainer.stopped,
       bestEpoch: trainer.earlyStopping?.bestEpoch,
       seconds: run.wall(),
+      ...(certifiedResult ? { certified: jsonSafe(certifiedResult) } : {}),
+      ...(secondOrderResult ? { secondOrder: jsonSafe(secondOrderResult) } : {}),
     });
   }
   return {
@@ -438,6 +926,8 @@ export async function runTrainJob(
     params: final,
     interrupted,
     stoppedEarly: trainer.stopped,
+    certified: certifiedResult,
+    secondOrder: secondOrderResult,
   };
 }
 
@@ -483,7 +973,7 @@ function isChainoptCheckpoint(file: string): boolean {
 const AVERAGE_TENSOR = "__average";
 const BEST_TENSOR = "__best";
 
-function saveTrainerCheckpoint(run: RunDirectory, trainer: Trainer, config: TrainConfig): void {
+function saveTrainerCheckpoint(run: RunDirectory, trainer: Trainer, config: TrainConfig, certified: CertifiedState | null): void {
   const s = trainer.snapshot();
   const saved = stateToTensors(s.optimizerState);
   const tensors: Record<string, FloatArray> = { ...saved.tensors };
@@ -499,8 +989,32 @@ function saveTrainerCheckpoint(run: RunDirectory, trainer: Trainer, config: Trai
     extra: {
       average: s.average ? { count: s.average.count } : undefined,
       earlyStopping: s.earlyStopping ? jsonSafe(s.earlyStopping) : undefined,
+      // The second-order stepper's state (damping, counters) and the certified run's current ball,
+      // step and counters.
+      stepper: s.stepper ? jsonSafe(s.stepper) : undefined,
+      certified: certified
+        ? {
+            stepSize: certified.current.stepSize,
+            radii: certified.current.radii,
+            initialProjection: certified.initialProjection,
+            projections: certified.projections,
+            outsideGlobal: certified.outsideGlobal,
+          }
+        : undefined,
     },
   });
+}
+
+/** Restores a certified run's current ball, step and counters from a checkpoint. */
+function restoreCertified(c: CertifiedState, ck: LoadedCheckpoint): void {
+  const saved = (ck.extra as { certified?: Record<string, unknown> }).certified;
+  if (!saved) throw new Error("checkpoint: the certified step's state (extra.certified) is missing");
+  const radii = saved.radii as number[];
+  if (!Array.isArray(radii) || radii.length !== c.radii.length) throw new Error("checkpoint: extra.certified.radii is malformed");
+  c.current = { stepSize: Number(saved.stepSize), radii: radii.map(Number) };
+  c.initialProjection = saved.initialProjection === true;
+  c.projections = Number(saved.projections);
+  c.outsideGlobal = Number(saved.outsideGlobal);
 }
 
 /** The trainer snapshot stored in a checkpoint written by {@link saveTrainerCheckpoint}. */
@@ -508,7 +1022,14 @@ function snapshotFromCheckpoint(trainer: Trainer, ck: LoadedCheckpoint): Trainer
   const tensors: Record<string, FloatArray> = {};
   for (const [k, v] of Object.entries(ck.optimizer?.tensors ?? {})) if (k !== AVERAGE_TENSOR && k !== BEST_TENSOR) tensors[k] = v;
   const optimizerState = stateFromTensors(trainer.optimizerState, { tensors, scalars: ck.optimizer?.scalars ?? {} });
-  const extra = ck.extra as { average?: { count: number }; earlyStopping?: Record<string, number | string> };
+  const extra = ck.extra as {
+    average?: { count: number };
+    earlyStopping?: Record<string, number | string>;
+    stepper?: Record<string, number | string>;
+  };
+  if (trainer.options.stepper?.restoreState && !extra.stepper) {
+    throw new Error(`checkpoint: the ${trainer.options.stepper.name} stepper's state (extra.stepper) is missing`);
+  }
   const averaged = ck.optimizer?.tensors[AVERAGE_TENSOR];
   if (extra.average && !averaged) throw new Error(`checkpoint: the averaged iterate (optimizer.${AVERAGE_TENSOR}) is missing`);
   const es = extra.earlyStopping;
@@ -524,5 +1045,6 @@ function snapshotFromCheckpoint(trainer: Trainer, ck: LoadedCheckpoint): Trainer
     average: extra.average && averaged ? { count: extra.average.count, averaged } : null,
     earlyStopping: es ? { bestValue: Number(es.bestValue), bestEpoch: Number(es.bestEpoch), badEpochs: Number(es.badEpochs) } : null,
     bestParams: ck.optimizer?.tensors[BEST_TENSOR] ?? null,
+    stepper: extra.stepper ? Object.fromEntries(Object.entries(extra.stepper).map(([k, v]) => [k, Number(v)])) : null,
   };
 }

@@ -1,4 +1,10 @@
-import { type CertificateVariant, certifyChain, certifyObjective, type ObjectiveCertificate, resolveRadii } from "../certify/certificate.js";
+import {
+  type CertificateVariant,
+  certifyChain,
+  certifyObjective,
+  type ObjectiveCertificate,
+  resolveRadii,
+} from "../certify/certificate.js";
 import { Chain } from "../chain/chain.js";
 import { type LayerSpec, type ModelSpec, type ModelSpecInput, parseModelSpec } from "../chain/spec.js";
 import type { Component } from "../components/component.js";
@@ -171,7 +177,11 @@ export function smooth(model: Chain | ModelSpecInput | ModelSpec, options: Smoot
   let mPsi = Infinity;
   if (perSampleNorm !== undefined) {
     try {
-      mPsi = certifyChain(original, { radii, batch: accBatch, inputNorm: coupled ? (options.inputNorm ?? perSampleNorm) : perSampleNorm }).bound;
+      mPsi = certifyChain(original, {
+        radii,
+        batch: accBatch,
+        inputNorm: coupled ? (options.inputNorm ?? perSampleNorm) : perSampleNorm,
+      }).bound;
     } catch {
       mPsi = Infinity;
     }
@@ -187,7 +197,9 @@ export function smooth(model: Chain | ModelSpecInput | ModelSpec, options: Smoot
     lossLipschitz = lossAt(mPsi + epsilon);
   }
   if (!(nu > 0) || !Number.isFinite(nu)) {
-    throw new Error(`smooth: the loss's Lipschitz constant on the outputs is ${lossLipschitz}; give a bound on the inputs (inputNorm or maxSampleNorm)`);
+    throw new Error(
+      `smooth: the loss's Lipschitz constant on the outputs is ${lossLipschitz}; give a bound on the inputs (inputNorm or maxSampleNorm)`,
+    );
   }
 
   // Backward pass of Algorithm 2.
@@ -325,7 +337,10 @@ export type SmoothModelSpecOptions = Omit<SmoothOptions, "dtype">;
  * The smoothed model spec for `chainopt train --smooth-epsilon E`: the spec ψ_ε and the smoothing
  * result (per-part parameters and certificate). Default target "objective" (|F − F_ε| ≤ ε on B_R).
  */
-export function smoothModelSpec(spec: ModelSpecInput | ModelSpec, options: SmoothModelSpecOptions): { spec: ModelSpec; certificate: SmoothResult } {
+export function smoothModelSpec(
+  spec: ModelSpecInput | ModelSpec,
+  options: SmoothModelSpecOptions,
+): { spec: ModelSpec; certificate: SmoothResult } {
   const r = smooth(spec, { target: "objective", ...options, dtype: "float64" });
   return { spec: r.spec, certificate: r };
 }

@@ -48,7 +48,11 @@ export interface StepProgress {
 
 /**
  * A step other than "gradient → transformation → update", e.g. a Gauss-Newton step. It updates
- * `w` in place and returns the objective value at the start of the step.
+ * `w` in place and returns the objective value at the start of the step, the data loss (the value
+ * without the regularizer, the `trainLoss` of the epoch records) and ‖∇F‖ (NaN when not computed).
+ * `state` is the trainer's non-trainable state (batch-norm running statistics), to update in place
+ * as a first-order step does. A stepper with its own state (e.g. the current damping) exposes it
+ * through `saveState`/`restoreState`, so that {@link Trainer.snapshot} and checkpoints carry it.
  */
 export interface CustomStepper {
   readonly name: string;
@@ -58,7 +62,12 @@ export interface CustomStepper {
     w: FloatArray,
     batch: Batch,
     stepIndex: number,
+    state?: FloatArray,
   ): { value: number; loss: number; gradNorm: number };
+  /** The stepper's own state as numbers (JSON-safe), for snapshots and checkpoints. */
+  saveState?(): Record<string, number>;
+  /** Restores what {@link CustomStepper.saveState} returned. */
+  restoreState?(state: Record<string, number>): void;
 }
 
 /** How the trainer reacts to a NaN or infinity in the loss, gradient or parameters. */
@@ -120,6 +129,8 @@ export interface TrainerSnapshot {
   average: AverageState | null;
   earlyStopping: EarlyStoppingState | null;
   bestParams: FloatArray | null;
+  /** The custom stepper's own state ({@link CustomStepper.saveState}), or null. */
+  stepper?: Record<string, number> | null;
 }
 
 /**
@@ -142,7 +153,7 @@ export class Trainer {
   stopped = false;
   private readonly grad: FloatArray;
   /** Copies taken before each step in `onNaN: "skip"` mode, to undo a step that went non-finite. */
-  private backup: { w: FloatArray; state: FloatArray; optimizerState: StateTree } | null = null;
+  private backup: { w: FloatArray; state: FloatArray; optimizerState: StateTree; stepper?: Record<string, number> } | null = null;
   /** Where the trainer is within the current epoch (for fault messages). */
   private position: { batch: number; batches: number } | null = null;
   private loader: BatchLoader | null = null;
@@ -265,7 +276,7 @@ export class Trainer {
     const skip = (o.onNaN ?? "stop") === "skip";
     if (skip) this.saveBackup();
     if (o.stepper) {
-      const r = o.stepper.step(this.chain, o.objective, this.w, batch, stepIndex);
+      const r = o.stepper.step(this.chain, o.objective, this.w, batch, stepIndex, this.state);
       if (!Number.isFinite(r.loss) || !this.parametersFinite()) {
         if (skip) return this.skipStep(r.loss, r.gradNorm);
         throw this.fault(Number.isFinite(r.loss) ? "parameters" : "loss", batch);
@@ -312,6 +323,7 @@ export class Trainer {
       this.backup.state.set(this.state);
       this.backup.optimizerState = copyTreeInto(this.backup.optimizerState, this.optimizerState);
     }
+    this.backup.stepper = this.options.stepper?.saveState?.();
   }
 
   private skipStep(loss: number, gradNorm: number): { loss: number; gradNorm: number; skipped: boolean } {
@@ -319,6 +331,7 @@ export class Trainer {
     this.w.set(b.w);
     this.state.set(b.state);
     this.optimizerState = cloneTree(b.optimizerState);
+    if (b.stepper) this.options.stepper?.restoreState?.(b.stepper);
     this.step++;
     return { loss, gradNorm, skipped: true };
   }
@@ -367,6 +380,7 @@ export class Trainer {
         ? { bestValue: this.earlyStopping.bestValue, bestEpoch: this.earlyStopping.bestEpoch, badEpochs: this.earlyStopping.badEpochs }
         : null,
       bestParams: this.earlyStopping?.bestParams?.slice() ?? null,
+      stepper: this.options.stepper?.saveState?.() ?? null,
     };
   }
 
@@ -393,6 +407,7 @@ export class Trainer {
     this.epoch = s.epoch;
     this.step = s.step;
     this.backup = null;
+    if (s.stepper && this.options.stepper?.restoreState) this.options.stepper.restoreState(s.stepper);
     if (this.average && s.average) this.average.restore(s.average);
     this.stopped = false;
     if (this.earlyStopping && s.earlyStopping) {

@@ -11,3 +11,5 @@ commands.push((await import("./doctor.js")).register);
 commands.push((await import("./report.js")).register);
 commands.push((await import("./train.js")).register);
 commands.push((await import("./experiment.js")).register);
+commands.push((await import("./smooth.js")).register);
+commands.push((await import("./bench.js")).register);

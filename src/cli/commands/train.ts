@@ -1,6 +1,6 @@
 import { SingleBar } from "cli-progress";
 import { type Command, Option } from "commander";
-import { type ResumeInput, readConfigFile, runTrainJob, type TrainConfigInput } from "../../node/train-job.js";
+import { type ResumeInput, readConfigFile, runTrainJob, SECOND_ORDER_METHODS, type TrainConfigInput } from "../../node/train-job.js";
 import type { EpochRecord } from "../../train/trainer.js";
 
 const num = (name: string) => (v: string) => {
@@ -18,7 +18,7 @@ const int = (name: string) => (v: string) => {
 export function register(program: Command): void {
   program
     .command("train")
-    .description("train a chain on a data set (default: MLP 784-512-512-10 on MNIST with SGD)")
+    .description("train a chain on a data set (default: MLP 784-512-512-10 on MNIST, momentum 0.9, lr 0.02 cosine, 10 epochs)")
     .option("--config <file>", "JSON file with any of the options below (flags override it)")
     .option("--model <preset|spec.json>", "model preset (mlp, convnet, vgg16, …) or JSON model spec")
     .option("--widths <list>", "hidden widths of the mlp preset, e.g. 512,512", (v) => v.split(",").map(int("widths")))
@@ -33,8 +33,22 @@ export function register(program: Command): void {
     .addOption(new Option("--dtype <dtype>", "precision").choices(["float32", "float64"]))
     .addOption(new Option("--loss <loss>", "loss").choices(["logistic", "squared"]))
     .option("--l2 <lambda>", "L2 regularization λ/2‖w‖² in the objective", num("l2"))
-    .option("--optimizer <name>", "sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw, amsgrad")
-    .option("--lr <eta>", "learning rate", num("lr"))
+    .option(
+      "--optimizer <name>",
+      "sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw, amsgrad, or second-order: gauss-newton, ggn, newton",
+    )
+    .option("--lr <eta>", "learning rate (second-order: step size γ, η for ggn; default 1)", num("lr"))
+    .option("--damping <mu>", "second-order: initial damping μ (λ of JJᵀ + λI for ggn)", num("damping"))
+    .option("--line-search", "second-order: Armijo backtracking, μ ×10 on failure (default for gauss-newton, newton)")
+    .option("--no-line-search", "second-order: proximal step with μ = 1/γ (default for ggn)")
+    .addOption(new Option("--gn-implementation <impl>", "gauss-newton: fast Gram matrix, or the papers' dual").choices(["gram", "dual"]))
+    .addOption(
+      new Option("--step-size <kind>", "certified: projected SGD on B_R with the certified step 1/L_F").choices(["lr", "certified"]),
+    )
+    .option("--radius <R>", "certified step: radius of B_R = {u : ‖u_t‖ ≤ R} (default 1)", num("radius"))
+    .option("--radii <list>", "certified step: one radius per parameterized layer", (v) => v.split(",").map(num("radii")))
+    .option("--recertify-every <k>", "certified step: re-certify on a local ball around the iterate every k epochs", int("recertify-every"))
+    .option("--local-delta <delta>", "certified step: local ball ‖u_t‖ ≤ min(R_t, ‖w_t‖ + δ) (default max R/10)", num("local-delta"))
     .option("--momentum <mu>", "momentum μ (sgd, momentum, nesterov, rmsprop)", num("momentum"))
     .option("--weight-decay <lambda>", "weight decay (coupled; decoupled for adamw)", num("weight-decay"))
     .addOption(
@@ -88,6 +102,14 @@ export function register(program: Command): void {
         "l2",
         "optimizer",
         "lr",
+        "damping",
+        "lineSearch",
+        "gnImplementation",
+        "stepSize",
+        "radius",
+        "radii",
+        "recertifyEvery",
+        "localDelta",
         "momentum",
         "weightDecay",
         "schedule",
@@ -133,11 +155,16 @@ export function register(program: Command): void {
         result = await runTrainJob(
           input,
           {
-            onStart: ({ run, chain, backend, config: c, resumedFromEpoch, trainSize }) => {
+            onStart: ({ run, chain, backend, config: c, resumedFromEpoch, trainSize, certified }) => {
               if (json) return;
               process.stderr.write(`backend: ${backend}\n`);
+              const method = certified
+                ? `projected sgd, certified step ${certified.stepSize.toPrecision(4)} (1/L_F, L_F = ${certified.smoothness.toPrecision(4)} on B_R, R = ${formatList(certified.radii)})`
+                : SECOND_ORDER.includes(c.optimizer)
+                  ? `${c.optimizer}${c.damping !== undefined ? ` damping ${c.damping}` : ""}${c.lineSearch === false ? " (no line search)" : c.lineSearch ? " (line search)" : ""}, step ${c.lr}`
+                  : `${c.optimizer} lr ${c.lr}`;
               out(
-                `model ${typeof c.model === "string" ? c.model : "spec"}: ${chain.paramSize} parameters (${c.dtype}); ${c.dataset}: ${trainSize} training samples; ${c.optimizer} lr ${c.lr}, batch ${c.batchSize}`,
+                `model ${typeof c.model === "string" ? c.model : "spec"}: ${chain.paramSize} parameters (${c.dtype}); ${c.dataset}: ${trainSize} training samples; ${method}, batch ${c.batchSize}`,
               );
               out(`run directory: ${run.dir}${resumedFromEpoch > 0 ? ` (resuming after epoch ${resumedFromEpoch})` : ""}`);
             },
@@ -149,9 +176,9 @@ export function register(program: Command): void {
                   if (p.batch === p.batches) bar.stop();
                 }
               : undefined,
-            onEpoch: (r: EpochRecord) => {
-              if (json) out(JSON.stringify(epochJson(r)));
-              else out(formatEpoch(r));
+            onEpoch: (r: EpochRecord, extra?: Record<string, number>) => {
+              if (json) out(JSON.stringify(epochJson(r, extra)));
+              else out(formatEpoch(r, extra));
             },
           },
           signal,
@@ -172,6 +199,8 @@ export function register(program: Command): void {
             runDir: result.runDir,
             interrupted: result.interrupted,
             stoppedEarly: result.stoppedEarly,
+            ...(result.certified ? { certified: result.certified } : {}),
+            ...(result.secondOrder ? { secondOrder: result.secondOrder } : {}),
           }),
         );
       }
@@ -185,6 +214,13 @@ export function register(program: Command): void {
         const acc = result.testAccuracy !== undefined ? `, test accuracy ${(100 * result.testAccuracy).toFixed(2)}%` : "";
         out(`test loss ${result.testLoss?.toFixed(4) ?? "n/a"}${acc} (${seconds.toFixed(1)} s of training)`);
       }
+      const cert = result.certified;
+      if (cert && !json) {
+        const local = cert.recertifications.map((x) => `epoch ${x.epoch}: ${x.stepSize.toPrecision(4)}`).join(", ");
+        out(
+          `certified step ${cert.stepSize.toPrecision(4)} on B_R${local ? `; local re-certifications ${local}` : ""}; ${cert.projections} projection(s) changed w; ${cert.stayedInside ? "training stayed inside B_R" : `training left B_R ${cert.outsideGlobal} time(s) (projected back)`}${cert.initialProjection ? "; the initialization was projected onto B_R" : ""}; certificate: ${result.runDir}/certificate.json`,
+        );
+      }
     });
 }
 
@@ -194,7 +230,7 @@ export function register(program: Command): void {
  * learningRate, gradNorm, and skippedSteps when `--on-nan skip` skipped any. Non-finite numbers
  * (a diverged loss) are null.
  */
-export function epochJson(r: EpochRecord): Record<string, unknown> {
+export function epochJson(r: EpochRecord, extra?: Record<string, number>): Record<string, unknown> {
   const o: Record<string, unknown> = {
     epoch: r.epoch,
     trainLoss: r.trainLoss,
@@ -206,17 +242,25 @@ export function epochJson(r: EpochRecord): Record<string, unknown> {
     gradNorm: r.gradNorm,
   };
   if (r.skippedSteps > 0) o.skippedSteps = r.skippedSteps;
+  // Second-order runs: damping, rejectedSteps; certified runs: stepSize, projections.
+  if (extra) Object.assign(o, extra);
   return o;
 }
 
-function formatEpoch(r: EpochRecord): string {
+const SECOND_ORDER: readonly string[] = SECOND_ORDER_METHODS;
+const formatList = (xs: readonly number[]) => (xs.every((x) => x === xs[0]) ? String(xs[0]) : xs.join(","));
+
+function formatEpoch(r: EpochRecord, extra?: Record<string, number>): string {
   const parts = [`epoch ${r.epoch}`, `train loss ${r.trainLoss.toFixed(4)}`];
   if (r.valLoss !== undefined) parts.push(`val loss ${r.valLoss.toFixed(4)}`);
   if (r.valAccuracy !== undefined) parts.push(`val acc ${(100 * r.valAccuracy).toFixed(2)}%`);
   if (r.skippedSteps > 0) parts.push(`${r.skippedSteps} steps skipped (non-finite)`);
+  if (extra?.damping !== undefined) parts.push(`damping ${extra.damping.toPrecision(3)}`);
+  if (extra?.rejectedSteps) parts.push(`${extra.rejectedSteps} steps rejected in all`);
+  if (extra?.projections !== undefined) parts.push(`${extra.projections} projections`);
   parts.push(
     `|∇F| ${r.gradNorm.toFixed(3)}`,
-    `lr ${r.learningRate.toPrecision(3)}`,
+    `${extra?.stepSize !== undefined ? "step" : "lr"} ${r.learningRate.toPrecision(3)}`,
     `${r.seconds.toFixed(1)} s`,
     `${Math.round(r.samplesPerSecond)} samples/s`,
   );

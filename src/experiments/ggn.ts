@@ -1,0 +1,401 @@
+import { writeFileSync } from "node:fs";
+import { availableParallelism, cpus } from "node:os";
+import { Chain } from "../chain/chain.js";
+import { getPreset } from "../chain/presets.js";
+import { parseModelSpec } from "../chain/spec.js";
+import type { Dataset } from "../data/dataset.js";
+import { loadDataset } from "../node/datasets.js";
+import { useBestBackend } from "../node/index.js";
+import { plotLines } from "../node/report.js";
+import { RunDirectory } from "../node/run-dir.js";
+import { createObjective } from "../objectives/objective.js";
+import { createOptimizer } from "../optim/aliases.js";
+import { type Row, toCsv } from "../report/plots.js";
+import { secondOrderTrainingStepper } from "../train/second-order.js";
+import { NumericalFaultError, Trainer } from "../train/trainer.js";
+import { type ExperimentDefinition, type ExperimentIO, type ExperimentOption, resolveOptions, silentIO } from "./experiment.js";
+
+// Gram-Gauss-Newton against SGD and Adam on over-parameterized regression (issue 7, item 6;
+// seed 001, Cai et al.: GGN converges fast, quadratically in the over-parameterized regime, where
+// the empirical NTK J Jᵀ stays well conditioned).
+//
+// Protocol. Data sets: diabetes (442 × 10) and Boston housing (506 × 13) from Debian
+// python3-sklearn, inputs and targets standardized with the training statistics; and a synthetic
+// teacher–student set (src/data/synthetic.ts: x ~ N(0, I_10), y = a random tanh MLP 10-32-1 of x, no
+// noise) with `teacherSamples` samples. Model: one hidden layer of `width` tanh units (the `mlp`
+// preset, default 512 → 6 145 parameters for 10 inputs, more than the samples of every set: all
+// three problems are over-parameterized), squared loss (1/(2N))Σ‖ŷ − y‖², float64, the same
+// initialization (seed) for every method. Methods:
+// - GGN (seed 001): w ← w − η Jᵀ(J Jᵀ + λI)⁻¹(f(w) − y) with η = 1, full batch by default
+//   (`ggnBatch`), λ tuned on `dampingGrid`, `ggnEpochs` steps;
+// - SGD and Adam, mini-batches of `batchSize` (reshuffled every epoch), learning rate tuned on
+//   `sgdGrid` / `adamGrid`, `epochs` epochs.
+// After every epoch the full training loss is evaluated (not timed): training loss against
+// wall-clock time (training steps only) and against epochs. A run whose loss becomes non-finite is
+// marked diverged. Choice per method and data set: among runs that reach the target loss
+// (`target` × the initial loss), the fastest in wall-clock time; if none does, the lowest final loss.
+// Runs stop early once the loss is below 1e-12 × the initial loss (float64 round-off territory).
+//
+// Scale: `scale` ∈ (0, 1] multiplies the epoch budgets (first-order: round(400·scale), GGN:
+// max(2, round(20·scale))). Default scale 1: about 5 minutes on 2 shared cores.
+
+/** Options of {@link runGgnExperiment}. */
+export interface GgnExperimentOptions {
+  scale?: number;
+  /** Data sets among "diabetes", "boston", "teacher" (default all three). */
+  datasets?: string[];
+  /** Hidden width of the one-hidden-layer MLP (default 512). */
+  width?: number;
+  activation?: "tanh" | "softplus";
+  /** Mini-batch size of SGD and Adam (default 32). */
+  batchSize?: number;
+  /** Batch size of GGN (0: full batch, the default). */
+  ggnBatch?: number;
+  /** Epochs of SGD and Adam (default round(400·scale)). */
+  epochs?: number;
+  /** Epochs (steps when full batch) of GGN (default max(2, round(20·scale))). */
+  ggnEpochs?: number;
+  sgdGrid?: number[];
+  adamGrid?: number[];
+  /** λ of GGN (default 1e-3, 1e-1, 1). */
+  dampingGrid?: number[];
+  /** Training samples of the teacher set (default 256). */
+  teacherSamples?: number;
+  /** Target: loss ≤ target × initial loss (default 1e-3). */
+  target?: number;
+  dtype?: "float32" | "float64";
+  seed?: number;
+  threads?: number;
+  png?: boolean;
+  out?: string;
+  root?: string;
+}
+
+/** One training run of the grid. */
+export interface GgnRun {
+  dataset: string;
+  method: "ggn" | "sgd" | "adam";
+  /** Learning rate (SGD, Adam) or damping λ (GGN). */
+  hyper: number;
+  /** Per evaluated epoch (0 = initialization): epoch, training seconds so far, full training loss. */
+  curve: { epoch: number; seconds: number; loss: number }[];
+  diverged: boolean;
+  finalLoss: number;
+  /** Seconds / epochs to reach the target (null: not reached). */
+  secondsToTarget: number | null;
+  epochsToTarget: number | null;
+  chosen: boolean;
+}
+
+/** Result of {@link runGgnExperiment}. */
+export interface GgnExperimentResult {
+  runDir: string;
+  runs: GgnRun[];
+  datasets: { name: string; samples: number; inputs: number; parameters: number; initialLoss: number; targetLoss: number }[];
+  seconds: number;
+  backend: string;
+}
+
+export const GGN_DEFAULTS = {
+  sgdGrid: [0.003, 0.01, 0.03],
+  adamGrid: [3e-4, 1e-3, 3e-3],
+  dampingGrid: [1e-3, 1e-1, 1],
+} as const;
+
+const label = (r: Pick<GgnRun, "method" | "hyper">) => `${r.method} (${r.method === "ggn" ? "λ" : "lr"} ${r.hyper})`;
+const fmt = (x: number | null, digits = 3) => (x === null || !Number.isFinite(x) ? "—" : Number(x.toPrecision(digits)).toString());
+
+async function loadRegression(name: string, o: { teacherSamples: number; seed: number }): Promise<Dataset> {
+  if (name === "teacher") {
+    const d = await loadDataset("synthetic-teacher", { teacher: { trainSize: o.teacherSamples, testSize: 0, widths: [32], seed: o.seed } });
+    return { ...d.train, name: "teacher" };
+  }
+  if (name !== "diabetes" && name !== "boston") throw new Error(`datasets: expected diabetes, boston or teacher, got "${name}"`);
+  const d = await loadDataset(name, { standardize: true });
+  return { ...d.train, name };
+}
+
+/** Runs the experiment (see the module comment) and writes its run directory. */
+export async function runGgnExperiment(options: GgnExperimentOptions = {}, io: ExperimentIO = silentIO): Promise<GgnExperimentResult> {
+  const started = performance.now();
+  const scale = options.scale ?? 1;
+  if (!(scale > 0 && scale <= 1)) throw new Error(`scale: expected a number in (0, 1], got ${scale}`);
+  const cfg = {
+    scale,
+    datasets: options.datasets ?? ["diabetes", "boston", "teacher"],
+    width: options.width ?? 512,
+    activation: options.activation ?? "tanh",
+    batchSize: options.batchSize ?? 32,
+    ggnBatch: options.ggnBatch ?? 0,
+    epochs: options.epochs ?? Math.max(1, Math.round(400 * scale)),
+    ggnEpochs: options.ggnEpochs ?? Math.max(2, Math.round(20 * scale)),
+    sgdGrid: options.sgdGrid ?? [...GGN_DEFAULTS.sgdGrid],
+    adamGrid: options.adamGrid ?? [...GGN_DEFAULTS.adamGrid],
+    dampingGrid: options.dampingGrid ?? [...GGN_DEFAULTS.dampingGrid],
+    teacherSamples: options.teacherSamples ?? 256,
+    target: options.target ?? 1e-3,
+    dtype: options.dtype ?? "float64",
+    seed: options.seed ?? 0,
+  };
+  for (const k of ["width", "batchSize", "epochs", "ggnEpochs", "teacherSamples"] as const) {
+    if (!(Number.isInteger(cfg[k]) && cfg[k] > 0)) throw new Error(`${k}: expected a positive integer, got ${cfg[k]}`);
+  }
+  if (!(Number.isInteger(cfg.ggnBatch) && cfg.ggnBatch >= 0)) throw new Error(`ggnBatch: expected an integer ≥ 0, got ${cfg.ggnBatch}`);
+  if (!(cfg.target > 0 && cfg.target < 1)) throw new Error(`target: expected a number in (0, 1), got ${cfg.target}`);
+  const backend = useBestBackend({ threads: options.threads, quiet: true });
+  const run = RunDirectory.create({ out: options.out, root: options.root, name: "ggn" });
+  run.writeConfig({
+    name: "ggn",
+    experiment: "ggn",
+    optimizer: { ggn: { stepSize: 1, damping: cfg.dampingGrid }, sgd: { lr: cfg.sgdGrid }, adam: { lr: cfg.adamGrid } },
+    data: { names: cfg.datasets, standardize: true },
+    seed: cfg.seed,
+    backend: { name: backend.name, threads: backend.threads, description: backend.describe() },
+    machine: { cpu: cpus()[0]?.model ?? "unknown", cores: availableParallelism() },
+    protocol: { ...cfg, loss: "squared", selection: "fastest to the target loss, else lowest final training loss" },
+  });
+  const objective = createObjective("squared");
+  const runs: GgnRun[] = [];
+  const datasets: GgnExperimentResult["datasets"] = [];
+
+  for (const name of cfg.datasets) {
+    const train = await loadRegression(name, cfg);
+    const inputs = train.inputShape[0];
+    const spec = parseModelSpec(getPreset("mlp", { input: [inputs], classes: 1, widths: [cfg.width], activation: cfg.activation }));
+    const chain = new Chain(spec, { dtype: cfg.dtype, backend });
+    const w0 = chain.initParams(cfg.seed);
+    const probe = new Trainer(
+      { chain, objective, optimizer: createOptimizer("sgd", { lr: 1 }), batchSize: train.size, seed: cfg.seed, evalBatchSize: 4096 },
+      { params: w0.slice() },
+    );
+    const initialLoss = probe.evaluate(train).loss;
+    const targetLoss = cfg.target * initialLoss;
+    datasets.push({ name, samples: train.size, inputs, parameters: chain.paramSize, initialLoss, targetLoss });
+    io.log(
+      `${name}: ${train.size} samples × ${inputs} inputs, MLP ${inputs}-${cfg.width}-1 ${cfg.activation} (${chain.paramSize} parameters), initial loss ${fmt(initialLoss, 4)}, target ${fmt(targetLoss, 3)}`,
+    );
+
+    const trainOne = (method: GgnRun["method"], hyper: number): GgnRun => {
+      const ggn = method === "ggn";
+      const trainer = new Trainer(
+        {
+          chain,
+          objective,
+          optimizer: createOptimizer(ggn ? "sgd" : method, { lr: ggn ? 1 : hyper }),
+          learningRate: ggn ? 1 : hyper,
+          stepper: ggn ? secondOrderTrainingStepper({ method: "ggn", damping: hyper, stepSize: 1, gradNorm: false }) : undefined,
+          batchSize: ggn ? cfg.ggnBatch || train.size : cfg.batchSize,
+          seed: cfg.seed,
+          evalBatchSize: 4096,
+        },
+        { params: w0.slice() },
+      );
+      const epochs = ggn ? cfg.ggnEpochs : cfg.epochs;
+      const curve: GgnRun["curve"] = [{ epoch: 0, seconds: 0, loss: initialLoss }];
+      let seconds = 0;
+      let diverged = false;
+      for (let e = 1; e <= epochs; e++) {
+        const t0 = performance.now();
+        try {
+          trainer.runEpoch({ train });
+        } catch (error) {
+          if (!(error instanceof NumericalFaultError)) throw error;
+          diverged = true;
+          break;
+        }
+        seconds += (performance.now() - t0) / 1000;
+        const loss = trainer.evaluate(train).loss;
+        if (!Number.isFinite(loss)) {
+          diverged = true;
+          break;
+        }
+        curve.push({ epoch: e, seconds, loss });
+        if (loss <= 1e-12 * initialLoss) break;
+      }
+      const reached = curve.find((c) => c.loss <= targetLoss);
+      const r: GgnRun = {
+        dataset: name,
+        method,
+        hyper,
+        curve,
+        diverged,
+        finalLoss: diverged ? Number.NaN : (curve.at(-1)?.loss ?? Number.NaN),
+        secondsToTarget: reached ? reached.seconds : null,
+        epochsToTarget: reached ? reached.epoch : null,
+        chosen: false,
+      };
+      io.log(
+        `  ${label(r).padEnd(20)} final loss ${fmt(r.finalLoss).padStart(9)} after ${curve.at(-1)?.epoch} epoch(s), ${fmt(seconds)} s; target ${reached ? `reached at epoch ${reached.epoch}, ${fmt(reached.seconds)} s` : "not reached"}${diverged ? " (diverged)" : ""}`,
+      );
+      return r;
+    };
+
+    const grids: [GgnRun["method"], number[]][] = [
+      ["ggn", cfg.dampingGrid],
+      ["sgd", cfg.sgdGrid],
+      ["adam", cfg.adamGrid],
+    ];
+    for (const [method, grid] of grids) {
+      const mine = grid.map((h) => trainOne(method, h));
+      const score = (r: GgnRun): [number, number] =>
+        r.secondsToTarget !== null ? [0, r.secondsToTarget] : [1, Number.isFinite(r.finalLoss) ? r.finalLoss : Infinity];
+      let best = mine[0];
+      for (const r of mine) {
+        const [a, b] = score(r);
+        const [c, d] = score(best);
+        if (a < c || (a === c && b < d)) best = r;
+      }
+      best.chosen = true;
+      runs.push(...mine);
+    }
+  }
+
+  // Tables.
+  writeFileSync(
+    run.path("grid.csv"),
+    toCsv(
+      runs.map((r) => ({
+        dataset: r.dataset,
+        method: r.method,
+        hyperparameter: r.method === "ggn" ? "damping" : "lr",
+        value: r.hyper,
+        epochs: r.curve.at(-1)?.epoch ?? 0,
+        seconds: Number((r.curve.at(-1)?.seconds ?? 0).toFixed(3)),
+        final_loss: r.finalLoss,
+        seconds_to_target: r.secondsToTarget,
+        epochs_to_target: r.epochsToTarget,
+        diverged: String(r.diverged),
+        chosen: String(r.chosen),
+      })),
+    ),
+  );
+  const curveRows: Row[] = [];
+  for (const r of runs) {
+    for (const c of r.curve) {
+      curveRows.push({
+        dataset: r.dataset,
+        method: label(r),
+        chosen: String(r.chosen),
+        epoch: c.epoch,
+        seconds: c.seconds,
+        train_loss: c.loss,
+      });
+    }
+  }
+  writeFileSync(run.path("curves.csv"), toCsv(curveRows));
+  writeFileSync(run.path("results.md"), markdown(cfg, datasets, runs));
+
+  // Plots: the chosen run of each method, per data set.
+  for (const d of datasets) {
+    const rows = curveRows.filter((r) => r.dataset === d.name && r.chosen === "true");
+    const base = { dir: run.plotsDir, png: options.png ?? false, color: "method", y: "train_loss", logY: true, yTitle: "training loss" };
+    await plotLines(rows, {
+      ...base,
+      x: "seconds",
+      name: `${d.name}-loss-vs-time`,
+      title: `${d.name}: training loss against wall-clock time (training steps only)`,
+      xTitle: "seconds",
+    });
+    await plotLines(
+      rows.filter((r) => (r.epoch as number) > 0),
+      {
+        ...base,
+        x: "epoch",
+        name: `${d.name}-loss-vs-epoch`,
+        title: `${d.name}: training loss against epochs`,
+        xTitle: "epoch",
+        logX: true,
+      },
+    );
+  }
+
+  const seconds = (performance.now() - started) / 1000;
+  const result: GgnExperimentResult = { runDir: run.dir, runs, datasets, seconds, backend: backend.describe() };
+  run.writeSummary({
+    seconds,
+    datasets,
+    chosen: runs
+      .filter((r) => r.chosen)
+      .map((r) => ({
+        dataset: r.dataset,
+        method: r.method,
+        hyper: r.hyper,
+        finalLoss: r.finalLoss,
+        secondsToTarget: r.secondsToTarget,
+        epochsToTarget: r.epochsToTarget,
+      })),
+  });
+  io.log(`total ${seconds.toFixed(1)} s; run directory: ${run.dir}`);
+  return result;
+}
+
+function markdown(
+  cfg: { target: number; width: number; activation: string; batchSize: number; ggnBatch: number; epochs: number; ggnEpochs: number },
+  datasets: GgnExperimentResult["datasets"],
+  runs: GgnRun[],
+): string {
+  const lines = [
+    `MLP d-${cfg.width}-1 (${cfg.activation}), squared loss, float64; GGN η = 1, ${cfg.ggnBatch || "full"} batch, ${cfg.ggnEpochs} epochs; SGD/Adam batch ${cfg.batchSize}, ${cfg.epochs} epochs. Target: loss ≤ ${cfg.target} × initial loss.`,
+    "",
+    "| data set | n | p | method (chosen) | time to target (s) | epochs to target | final loss | epochs run | time (s) |",
+    "|---|---|---|---|---|---|---|---|---|",
+  ];
+  for (const d of datasets) {
+    for (const r of runs.filter((x) => x.dataset === d.name && x.chosen)) {
+      lines.push(
+        `| ${d.name} | ${d.samples} | ${d.parameters} | ${label(r)} | ${fmt(r.secondsToTarget)} | ${r.epochsToTarget ?? "—"} | ${fmt(r.finalLoss)} | ${r.curve.at(-1)?.epoch} | ${fmt(r.curve.at(-1)?.seconds ?? 0)} |`,
+      );
+    }
+  }
+  lines.push("", "Grid (final loss; time to target in s; **bold** = chosen):", "", "| data set | method | values |", "|---|---|---|");
+  for (const d of datasets) {
+    for (const m of ["ggn", "sgd", "adam"]) {
+      const cells = runs
+        .filter((r) => r.dataset === d.name && r.method === m)
+        .map((r) => {
+          const v = `${r.hyper} → ${r.diverged ? "diverged" : `${fmt(r.finalLoss)}; ${fmt(r.secondsToTarget)}`}`;
+          return r.chosen ? `**${v}**` : v;
+        });
+      lines.push(`| ${d.name} | ${m} | ${cells.join(" · ")} |`);
+    }
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+const OPTIONS: readonly ExperimentOption[] = [
+  { key: "scale", type: "number", description: "fraction of the default epoch budgets (400 first-order epochs, 20 GGN steps)", default: 1 },
+  { key: "datasets", type: "strings", description: "data sets: diabetes, boston, teacher", default: ["diabetes", "boston", "teacher"] },
+  { key: "width", type: "int", description: "hidden width of the MLP", default: 512 },
+  { key: "activation", type: "string", description: "activation of the hidden layer", default: "tanh", choices: ["tanh", "softplus"] },
+  { key: "batchSize", type: "int", description: "mini-batch size of SGD and Adam", default: 32 },
+  { key: "ggnBatch", type: "int", description: "batch size of GGN (0: full batch)", default: 0 },
+  { key: "epochs", type: "int", description: "epochs of SGD and Adam (overrides --scale)" },
+  { key: "ggnEpochs", type: "int", description: "epochs of GGN (overrides --scale)" },
+  { key: "sgdGrid", type: "numbers", description: "learning rates of SGD", default: GGN_DEFAULTS.sgdGrid },
+  { key: "adamGrid", type: "numbers", description: "learning rates of Adam", default: GGN_DEFAULTS.adamGrid },
+  { key: "dampingGrid", type: "numbers", description: "damping λ of GGN", default: GGN_DEFAULTS.dampingGrid },
+  { key: "teacherSamples", type: "int", description: "training samples of the synthetic teacher set", default: 256 },
+  { key: "target", type: "number", description: "target loss, relative to the initial loss", default: 1e-3 },
+  { key: "dtype", type: "string", description: "precision", default: "float64", choices: ["float32", "float64"] },
+  { key: "seed", type: "int", description: "seed of the initialization, data order and teacher", default: 0 },
+  { key: "png", type: "boolean", description: "also write PNG plots", default: false },
+];
+
+/** `chainopt experiment ggn`. */
+export const ggnExperiment: ExperimentDefinition = {
+  name: "ggn",
+  description: "Gram-Gauss-Newton against SGD and Adam (tuned) on diabetes, Boston housing and an over-parameterized teacher problem",
+  options: OPTIONS,
+  async run(given, io) {
+    const opts = resolveOptions(OPTIONS, given) as GgnExperimentOptions;
+    const r = await runGgnExperiment(opts, io);
+    return {
+      runDir: r.runDir,
+      summary: {
+        seconds: r.seconds,
+        datasets: r.datasets,
+        chosen: r.runs.filter((x) => x.chosen).map(({ curve: _c, chosen: _ch, ...x }) => x),
+      },
+    };
+  },
+};
