@@ -219,6 +219,37 @@ describe("chainopt train --step-size certified", () => {
     assert.ok(loadRunData(out).perLayer?.certificate, "the report does not see certificate.json");
   });
 
+  it("--smooth-epsilon: a ReLU MLP is smoothed (|F − F_ε| ≤ ε on B_R) and then certified; smoothing.json is written", async () => {
+    const out = fresh("smooth");
+    const r = await runCli([
+      "train",
+      ...REGRESSION,
+      "--widths",
+      "16",
+      "--activation",
+      "relu",
+      "--epochs",
+      "1",
+      "--step-size",
+      "certified",
+      "--smooth-epsilon",
+      "0.1",
+      "--json",
+      "--out",
+      out,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const final = jsonLines(r.stdout).at(-1) as { certified: { stepSize: number } };
+    assert.ok(final.certified.stepSize > 0);
+    const config = JSON.parse(readFileSync(join(out, "config.json"), "utf8")) as { model: { layers: { type: string }[] } };
+    assert.ok(
+      config.model.layers.some((l) => l.type === "smoothRelu"),
+      JSON.stringify(config.model),
+    );
+    const record = parsePerLayerRecord(JSON.parse(readFileSync(join(out, "smoothing.json"), "utf8")), "smoothing.json");
+    assert.ok((record.quantities.mu[0] as number) > 0);
+  });
+
   it("--recertify-every: local certificates around the iterate give larger steps; both are reported", async () => {
     const out = fresh("recertify");
     const r = await runCli([

@@ -245,9 +245,11 @@ export async function runSmoothingExperiment(
     const setup = modelSetup(name, width);
     const fullN = setup.dataset === "mnist" ? 60000 : 50000;
     const trainSamples = options.trainSamples ?? Math.max(batchSize, Math.round(fullN * scale));
-    const loaded = await loadDataset(setup.dataset, { normalize: true });
+    const testSamples = options.testSamples ?? 5000;
+    // `limit` keeps the first samples of each split only (decoding/normalizing the full sets costs seconds).
+    const loaded = await loadDataset(setup.dataset, { normalize: true, limit: Math.max(trainSamples, testSamples) });
     const train: Dataset = subsetDataset(loaded.train, trainSamples, `${setup.dataset}/train`);
-    const test: Dataset = subsetDataset(loaded.test!, options.testSamples ?? 5000, `${setup.dataset}/test`);
+    const test: Dataset = subsetDataset(loaded.test!, testSamples, `${setup.dataset}/test`);
     let maxSampleNorm = 0;
     for (const ds of [train, test]) {
       const d = ds.x.length / ds.size;

@@ -14,8 +14,8 @@ import { createSchedule } from "../optim/schedules.js";
 import { stateFromTensors, stateToTensors } from "../optim/state.js";
 import type { LearningRate } from "../optim/transform.js";
 import { requireSecondOrder } from "../second-order/curvature.js";
-import { type SmoothResult, smoothingSummary, smoothModelSpec } from "../smoothing/smooth.js";
 import type { SecondOrderMethod } from "../second-order/stepper.js";
+import { type SmoothResult, smoothingSummary, smoothModelSpec } from "../smoothing/smooth.js";
 import { type SecondOrderCustomStepper, secondOrderTrainingStepper } from "../train/second-order.js";
 import {
   type EpochRecord,
@@ -160,6 +160,8 @@ export interface TrainJobEvents {
     trainSize: number;
     /** The certificate of a certified run (`stepSize: "certified"`). */
     certified?: CertifiedSummary;
+    /** `--smooth-epsilon`: what the smoothing guarantees (one line). */
+    smoothing?: string;
   }): void;
   onStep?(progress: StepProgress): void;
   /** `extra`: per-epoch numbers of second-order runs (damping, rejected steps) and certified runs (step size, projections). */
@@ -364,7 +366,19 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
     stepper: secondOrder ?? undefined,
     projection: certified ? (w) => certified.project(w) : undefined,
   };
-  return { backend, data, spec, chain, lr, optimizerOptions, trainerOptions, init: { params, state, source }, secondOrder, certified, smoothing };
+  return {
+    backend,
+    data,
+    spec,
+    chain,
+    lr,
+    optimizerOptions,
+    trainerOptions,
+    init: { params, state, source },
+    secondOrder,
+    certified,
+    smoothing,
+  };
 }
 
 /** The second-order methods of `--optimizer`. */
@@ -802,6 +816,7 @@ export async function runTrainJob(
     resumedFromEpoch,
     trainSize: data.train.size,
     certified: certified ? certifiedSummary(certified, recertifications()) : undefined,
+    smoothing: smoothing ? `${smoothing.smoothedParts} part(s) smoothed; ${smoothing.objective.statement}` : undefined,
   });
 
   const started = performance.now();

@@ -48,6 +48,11 @@ export function register(program: Command): void {
     .option("--radius <R>", "certified step: radius of B_R = {u : ‖u_t‖ ≤ R} (default 1)", num("radius"))
     .option("--radii <list>", "certified step: one radius per parameterized layer", (v) => v.split(",").map(num("radii")))
     .option("--recertify-every <k>", "certified step: re-certify on a local ball around the iterate every k epochs", int("recertify-every"))
+    .option(
+      "--smooth-epsilon <eps>",
+      "replace relu/maxPool2d by smooth versions with |F − F_ε| ≤ ε on B_R (--radius); see docs/smoothing.md",
+      num("smooth-epsilon"),
+    )
     .option("--local-delta <delta>", "certified step: local ball ‖u_t‖ ≤ min(R_t, ‖w_t‖ + δ) (default max R/10)", num("local-delta"))
     .option("--momentum <mu>", "momentum μ (sgd, momentum, nesterov, rmsprop)", num("momentum"))
     .option("--weight-decay <lambda>", "weight decay (coupled; decoupled for adamw)", num("weight-decay"))
@@ -110,6 +115,7 @@ export function register(program: Command): void {
         "radii",
         "recertifyEvery",
         "localDelta",
+        "smoothEpsilon",
         "momentum",
         "weightDecay",
         "schedule",
@@ -155,7 +161,7 @@ export function register(program: Command): void {
         result = await runTrainJob(
           input,
           {
-            onStart: ({ run, chain, backend, config: c, resumedFromEpoch, trainSize, certified }) => {
+            onStart: ({ run, chain, backend, config: c, resumedFromEpoch, trainSize, certified, smoothing }) => {
               if (json) return;
               process.stderr.write(`backend: ${backend}\n`);
               const method = certified
@@ -166,6 +172,7 @@ export function register(program: Command): void {
               out(
                 `model ${typeof c.model === "string" ? c.model : "spec"}: ${chain.paramSize} parameters (${c.dtype}); ${c.dataset}: ${trainSize} training samples; ${method}, batch ${c.batchSize}`,
               );
+              if (smoothing) out(`smoothed model: ${smoothing}`);
               out(`run directory: ${run.dir}${resumedFromEpoch > 0 ? ` (resuming after epoch ${resumedFromEpoch})` : ""}`);
             },
             onStep: bar
