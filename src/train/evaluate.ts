@@ -1,5 +1,5 @@
-import type { FloatArray } from "../core/dtype.js";
 import type { Chain } from "../chain/chain.js";
+import type { FloatArray } from "../core/dtype.js";
 import { BatchLoader, type Dataset } from "../data/dataset.js";
 import { countCorrect } from "../objectives/loss.js";
 import type { Objective } from "../objectives/objective.js";
