@@ -133,13 +133,30 @@ bool CheckMatrix(napi_env env, const char* fn, const char* name, const char* ldN
   return true;
 }
 
+// Products below this many multiply-adds (m·n·k) run on one thread. OpenBLAS 0.3.21 splits any
+// GEMM above a much smaller threshold across all its threads; for the per-sample products of a
+// convolution (e.g. 64×256×288 ≈ 4.7M) the fork/join and the idle spinning of the second thread
+// cost more than the split gains: the ConvNet preset's training step measured 162 ms at 2 threads
+// against 116 ms at 1. Large products (the MLP's 128×784×512 ≈ 51M) keep every thread.
+constexpr double kSerialGemmWork = 8.0e6;
+
+// Runs f with OpenBLAS limited to one thread when the product is small (see kSerialGemmWork).
+template <typename F>
+void WithThreadsFor(blasint m, blasint n, blasint k, F f) {
+  const int threads = openblas_get_num_threads();
+  const bool serial = threads > 1 && static_cast<double>(m) * n * k < kSerialGemmWork;
+  if (serial) openblas_set_num_threads(1);
+  f();
+  if (serial) openblas_set_num_threads(threads);
+}
+
 void Gemm(float alpha, float beta, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, blasint m, blasint n, blasint k, const float* a, blasint lda,
           const float* b, blasint ldb, float* c, blasint ldc) {
-  cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  WithThreadsFor(m, n, k, [&] { cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); });
 }
 void Gemm(double alpha, double beta, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, blasint m, blasint n, blasint k, const double* a,
           blasint lda, const double* b, blasint ldb, double* c, blasint ldc) {
-  cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  WithThreadsFor(m, n, k, [&] { cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); });
 }
 
 // gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
