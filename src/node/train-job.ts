@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { z } from "zod";
 import { certifiedStep, certifyObjective, layerNorms, localRadii, projectOntoBall, resolveRadii } from "../certify/certificate.js";
 import { Chain } from "../chain/chain.js";
@@ -751,7 +751,7 @@ export async function runTrainJob(
   }
   if (resumeDir === null) {
     run.writeConfig({
-      name: "train",
+      name: basename(run.dir),
       model: spec,
       optimizer: { name: config.optimizer, ...prepared.optimizerOptions, lr: config.lr, schedule: config.schedule },
       data: { name: config.dataset, train: data.train.size, validation: data.validation?.size ?? 0, test: data.test?.size ?? 0 },
