@@ -1,8 +1,8 @@
 import type { LayerSpecOf } from "../chain/spec.js";
 import type { DType, FloatArray } from "../core/dtype.js";
 import type { Component, ComponentContext, LayerIO } from "./component.js";
-import { type PoolGeometry, poolGeometry } from "./max-pool.js";
-import { type InputBounds, maxWindowCoverage, type NonlinearConstants } from "./smoothness.js";
+import { Pool2d } from "./pool2d.js";
+import type { InputBounds, NonlinearConstants } from "./smoothness.js";
 
 /**
  * Average pooling: y[n,c,oh,ow] = (1/(kh·kw)) Σ_{i<kh, j<kw} x[n, c, oh·s_h − p_h + i, ow·s_w − p_w + j],
@@ -15,7 +15,7 @@ import { type InputBounds, maxWindowCoverage, type NonlinearConstants } from "./
  * kh·kw, over its window, accumulated where windows overlap) and its JVP is dy = A dx
  * (vroulet_elem_deep.pdf, Sec. 5.2: ℓ_avgpool = 1, L_avgpool = 0 for non-overlapping windows).
  */
-export class AvgPool2d implements Component<null> {
+export class AvgPool2d extends Pool2d<LayerSpecOf<"avgPool2d">> implements Component<null> {
   readonly type = "avgPool2d";
 
   /**
@@ -28,36 +28,11 @@ export class AvgPool2d implements Component<null> {
    * (2⁵ = 32 on VGG-16). For stride 1 (c = kh·kw) ℓ = 1.
    */
   smoothness(input: InputBounds): NonlinearConstants {
-    const g = this.geometry;
-    const c = maxWindowCoverage(g.h, g.oh, g.kh, g.sh, g.ph) * maxWindowCoverage(g.w, g.ow, g.kw, g.sw, g.pw);
-    const ell = Math.sqrt(c / (g.kh * g.kw));
+    const { kh, kw } = this.geometry;
+    const ell = Math.sqrt(this.windowCoverage() / (kh * kw));
     return { kind: "nonlinear", bound: ell * input.norm, lipschitz: ell, smoothness: 0, valueAtZero: 0, jacobianAtZero: ell };
   }
-  readonly role = "nonlinear" as const;
-  readonly inputShape: readonly number[];
-  readonly outputShape: readonly number[];
-  readonly inputSize: number;
-  readonly outputSize: number;
-  readonly params = [];
-  readonly paramSize = 0;
-  readonly stateSize = 0;
-  readonly geometry: PoolGeometry;
 
-  constructor(
-    readonly spec: LayerSpecOf<"avgPool2d">,
-    inputShape: readonly number[],
-    field = "avgPool2d",
-  ) {
-    const g = poolGeometry(spec, inputShape, field);
-    this.geometry = g;
-    this.inputShape = inputShape;
-    this.outputShape = [g.c, g.oh, g.ow];
-    this.inputSize = g.c * g.h * g.w;
-    this.outputSize = g.c * g.oh * g.ow;
-  }
-
-  initParams(): void {}
-  initState(): void {}
   createTape(_batch: number, _dtype: DType): null {
     return null;
   }

@@ -1,40 +1,8 @@
 import type { LayerSpecOf } from "../chain/spec.js";
 import type { DType, FloatArray } from "../core/dtype.js";
-import { type Component, type ComponentContext, type LayerIO, SpecError } from "./component.js";
-import { requireImage, slidingExtent, toPair } from "./conv2d.js";
-import { type InputBounds, maxWindowCoverage, type NonlinearConstants, type SmoothingRule, windowValidCount } from "./smoothness.js";
-
-/** Window geometry shared by the pooling components (PyTorch's floor mode, no dilation). */
-export interface PoolGeometry {
-  readonly c: number;
-  readonly h: number;
-  readonly w: number;
-  readonly kh: number;
-  readonly kw: number;
-  readonly sh: number;
-  readonly sw: number;
-  readonly ph: number;
-  readonly pw: number;
-  readonly oh: number;
-  readonly ow: number;
-}
-
-/**
- * Window geometry of a pooling spec: stride defaults to the window size; padding must be at most
- * half the window (PyTorch's rule), so that every window holds at least one input pixel.
- */
-export function poolGeometry(spec: LayerSpecOf<"maxPool2d" | "avgPool2d">, inputShape: readonly number[], field: string): PoolGeometry {
-  const [c, h, w] = requireImage(field, spec.type, inputShape);
-  const [kh, kw] = toPair(spec.size);
-  const [sh, sw] = toPair(spec.stride ?? spec.size);
-  const [ph, pw] = toPair(spec.padding);
-  if (2 * ph > kh || 2 * pw > kw) {
-    throw new SpecError(`${field}.padding`, `padding [${ph}, ${pw}] must be at most half the window size [${kh}, ${kw}]`);
-  }
-  const oh = slidingExtent(`${field}.size`, "window height", h, kh, sh, ph);
-  const ow = slidingExtent(`${field}.size`, "window width", w, kw, sw, pw);
-  return { c, h, w, kh, kw, sh, sw, ph, pw, oh, ow };
-}
+import type { Component, ComponentContext, LayerIO } from "./component.js";
+import { Pool2d } from "./pool2d.js";
+import type { InputBounds, NonlinearConstants, SmoothingRule } from "./smoothness.js";
 
 /** Intermediates of a {@link MaxPool2d} call. */
 export interface MaxPoolTape {
@@ -53,7 +21,7 @@ export interface MaxPoolTape {
  * JVP is dy = S dx (the tangent gathered at the argmax). On ties the first maximum in row-major
  * window order is chosen, as PyTorch does; NaNs propagate.
  */
-export class MaxPool2d implements Component<MaxPoolTape> {
+export class MaxPool2d extends Pool2d<LayerSpecOf<"maxPool2d">> implements Component<MaxPoolTape> {
   readonly type = "maxPool2d";
 
   /**
@@ -65,9 +33,7 @@ export class MaxPool2d implements Component<MaxPoolTape> {
    * window holds a pixel), ‖π(x)‖ ≤ √c ‖x‖ likewise.
    */
   smoothness(input: InputBounds): NonlinearConstants {
-    const g = this.geometry;
-    const c = maxWindowCoverage(g.h, g.oh, g.kh, g.sh, g.ph) * maxWindowCoverage(g.w, g.ow, g.kw, g.sw, g.pw);
-    const ell = Math.sqrt(c);
+    const ell = Math.sqrt(this.windowCoverage());
     return { kind: "nonlinear", bound: ell * input.norm, lipschitz: ell, smoothness: Infinity, valueAtZero: 0, jacobianAtZero: ell };
   }
   /**
@@ -79,13 +45,8 @@ export class MaxPool2d implements Component<MaxPoolTape> {
    * (L, K) = (0, √c √η log(k_max)/2). A 1×1 window (k_max = 1) is the identity: K = 0.
    */
   smoothing(input: InputBounds): SmoothingRule {
-    const g = this.geometry;
-    const c = maxWindowCoverage(g.h, g.oh, g.kh, g.sh, g.ph) * maxWindowCoverage(g.w, g.ow, g.kw, g.sw, g.pw);
-    let kh = 0;
-    let kw = 0;
-    for (let o = 0; o < g.oh; o++) kh = Math.max(kh, windowValidCount(o, g.h, g.kh, g.sh, g.ph));
-    for (let o = 0; o < g.ow; o++) kw = Math.max(kw, windowValidCount(o, g.w, g.kw, g.sw, g.pw));
-    const logK = Math.log(kh * kw);
+    const c = this.windowCoverage();
+    const logK = Math.log(this.maxWindowSize());
     const eta = input.batch * this.outputSize;
     // A 1×1 window is the identity (lse_μ of one entry is the entry): any μ is exact.
     const temperature = (accuracy: number): number => (logK > 0 ? accuracy / (Math.sqrt(eta) * logK) : 1);
@@ -105,31 +66,6 @@ export class MaxPool2d implements Component<MaxPoolTape> {
       description: "maxPool2d → smoothMaxPool2d(μ = δ/(√η log k)): 0 ≤ lse_μ − max ≤ μ log k, √c/(2μ)-smooth",
     };
   }
-  readonly role = "nonlinear" as const;
-  readonly inputShape: readonly number[];
-  readonly outputShape: readonly number[];
-  readonly inputSize: number;
-  readonly outputSize: number;
-  readonly params = [];
-  readonly paramSize = 0;
-  readonly stateSize = 0;
-  readonly geometry: PoolGeometry;
-
-  constructor(
-    readonly spec: LayerSpecOf<"maxPool2d">,
-    inputShape: readonly number[],
-    field = "maxPool2d",
-  ) {
-    const g = poolGeometry(spec, inputShape, field);
-    this.geometry = g;
-    this.inputShape = inputShape;
-    this.outputShape = [g.c, g.oh, g.ow];
-    this.inputSize = g.c * g.h * g.w;
-    this.outputSize = g.c * g.oh * g.ow;
-  }
-
-  initParams(): void {}
-  initState(): void {}
 
   createTape(batch: number, _dtype: DType): MaxPoolTape {
     if (batch * this.inputSize > 0x7fffffff) throw new Error("maxPool2d: batch too large for 32-bit argmax indices");

@@ -1,8 +1,8 @@
 import type { LayerSpecOf } from "../chain/spec.js";
 import type { DType, FloatArray } from "../core/dtype.js";
 import type { Component, ComponentContext, LayerIO } from "./component.js";
-import { type PoolGeometry, poolGeometry } from "./max-pool.js";
-import { type InputBounds, maxInverseWindowWeight, maxWindowCoverage, type NonlinearConstants, windowValidCount } from "./smoothness.js";
+import { Pool2d } from "./pool2d.js";
+import { type InputBounds, maxInverseWindowWeight, type NonlinearConstants, windowValidCount } from "./smoothness.js";
 
 /**
  * Smooth max pooling (issue 6): each window's maximum replaced by its log-sum-exp at temperature μ,
@@ -24,43 +24,15 @@ import { type InputBounds, maxInverseWindowWeight, maxWindowCoverage, type Nonli
  * recomputed from x in the backward pass (with the window's maximum, not from y: y = m + μ log s
  * rounds to m in float32 when μ ≪ |m|, which would turn tied weights into 1 each).
  */
-export class SmoothMaxPool2d implements Component<null> {
+export class SmoothMaxPool2d extends Pool2d<LayerSpecOf<"smoothMaxPool2d">> implements Component<null> {
   readonly type = "smoothMaxPool2d";
-  readonly role = "nonlinear" as const;
-  readonly inputShape: readonly number[];
-  readonly outputShape: readonly number[];
-  readonly inputSize: number;
-  readonly outputSize: number;
-  readonly params = [];
-  readonly paramSize = 0;
-  readonly stateSize = 0;
-  readonly geometry: PoolGeometry;
   /** The temperature μ. */
   readonly mu: number;
 
-  constructor(
-    readonly spec: LayerSpecOf<"smoothMaxPool2d">,
-    inputShape: readonly number[],
-    field = "smoothMaxPool2d",
-  ) {
-    // The window geometry is max pooling's (same size/stride/padding fields and rules).
-    const g = poolGeometry({ ...spec, type: "maxPool2d" }, inputShape, field);
-    this.geometry = g;
+  constructor(spec: LayerSpecOf<"smoothMaxPool2d">, inputShape: readonly number[], field: string = spec.type) {
+    // The window geometry is max pooling's (same size/stride/padding fields and rules; shape errors name maxPool2d).
+    super(spec, inputShape, field, "maxPool2d");
     this.mu = spec.mu;
-    this.inputShape = inputShape;
-    this.outputShape = [g.c, g.oh, g.ow];
-    this.inputSize = g.c * g.h * g.w;
-    this.outputSize = g.c * g.oh * g.ow;
-  }
-
-  /** The largest number of input pixels of a window, k_max (≤ kh·kw). */
-  maxWindowSize(): number {
-    const g = this.geometry;
-    let kh = 0;
-    let kw = 0;
-    for (let o = 0; o < g.oh; o++) kh = Math.max(kh, windowValidCount(o, g.h, g.kh, g.sh, g.ph));
-    for (let o = 0; o < g.ow; o++) kw = Math.max(kw, windowValidCount(o, g.w, g.kw, g.sw, g.pw));
-    return kh * kw;
   }
 
   /**
@@ -78,8 +50,7 @@ export class SmoothMaxPool2d implements Component<null> {
    */
   smoothness(input: InputBounds): NonlinearConstants {
     const g = this.geometry;
-    const c = maxWindowCoverage(g.h, g.oh, g.kh, g.sh, g.ph) * maxWindowCoverage(g.w, g.ow, g.kw, g.sw, g.pw);
-    const ell = Math.sqrt(c);
+    const ell = Math.sqrt(this.windowCoverage());
     const valueAtZero = this.mu * Math.log(this.maxWindowSize()) * Math.sqrt(input.batch * this.outputSize);
     const colH = maxInverseWindowWeight(g.h, g.oh, g.kh, g.sh, g.ph, (o) => windowValidCount(o, g.h, g.kh, g.sh, g.ph));
     const colW = maxInverseWindowWeight(g.w, g.ow, g.kw, g.sw, g.pw, (o) => windowValidCount(o, g.w, g.kw, g.sw, g.pw));
@@ -93,33 +64,8 @@ export class SmoothMaxPool2d implements Component<null> {
     };
   }
 
-  initParams(): void {}
-  initState(): void {}
   createTape(_batch: number, _dtype: DType): null {
     return null;
-  }
-
-  /**
-   * Visits every window: `visit(o, base, hLo, hHi, wLo, wHi)` with o the output index and the
-   * window's valid rows [hLo, hHi) and columns [wLo, wHi) of the plane starting at `base`.
-   */
-  private forEachWindow(batch: number, visit: (o: number, base: number, hLo: number, hHi: number, wLo: number, wHi: number) => void): void {
-    const { c, h, w, kh, kw, sh, sw, ph, pw, oh: OH, ow: OW } = this.geometry;
-    const planes = batch * c;
-    const plane = h * w;
-    let o = 0;
-    for (let q = 0; q < planes; q++) {
-      const base = q * plane;
-      for (let oh = 0; oh < OH; oh++) {
-        const h0 = oh * sh - ph;
-        const hLo = h0 < 0 ? 0 : h0;
-        const hHi = h0 + kh > h ? h : h0 + kh;
-        for (let ow = 0; ow < OW; ow++) {
-          const w0 = ow * sw - pw;
-          visit(o++, base, hLo, hHi, w0 < 0 ? 0 : w0, w0 + kw > w ? w : w0 + kw);
-        }
-      }
-    }
   }
 
   /** The window's maximum m and s = Σ exp((x_i − m)/μ) (s ∈ [1, k]). */

@@ -1,0 +1,123 @@
+import type { LayerSpecOf } from "../chain/spec.js";
+import { SpecError } from "./component.js";
+import { requireImage, slidingExtent, toPair } from "./conv2d.js";
+import { maxWindowCoverage, windowValidCount } from "./smoothness.js";
+
+/** Specs of the pooling components (they share the window fields size, stride, padding). */
+export type PoolSpec = LayerSpecOf<"maxPool2d" | "avgPool2d" | "smoothMaxPool2d">;
+
+/** Window geometry shared by the pooling components (PyTorch's floor mode, no dilation). */
+export interface PoolGeometry {
+  readonly c: number;
+  readonly h: number;
+  readonly w: number;
+  readonly kh: number;
+  readonly kw: number;
+  readonly sh: number;
+  readonly sw: number;
+  readonly ph: number;
+  readonly pw: number;
+  readonly oh: number;
+  readonly ow: number;
+}
+
+/**
+ * Window geometry of a pooling spec: stride defaults to the window size; padding must be at most
+ * half the window (PyTorch's rule), so that every window holds at least one input pixel. `type`
+ * names the layer in shape errors.
+ */
+export function poolGeometry(
+  spec: Pick<PoolSpec, "size" | "stride" | "padding">,
+  inputShape: readonly number[],
+  field: string,
+  type: string,
+): PoolGeometry {
+  const [c, h, w] = requireImage(field, type, inputShape);
+  const [kh, kw] = toPair(spec.size);
+  const [sh, sw] = toPair(spec.stride ?? spec.size);
+  const [ph, pw] = toPair(spec.padding);
+  if (2 * ph > kh || 2 * pw > kw) {
+    throw new SpecError(`${field}.padding`, `padding [${ph}, ${pw}] must be at most half the window size [${kh}, ${kw}]`);
+  }
+  const oh = slidingExtent(`${field}.size`, "window height", h, kh, sh, ph);
+  const ow = slidingExtent(`${field}.size`, "window width", w, kw, sw, pw);
+  return { c, h, w, kh, kw, sh, sw, ph, pw, oh, ow };
+}
+
+/**
+ * Base of the parameter-free 2-D pooling components (max, average, smooth max): the window
+ * geometry, the shapes, and the window counts their smoothness constants use. Subclasses hold the
+ * kernels (forward, backward, JVP, second-order backward) and the constants themselves.
+ */
+export abstract class Pool2d<Spec extends PoolSpec> {
+  readonly role = "nonlinear" as const;
+  readonly inputShape: readonly number[];
+  readonly outputShape: readonly number[];
+  readonly inputSize: number;
+  readonly outputSize: number;
+  readonly params = [];
+  readonly paramSize = 0;
+  readonly stateSize = 0;
+  readonly geometry: PoolGeometry;
+
+  /** `geometryType` names the layer in shape errors (smoothMaxPool2d reports max pooling's). */
+  constructor(
+    readonly spec: Spec,
+    inputShape: readonly number[],
+    field: string = spec.type,
+    geometryType: string = spec.type,
+  ) {
+    const g = poolGeometry(spec, inputShape, field, geometryType);
+    this.geometry = g;
+    this.inputShape = inputShape;
+    this.outputShape = [g.c, g.oh, g.ow];
+    this.inputSize = g.c * g.h * g.w;
+    this.outputSize = g.c * g.oh * g.ow;
+  }
+
+  initParams(): void {}
+  initState(): void {}
+
+  /** c = max_i |{o : i ∈ S_o}|, the largest number of windows holding one pixel (c_h·c_w, computed exactly). */
+  windowCoverage(): number {
+    const g = this.geometry;
+    return maxWindowCoverage(g.h, g.oh, g.kh, g.sh, g.ph) * maxWindowCoverage(g.w, g.ow, g.kw, g.sw, g.pw);
+  }
+
+  /** The largest number of input pixels of a window, k_max (≤ kh·kw). */
+  maxWindowSize(): number {
+    const g = this.geometry;
+    let kh = 0;
+    let kw = 0;
+    for (let o = 0; o < g.oh; o++) kh = Math.max(kh, windowValidCount(o, g.h, g.kh, g.sh, g.ph));
+    for (let o = 0; o < g.ow; o++) kw = Math.max(kw, windowValidCount(o, g.w, g.kw, g.sw, g.pw));
+    return kh * kw;
+  }
+
+  /**
+   * Visits every window: `visit(o, base, hLo, hHi, wLo, wHi)` with o the output index and the
+   * window's valid rows [hLo, hHi) and columns [wLo, wHi) of the plane starting at `base`. One call
+   * per window: the tuned kernels (max and average pooling) inline this loop instead.
+   */
+  protected forEachWindow(
+    batch: number,
+    visit: (o: number, base: number, hLo: number, hHi: number, wLo: number, wHi: number) => void,
+  ): void {
+    const { c, h, w, kh, kw, sh, sw, ph, pw, oh: OH, ow: OW } = this.geometry;
+    const planes = batch * c;
+    const plane = h * w;
+    let o = 0;
+    for (let q = 0; q < planes; q++) {
+      const base = q * plane;
+      for (let oh = 0; oh < OH; oh++) {
+        const h0 = oh * sh - ph;
+        const hLo = h0 < 0 ? 0 : h0;
+        const hHi = h0 + kh > h ? h : h0 + kh;
+        for (let ow = 0; ow < OW; ow++) {
+          const w0 = ow * sw - pw;
+          visit(o++, base, hLo, hHi, w0 < 0 ? 0 : w0, w0 + kw > w ? w : w0 + kw);
+        }
+      }
+    }
+  }
+}
