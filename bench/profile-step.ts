@@ -9,11 +9,11 @@
 import { type Chain, componentContext, createChain } from "../src/chain/chain.js";
 import { convnet, mlp } from "../src/chain/presets.js";
 import type { Component } from "../src/components/component.js";
+import type { Backend } from "../src/core/backend.js";
 import type { DType, FloatArray } from "../src/core/dtype.js";
+import { allFiniteOf, norm2Of } from "../src/core/kernels.js";
 import { portableBackend } from "../src/core/portable.js";
-import { setDefaultBackend } from "../src/core/registry.js";
 import { Rng } from "../src/core/rng.js";
-import { allFinite, norm2 } from "../src/core/vector.js";
 import { BatchLoader, createDataset } from "../src/data/dataset.js";
 import { loadNativeBackend } from "../src/node/native-backend.js";
 import { createObjective } from "../src/objectives/objective.js";
@@ -31,11 +31,10 @@ const threads = Number(arg("threads", "1"));
 const batchSize = Number(arg("batch", "128"));
 const steps = Number(arg("steps", "30"));
 const dtype = arg("dtype", "float32") as DType;
-const backend = arg("backend", "native") === "portable" ? portableBackend : loadNativeBackend();
-if (!backend) throw new Error("native backend not available");
+const loaded = arg("backend", "native") === "portable" ? portableBackend : loadNativeBackend();
+if (!loaded) throw new Error("native backend not available");
+const backend: Backend = loaded;
 backend.setThreads?.(threads);
-// As the CLI does (useBestBackend): optimizer and vector kernels use the default backend.
-setDefaultBackend(backend);
 
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 const median = (xs: number[]) => {
@@ -115,16 +114,16 @@ function profile(name: string, chain: Chain, inputShape: number[]): void {
     }
     put("backward (all)", now() - t);
     t = now();
-    const gn = norm2(grad);
+    const gn = norm2Of(backend, grad.length, grad);
     put("grad norm (trainer)", now() - t);
     t = now();
-    optState = opt.update(grad, optState, w, s);
+    optState = opt.update(grad, optState, w, { step: s, backend });
     put("optimizer update", now() - t);
     t = now();
-    applyUpdates(w, grad);
+    applyUpdates(w, grad, backend);
     put("apply updates", now() - t);
     t = now();
-    if (!allFinite(w) || !Number.isFinite(gn)) throw new Error("non-finite");
+    if (!allFiniteOf(backend, w.length, w) || !Number.isFinite(gn)) throw new Error("non-finite");
     put("allFinite(w) (trainer)", now() - t);
     if (rec) for (const [key, v] of cur) add(key, v);
   }

@@ -16,12 +16,14 @@
 // width (tanh MLP, batch 4, float64): linear growth expected.
 import { performance } from "node:perf_hooks";
 import {
+  type Backend,
   type Batch,
   createChain,
   createObjective,
   jvp,
   type ModelSpecInput,
   NewtonNotPositiveDefiniteError,
+  portableBackend,
   prepareGaussNewton,
   prepareNewton,
   Rng,
@@ -57,10 +59,12 @@ async function main(): Promise<void> {
   const dtype = arg("dtype", "float32") as "float32" | "float64";
   const reps = Number(arg("reps", "5"));
   const dualBudget = Number(arg("dual-budget", "60"));
+  let backend: Backend = portableBackend;
   let backendName = "portable";
   try {
     const node = await import("../src/node/index.js");
-    backendName = node.useBestBackend({ quiet: true }).describe();
+    backend = node.bestBackend({ quiet: true });
+    backendName = backend.describe();
   } catch (e) {
     backendName = `portable (native loader failed: ${(e as Error).message})`;
   }
@@ -76,7 +80,7 @@ async function main(): Promise<void> {
       { type: "dense", units: 10 },
     ],
   };
-  const chain = createChain(spec, { dtype });
+  const chain = createChain(spec, { dtype, backend });
   const objective = createObjective("logistic", 1e-4);
   const rows: string[] = [];
   for (const n of batches) {

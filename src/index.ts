@@ -10,7 +10,7 @@ export { elementwiseConstants, identityConstants, maxWindowCoverage, type Scalar
 export type { Backend } from "./core/backend.js";
 export * from "./core/dtype.js";
 export { PortableBackend, portableBackend } from "./core/portable.js";
-export { getDefaultBackend, setDefaultBackend } from "./core/registry.js";
+
 export * from "./core/rng.js";
 export * from "./core/vector.js";
 export * from "./data/dataset.js";

@@ -41,8 +41,8 @@ try {
   const g = new Float64Array(w.length);
   for (let t = 0; t < 30; t++) {
     co.valueAndGradient(chain, objective, w, batch, { grad: g });
-    state = opt.update(g, state, w, t);
-    co.applyUpdates(w, g);
+    state = opt.update(g, state, w, { step: t, backend: chain.backend });
+    co.applyUpdates(w, g, chain.backend);
   }
   const after = co.objectiveValue(chain, objective, w, batch, { training: true });
   const cert = co.certifyObjective(chain, objective, { radii: 1, batch: 4, inputNorm: 1 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type Chain, createChain, dot, forward, jvp, type ModelSpecInput, norm2, Rng, vjp } from "../src/index.js";
+import { type Backend, type Chain, createChain, dot, forward, jvp, type ModelSpecInput, norm2, Rng, vjp } from "../src/index.js";
 
 /** Random normal array. */
 export function randomArray(n: number, rng: Rng, scale = 1): Float64Array {
@@ -37,11 +37,13 @@ export function checkChainDerivatives(
     paramScale?: number;
     inputScale?: number;
     maxCoords?: number;
+    /** Kernels of the chain (default: the portable backend). */
+    backend?: Backend;
   } = {},
 ): DerivativeCheck {
   const batch = options.batch ?? 3;
   const rng = new Rng(options.seed ?? 1);
-  const chain = createChain(spec, { dtype: "float64" });
+  const chain = createChain(spec, { dtype: "float64", backend: options.backend });
   const w = chain.initParams(options.seed ?? 1) as Float64Array;
   if (options.paramScale !== undefined) for (let i = 0; i < w.length; i++) w[i] = options.paramScale * rng.normal();
   const x = randomArray(batch * chain.inputSize, rng, options.inputScale ?? 1);

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import { type Backend, getDefaultBackend, type ModelSpecInput, PortableBackend, Rng, setDefaultBackend } from "../src/index.js";
-import { loadNativeBackend, nativeLoadError, useBestBackend } from "../src/node/index.js";
+import { describe, it } from "node:test";
+import { createChain, type ModelSpecInput, PortableBackend, portableBackend, Rng } from "../src/index.js";
+import { bestBackend, loadNativeBackend, nativeLoadError } from "../src/node/index.js";
 import { assertDerivatives, randomArray, relativeError } from "./helpers.js";
 
 const native = loadNativeBackend();
@@ -221,14 +221,7 @@ describe("native OpenBLAS backend", { skip }, () => {
     });
   });
 
-  describe("derivative checks with the native backend as default", () => {
-    let previous: Backend;
-    before(() => {
-      previous = getDefaultBackend();
-      setDefaultBackend(native!);
-    });
-    after(() => setDefaultBackend(previous));
-
+  describe("derivative checks on the native backend", () => {
     it("dense MLP", () => {
       const spec: ModelSpecInput = {
         input: [7],
@@ -240,8 +233,7 @@ describe("native OpenBLAS backend", { skip }, () => {
           { type: "dense", units: 3 },
         ],
       };
-      assert.equal(getDefaultBackend(), native);
-      assertDerivatives(spec, { batch: 5 });
+      assertDerivatives(spec, { batch: 5, backend: native! });
     });
 
     it("dense MLP with relu and sigmoid, flatten of an image input", () => {
@@ -256,19 +248,15 @@ describe("native OpenBLAS backend", { skip }, () => {
             { type: "tanh" },
           ],
         },
-        { batch: 4 },
+        { batch: 4, backend: native! },
       );
     });
   });
 
-  it("useBestBackend registers the native backend as default", () => {
-    const previous = getDefaultBackend();
-    try {
-      const b = useBestBackend({ quiet: true });
-      assert.equal(b, native);
-      assert.equal(getDefaultBackend(), native);
-    } finally {
-      setDefaultBackend(previous);
-    }
+  it("bestBackend returns the native backend and registers nothing: new chains default to the portable one", () => {
+    const b = bestBackend({ quiet: true });
+    assert.equal(b, native);
+    assert.equal(createChain({ input: [3], layers: [{ type: "dense", units: 2 }] }).backend, portableBackend);
+    assert.equal(createChain({ input: [3], layers: [{ type: "dense", units: 2 }] }, { backend: b }).backend, native);
   });
 });

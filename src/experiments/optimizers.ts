@@ -4,10 +4,11 @@ import { join } from "node:path";
 import { Chain } from "../chain/chain.js";
 import { getPreset } from "../chain/presets.js";
 import { parseModelSpec } from "../chain/spec.js";
+import type { Backend } from "../core/backend.js";
 import { Rng } from "../core/rng.js";
 import { BatchLoader, type Dataset, splitDataset, subsetDataset } from "../data/dataset.js";
 import { loadDataset } from "../node/datasets.js";
-import { useBestBackend } from "../node/index.js";
+import { bestBackend } from "../node/index.js";
 import { plotLines, renderReport } from "../node/report.js";
 import { RunDirectory } from "../node/run-dir.js";
 import { createObjective } from "../objectives/objective.js";
@@ -228,7 +229,7 @@ const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(2)}%` : "n
 export async function runOptimizerComparison(options: OptimizersOptions = {}, io: ExperimentIO = silentIO): Promise<OptimizersResult> {
   const started = performance.now();
   const cfg = resolveConfig(options);
-  const backend = useBestBackend({ threads: options.threads, quiet: true });
+  const backend = bestBackend({ threads: options.threads, quiet: true });
   const loaded = await loadDataset("mnist", { normalize: true });
   const pool = subsetDataset(loaded.train, cfg.trainSamples, "mnist/train");
   const split = splitDataset(pool, { validation: cfg.validation, seed: cfg.seed });
@@ -399,7 +400,7 @@ export async function runOptimizerComparison(options: OptimizersOptions = {}, io
       trainLoss: last?.trainLoss ?? Number.NaN,
       seconds: trainSeconds,
       samplesPerSecond: (r.records.length * train.size) / Math.max(1e-9, trainSeconds),
-      updateMs: timeOptimizerUpdate(name, best.lr, chain.paramSize),
+      updateMs: timeOptimizerUpdate(name, best.lr, chain.paramSize, chain.backend),
       diverged: r.diverged,
       runDir: dir.dir,
       records: r.records,
@@ -550,7 +551,7 @@ function median(xs: number[]): number {
  * a gradient and w ← w + u (the gradient is refilled outside the timed region). Medians resist the
  * load of a shared machine better than the epoch times.
  */
-export function timeOptimizerUpdate(name: string, lr: number, size: number, repeats = 21): number {
+export function timeOptimizerUpdate(name: string, lr: number, size: number, backend: Backend, repeats = 21): number {
   const optimizer = createOptimizer(name, { lr, ...FIXED_HYPERPARAMETERS[name] });
   const rng = new Rng(1);
   const w = new Float32Array(size).map(() => 0.01 * rng.normal());
@@ -561,8 +562,8 @@ export function timeOptimizerUpdate(name: string, lr: number, size: number, repe
   for (let i = 0; i < repeats + 2; i++) {
     u.set(g0);
     const t0 = performance.now();
-    state = optimizer.update(u, state, w, i);
-    applyUpdates(w, u);
+    state = optimizer.update(u, state, w, { step: i, backend });
+    applyUpdates(w, u, backend);
     if (i >= 2) times.push(performance.now() - t0);
   }
   return median(times);

@@ -7,7 +7,7 @@ import type { FloatArray } from "../core/dtype.js";
 import { Rng } from "../core/rng.js";
 import { BatchLoader, type Dataset, subsetDataset } from "../data/dataset.js";
 import { loadDataset } from "../node/datasets.js";
-import { useBestBackend } from "../node/index.js";
+import { bestBackend } from "../node/index.js";
 import { plotLines } from "../node/report.js";
 import { RunDirectory } from "../node/run-dir.js";
 import { createObjective, type Objective } from "../objectives/objective.js";
@@ -211,7 +211,7 @@ export async function runSmoothingExperiment(
   for (const [k, v] of Object.entries({ seeds, burnIn, batchSize, epochs })) {
     if (!(Number.isInteger(v) && v > 0)) throw new Error(`${k}: expected a positive integer, got ${v}`);
   }
-  const backend = useBestBackend({ threads: options.threads, quiet: true });
+  const backend = bestBackend({ threads: options.threads, quiet: true });
   const objective = createObjective("logistic", l2);
   const run = RunDirectory.create({ out: options.out, root: options.root, name: "smoothing" });
   run.writeConfig({

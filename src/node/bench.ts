@@ -18,7 +18,6 @@ import { createChain } from "../chain/chain.js";
 import { convnet, mlp } from "../chain/presets.js";
 import type { Backend } from "../core/backend.js";
 import { portableBackend } from "../core/portable.js";
-import { getDefaultBackend, setDefaultBackend } from "../core/registry.js";
 import { Rng } from "../core/rng.js";
 import { createDataset, fullBatch, splitDataset } from "../data/dataset.js";
 import { createObjective } from "../objectives/objective.js";
@@ -121,10 +120,8 @@ function syntheticBatch(model: BenchModel, batch: number) {
 /** Times chainopt's training step (Trainer.trainStep: gradient, checks, SGD momentum update) on `backend`. */
 function timeChainopt(backend: Backend, model: BenchModel, batch: number, threads: number, quick: boolean): StepTiming {
   const side = backend === portableBackend ? "chainopt-portable" : "chainopt-native";
-  const previous = getDefaultBackend();
-  setDefaultBackend(backend); // the optimizer's vector kernels use the default backend, as under the CLI
-  try {
-    backend.setThreads?.(threads);
+  backend.setThreads?.(threads);
+  {
     const chain = createChain(modelSpec(model), { backend, dtype: "float32" });
     const trainer = new Trainer(
       { chain, objective: createObjective("logistic"), optimizer: sgd({ lr: 0.01, momentum: 0.9 }), batchSize: batch, seed: 0 },
@@ -140,8 +137,6 @@ function timeChainopt(backend: Backend, model: BenchModel, batch: number, thread
       times.push(Number(process.hrtime.bigint() - t0) / 1e6 / steps);
     }
     return { side, model, threads, medianMs: median(times), bestMs: Math.min(...times), reps, stepsPerRep: steps };
-  } finally {
-    setDefaultBackend(previous);
   }
 }
 
@@ -293,9 +288,7 @@ function runGemm(threads: number[], python: string, log: (s: string) => void): B
 /** One epoch of MNIST with the default MLP (55 000 training samples, 5 000 validation; momentum, batch 128). */
 async function timeMnistEpoch(backend: Backend, threads: number): Promise<BenchResult["mnist"][number]> {
   backend.setThreads?.(threads);
-  const previous = getDefaultBackend();
-  setDefaultBackend(backend);
-  try {
+  {
     const loaded = await loadMnist({});
     const { train, validation } = splitDataset(loaded.train, { validation: 5000, seed: 0 });
     const chain = createChain(mlp({ input: [1, 28, 28] }), { backend, dtype: "float32" });
@@ -311,8 +304,6 @@ async function timeMnistEpoch(backend: Backend, threads: number): Promise<BenchR
       steps: record.steps,
       ...(record.valAccuracy !== undefined ? { valAccuracy: record.valAccuracy } : {}),
     };
-  } finally {
-    setDefaultBackend(previous);
   }
 }
 

@@ -2,7 +2,6 @@
 
 import type { Backend } from "../core/backend.js";
 import { portableBackend } from "../core/portable.js";
-import { setDefaultBackend } from "../core/registry.js";
 import { loadNativeBackend, nativeLoadError } from "./native-backend.js";
 
 export { type GemmTiming, type GemmTimingOptions, timeGemm } from "./gemm-timing.js";
@@ -17,8 +16,8 @@ export {
   threadsFromEnv,
 } from "./native-backend.js";
 
-/** Options of {@link useBestBackend}. */
-export interface UseBestBackendOptions {
+/** Options of {@link bestBackend}. */
+export interface BestBackendOptions {
   /** Thread count of the native backend (default: `CHAINOPT_THREADS`, else OpenBLAS's default). */
   threads?: number;
   /** Do not print the notice about the portable backend. */
@@ -32,20 +31,19 @@ export const NATIVE_HOW_TO =
   "for the fast OpenBLAS backend install OpenBLAS (Debian/Ubuntu: sudo apt-get install libopenblas-dev pkg-config g++), then run `npx chainopt build-native`";
 
 /**
- * Registers the fastest available backend as the default of new chains and returns it: the native
- * OpenBLAS backend when its addon is built and loads, the portable TypeScript backend otherwise
- * (then says so once on stderr, with how to get the fast one, unless `quiet`).
- * `CHAINOPT_BACKEND=portable` forces the portable backend (for comparisons).
+ * The fastest available backend, to pass to `createChain(spec, { backend })`: the native OpenBLAS
+ * backend when its addon is built and loads, the portable TypeScript backend otherwise (then says
+ * so once on stderr, with how to get the fast one, unless `quiet`). Nothing is registered
+ * globally: the chain carries the backend, and every oracle, optimizer update and training loop on
+ * that chain uses it. `CHAINOPT_BACKEND=portable` forces the portable backend (for comparisons).
  */
-export function useBestBackend(options: UseBestBackendOptions = {}): Backend {
+export function bestBackend(options: BestBackendOptions = {}): Backend {
   const forcePortable = process.env.CHAINOPT_BACKEND?.trim().toLowerCase() === "portable";
   const native = forcePortable ? null : loadNativeBackend();
   if (native) {
     if (options.threads !== undefined) native.setThreads(options.threads);
-    setDefaultBackend(native);
     return native;
   }
-  setDefaultBackend(portableBackend);
   if (!options.quiet && !noticePrinted) {
     noticePrinted = true;
     const why = forcePortable ? "CHAINOPT_BACKEND=portable" : `native addon ${nativeLoadError() ?? "unavailable"}`;

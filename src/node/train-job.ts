@@ -28,7 +28,7 @@ import {
 import { jsonSafe, writeFileAtomic, writeJsonAtomic } from "./atomic.js";
 import { type LoadedCheckpoint, loadCheckpoint } from "./checkpoint.js";
 import { datasetNames, type LoadedDataset, loadDataset } from "./datasets.js";
-import { useBestBackend } from "./index.js";
+import { bestBackend } from "./index.js";
 import { type MetricRecord, RunDirectory } from "./run-dir.js";
 import { importTorchSafetensors } from "./torch-interop.js";
 
@@ -237,7 +237,7 @@ export function readRunTrainConfig(dir: string): TrainConfig {
 
 /** What {@link prepareTrainJob} builds: everything but the run directory and the trainer. */
 interface Prepared {
-  backend: ReturnType<typeof useBestBackend>;
+  backend: ReturnType<typeof bestBackend>;
   data: LoadedDataset;
   spec: ModelSpec;
   chain: Chain;
@@ -266,7 +266,7 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
   }
   checkMethodOptions(config);
   if (config.init && !existsSync(config.init)) throw new Error(`init: ${config.init}: file not found`);
-  const backend = useBestBackend({ threads: config.threads, quiet: false });
+  const backend = bestBackend({ threads: config.threads, quiet: false });
   const data: LoadedDataset = await loadDataset(config.dataset, {
     limit: config.limit,
     validation: config.validation > 0 ? config.validation : undefined,

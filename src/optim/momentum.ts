@@ -1,6 +1,5 @@
 import { allocate, dtypeOf, type FloatArray } from "../core/dtype.js";
 import { axpyInto, scalInPlace } from "../core/kernels.js";
-import { getDefaultBackend } from "../core/registry.js";
 import { OptionReader } from "./options.js";
 import type { GradientTransformation } from "./transform.js";
 
@@ -46,9 +45,9 @@ export function traceMomentum(options: TraceMomentumOptions = {}): GradientTrans
   return {
     name: nesterov ? "nesterovMomentum" : "traceMomentum",
     init: (params) => ({ count: 0, trace: allocate(dtypeOf(params), params.length) }),
-    update(u, state) {
+    update(u, state, _params, ctx) {
       const v = state.trace;
-      const backend = getDefaultBackend(); // BLAS scal/axpy when native (src/core/kernels.ts)
+      const backend = ctx.backend; // BLAS scal/axpy when native (src/core/kernels.ts)
       if (state.count === 0) v.set(u);
       else {
         // v ← μv + (1 − d)g as two BLAS-1 passes (about 10× a scalar loop on long vectors).

@@ -1,6 +1,6 @@
+import type { Backend } from "../core/backend.js";
 import type { FloatArray } from "../core/dtype.js";
 import { axpyInto, scalInPlace } from "../core/kernels.js";
-import { getDefaultBackend } from "../core/registry.js";
 import type { Schedule } from "./schedules.js";
 
 // Optimizers as composable gradient transformations, in the style of Optax (Babuschkin et al.,
@@ -25,17 +25,27 @@ export type EmptyState = Record<string, never>;
  * A gradient transformation (Optax's `GradientTransformation`), with explicit state.
  *
  * - `init(params)` allocates the state for parameters shaped like `params`.
- * - `update(updates, state, params, step)` transforms `updates` in place and returns the state (the
+ * - `update(updates, state, params, ctx)` transforms `updates` in place and returns the state (the
  *   same object, mutated, for every transformation of this library). `params` are the current
- *   parameters w_t (needed by weight decay); `step` is the 0-based index t of this update, used by
- *   learning-rate schedules. Transformations whose rule depends on the number of updates seen
- *   (bias corrections) keep their own count in their state, so that it is checkpointed with it.
+ *   parameters w_t (needed by weight decay); `ctx` gives the 0-based index t of this update (used by
+ *   learning-rate schedules) and the backend whose kernels the update runs on — the chain's, so
+ *   that one backend computes everything (Optax passes such per-call facts as `extra_args`).
+ *   Transformations whose rule depends on the number of updates seen (bias corrections) keep their
+ *   own count in their state, so that it is checkpointed with it.
  */
+/** Per-call facts of {@link GradientTransformation.update}. */
+export interface UpdateContext {
+  /** The 0-based index t of this update (read by learning-rate schedules). */
+  readonly step: number;
+  /** The kernels to run on: the chain's backend (`Chain.backend`). */
+  readonly backend: Backend;
+}
+
 export interface GradientTransformation<S extends StateTree = StateTree> {
   /** Short description, e.g. `scaleByAdam`, for messages. */
   readonly name: string;
   init(params: FloatArray): S;
-  update(updates: FloatArray, state: S, params: FloatArray, step: number): S;
+  update(updates: FloatArray, state: S, params: FloatArray, ctx: UpdateContext): S;
 }
 
 /** The state of {@link chain}: the states of the transformations, in order. */
@@ -51,11 +61,11 @@ export function chain(...transforms: GradientTransformation[]): GradientTransfor
     init(params) {
       return transforms.map((t) => t.init(params));
     },
-    update(updates, state, params, step) {
+    update(updates, state, params, ctx) {
       if (state.length !== transforms.length) {
         throw new Error(`chain: state has ${state.length} entries for ${transforms.length} transformations`);
       }
-      for (let i = 0; i < transforms.length; i++) state[i] = transforms[i].update(updates, state[i], params, step);
+      for (let i = 0; i < transforms.length; i++) state[i] = transforms[i].update(updates, state[i], params, ctx);
       return state;
     },
   };
@@ -108,8 +118,8 @@ export function scaleByLearningRate(lr: LearningRate): GradientTransformation<Em
   return {
     name: "scaleByLearningRate",
     init: () => ({}),
-    update(u, state, _params, step) {
-      scalInPlace(getDefaultBackend(), u.length, -learningRateAt(lr, step), u);
+    update(u, state, _params, ctx) {
+      scalInPlace(ctx.backend, u.length, -learningRateAt(lr, ctx.step), u);
       return state;
     },
   };
@@ -121,17 +131,17 @@ export function scaleBySchedule(schedule: Schedule): GradientTransformation<Empt
   return {
     name: "scaleBySchedule",
     init: () => ({}),
-    update(u, state, _params, step) {
-      const a = schedule(step);
+    update(u, state, _params, ctx) {
+      const a = schedule(ctx.step);
       for (let i = 0; i < u.length; i++) u[i] *= a;
       return state;
     },
   };
 }
 
-/** w ← w + updates (Optax's `apply_updates`), in place of `params`. */
-export function applyUpdates(params: FloatArray, updates: ArrayLike<number>): void {
+/** w ← w + updates (Optax's `apply_updates`), in place of `params`, on `backend`'s kernels (the chain's). */
+export function applyUpdates(params: FloatArray, updates: ArrayLike<number>, backend: Backend): void {
   if (updates.length !== params.length) throw new Error(`applyUpdates: ${updates.length} updates for ${params.length} parameters`);
-  if (updates instanceof Float32Array || updates instanceof Float64Array) axpyInto(getDefaultBackend(), params.length, 1, updates, params);
+  if (updates instanceof Float32Array || updates instanceof Float64Array) axpyInto(backend, params.length, 1, updates, params);
   else for (let i = 0; i < params.length; i++) params[i] += updates[i];
 }

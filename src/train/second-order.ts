@@ -1,6 +1,6 @@
 import type { Chain } from "../chain/chain.js";
 import { allocate, type FloatArray } from "../core/dtype.js";
-import { norm2 } from "../core/vector.js";
+import { norm2Of } from "../core/kernels.js";
 import type { Batch } from "../objectives/batch.js";
 import type { Objective } from "../objectives/objective.js";
 import { valueAndGradient } from "../oracles/first-order.js";
@@ -72,7 +72,7 @@ export function secondOrderTrainingStepper(options: SecondOrderTrainingOptions):
         if (grad?.length !== chain.paramSize) grad = allocate(chain.dtype, chain.paramSize);
         const vg = valueAndGradient(chain, objective, w, batch, { grad, training: true, state: trainerState, updateState: withState });
         loss = vg.loss;
-        gradNorm = wantGradNorm ? norm2(vg.grad) : Number.NaN;
+        gradNorm = wantGradNorm ? norm2Of(chain.backend, vg.grad.length, vg.grad) : Number.NaN;
       }
       // F(w) = f(ψ(w)) + (λ/2)‖w‖²: the data loss without the gradient pass.
       let r2 = 0;

@@ -1,7 +1,7 @@
 import type { Chain } from "../chain/chain.js";
 import { allocate, type FloatArray } from "../core/dtype.js";
+import { allFiniteOf, norm2Of } from "../core/kernels.js";
 import { Rng, type RngState } from "../core/rng.js";
-import { allFinite, norm2 } from "../core/vector.js";
 import { BatchLoader, type Dataset } from "../data/dataset.js";
 import type { Batch } from "../objectives/batch.js";
 import type { Objective } from "../objectives/objective.js";
@@ -290,13 +290,13 @@ export class Trainer {
       state: this.state,
       updateState: true,
     });
-    const gradNorm = norm2(grad);
+    const gradNorm = norm2Of(this.chain.backend, grad.length, grad);
     if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
       if (skip) return this.skipStep(loss, gradNorm);
       throw this.fault(Number.isFinite(loss) ? "gradient" : "loss", batch);
     }
-    this.optimizerState = o.optimizer.update(grad, this.optimizerState, this.w, stepIndex);
-    applyUpdates(this.w, grad);
+    this.optimizerState = o.optimizer.update(grad, this.optimizerState, this.w, { step: stepIndex, backend: this.chain.backend });
+    applyUpdates(this.w, grad, this.chain.backend);
     if (!this.parametersFinite()) {
       if (skip) return this.skipStep(loss, gradNorm);
       throw this.fault("parameters", batch);
@@ -308,7 +308,12 @@ export class Trainer {
   /** Projects (when configured), checks w and the state, then updates the average and the counter. */
   private parametersFinite(): boolean {
     this.options.projection?.(this.w);
-    return allFinite(this.w) && allFinite(this.state);
+    return this.finite(this.w) && this.finite(this.state);
+  }
+
+  /** True when every entry of x is finite (on the chain's backend). */
+  private finite(x: FloatArray): boolean {
+    return allFiniteOf(this.chain.backend, x.length, x);
   }
 
   private afterUpdate(): void {
@@ -431,15 +436,16 @@ export class Trainer {
     let culprit: string | null = null;
     if (what === "parameters") {
       for (let i = 0; i < n && culprit === null; i++) {
-        if (!allFinite(chain.paramBlock(this.w, i))) culprit = `${label(i)} parameters`;
-        else if (!allFinite(chain.stateBlock(this.state, i))) culprit = `${label(i)} running statistics`;
+        if (!this.finite(chain.paramBlock(this.w, i))) culprit = `${label(i)} parameters`;
+        else if (!this.finite(chain.stateBlock(this.state, i))) culprit = `${label(i)} running statistics`;
       }
     } else if (what === "gradient") {
-      for (let i = n - 1; i >= 0 && culprit === null; i--) if (!allFinite(chain.paramBlock(this.grad, i))) culprit = `${label(i)} gradient`;
+      for (let i = n - 1; i >= 0 && culprit === null; i--)
+        if (!this.finite(chain.paramBlock(this.grad, i))) culprit = `${label(i)} gradient`;
     }
     if (culprit === null && what !== "parameters") {
       const ws = chain.workspace(batch.size);
-      for (let i = 0; i < n && culprit === null; i++) if (!allFinite(ws.activations[i + 1])) culprit = `${label(i)} output`;
+      for (let i = 0; i < n && culprit === null; i++) if (!this.finite(ws.activations[i + 1])) culprit = `${label(i)} output`;
     }
     const step = this.step + 1;
     const where = this.position ? `, batch ${this.position.batch} of ${this.position.batches}` : "";

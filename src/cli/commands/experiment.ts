@@ -1,7 +1,7 @@
 import { type Command, Option } from "commander";
 import type { ExperimentDefinition, ExperimentOption } from "../../experiments/experiment.js";
 import { EXPERIMENTS } from "../../experiments/registry.js";
-import { useBestBackend } from "../../node/index.js";
+import { bestBackend } from "../../node/index.js";
 
 // `chainopt experiment <name>`: one subcommand per entry of src/experiments/registry.ts, with a
 // flag per declared option (kebab-case of its key), plus --out, --threads and --json.
@@ -68,7 +68,7 @@ function addExperiment(parent: Command, def: ExperimentDefinition): void {
     .option("--json", "print the summary as one JSON object instead of text")
     .action(async (opts: Record<string, unknown>) => {
       const json = opts.json === true;
-      const backend = useBestBackend({ threads: opts.threads as number | undefined, quiet: json });
+      const backend = bestBackend({ threads: opts.threads as number | undefined, quiet: json });
       const given: Record<string, unknown> = {};
       for (const o of def.options) if (opts[o.key] !== undefined) given[o.key] = opts[o.key];
       if (typeof opts.out === "string") given.out = opts.out;
