@@ -70,23 +70,18 @@ step_browser() {
 }
 # --- end step browser ---------------------------------------------------------------------------
 
-# npm dependencies: `npm ci` on a fresh checkout with a lock file, `npm install` when package.json
-# or the lock file changed since the last install, nothing otherwise. (Both run the package's
-# install script, which builds the native addon.)
+# npm dependencies: `npm ci` (exactly the committed lock file, which lists the optional packages of
+# every platform, so it works on any OS/CPU) when node_modules is missing or older than package.json
+# or the lock file; nothing otherwise. Never `npm install`: that would rewrite the lock file.
+# (`npm ci` runs the package's install script, which builds the native addon.)
 step_npm() {
   have npm || die "npm not found: install Node.js >= 20 (https://nodejs.org)"
+  [ -f package-lock.json ] || die "package-lock.json missing: restore it (git checkout package-lock.json)"
   local stamp=node_modules/.package-lock.json
-  if [ ! -d node_modules ] && [ -f package-lock.json ]; then
+  if [ ! -d node_modules ] || [ ! -f "$stamp" ] || [ package.json -nt "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
     log "installing npm dependencies (npm ci) ..."
-    if ! npm ci --no-audit --no-fund --loglevel=error 2>/tmp/chainopt-npm-ci.$$.log; then
-      # npm ci refuses a lock file out of sync with package.json; npm install repairs it.
-      log "npm ci failed ($(grep -v 'npm error code' /tmp/chainopt-npm-ci.$$.log | grep -m1 -E 'npm error .' | sed 's/^npm error //')); running npm install instead ..."
-      npm install --no-audit --no-fund --loglevel=error
-    fi
-    rm -f /tmp/chainopt-npm-ci.$$.log
-  elif [ ! -f "$stamp" ] || [ package.json -nt "$stamp" ] || { [ -f package-lock.json ] && [ package-lock.json -nt "$stamp" ]; }; then
-    log "installing npm dependencies (npm install) ..."
-    npm install --no-audit --no-fund --loglevel=error
+    npm ci --no-audit --no-fund --loglevel=error ||
+      die "npm ci failed: package.json and package-lock.json disagree (after editing dependencies run 'npm install' once and commit the lock file)"
   fi
 }
 

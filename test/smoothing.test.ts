@@ -312,7 +312,6 @@ describe("smooth CLI and experiment (items 4–5)", () => {
   });
 
   it("experiment smoothing at a tiny scale writes Table III, Tables I–II and Figure 4", async () => {
-    const t0 = performance.now();
     const r = await runSmoothingExperiment({
       models: ["mlp"],
       trainSamples: 64,
@@ -339,8 +338,6 @@ describe("smooth CLI and experiment (items 4–5)", () => {
       control: false,
       out: join(root, "exp-conv"),
     });
-    const seconds = (performance.now() - t0) / 1000;
-    assert.ok(seconds < 20, `took ${seconds} s`);
     for (const [dir, m] of [
       [r.runDir, "mlp"],
       [c.runDir, "convnet"],
