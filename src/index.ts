@@ -1,5 +1,7 @@
 // chainopt: the portable core (no Node-only imports). Node-only pieces live in `chainopt/node`.
 
+// --- adversarial (attacks, input-space Lipschitz bounds, certified radii): docs/adversarial.md ---
+export * from "./adversarial/index.js";
 export * from "./certify/index.js";
 export * from "./chain/chain.js";
 export * from "./chain/presets.js";
@@ -10,7 +12,6 @@ export { elementwiseConstants, identityConstants, maxWindowCoverage, type Scalar
 export type { Backend } from "./core/backend.js";
 export * from "./core/dtype.js";
 export { PortableBackend, portableBackend } from "./core/portable.js";
-
 export * from "./core/rng.js";
 export * from "./core/vector.js";
 export * from "./data/dataset.js";
@@ -23,7 +24,9 @@ export * from "./objectives/objective.js";
 export { SquaredLoss } from "./objectives/squared.js";
 export * from "./optim/index.js";
 export * from "./oracles/first-order.js";
+export * from "./oracles/input-gradient.js";
 export * from "./report/plots.js";
 export * from "./report/schema.js";
 export * from "./second-order/index.js";
 export * from "./smoothing/index.js";
+// --- end adversarial ---

@@ -1,0 +1,2 @@
+// Adversarial attacks, adversarial training and certified robustness (docs/adversarial.md).
+export * from "./attack.js";
