@@ -1,2 +1,3 @@
 // Adversarial attacks, adversarial training and certified robustness (docs/adversarial.md).
 export * from "./attack.js";
+export * from "./lipschitz.js";
