@@ -1,3 +1,4 @@
 // Adversarial attacks, adversarial training and certified robustness (docs/adversarial.md).
 export * from "./attack.js";
 export * from "./lipschitz.js";
+export * from "./training.js";

@@ -25,6 +25,7 @@ import {
   type TrainerOptions,
   type TrainerSnapshot,
 } from "../train/trainer.js";
+import { type AdversarialTraining, prepareAdversarialTraining, resolveAdversarialAttack } from "./adversarial-train.js";
 import { jsonSafe, writeFileAtomic, writeJsonAtomic } from "./atomic.js";
 import { type LoadedCheckpoint, loadCheckpoint } from "./checkpoint.js";
 import { datasetNames, type LoadedDataset, loadDataset } from "./datasets.js";
@@ -98,6 +99,15 @@ export const trainConfigSchema = z
     threads: z.number().int().positive().optional(),
     out: z.string().optional(),
     init: z.string().optional(),
+    // --- adversarial training (src/node/adversarial-train.ts; checked there, errors name the flag) ---
+    adversarial: z.string().optional(),
+    advEps: z.number().optional(),
+    advNorm: z.string().optional(),
+    advSteps: z.number().optional(),
+    advStepSize: z.number().optional(),
+    advMix: z.number().optional(),
+    advValidationSamples: z.number().optional(),
+    // --- end adversarial training ---
   })
   .strict();
 
@@ -251,6 +261,8 @@ interface Prepared {
   certified: CertifiedState | null;
   /** The smoothing of the model (`--smooth-epsilon`), else null. */
   smoothing: SmoothResult | null;
+  /** Adversarial training (`--adversarial`), else null. */
+  adversarial: AdversarialTraining | null;
 }
 
 /** Builds and validates everything a run needs; writes nothing. Errors name the field at fault. */
@@ -265,6 +277,7 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
     );
   }
   checkMethodOptions(config);
+  const adversarialAttack = resolveAdversarialAttack(config); // adversarial training: flags checked first
   if (config.init && !existsSync(config.init)) throw new Error(`init: ${config.init}: file not found`);
   const backend = bestBackend({ threads: config.threads, quiet: false });
   const data: LoadedDataset = await loadDataset(config.dataset, {
@@ -306,6 +319,7 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
   const objective = createObjective(config.loss, config.l2);
   const secondOrder = secondOrderMethod ? prepareSecondOrder(config, secondOrderMethod, chain, data) : null;
   const certified = config.stepSize === "certified" ? prepareCertified(config, chain, objective, data) : null;
+  const adversarial = adversarialAttack ? prepareAdversarialTraining(config, adversarialAttack, chain, objective) : null;
   const stepsPerEpoch = Math.ceil(data.train.size / config.batchSize);
   const lr: LearningRate = certified
     ? () => certified.current.stepSize
@@ -365,6 +379,7 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
     onStep: events.onStep,
     stepper: secondOrder ?? undefined,
     projection: certified ? (w) => certified.project(w) : undefined,
+    batchTransform: adversarial?.transform,
   };
   return {
     backend,
@@ -378,6 +393,7 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
     secondOrder,
     certified,
     smoothing,
+    adversarial,
   };
 }
 
@@ -872,6 +888,13 @@ export async function runTrainJob(
       metric.step_size = extra.stepSize;
       metric.projections = extra.projections;
     }
+    // --- adversarial training: robust validation metrics ---
+    if (prepared.adversarial && data.validation) {
+      const r = prepared.adversarial.validate(trainer.evaluationParams(), trainer.state, data.validation, trainer.epoch);
+      metric.validation_robust_loss = extra.robustValLoss = r.robustLoss;
+      metric.validation_robust_accuracy = extra.robustValAccuracy = r.robustAccuracy;
+    }
+    // --- end adversarial training ---
     run.logMetrics(metric);
     // Re-certification on a local ball around the iterate (after the epoch's metrics line, before
     // its checkpoint, so that a resumed run neither repeats nor misses it).
@@ -1007,6 +1030,7 @@ function saveTrainerCheckpoint(run: RunDirectory, trainer: Trainer, config: Trai
       // The second-order stepper's state (damping, counters) and the certified run's current ball,
       // step and counters.
       stepper: s.stepper ? jsonSafe(s.stepper) : undefined,
+      batchTransform: s.batchTransform ? jsonSafe(s.batchTransform) : undefined, // adversarial training's generator
       certified: certified
         ? {
             stepSize: certified.current.stepSize,
@@ -1041,6 +1065,7 @@ function snapshotFromCheckpoint(trainer: Trainer, ck: LoadedCheckpoint): Trainer
     average?: { count: number };
     earlyStopping?: Record<string, number | string>;
     stepper?: Record<string, number | string>;
+    batchTransform?: Record<string, number | string>;
   };
   if (trainer.options.stepper?.restoreState && !extra.stepper) {
     throw new Error(`checkpoint: the ${trainer.options.stepper.name} stepper's state (extra.stepper) is missing`);
@@ -1061,5 +1086,6 @@ function snapshotFromCheckpoint(trainer: Trainer, ck: LoadedCheckpoint): Trainer
     earlyStopping: es ? { bestValue: Number(es.bestValue), bestEpoch: Number(es.bestEpoch), badEpochs: Number(es.badEpochs) } : null,
     bestParams: ck.optimizer?.tensors[BEST_TENSOR] ?? null,
     stepper: extra.stepper ? Object.fromEntries(Object.entries(extra.stepper).map(([k, v]) => [k, Number(v)])) : null,
+    batchTransform: extra.batchTransform ? Object.fromEntries(Object.entries(extra.batchTransform).map(([k, v]) => [k, Number(v)])) : null,
   };
 }

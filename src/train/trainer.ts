@@ -70,6 +70,20 @@ export interface CustomStepper {
   restoreState?(state: Record<string, number>): void;
 }
 
+/**
+ * Replaces or mixes each training batch before the step (e.g. adversarial examples, see
+ * src/adversarial/training.ts), at the current parameters w and batch-norm state. A transform
+ * with its own state (a generator) exposes it through `saveState`/`restoreState`, so that
+ * {@link Trainer.snapshot} and checkpoints carry it and a resumed run stays bit-identical.
+ */
+export interface BatchTransform {
+  readonly name: string;
+  /** The batch to step on (valid until the next call; may be `batch` itself). */
+  transform(chain: Chain, w: FloatArray, batch: Batch, state: FloatArray): Batch;
+  saveState?(): Record<string, number>;
+  restoreState?(state: Record<string, number>): void;
+}
+
 /** How the trainer reacts to a NaN or infinity in the loss, gradient or parameters. */
 export type NanPolicy = "stop" | "skip";
 
@@ -83,6 +97,8 @@ export interface TrainerOptions {
   learningRate?: LearningRate;
   /** A custom step (second-order methods). */
   stepper?: CustomStepper;
+  /** Replaces or mixes each training batch before the step (adversarial training). */
+  batchTransform?: BatchTransform;
   batchSize: number;
   /** Seed of the data order (the parameters' initialization takes its own seed). */
   seed: number;
@@ -131,6 +147,8 @@ export interface TrainerSnapshot {
   bestParams: FloatArray | null;
   /** The custom stepper's own state ({@link CustomStepper.saveState}), or null. */
   stepper?: Record<string, number> | null;
+  /** The batch transform's own state ({@link BatchTransform.saveState}), or null. */
+  batchTransform?: Record<string, number> | null;
 }
 
 /**
@@ -270,8 +288,9 @@ export class Trainer {
    * `onNaN: "skip"`, undoes the step (parameters, optimizer state, batch-norm statistics) and
    * returns `skipped: true`; the step counter advances either way (schedules see every batch).
    */
-  trainStep(batch: Batch): { loss: number; gradNorm: number; skipped: boolean } {
+  trainStep(clean: Batch): { loss: number; gradNorm: number; skipped: boolean } {
     const o = this.options;
+    const batch = o.batchTransform ? o.batchTransform.transform(this.chain, this.w, clean, this.state) : clean;
     const stepIndex = this.step;
     const skip = (o.onNaN ?? "stop") === "skip";
     if (skip) this.saveBackup();
@@ -386,6 +405,7 @@ export class Trainer {
         : null,
       bestParams: this.earlyStopping?.bestParams?.slice() ?? null,
       stepper: this.options.stepper?.saveState?.() ?? null,
+      batchTransform: this.options.batchTransform?.saveState?.() ?? null,
     };
   }
 
@@ -413,6 +433,7 @@ export class Trainer {
     this.step = s.step;
     this.backup = null;
     if (s.stepper && this.options.stepper?.restoreState) this.options.stepper.restoreState(s.stepper);
+    if (s.batchTransform && this.options.batchTransform?.restoreState) this.options.batchTransform.restoreState(s.batchTransform);
     if (this.average && s.average) this.average.restore(s.average);
     this.stopped = false;
     if (this.earlyStopping && s.earlyStopping) {

@@ -83,6 +83,23 @@ export function register(program: Command): void {
       "--resume <run-dir>",
       "continue an interrupted run from its last checkpoint, with the configuration of its config.json (only --epochs may be given, to extend it)",
     )
+    // --- adversarial training (docs/adversarial.md) ---
+    .option("--adversarial <attack>", "adversarial training with this attack: pgd or fgsm")
+    .option("--adv-eps <eps>", "adversarial training: radius ε of the attack, in raw input units (pixels in [0,1])", num("adv-eps"))
+    .option("--adv-norm <norm>", "adversarial training: linf (default) or l2 ball")
+    .option("--adv-steps <k>", "adversarial training: PGD steps (default 10)", int("adv-steps"))
+    .option("--adv-step-size <alpha>", "adversarial training: PGD step size (default 2.5 ε / steps)", num("adv-step-size"))
+    .option(
+      "--adv-mix <m>",
+      "adversarial training: fraction of each batch replaced by adversarial examples (default 1, Madry)",
+      num("adv-mix"),
+    )
+    .option(
+      "--adv-validation-samples <n>",
+      "adversarial training: validation samples attacked each epoch (default 1000)",
+      int("adv-validation-samples"),
+    )
+    // --- end adversarial training ---
     .option("--json", "print one JSON object per epoch and a final one, instead of text")
     .option("--no-progress", "no progress bar")
     .action(async (opts: Record<string, unknown>) => {
@@ -129,6 +146,7 @@ export function register(program: Command): void {
         "threads",
         "out",
         "init",
+        ...["adversarial", "advEps", "advNorm", "advSteps", "advStepSize", "advMix", "advValidationSamples"], // adversarial training
       ];
       for (const k of keys) if (opts[k] !== undefined) flags[k] = opts[k];
       if (opts.normalize === false) flags.normalize = false;
@@ -265,6 +283,8 @@ function formatEpoch(r: EpochRecord, extra?: Record<string, number>): string {
   if (extra?.damping !== undefined) parts.push(`damping ${extra.damping.toPrecision(3)}`);
   if (extra?.rejectedSteps) parts.push(`${extra.rejectedSteps} steps rejected in all`);
   if (extra?.projections !== undefined) parts.push(`${extra.projections} projections`);
+  if (extra?.robustValAccuracy !== undefined)
+    parts.push(`robust val loss ${extra.robustValLoss.toFixed(4)}`, `robust val acc ${(100 * extra.robustValAccuracy).toFixed(2)}%`); // adversarial training
   parts.push(
     `|∇F| ${r.gradNorm.toFixed(3)}`,
     `${extra?.stepSize !== undefined ? "step" : "lr"} ${r.learningRate.toPrecision(3)}`,
