@@ -65,6 +65,15 @@ export function allreduceSumOrdered(c: Collective, x: FloatArray, scratch?: Floa
   return all;
 }
 
+/**
+ * The contiguous share of rank `rank` of `size` ranks in a batch of `total` samples: rows
+ * [⌊rank·total/size⌋, ⌊(rank+1)·total/size⌋). The shares partition [0, total) and differ in
+ * length by at most one (empty when total < size).
+ */
+export function shareOf(rank: number, size: number, total: number): { lo: number; hi: number } {
+  return { lo: Math.floor((rank * total) / size), hi: Math.floor(((rank + 1) * total) / size) };
+}
+
 function makeLike(x: FloatArray, n: number): FloatArray {
   return x instanceof Float32Array ? new Float32Array(n) : new Float64Array(n);
 }

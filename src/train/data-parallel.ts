@@ -1,8 +1,9 @@
 import type { Chain } from "../chain/chain.js";
-import { allreduceSumOrdered, type Collective } from "../core/collective.js";
+import { allreduceSumOrdered, type Collective, shareOf } from "../core/collective.js";
 import { allocate, type FloatArray } from "../core/dtype.js";
 import type { Batch } from "../objectives/batch.js";
 import type { Objective } from "../objectives/objective.js";
+import { sliceBatch } from "../second-order/distributed.js";
 import { type GradientOptions, type ValueAndGradient, valueAndGradient } from "../oracles/first-order.js";
 
 /**
@@ -45,25 +46,13 @@ export class DataParallel {
 
   /** The rows [lo, hi) of a global batch of `size` samples that this rank computes. */
   share(size: number): { lo: number; hi: number } {
-    const { rank, size: n } = this.collective;
-    return { lo: Math.floor((rank * size) / n), hi: Math.floor(((rank + 1) * size) / n) };
+    return shareOf(this.collective.rank, this.collective.size, size);
   }
 
   /** This rank's share of a global batch (views, no copies). */
   localBatch(batch: Batch): Batch {
     const { lo, hi } = this.share(batch.size);
-    if (lo === 0 && hi === batch.size) return batch;
-    const inSize = batch.size > 0 ? batch.x.length / batch.size : 0;
-    const out: { x: FloatArray; size: number; labels?: Int32Array; targets?: FloatArray } = {
-      x: batch.x.subarray(lo * inSize, hi * inSize),
-      size: hi - lo,
-    };
-    if (batch.labels) out.labels = batch.labels.subarray(lo, hi);
-    if (batch.targets) {
-      const t = batch.targets.length / batch.size;
-      out.targets = batch.targets.subarray(lo * t, hi * t);
-    }
-    return out;
+    return sliceBatch(batch, lo, hi);
   }
 
   /**
