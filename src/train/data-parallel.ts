@@ -3,8 +3,8 @@ import { allreduceSumOrdered, type Collective, shareOf } from "../core/collectiv
 import { allocate, type FloatArray } from "../core/dtype.js";
 import type { Batch } from "../objectives/batch.js";
 import type { Objective } from "../objectives/objective.js";
-import { sliceBatch } from "../second-order/distributed.js";
 import { type GradientOptions, type ValueAndGradient, valueAndGradient } from "../oracles/first-order.js";
+import { sliceBatch } from "../second-order/distributed.js";
 
 /**
  * Synchronous data-parallel gradients (docs/distributed.md): each of the `size` ranks holds the
