@@ -29,6 +29,7 @@ import { type AdversarialTraining, prepareAdversarialTraining, resolveAdversaria
 import { jsonSafe, writeFileAtomic, writeJsonAtomic } from "./atomic.js";
 import { type LoadedCheckpoint, loadCheckpoint } from "./checkpoint.js";
 import { datasetNames, type LoadedDataset, loadDataset } from "./datasets.js";
+import { DistributedJob, type DistributedTraining } from "./distributed/train.js";
 import { bestBackend } from "./index.js";
 import { type MetricRecord, RunDirectory } from "./run-dir.js";
 import { importTorchSafetensors } from "./torch-interop.js";
@@ -715,6 +716,8 @@ export async function runTrainJob(
   input: TrainConfigInput | ResumeInput,
   events: TrainJobEvents = {},
   signal?: { stopRequested: boolean },
+  /** Data-parallel training over the ranks of an MPI job (docs/distributed.md). */
+  distributed?: DistributedTraining,
 ): Promise<TrainResult> {
   const resumeDir = "resume" in input && input.resume !== undefined ? resolve(String(input.resume)) : null;
   let config: TrainConfig;
@@ -748,13 +751,24 @@ export async function runTrainJob(
   const { backend, data, spec, chain, certified, secondOrder } = prepared;
 
   // Only now, with every input validated, does the job touch the file system.
-  const run =
+  // --- distributed (src/node/distributed/train.ts): only rank 0 writes the run directory ---
+  const dist = distributed
+    ? new DistributedJob(distributed, { resumeDir, optimizer: config.optimizer, secondOrder: secondOrder !== null })
+    : null;
+  dist?.attach(prepared.trainerOptions);
+  const openRun = (dir: string | null) =>
     resumeDir !== null
-      ? RunDirectory.open(resumeDir)
-      : RunDirectory.create({ out: config.out, name: `${typeof config.model === "string" ? config.model : "model"}-${config.dataset}` });
+      ? RunDirectory.open(dir ?? resumeDir)
+      : RunDirectory.create({
+          out: dir ?? config.out,
+          name: `${typeof config.model === "string" ? config.model : "model"}-${config.dataset}`,
+        });
+  const run = dist ? dist.openRun(resumeDir, openRun) : openRun(null);
+  // --- end distributed ---
   const trainer = new Trainer(prepared.trainerOptions, { params: prepared.init.params, state: prepared.init.state });
   let resumedFromEpoch = 0;
   const last = resumeDir !== null ? run.loadLastCheckpoint(chain) : null;
+  dist?.broadcastStart(trainer.w, trainer.state); // --- distributed: every rank starts from rank 0's point ---
   if (last) {
     trainer.restore(snapshotFromCheckpoint(trainer, last));
     if (certified) restoreCertified(certified, last);

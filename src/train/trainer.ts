@@ -9,6 +9,7 @@ import { type AverageState, createAverage, type IterateAverage } from "../optim/
 import { EarlyStopping, type EarlyStoppingState } from "../optim/early-stopping.js";
 import { applyUpdates, type GradientTransformation, type LearningRate, learningRateAt, type StateTree } from "../optim/transform.js";
 import { valueAndGradient } from "../oracles/first-order.js";
+import type { DataParallel } from "./data-parallel.js";
 import { type Evaluation, evaluateDataset } from "./evaluate.js";
 
 /** Train, validation and test sets of a run. */
@@ -115,6 +116,10 @@ export interface TrainerOptions {
   projection?: (w: FloatArray) => void;
   onNaN?: NanPolicy;
   onStep?: (progress: StepProgress) => void;
+  // --- data parallel (src/train/data-parallel.ts, docs/distributed.md) ---
+  /** Split each batch across the ranks of a job and all-reduce the gradient (first-order steps only). */
+  dataParallel?: DataParallel;
+  // --- end data parallel ---
 }
 
 /**
@@ -303,7 +308,9 @@ export class Trainer {
       this.afterUpdate();
       return { loss: r.loss, gradNorm: r.gradNorm, skipped: false };
     }
-    const { loss, grad } = valueAndGradient(this.chain, o.objective, this.w, batch, {
+    // Data parallel: the same call, on this rank's share of the batch, all-reduced (src/train/data-parallel.ts).
+    const oracle = o.dataParallel ? o.dataParallel.valueAndGradient.bind(o.dataParallel) : valueAndGradient;
+    const { loss, grad } = oracle(this.chain, o.objective, this.w, batch, {
       grad: this.grad,
       training: true,
       state: this.state,

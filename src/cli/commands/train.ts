@@ -1,5 +1,6 @@
 import { SingleBar } from "cli-progress";
 import { type Command, Option } from "commander";
+import { distributedErrorHandler, distributedFromFlags } from "../../node/distributed/cli.js";
 import { type ResumeInput, readConfigFile, runTrainJob, SECOND_ORDER_METHODS, type TrainConfigInput } from "../../node/train-job.js";
 import type { EpochRecord } from "../../train/trainer.js";
 
@@ -100,9 +101,17 @@ export function register(program: Command): void {
       int("adv-validation-samples"),
     )
     // --- end adversarial training ---
+    // --- distributed (docs/distributed.md) ---
+    .option("--distributed", "data-parallel over the ranks of an MPI job (mpirun -np N …; automatic under mpirun with N > 1)")
+    .option("--deterministic-reduce", "distributed: sum gradients in rank order (bit-reproducible for a given N)")
+    // --- end distributed ---
     .option("--json", "print one JSON object per epoch and a final one, instead of text")
     .option("--no-progress", "no progress bar")
     .action(async (opts: Record<string, unknown>) => {
+      // --- distributed: MPI init (or a clear error), rank > 0 prints nothing ---
+      const distributed = distributedFromFlags(opts);
+      const silent = distributed !== null && distributed.collective.rank > 0;
+      // --- end distributed ---
       const json = opts.json === true;
       if (typeof opts.resume === "string" && typeof opts.config === "string") {
         throw new Error("--resume continues a run with the configuration saved in its config.json; it cannot be combined with --config");
@@ -152,7 +161,7 @@ export function register(program: Command): void {
       if (opts.normalize === false) flags.normalize = false;
       if (opts.shuffle === false) flags.shuffle = false;
       const config = { ...fromFile, ...flags } as TrainConfigInput;
-      const showBar = !json && opts.progress !== false && process.stderr.isTTY === true;
+      const showBar = !json && !silent && opts.progress !== false && process.stderr.isTTY === true;
       const bar = showBar
         ? new SingleBar({
             format: "epoch {epoch} |{bar}| {value}/{total} batches | loss {loss} | {speed} samples/s",
@@ -172,7 +181,9 @@ export function register(program: Command): void {
         process.stderr.write("\nchainopt: stopping after this epoch and saving a checkpoint; press Ctrl-C again to quit now\n");
       };
       process.on("SIGINT", onSigint);
-      const out = (line: string) => process.stdout.write(`${line}\n`);
+      const out = (line: string) => {
+        if (!silent) process.stdout.write(`${line}\n`);
+      };
       const input: TrainConfigInput | ResumeInput = typeof opts.resume === "string" ? { ...flags, resume: opts.resume } : config;
       let result: Awaited<ReturnType<typeof runTrainJob>>;
       try {
@@ -180,7 +191,7 @@ export function register(program: Command): void {
           input,
           {
             onStart: ({ run, chain, backend, config: c, resumedFromEpoch, trainSize, certified, smoothing }) => {
-              if (json) return;
+              if (json || silent) return;
               process.stderr.write(`backend: ${backend}\n`);
               const method = certified
                 ? `projected sgd, certified step ${certified.stepSize.toPrecision(4)} (1/L_F, L_F = ${certified.smoothness.toPrecision(4)} on B_R, R = ${formatList(certified.radii)})`
@@ -207,7 +218,8 @@ export function register(program: Command): void {
             },
           },
           signal,
-        );
+          distributed ?? undefined,
+        ).catch(distributedErrorHandler(distributed));
       } finally {
         bar?.stop();
         process.off("SIGINT", onSigint);
