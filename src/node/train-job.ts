@@ -491,7 +491,7 @@ function prepareSecondOrder(config: TrainConfig, method: SecondOrderMethod, chai
       const i = chain.components.findIndex((c, j) => j >= first && typeof c.backwardTangent !== "function");
       const c = chain.components[i];
       throw new Error(
-        `${what}: component layers[${i}] (${c.type}) has no second-order backward (conv2d and batchNorm have none), so the Newton step does not apply to this model; use --optimizer gauss-newton`,
+        `${what}: component layers[${i}] (${c.type}) has no second-order backward, so the Newton step does not apply to this model; use --optimizer gauss-newton`,
       );
     }
     // Dense stage matrices A (b × a), B (b × ρ) and the second derivatives ((a + ρ)²) of each
