@@ -29,6 +29,7 @@ import { jsonSafe, writeFileAtomic, writeJsonAtomic } from "./atomic.js";
 import { type LoadedCheckpoint, loadCheckpoint } from "./checkpoint.js";
 import { datasetNames, type LoadedDataset, loadDataset } from "./datasets.js";
 import { bestBackend } from "./index.js";
+import { checkLineSearchOptions, firstOrderArmijo, resolveLineSearchDefaults, wrapWithArmijo } from "./line-search-config.js";
 import { type MetricRecord, RunDirectory } from "./run-dir.js";
 import { importTorchSafetensors } from "./torch-interop.js";
 
@@ -68,8 +69,16 @@ export const trainConfigSchema = z
     lr: z.number().positive().default(0.02),
     /** Second-order methods: initial damping μ (λ of J Jᵀ + λI for GGN). */
     damping: z.number().nonnegative().optional(),
-    /** Second-order methods: Armijo backtracking on the damping (default on, except for GGN). */
-    lineSearch: z.boolean().optional(),
+    /**
+     * Second-order methods: Armijo backtracking on the damping (default on, except for GGN).
+     * First order (sgd, momentum): "armijo" (or true) searches the step (line-search-config.ts).
+     */
+    lineSearch: z.union([z.boolean(), z.literal("armijo")]).optional(),
+    // --- Armijo line search of first-order training (line-search-config.ts, docs/line-search.md) ---
+    armijoC: z.number().gt(0).lt(1).optional(),
+    armijoShrink: z.number().gt(0).lt(1).optional(),
+    armijoReset: z.enum(["constant", "previous", "increase"]).optional(),
+    // --- end Armijo ---
     /** Gauss-Newton: "gram" (fast, default) or "dual" (the papers' 2q+1 oracle calls). */
     gnImplementation: z.enum(["gram", "dual"]).optional(),
     /** "certified": projected SGD on B_R with the step 1/L_F of the smoothness certificate. */
@@ -265,6 +274,7 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
     );
   }
   checkMethodOptions(config);
+  checkLineSearchOptions(config); // Armijo line search (line-search-config.ts)
   if (config.init && !existsSync(config.init)) throw new Error(`init: ${config.init}: file not found`);
   const backend = bestBackend({ threads: config.threads, quiet: false });
   const data: LoadedDataset = await loadDataset(config.dataset, {
@@ -326,7 +336,9 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
   if (config.clipNorm !== undefined) optimizerOptions.clipNorm = config.clipNorm;
   if (config.clipValue !== undefined) optimizerOptions.clipValue = config.clipValue;
   // Second-order runs step with their own stepper; the trainer's optimizer (plain SGD) is unused.
-  const optimizer = createOptimizer(secondOrderMethod ? "sgd" : config.optimizer, optimizerOptions);
+  const optimizer = firstOrderArmijo(config)
+    ? wrapWithArmijo(config, (unit) => createOptimizer(config.optimizer, { ...optimizerOptions, lr: unit })) // Armijo line search
+    : createOptimizer(secondOrderMethod ? "sgd" : config.optimizer, optimizerOptions);
 
   let params: FloatArray;
   let state = chain.initState();
@@ -433,7 +445,8 @@ function checkMethodOptions(config: TrainConfig): void {
   const given = (k: string) => c[k] !== undefined;
   const second = isSecondOrder(config.optimizer);
   const certified = config.stepSize === "certified";
-  const so = SECOND_ORDER_ONLY.filter(given);
+  // The first-order Armijo line search is checked by checkLineSearchOptions (line-search-config.ts).
+  const so = SECOND_ORDER_ONLY.filter((k) => given(k) && !(k === "lineSearch" && firstOrderArmijo(config)));
   if (!second && so.length > 0) {
     throw new Error(
       `${flagList(so, c)}: options of the second-order methods (--optimizer ${SECOND_ORDER_METHODS.join("|")}), not of ${config.optimizer}`,
@@ -521,7 +534,7 @@ function prepareSecondOrder(config: TrainConfig, method: SecondOrderMethod, chai
     method,
     damping: config.damping,
     stepSize: config.lr,
-    lineSearch: config.lineSearch,
+    lineSearch: config.lineSearch === undefined ? undefined : config.lineSearch !== false,
     implementation: config.gnImplementation,
   });
 }
@@ -720,7 +733,10 @@ export async function runTrainJob(
     }
     hasCheckpoint = existsSync(join(resumeDir, "checkpoints", "last.safetensors"));
   } else {
-    config = resolveMethodDefaults(input as Record<string, unknown>, parseTrainConfig(input));
+    config = resolveLineSearchDefaults(
+      input as Record<string, unknown>,
+      resolveMethodDefaults(input as Record<string, unknown>, parseTrainConfig(input)),
+    );
     if (config.out && existsSync(config.out) && readdirSync(config.out).length > 0) {
       throw new Error(
         `--out ${config.out}: the directory exists and is not empty (use --resume ${config.out} to continue that run, or another --out)`,
