@@ -378,6 +378,63 @@ export class Conv2d implements Component<Conv2dTape> {
     }
   }
 
+  /**
+   * Second-order backward of the bi-affine convolution (Component.backwardTangent). Backward is
+   * (dW, db, ∂X_col) = (G X_colᵀ, G 1, Wᵀ G) for the slope G, bilinear in (G, W) and (G, X_col),
+   * so its derivative along the input direction dx (columns Ẋ_col = im2col(dx)), the parameter
+   * direction (Ẇ, ḃ) and the slope direction Ġ (ddy) has only the bilinear cross terms (the
+   * second derivatives of a bi-affine map, seed 002 Sec. 2.3; as for the dense layer):
+   *   ddW = Ġ X_colᵀ + G Ẋ_colᵀ,   ddb = Ġ 1,   ddx = col2im(Wᵀ Ġ + Ẇᵀ G).
+   * The bias direction ḃ enters no second derivative. Computed in the standard (c, i, j) column
+   * order with buffers of its own (the tape's columns are left as forward/backward expect them).
+   */
+  backwardTangent(
+    ctx: ComponentContext,
+    io: LayerIO<Conv2dTape>,
+    dy: FloatArray,
+    ddy: FloatArray,
+    dx: FloatArray | null,
+    dparams: FloatArray | null,
+    ddx: FloatArray | null,
+    ddparams: FloatArray | null,
+  ): void {
+    if (!ddx && !ddparams) return;
+    const { x, params, tape } = io;
+    const batch = ctx.batch;
+    const K = this.patchSize;
+    const F = this.outC;
+    const P = this.outPixels;
+    const nw = F * K;
+    const dtype: DType = x instanceof Float32Array ? "float32" : "float64";
+    const size = K * P * tape.chunk;
+    const cols = allocate(dtype, size);
+    const tcols = ddparams && dx ? allocate(dtype, size) : null;
+    const gcols = ddx ? allocate(dtype, size) : null;
+    for (let n0 = 0; n0 < batch; n0 += tape.chunk) {
+      const nb = Math.min(tape.chunk, batch - n0);
+      const ld = nb * P;
+      if (ddparams) this.im2col(x, n0, nb, cols);
+      if (tcols && dx) this.im2col(dx, n0, nb, tcols);
+      for (let nn = 0; nn < nb; nn++) {
+        const n = n0 + nn;
+        const g = dy.subarray(n * F * P, (n + 1) * F * P);
+        const gd = ddy.subarray(n * F * P, (n + 1) * F * P);
+        if (ddparams) {
+          const beta = n === 0 ? 0 : 1;
+          ctx.backend.gemm(false, true, F, K, P, 1, gd, P, columnBlock(cols, nn, P), ld, beta, ddparams, K);
+          if (tcols) ctx.backend.gemm(false, true, F, K, P, 1, g, P, columnBlock(tcols, nn, P), ld, 1, ddparams, K);
+          if (this.spec.bias) rowSums(ctx.backend, F, P, gd, P, beta, ddparams.subarray(nw, nw + F));
+        }
+        if (gcols) {
+          const block = columnBlock(gcols, nn, P);
+          ctx.backend.gemm(true, false, K, P, F, 1, params, K, gd, P, 0, block, ld);
+          if (dparams) ctx.backend.gemm(true, false, K, P, F, 1, dparams, K, g, P, 1, block, ld);
+        }
+      }
+      if (ddx && gcols) this.col2im(gcols, n0, nb, ddx);
+    }
+  }
+
   /** W′[c, (f·kh + i′)·kw + j′] ← W[f, c, kh−1−i′, kw−1−j′] (see {@link Conv2d.transposed}). */
   private flipKernel(params: FloatArray, out: FloatArray): void {
     const { inC: C, outC: F, kh, kw } = this;

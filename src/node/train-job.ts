@@ -31,6 +31,7 @@ import { type LoadedCheckpoint, loadCheckpoint } from "./checkpoint.js";
 import { datasetNames, type LoadedDataset, loadDataset } from "./datasets.js";
 import { DistributedJob, type DistributedTraining } from "./distributed/train.js";
 import { bestBackend } from "./index.js";
+import { checkLineSearchOptions, firstOrderArmijo, resolveLineSearchDefaults, wrapWithArmijo } from "./line-search-config.js";
 import { type MetricRecord, RunDirectory } from "./run-dir.js";
 import { importTorchSafetensors } from "./torch-interop.js";
 
@@ -70,8 +71,16 @@ export const trainConfigSchema = z
     lr: z.number().positive().default(0.02),
     /** Second-order methods: initial damping μ (λ of J Jᵀ + λI for GGN). */
     damping: z.number().nonnegative().optional(),
-    /** Second-order methods: Armijo backtracking on the damping (default on, except for GGN). */
-    lineSearch: z.boolean().optional(),
+    /**
+     * Second-order methods: Armijo backtracking on the damping (default on, except for GGN).
+     * First order (sgd, momentum): "armijo" (or true) searches the step (line-search-config.ts).
+     */
+    lineSearch: z.union([z.boolean(), z.literal("armijo")]).optional(),
+    // --- Armijo line search of first-order training (line-search-config.ts, docs/line-search.md) ---
+    armijoC: z.number().gt(0).lt(1).optional(),
+    armijoShrink: z.number().gt(0).lt(1).optional(),
+    armijoReset: z.enum(["constant", "previous", "increase"]).optional(),
+    // --- end Armijo ---
     /** Gauss-Newton: "gram" (fast, default) or "dual" (the papers' 2q+1 oracle calls). */
     gnImplementation: z.enum(["gram", "dual"]).optional(),
     /** "certified": projected SGD on B_R with the step 1/L_F of the smoothness certificate. */
@@ -279,6 +288,7 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
   }
   checkMethodOptions(config);
   const adversarialAttack = resolveAdversarialAttack(config); // adversarial training: flags checked first
+  checkLineSearchOptions(config); // Armijo line search (line-search-config.ts)
   if (config.init && !existsSync(config.init)) throw new Error(`init: ${config.init}: file not found`);
   const backend = bestBackend({ threads: config.threads, quiet: false });
   const data: LoadedDataset = await loadDataset(config.dataset, {
@@ -341,7 +351,9 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
   if (config.clipNorm !== undefined) optimizerOptions.clipNorm = config.clipNorm;
   if (config.clipValue !== undefined) optimizerOptions.clipValue = config.clipValue;
   // Second-order runs step with their own stepper; the trainer's optimizer (plain SGD) is unused.
-  const optimizer = createOptimizer(secondOrderMethod ? "sgd" : config.optimizer, optimizerOptions);
+  const optimizer = firstOrderArmijo(config)
+    ? wrapWithArmijo(config, (unit) => createOptimizer(config.optimizer, { ...optimizerOptions, lr: unit })) // Armijo line search
+    : createOptimizer(secondOrderMethod ? "sgd" : config.optimizer, optimizerOptions);
 
   let params: FloatArray;
   let state = chain.initState();
@@ -450,7 +462,8 @@ function checkMethodOptions(config: TrainConfig): void {
   const given = (k: string) => c[k] !== undefined;
   const second = isSecondOrder(config.optimizer);
   const certified = config.stepSize === "certified";
-  const so = SECOND_ORDER_ONLY.filter(given);
+  // The first-order Armijo line search is checked by checkLineSearchOptions (line-search-config.ts).
+  const so = SECOND_ORDER_ONLY.filter((k) => given(k) && !(k === "lineSearch" && firstOrderArmijo(config)));
   if (!second && so.length > 0) {
     throw new Error(
       `${flagList(so, c)}: options of the second-order methods (--optimizer ${SECOND_ORDER_METHODS.join("|")}), not of ${config.optimizer}`,
@@ -508,7 +521,7 @@ function prepareSecondOrder(config: TrainConfig, method: SecondOrderMethod, chai
       const i = chain.components.findIndex((c, j) => j >= first && typeof c.backwardTangent !== "function");
       const c = chain.components[i];
       throw new Error(
-        `${what}: component layers[${i}] (${c.type}) has no second-order backward (conv2d and batchNorm have none), so the Newton step does not apply to this model; use --optimizer gauss-newton`,
+        `${what}: component layers[${i}] (${c.type}) has no second-order backward, so the Newton step does not apply to this model; use --optimizer gauss-newton`,
       );
     }
     // Dense stage matrices A (b × a), B (b × ρ) and the second derivatives ((a + ρ)²) of each
@@ -538,7 +551,7 @@ function prepareSecondOrder(config: TrainConfig, method: SecondOrderMethod, chai
     method,
     damping: config.damping,
     stepSize: config.lr,
-    lineSearch: config.lineSearch,
+    lineSearch: config.lineSearch === undefined ? undefined : config.lineSearch !== false,
     implementation: config.gnImplementation,
   });
 }
@@ -739,7 +752,10 @@ export async function runTrainJob(
     }
     hasCheckpoint = existsSync(join(resumeDir, "checkpoints", "last.safetensors"));
   } else {
-    config = resolveMethodDefaults(input as Record<string, unknown>, parseTrainConfig(input));
+    config = resolveLineSearchDefaults(
+      input as Record<string, unknown>,
+      resolveMethodDefaults(input as Record<string, unknown>, parseTrainConfig(input)),
+    );
     if (config.out && existsSync(config.out) && readdirSync(config.out).length > 0) {
       throw new Error(
         `--out ${config.out}: the directory exists and is not empty (use --resume ${config.out} to continue that run, or another --out)`,

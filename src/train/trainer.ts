@@ -8,7 +8,7 @@ import type { Objective } from "../objectives/objective.js";
 import { type AverageState, createAverage, type IterateAverage } from "../optim/averaging.js";
 import { EarlyStopping, type EarlyStoppingState } from "../optim/early-stopping.js";
 import { applyUpdates, type GradientTransformation, type LearningRate, learningRateAt, type StateTree } from "../optim/transform.js";
-import { valueAndGradient } from "../oracles/first-order.js";
+import { objectiveValue, valueAndGradient } from "../oracles/first-order.js";
 import type { DataParallel } from "./data-parallel.js";
 import { type Evaluation, evaluateDataset } from "./evaluate.js";
 
@@ -321,7 +321,18 @@ export class Trainer {
       if (skip) return this.skipStep(loss, gradNorm);
       throw this.fault(Number.isFinite(loss) ? "gradient" : "loss", batch);
     }
-    this.optimizerState = o.optimizer.update(grad, this.optimizerState, this.w, { step: stepIndex, backend: this.chain.backend });
+    // Line search (optim/armijo.ts): the objective on this batch, in training mode, without
+    // updating the batch-norm statistics; transformations that do not search ignore it.
+    const state = this.state;
+    const lineObjective = {
+      value: loss,
+      at: (w: FloatArray) => objectiveValue(this.chain, o.objective, w, batch, { training: true, state }),
+    };
+    this.optimizerState = o.optimizer.update(grad, this.optimizerState, this.w, {
+      step: stepIndex,
+      backend: this.chain.backend,
+      objective: lineObjective,
+    });
     applyUpdates(this.w, grad, this.chain.backend);
     if (!this.parametersFinite()) {
       if (skip) return this.skipStep(loss, gradNorm);

@@ -40,7 +40,21 @@ export function register(program: Command): void {
     )
     .option("--lr <eta>", "learning rate (second-order: step size γ, η for ggn; default 1)", num("lr"))
     .option("--damping <mu>", "second-order: initial damping μ (λ of JJᵀ + λI for ggn)", num("damping"))
-    .option("--line-search", "second-order: Armijo backtracking, μ ×10 on failure (default for gauss-newton, newton)")
+    .option(
+      "--line-search [kind]",
+      "armijo: sgd/momentum search the step (first trial --lr, see docs/line-search.md); second-order: Armijo backtracking, μ ×10 on failure (default for gauss-newton, newton)",
+    )
+    // --- Armijo line search of first-order training ---
+    .option("--armijo-c <c>", "line search: sufficient-decrease constant c ∈ (0, 1) (default 1e-4)", num("armijo-c"))
+    .option("--armijo-shrink <beta>", "line search: backtracking factor β ∈ (0, 1) (default 0.5)", num("armijo-shrink"))
+    .addOption(
+      new Option("--armijo-reset <policy>", "line search: first trial step (default increase: min(lr, 2·previous))").choices([
+        "constant",
+        "previous",
+        "increase",
+      ]),
+    )
+    // --- end Armijo ---
     .option("--no-line-search", "second-order: proximal step with μ = 1/γ (default for ggn)")
     .addOption(new Option("--gn-implementation <impl>", "gauss-newton: fast Gram matrix, or the papers' dual").choices(["gram", "dual"]))
     .addOption(
@@ -135,6 +149,9 @@ export function register(program: Command): void {
         "lr",
         "damping",
         "lineSearch",
+        "armijoC",
+        "armijoShrink",
+        "armijoReset",
         "gnImplementation",
         "stepSize",
         "radius",
