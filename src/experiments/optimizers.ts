@@ -11,6 +11,7 @@ import { loadDataset } from "../node/datasets.js";
 import { bestBackend } from "../node/index.js";
 import { plotLines, renderReport } from "../node/report.js";
 import { RunDirectory } from "../node/run-dir.js";
+import { safeJoin } from "../node/safe-path.js";
 import { createObjective } from "../objectives/objective.js";
 import { createOptimizer } from "../optim/aliases.js";
 import { applyUpdates } from "../optim/transform.js";
@@ -311,7 +312,7 @@ export async function runOptimizerComparison(options: OptimizersOptions = {}, io
   for (const name of cfg.optimizers) {
     for (const lr of cfg.grid[name]) {
       const label = `${name} lr=${fmtLr(lr)}`;
-      const dir = RunDirectory.create({ out: join(run.dir, "grid", `${name}-lr${fmtLr(lr)}`) });
+      const dir = RunDirectory.create({ out: safeJoin(join(run.dir, "grid"), `${name}-lr${fmtLr(lr)}`) });
       const r = trainOnce(name, lr, cfg.gridEpochs, dir, label);
       const last = r.records[r.records.length - 1];
       const entry: GridEntry = {
@@ -347,7 +348,7 @@ export async function runOptimizerComparison(options: OptimizersOptions = {}, io
     best.chosen = true;
     const lrs = cfg.grid[name];
     const atGridEdge = lrs.length > 1 && (best.lr === lrs[0] || best.lr === lrs[lrs.length - 1]);
-    const dir = RunDirectory.create({ out: join(run.dir, "final", name) });
+    const dir = RunDirectory.create({ out: safeJoin(join(run.dir, "final"), name) });
     const reused = reusable.get(`${name}@${best.lr}`);
     let r: RunOutcome;
     if (reused) {

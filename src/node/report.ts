@@ -4,6 +4,7 @@ import { barPlot, type LineOptions, linePlot, type PlotSpec, type Row, reportPlo
 import { type MetricRow, type PerLayerRecord, parsePerLayerRecord, type RunData } from "../report/schema.js";
 import { readJsonLines, writeFileAtomic } from "./atomic.js";
 import { libraryVersion } from "./run-dir.js";
+import { safeJoin, uniqueSafeNames } from "./safe-path.js";
 
 /**
  * Rendering of reports and plots (Node): Vega-Lite specs (src/report/plots.ts) are compiled with
@@ -48,16 +49,24 @@ export interface PlotFiles {
   png?: string;
 }
 
-async function writePlotFiles(dir: string, plot: PlotSpec, svg: string, png: boolean): Promise<PlotFiles> {
+/**
+ * Writes one plot's files into `dir`. `fileName` (default: the plot's id) comes from data (metric
+ * keys, per-layer names): it is sanitized and checked to stay inside `dir` (src/node/safe-path.ts).
+ */
+async function writePlotFiles(dir: string, plot: PlotSpec, svg: string, png: boolean, fileName = plot.id): Promise<PlotFiles> {
   mkdirSync(dir, { recursive: true });
-  const files: PlotFiles = { svg: join(dir, `${plot.id}.svg`), csv: join(dir, `${plot.id}.csv`), spec: join(dir, `${plot.id}.vl.json`) };
+  const files: PlotFiles = {
+    svg: safeJoin(dir, fileName, ".svg", "plot"),
+    csv: safeJoin(dir, fileName, ".csv", "plot"),
+    spec: safeJoin(dir, fileName, ".vl.json", "plot"),
+  };
   writeFileAtomic(files.svg, svg);
   writeFileAtomic(files.csv, toCsv(plot.rows));
   writeFileAtomic(files.spec, `${JSON.stringify(plot.spec, null, 2)}\n`);
   if (png) {
     const bytes = await renderPng(svg);
     if (bytes) {
-      files.png = join(dir, `${plot.id}.png`);
+      files.png = safeJoin(dir, fileName, ".png", "plot");
       writeFileAtomic(files.png, bytes);
     }
   }
@@ -175,11 +184,16 @@ export async function renderReportFromData(runs: RunData[], outFile: string, opt
   const plotsDir =
     options.plotsDir === false ? null : resolve(options.plotsDir ?? join(dirname(out), `${basename(out, extname(out))}-plots`));
   const plots = reportPlots(runs);
+  // Plot ids hold metric keys read from the runs: distinct safe file names for them.
+  const fileNames = uniqueSafeNames(
+    plots.map((p) => p.id),
+    "plot",
+  );
   const figures: string[] = [];
   const result: ReportResult = { html: out, plots: [] };
   for (const [k, plot] of plots.entries()) {
     const svg = await renderSvg(plot.spec);
-    const files = plotsDir ? await writePlotFiles(plotsDir, plot, svg, options.png ?? true) : undefined;
+    const files = plotsDir ? await writePlotFiles(plotsDir, plot, svg, options.png ?? true, fileNames[k]) : undefined;
     result.plots.push({ id: plot.id, title: plot.title, points: plot.points, files });
     figures.push(
       `<figure class="plot" id="plot-${esc(plot.id)}" data-plot="${esc(plot.id)}" data-points="${plot.points}" data-mark="${plot.mark}" data-symbols="${plot.symbols}">` +

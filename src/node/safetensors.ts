@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { writeFileAtomic } from "./atomic.js";
 
 /**
@@ -15,12 +15,14 @@ import { writeFileAtomic } from "./atomic.js";
  * Rules checked on read (as the reference implementation does): N within bounds (≤ 100 MB, inside
  * the file), the header a JSON object, every dtype known, every shape a list of non-negative
  * integers, `end − begin = (Π shape) × dtype size`, offsets inside the buffer, and the tensors
- * covering the buffer exactly (no overlap, no hole, nothing after the last one).
+ * covering the buffer exactly (no overlap, no hole, nothing after the last one). The header is
+ * read and checked first; tensors are then read at their offsets through a file handle (the file
+ * is never loaded whole, so files over 2 GiB work).
  *
  * Alignment: the writer pads the header with spaces so that the data buffer starts at a multiple
  * of 8 bytes (as the reference writer does) and lays tensors out by decreasing element size, so
  * every tensor starts at a multiple of its element size and can be viewed without copying by
- * readers that memory-map the file. The reader here always copies into fresh (aligned) arrays.
+ * readers that memory-map the file. The reader here reads each tensor into a fresh (aligned) array.
  */
 
 /** Element types of the format (F8 types are not supported). */
@@ -202,30 +204,135 @@ export function writeSafetensors(
   writeFileAtomic(path, encodeSafetensors(tensors, metadata, path));
 }
 
-/** Reads and validates a safetensors file. */
-export function readSafetensors(path: string): SafetensorsContents {
-  let bytes: Uint8Array;
+/** A tensor's entry in the header: dtype, shape and byte range in the data buffer. */
+export interface SafetensorsEntry {
+  name: string;
+  dtype: SafetensorsDType;
+  shape: number[];
+  /** Offsets relative to the data buffer. */
+  begin: number;
+  end: number;
+}
+
+/** A validated header: entries in file order, `__metadata__`, and where the data buffer starts. */
+export interface SafetensorsHeader {
+  entries: SafetensorsEntry[];
+  metadata: Record<string, string>;
+  /** Byte offset of the data buffer in the file (8 + header length). */
+  dataStart: number;
+  /** Size of the file in bytes. */
+  fileSize: number;
+}
+
+/** Checks the 8-byte header length against the limit and the file size; returns it. */
+function checkHeaderLength(n64: bigint, fileSize: number, file: string): number {
+  if (n64 > BigInt(MAX_HEADER_SIZE)) throw new SafetensorsError(file, `header length ${n64} exceeds the limit of ${MAX_HEADER_SIZE} bytes`);
+  const n = Number(n64);
+  if (n < 2) throw new SafetensorsError(file, `header length ${n} is too small for a JSON object`);
+  if (8 + n > fileSize)
+    throw new SafetensorsError(file, `header length ${n} runs past the end of the file (${fileSize} bytes): truncated?`);
+  return n;
+}
+
+/**
+ * Reads and validates only the header of a safetensors file (the 8-byte length, then the JSON),
+ * checking every entry against the file's size: a corrupt header or a truncated file is reported
+ * without reading the tensors.
+ */
+export function readSafetensorsHeader(path: string): SafetensorsHeader {
+  let fd: number;
   try {
-    bytes = readFileSync(path);
+    fd = openSync(path, "r");
   } catch (error) {
     throw new SafetensorsError(path, `cannot read: ${(error as Error).message}`);
   }
-  return decodeSafetensors(bytes, path);
+  try {
+    return readHeaderFromFd(fd, path);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function readHeaderFromFd(fd: number, path: string): SafetensorsHeader {
+  const fileSize = fstatSync(fd).size;
+  if (fileSize < 8) throw new SafetensorsError(path, `file too short (${fileSize} bytes): no 8-byte header length`);
+  const head = Buffer.alloc(8);
+  readFully(fd, head, 0, path);
+  const n = checkHeaderLength(head.readBigUInt64LE(0), fileSize, path);
+  const header = Buffer.alloc(n);
+  readFully(fd, header, 8, path);
+  return parseSafetensorsHeader(header, fileSize, path);
+}
+
+/** Largest single read(2) (Node refuses reads over 2 GiB). */
+const READ_CHUNK = 1 << 30;
+
+/** Fills `buf` from `fd` at `position` (chunked: works for tensors and files over 2 GiB). */
+function readFully(fd: number, buf: Uint8Array, position: number, path: string): void {
+  let done = 0;
+  while (done < buf.length) {
+    const want = Math.min(READ_CHUNK, buf.length - done);
+    const got = readSync(fd, buf, done, want, position + done);
+    if (got <= 0) throw new SafetensorsError(path, `unexpected end of file at byte ${position + done}: truncated?`);
+    done += got;
+  }
+}
+
+/**
+ * Reads and validates a safetensors file: the header first ({@link readSafetensorsHeader}), then
+ * each tensor at its offset through a file handle into its own array. The file is never held in
+ * memory as a whole, so files over 2 GiB load and peak memory is the tensors themselves.
+ * `names`: read only these tensors (the whole header is still validated; a missing name is an error).
+ */
+export function readSafetensors(path: string, options: { names?: readonly string[] } = {}): SafetensorsContents {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (error) {
+    throw new SafetensorsError(path, `cannot read: ${(error as Error).message}`);
+  }
+  try {
+    const header = readHeaderFromFd(fd, path);
+    const wanted = options.names ? new Set(options.names) : null;
+    if (wanted) {
+      const missing = [...wanted].filter((n) => !header.entries.some((e) => e.name === n));
+      if (missing.length > 0) throw new SafetensorsError(path, `no tensor ${missing.map((m) => JSON.stringify(m)).join(", ")}`);
+    }
+    const tensors = new Map<string, Tensor>();
+    for (const t of header.entries) {
+      if (wanted && !wanted.has(t.name)) continue;
+      const raw = new Uint8Array(t.end - t.begin);
+      readFully(fd, raw, header.dataStart + t.begin, path);
+      tensors.set(t.name, { dtype: t.dtype, shape: t.shape, data: toTypedArray(t.dtype, raw) });
+    }
+    return { tensors, metadata: header.metadata };
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Parses and validates safetensors bytes; `file` names the source in error messages. */
 export function decodeSafetensors(bytes: Uint8Array, file = "<safetensors>"): SafetensorsContents {
   if (bytes.length < 8) throw new SafetensorsError(file, `file too short (${bytes.length} bytes): no 8-byte header length`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n64 = view.getBigUint64(0, true);
-  if (n64 > BigInt(MAX_HEADER_SIZE)) throw new SafetensorsError(file, `header length ${n64} exceeds the limit of ${MAX_HEADER_SIZE} bytes`);
-  const n = Number(n64);
-  if (n < 2) throw new SafetensorsError(file, `header length ${n} is too small for a JSON object`);
-  if (8 + n > bytes.length)
-    throw new SafetensorsError(file, `header length ${n} runs past the end of the file (${bytes.length} bytes): truncated?`);
+  const n = checkHeaderLength(view.getBigUint64(0, true), bytes.length, file);
+  const header = parseSafetensorsHeader(bytes.subarray(8, 8 + n), bytes.length, file);
+  const tensors = new Map<string, Tensor>();
+  for (const t of header.entries) {
+    const raw = bytes.subarray(header.dataStart + t.begin, header.dataStart + t.end);
+    tensors.set(t.name, { dtype: t.dtype, shape: t.shape, data: toTypedArray(t.dtype, raw) });
+  }
+  return { tensors, metadata: header.metadata };
+}
+
+/**
+ * Validates the JSON header (the bytes after the 8-byte length) of a file of `fileSize` bytes:
+ * dtypes, shapes, offsets inside the data buffer, tensors tiling the buffer exactly.
+ */
+export function parseSafetensorsHeader(headerBytes: Uint8Array, fileSize: number, file = "<safetensors>"): SafetensorsHeader {
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + n));
+    text = new TextDecoder("utf-8", { fatal: true }).decode(headerBytes);
   } catch {
     throw new SafetensorsError(file, "header is not valid UTF-8");
   }
@@ -238,10 +345,10 @@ export function decodeSafetensors(bytes: Uint8Array, file = "<safetensors>"): Sa
   }
   if (header === null || typeof header !== "object" || Array.isArray(header))
     throw new SafetensorsError(file, "header is not a JSON object");
-  const dataStart = 8 + n;
-  const dataLength = bytes.length - dataStart;
+  const dataStart = 8 + headerBytes.length;
+  const dataLength = fileSize - dataStart;
   const metadata: Record<string, string> = {};
-  const infos: { name: string; dtype: SafetensorsDType; shape: number[]; begin: number; end: number }[] = [];
+  const infos: SafetensorsEntry[] = [];
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
     if (name === "__metadata__") {
       if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw new SafetensorsError(file, "__metadata__ is not an object");
@@ -299,12 +406,7 @@ export function decodeSafetensors(bytes: Uint8Array, file = "<safetensors>"): Sa
       `${dataLength - cursor} bytes after the last tensor: the data buffer is ${dataLength} bytes, tensors cover ${cursor}`,
     );
   }
-  const tensors = new Map<string, Tensor>();
-  for (const t of infos) {
-    const raw = bytes.subarray(dataStart + t.begin, dataStart + t.end);
-    tensors.set(t.name, { dtype: t.dtype, shape: t.shape, data: toTypedArray(t.dtype, raw) });
-  }
-  return { tensors, metadata };
+  return { entries: infos, metadata, dataStart, fileSize };
 }
 
 /** Copies little-endian bytes into a fresh typed array of the dtype (F16/BF16 decoded to float32). */
