@@ -27,3 +27,7 @@ export * from "./report/plots.js";
 export * from "./report/schema.js";
 export * from "./second-order/index.js";
 export * from "./smoothing/index.js";
+// Training: fit (the high-level entry), the Trainer and evaluation.
+export * from "./train/evaluate.js";
+export * from "./train/fit.js";
+export * from "./train/trainer.js";
