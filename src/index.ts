@@ -30,3 +30,7 @@ export * from "./report/schema.js";
 export * from "./second-order/index.js";
 export * from "./smoothing/index.js";
 // --- end adversarial ---
+// Training: fit (the high-level entry), the Trainer and evaluation.
+export * from "./train/evaluate.js";
+export * from "./train/fit.js";
+export * from "./train/trainer.js";

@@ -26,7 +26,7 @@ describe("chainopt train --adversarial", () => {
       assert.ok((m.validation_robust_loss as number) >= (m.validation_loss as number) - 1e-9);
     }
     const lines = jsonLines(r.stdout);
-    assert.ok(lines[0].robustValAccuracy !== undefined);
+    assert.ok(lines[0].validationRobustAccuracy !== undefined);
     const part = join(root, "part");
     const a = await runCli(["train", ...DATA, ...ADV, "--epochs", "1", "--out", part]);
     assert.equal(a.code, 0, a.stderr);

@@ -55,6 +55,7 @@ export function bestBackend(options: BestBackendOptions = {}): Backend {
 export * from "./atomic.js";
 export * from "./checkpoint.js";
 export * from "./datasets.js";
+export * from "./fit-run.js";
 export * from "./idx.js";
 export * from "./report.js";
 export * from "./run-dir.js";

@@ -11,28 +11,21 @@ import { type Dataset, inputSizeOf } from "../data/dataset.js";
 import { createObjective, type Objective } from "../objectives/objective.js";
 import { createOptimizer, OPTIMIZER_NAMES } from "../optim/aliases.js";
 import { createSchedule } from "../optim/schedules.js";
-import { stateFromTensors, stateToTensors } from "../optim/state.js";
 import type { LearningRate } from "../optim/transform.js";
 import { requireSecondOrder } from "../second-order/curvature.js";
 import type { SecondOrderMethod } from "../second-order/stepper.js";
 import { type SmoothResult, smoothingSummary, smoothModelSpec } from "../smoothing/smooth.js";
 import { type SecondOrderCustomStepper, secondOrderTrainingStepper } from "../train/second-order.js";
-import {
-  type EpochRecord,
-  NumericalFaultError,
-  type StepProgress,
-  Trainer,
-  type TrainerOptions,
-  type TrainerSnapshot,
-} from "../train/trainer.js";
+import { type EpochRecord, type StepProgress, Trainer, type TrainerOptions } from "../train/trainer.js";
 import { type AdversarialTraining, prepareAdversarialTraining, resolveAdversarialAttack } from "./adversarial-train.js";
 import { jsonSafe, writeFileAtomic, writeJsonAtomic } from "./atomic.js";
 import { type LoadedCheckpoint, loadCheckpoint } from "./checkpoint.js";
 import { datasetNames, type LoadedDataset, loadDataset } from "./datasets.js";
 import { DistributedJob, type DistributedTraining } from "./distributed/train.js";
+import { saveTrainerCheckpoint, snapshotFromCheckpoint, trainInRunDirectory } from "./fit-run.js";
 import { bestBackend } from "./index.js";
 import { checkLineSearchOptions, firstOrderArmijo, resolveLineSearchDefaults, wrapWithArmijo } from "./line-search-config.js";
-import { type MetricRecord, RunDirectory } from "./run-dir.js";
+import { RunDirectory } from "./run-dir.js";
 import { importTorchSafetensors } from "./torch-interop.js";
 
 // The `chainopt train` job: resolves a configuration (command-line flags and/or a JSON file,
@@ -853,7 +846,7 @@ export async function runTrainJob(
   }
   // The starting point (epoch 0), so that a run killed or faulting in its first epoch keeps a
   // good checkpoint and can be resumed.
-  if (!last) saveTrainerCheckpoint(run, trainer, config, certified);
+  if (!last) saveTrainerCheckpoint(run, trainer, config.optimizer, certifiedCheckpointExtra(certified));
   events.onStart?.({
     run,
     chain,
@@ -865,161 +858,89 @@ export async function runTrainJob(
     smoothing: smoothing ? `${smoothing.smoothedParts} part(s) smoothed; ${smoothing.objective.statement}` : undefined,
   });
 
-  const started = performance.now();
-  const epochs: EpochRecord[] = run
-    .readMetrics()
-    .filter((m) => m.type === "epoch" && m.record !== undefined)
-    .map((m) => reviveNumbers(m.record) as EpochRecord);
-  let interrupted = false;
-  while (trainer.epoch < config.epochs && !trainer.stopped) {
-    if (signal?.stopRequested) {
-      interrupted = true;
-      break;
-    }
-    let record: EpochRecord;
-    if (certified) certified.epochProjections = 0;
-    try {
-      // Asynchronous so that Ctrl-C (SIGINT) is seen during the epoch.
-      record = await trainer.runEpochAsync({ train: data.train, validation: data.validation });
-    } catch (error) {
-      if (error instanceof NumericalFaultError) throw faultStop(run, trainer, error);
-      throw error;
-    }
-    epochs.push(record);
-    const metric: MetricRecord = {
-      type: "epoch",
-      step: trainer.step,
-      epoch: record.epoch,
-      train_loss: record.trainLoss,
-      validation_loss: record.valLoss,
-      validation_accuracy: record.valAccuracy,
-      lr: record.learningRate,
-      grad_norm: record.gradNorm,
-      seconds: record.seconds,
-      record,
-    };
-    if (record.skippedSteps > 0) metric.skipped_steps = record.skippedSteps;
-    // Per-epoch numbers of second-order runs (the damping the next step starts from, steps whose
-    // every direction failed the Armijo test, in all) and certified runs (step, projections).
-    const extra: Record<string, number> = {};
-    if (secondOrder) {
-      extra.damping = secondOrder.state.damping;
-      extra.rejectedSteps = secondOrder.counters.rejected;
-    }
-    if (certified) {
-      extra.stepSize = certified.current.stepSize;
-      extra.projections = certified.epochProjections;
-    }
-    if (secondOrder) {
-      metric.damping = extra.damping;
-      metric.rejected_steps = extra.rejectedSteps;
-    }
-    if (certified) {
-      metric.step_size = extra.stepSize;
-      metric.projections = extra.projections;
-    }
-    // --- adversarial training: robust validation metrics ---
-    if (prepared.adversarial && data.validation) {
-      const r = prepared.adversarial.validate(trainer.evaluationParams(), trainer.state, data.validation, trainer.epoch);
-      metric.validation_robust_loss = extra.robustValLoss = r.robustLoss;
-      metric.validation_robust_accuracy = extra.robustValAccuracy = r.robustAccuracy;
-    }
-    // --- end adversarial training ---
-    run.logMetrics(metric);
-    // Re-certification on a local ball around the iterate (after the epoch's metrics line, before
-    // its checkpoint, so that a resumed run neither repeats nor misses it).
-    if (certified && config.recertifyEvery && trainer.epoch % config.recertifyEvery === 0 && trainer.epoch < config.epochs) {
-      const radii = localRadii(chain, trainer.w, certified.delta, certified.radii);
-      const local = certified.certify(radii);
-      certified.current = { stepSize: Math.max(local.stepSize, certified.stepSize), radii };
-      run.logMetrics({
-        type: "recertify",
-        step: trainer.step,
-        epoch: trainer.epoch,
-        step_size: certified.current.stepSize,
-        smoothness: local.result.certificate.smoothness,
-        radii,
-        norms: layerNorms(chain, trainer.w),
-      });
-    }
-    saveTrainerCheckpoint(run, trainer, config, certified);
-    events.onEpoch?.(record, Object.keys(extra).length > 0 ? extra : undefined);
-    await new Promise<void>((resolve) => setImmediate(resolve)); // let a pending SIGINT handler run
-    if (signal?.stopRequested && trainer.epoch < config.epochs && !trainer.stopped) {
-      interrupted = true;
-      break;
-    }
-  }
-  const final = trainer.finalParams();
-  let testLoss: number | undefined;
-  let testAccuracy: number | undefined;
-  if (!interrupted) {
-    if (data.test) {
-      const ev = trainer.evaluate(data.test, final);
-      testLoss = ev.loss;
-      testAccuracy = ev.accuracy;
-      run.logMetrics({ type: "final", step: trainer.step, epoch: trainer.epoch, test_loss: testLoss, test_accuracy: testAccuracy });
-    }
-    run.saveModel(chain, final, trainer.state, { step: trainer.step, epoch: trainer.epoch });
-  }
-  const certifiedResult = certified ? certifiedSummary(certified, recertifications()) : undefined;
-  const secondOrderResult = secondOrder
-    ? {
-        method: secondOrder.name,
-        damping: secondOrder.state.damping,
-        steps: secondOrder.state.steps,
-        rejected: secondOrder.counters.rejected,
-      }
-    : undefined;
-  if (certified && certifiedResult) writeJsonAtomic(certificatePath, certificateRecord(certified, certifiedResult));
-  if (!interrupted) {
-    run.writeSummary({
-      epochs: trainer.epoch,
-      steps: trainer.step,
-      testLoss,
-      testAccuracy,
-      stoppedEarly: trainer.stopped,
-      bestEpoch: trainer.earlyStopping?.bestEpoch,
-      seconds: run.wall(),
-      ...(certifiedResult ? { certified: jsonSafe(certifiedResult) } : {}),
-      ...(secondOrderResult ? { secondOrder: jsonSafe(secondOrderResult) } : {}),
-    });
-  }
+  let certifiedResult: CertifiedSummary | undefined;
+  let secondOrderResult: TrainResult["secondOrder"];
+  // The epochs, metrics, checkpoints, final model and summary: the run-directory loop of
+  // `fitToRunDir` (fit-run.ts), with the hooks of second-order and certified runs.
+  const result = await trainInRunDirectory(run, trainer, data, {
+    epochs: config.epochs,
+    optimizerName: config.optimizer,
+    signal,
+    hooks: {
+      onEpochStart: () => {
+        if (certified) certified.epochProjections = 0;
+      },
+      // Per-epoch numbers of second-order runs (the damping the next step starts from, steps whose
+      // every direction failed the Armijo test, in all) and certified runs (step, projections).
+      epochExtra: () => {
+        const extra: Record<string, number> = {};
+        if (secondOrder) {
+          extra.damping = secondOrder.state.damping;
+          extra.rejectedSteps = secondOrder.counters.rejected;
+        }
+        if (certified) {
+          extra.stepSize = certified.current.stepSize;
+          extra.projections = certified.epochProjections;
+        }
+        // --- adversarial training: robust validation metrics ---
+        if (prepared.adversarial && data.validation) {
+          const r = prepared.adversarial.validate(trainer.evaluationParams(), trainer.state, data.validation, trainer.epoch);
+          extra.validationRobustLoss = r.robustLoss;
+          extra.validationRobustAccuracy = r.robustAccuracy;
+        }
+        // --- end adversarial training ---
+        return extra;
+      },
+      // Re-certification on a local ball around the iterate (after the epoch's metrics line, before
+      // its checkpoint, so that a resumed run neither repeats nor misses it).
+      afterEpochMetrics: () => {
+        if (certified && config.recertifyEvery && trainer.epoch % config.recertifyEvery === 0 && trainer.epoch < config.epochs) {
+          const radii = localRadii(chain, trainer.w, certified.delta, certified.radii);
+          const local = certified.certify(radii);
+          certified.current = { stepSize: Math.max(local.stepSize, certified.stepSize), radii };
+          run.logMetrics({
+            type: "recertify",
+            step: trainer.step,
+            epoch: trainer.epoch,
+            step_size: certified.current.stepSize,
+            smoothness: local.result.certificate.smoothness,
+            radii,
+            norms: layerNorms(chain, trainer.w),
+          });
+        }
+      },
+      checkpointExtra: () => certifiedCheckpointExtra(certified),
+      onEpoch: events.onEpoch,
+      onFinish: () => {
+        certifiedResult = certified ? certifiedSummary(certified, recertifications()) : undefined;
+        secondOrderResult = secondOrder
+          ? {
+              method: secondOrder.name,
+              damping: secondOrder.state.damping,
+              steps: secondOrder.state.steps,
+              rejected: secondOrder.counters.rejected,
+            }
+          : undefined;
+        if (certified && certifiedResult) writeJsonAtomic(certificatePath, certificateRecord(certified, certifiedResult));
+        return {
+          ...(certifiedResult ? { certified: jsonSafe(certifiedResult) } : {}),
+          ...(secondOrderResult ? { secondOrder: jsonSafe(secondOrderResult) } : {}),
+        };
+      },
+    },
+  });
   return {
-    epochs,
-    testLoss,
-    testAccuracy,
-    seconds: (performance.now() - started) / 1000,
+    epochs: result.history,
+    testLoss: result.test?.loss,
+    testAccuracy: result.test?.accuracy,
+    seconds: result.seconds,
     runDir: run.dir,
-    params: final,
-    interrupted,
-    stoppedEarly: trainer.stopped,
+    params: result.params,
+    interrupted: result.interrupted,
+    stoppedEarly: result.stoppedEarly,
     certified: certifiedResult,
     secondOrder: secondOrderResult,
   };
-}
-
-/** Logs a numerical fault and returns the error to throw, naming the last good checkpoint (kept as is). */
-function faultStop(run: RunDirectory, trainer: Trainer, error: NumericalFaultError): NumericalFaultError {
-  run.logMetrics({
-    type: "fault",
-    step: error.step,
-    epoch: trainer.epoch + 1,
-    what: error.what,
-    component: error.component,
-    message: error.message,
-  });
-  const last = run.checkpointIndex().last;
-  const kept = last ? `; the last good checkpoint is kept: ${run.lastCheckpointPath} (epoch ${last.epoch}, step ${last.step})` : "";
-  return new NumericalFaultError(`${error.message}${kept}`, error.step, error.component, error.what);
-}
-
-/** JSON-safe numbers ("NaN", "Infinity", "-Infinity" strings) back to numbers, one level deep. */
-function reviveNumbers(value: unknown): unknown {
-  if (value === null || typeof value !== "object") return value;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) out[k] = v === "NaN" || v === "Infinity" || v === "-Infinity" ? Number(v) : v;
-  return out;
 }
 
 function isChainoptCheckpoint(file: string): boolean {
@@ -1035,43 +956,18 @@ function isChainoptCheckpoint(file: string): boolean {
   }
 }
 
-// Trainer state beside the optimizer's in a checkpoint: tensors `optimizer.__average` (the averaged
-// iterate) and `optimizer.__best` (early stopping's best parameters); counters in `extra` (JSON,
-// non-finite numbers as strings).
-const AVERAGE_TENSOR = "__average";
-const BEST_TENSOR = "__best";
-
-function saveTrainerCheckpoint(run: RunDirectory, trainer: Trainer, config: TrainConfig, certified: CertifiedState | null): void {
-  const s = trainer.snapshot();
-  const saved = stateToTensors(s.optimizerState);
-  const tensors: Record<string, FloatArray> = { ...saved.tensors };
-  if (s.average) tensors[AVERAGE_TENSOR] = s.average.averaged;
-  if (s.bestParams) tensors[BEST_TENSOR] = s.bestParams;
-  run.saveCheckpoint(trainer.chain, {
-    params: s.params,
-    state: s.state,
-    optimizer: { tensors, scalars: saved.scalars, info: { name: config.optimizer } },
-    rng: { data: s.rng },
-    step: s.step,
-    epoch: s.epoch,
-    extra: {
-      average: s.average ? { count: s.average.count } : undefined,
-      earlyStopping: s.earlyStopping ? jsonSafe(s.earlyStopping) : undefined,
-      // The second-order stepper's state (damping, counters) and the certified run's current ball,
-      // step and counters.
-      stepper: s.stepper ? jsonSafe(s.stepper) : undefined,
-      batchTransform: s.batchTransform ? jsonSafe(s.batchTransform) : undefined, // adversarial training's generator
-      certified: certified
-        ? {
-            stepSize: certified.current.stepSize,
-            radii: certified.current.radii,
-            initialProjection: certified.initialProjection,
-            projections: certified.projections,
-            outsideGlobal: certified.outsideGlobal,
-          }
-        : undefined,
+/** The `extra` entries of a certified run's checkpoints: its current ball, step and counters. */
+function certifiedCheckpointExtra(certified: CertifiedState | null): Record<string, unknown> {
+  if (!certified) return {};
+  return {
+    certified: {
+      stepSize: certified.current.stepSize,
+      radii: certified.current.radii,
+      initialProjection: certified.initialProjection,
+      projections: certified.projections,
+      outsideGlobal: certified.outsideGlobal,
     },
-  });
+  };
 }
 
 /** Restores a certified run's current ball, step and counters from a checkpoint. */
@@ -1084,38 +980,4 @@ function restoreCertified(c: CertifiedState, ck: LoadedCheckpoint): void {
   c.initialProjection = saved.initialProjection === true;
   c.projections = Number(saved.projections);
   c.outsideGlobal = Number(saved.outsideGlobal);
-}
-
-/** The trainer snapshot stored in a checkpoint written by {@link saveTrainerCheckpoint}. */
-function snapshotFromCheckpoint(trainer: Trainer, ck: LoadedCheckpoint): TrainerSnapshot {
-  const tensors: Record<string, FloatArray> = {};
-  for (const [k, v] of Object.entries(ck.optimizer?.tensors ?? {})) if (k !== AVERAGE_TENSOR && k !== BEST_TENSOR) tensors[k] = v;
-  const optimizerState = stateFromTensors(trainer.optimizerState, { tensors, scalars: ck.optimizer?.scalars ?? {} });
-  const extra = ck.extra as {
-    average?: { count: number };
-    earlyStopping?: Record<string, number | string>;
-    stepper?: Record<string, number | string>;
-    batchTransform?: Record<string, number | string>;
-  };
-  if (trainer.options.stepper?.restoreState && !extra.stepper) {
-    throw new Error(`checkpoint: the ${trainer.options.stepper.name} stepper's state (extra.stepper) is missing`);
-  }
-  const averaged = ck.optimizer?.tensors[AVERAGE_TENSOR];
-  if (extra.average && !averaged) throw new Error(`checkpoint: the averaged iterate (optimizer.${AVERAGE_TENSOR}) is missing`);
-  const es = extra.earlyStopping;
-  const rng = ck.rng.data;
-  if (!rng) throw new Error("checkpoint: the data-order generator state (rng.data) is missing");
-  return {
-    params: ck.params,
-    state: ck.state,
-    optimizerState,
-    rng,
-    epoch: ck.epoch,
-    step: ck.step,
-    average: extra.average && averaged ? { count: extra.average.count, averaged } : null,
-    earlyStopping: es ? { bestValue: Number(es.bestValue), bestEpoch: Number(es.bestEpoch), badEpochs: Number(es.badEpochs) } : null,
-    bestParams: ck.optimizer?.tensors[BEST_TENSOR] ?? null,
-    stepper: extra.stepper ? Object.fromEntries(Object.entries(extra.stepper).map(([k, v]) => [k, Number(v)])) : null,
-    batchTransform: extra.batchTransform ? Object.fromEntries(Object.entries(extra.batchTransform).map(([k, v]) => [k, Number(v)])) : null,
-  };
 }

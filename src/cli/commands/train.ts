@@ -312,8 +312,11 @@ function formatEpoch(r: EpochRecord, extra?: Record<string, number>): string {
   if (extra?.damping !== undefined) parts.push(`damping ${extra.damping.toPrecision(3)}`);
   if (extra?.rejectedSteps) parts.push(`${extra.rejectedSteps} steps rejected in all`);
   if (extra?.projections !== undefined) parts.push(`${extra.projections} projections`);
-  if (extra?.robustValAccuracy !== undefined)
-    parts.push(`robust val loss ${extra.robustValLoss.toFixed(4)}`, `robust val acc ${(100 * extra.robustValAccuracy).toFixed(2)}%`); // adversarial training
+  if (extra?.validationRobustAccuracy !== undefined)
+    parts.push(
+      `robust val loss ${extra.validationRobustLoss.toFixed(4)}`,
+      `robust val acc ${(100 * extra.validationRobustAccuracy).toFixed(2)}%`,
+    ); // adversarial training
   parts.push(
     `|∇F| ${r.gradNorm.toFixed(3)}`,
     `${extra?.stepSize !== undefined ? "step" : "lr"} ${r.learningRate.toPrecision(3)}`,
