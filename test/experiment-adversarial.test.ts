@@ -3,16 +3,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import {
-  AdversarialTransform,
-  boxDomain,
-  createChain,
-  createDataset,
-  createObjective,
-  createOptimizer,
-  Rng,
-} from "../src/index.js";
 import { runAdversarialExperiment } from "../src/experiments/adversarial.js";
+import { AdversarialTransform, boxDomain, createChain, createDataset, createObjective, createOptimizer, Rng } from "../src/index.js";
 import { Trainer } from "../src/train/trainer.js";
 
 // Adversarial training: the trainer's batch transform resumes bit-identically from a snapshot
@@ -65,7 +57,15 @@ describe("adversarial training", () => {
 
   it("experiment adversarial (tiny): curves, weight movement, robust ≤ clean, files", async () => {
     const out = join(root, "exp");
-    const r = await runAdversarialExperiment({ widths: [8, 32], trainSamples: 120, testSamples: 60, epochs: 2, steps: 2, evalSteps: 2, out });
+    const r = await runAdversarialExperiment({
+      widths: [8, 32],
+      trainSamples: 120,
+      testSamples: 60,
+      epochs: 2,
+      steps: 2,
+      evalSteps: 2,
+      out,
+    });
     assert.equal(r.widths.length, 2);
     for (const w of r.widths) {
       assert.equal(w.curve.length, 3);
@@ -73,9 +73,11 @@ describe("adversarial training", () => {
       assert.ok(w.curve[2].movement > 0);
       for (const p of w.curve) assert.ok(p.robustTrainLoss >= p.cleanTrainLoss - 1e-9);
       assert.ok(w.robustTestAccuracy <= w.cleanTestAccuracy);
-      for (let k = 1; k < w.certifiedAccuracy.length; k++) assert.ok(w.certifiedAccuracy[k].accuracy <= w.certifiedAccuracy[k - 1].accuracy);
+      for (let k = 1; k < w.certifiedAccuracy.length; k++)
+        assert.ok(w.certifiedAccuracy[k].accuracy <= w.certifiedAccuracy[k - 1].accuracy);
     }
-    for (const f of ["curves.csv", "results.md", "summary.json", "config.json", "plots/robust-training-loss.svg"]) assert.ok(existsSync(join(out, f)), f);
+    for (const f of ["curves.csv", "results.md", "summary.json", "config.json", "plots/robust-training-loss.svg"])
+      assert.ok(existsSync(join(out, f)), f);
     assert.match(readFileSync(join(out, "results.md"), "utf8"), /\| 32 \|/);
   });
 });
