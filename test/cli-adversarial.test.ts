@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import { PNG } from "pngjs";
 import { jsonLines, readMetrics, runCli } from "./cli-helpers.js";
 
 // `chainopt train --adversarial` on a tiny MNIST subset: robust validation metrics, resume
@@ -56,5 +57,88 @@ describe("chainopt train --adversarial", () => {
     assert.match(box.stderr, /--adversarial: the data set iris has no input box/);
     const kind = await runCli(["train", ...DATA, "--adversarial", "cw", "--adv-eps", "0.1", "--out", join(root, "kind")]);
     assert.match(kind.stderr, /--adversarial: unknown attack "cw"/);
+  });
+});
+
+describe("chainopt attack and analyze --input-space", () => {
+  const run = join(root, "clean");
+  it("attack: clean ≥ robust accuracy, more robust at smaller ε, a PNG grid; errors name the flag", async () => {
+    const t = await runCli(["train", ...DATA, "--epochs", "2", "--out", run]);
+    assert.equal(t.code, 0, t.stderr);
+    const results: Record<string, number>[] = [];
+    for (const eps of ["0.02", "0.2"]) {
+      const r = await runCli(["attack", "--run", run, "--eps", eps, "--steps", "5", "--samples", "60", "--json"]);
+      assert.equal(r.code, 0, r.stderr);
+      const o = jsonLines(r.stdout)[0] as Record<string, number>;
+      assert.equal(o.samples, 60);
+      assert.ok(o.robustAccuracy <= o.cleanAccuracy);
+      results.push(o);
+    }
+    assert.ok(results[1].robustAccuracy <= results[0].robustAccuracy + 0.05);
+    assert.ok(results[1].robustAccuracy < results[1].cleanAccuracy, "ε = 0.2 ℓ∞ flips some MNIST samples");
+    const png = PNG.sync.read(readFileSync(join(run, "adversarial-linf-0.2.png")));
+    assert.equal(png.height, 3 * 30 + 2);
+    const w = join(root, "grid.png");
+    const l2 = await runCli([
+      "attack",
+      "--weights",
+      join(run, "model.safetensors"),
+      "--dataset",
+      "mnist",
+      "--eps",
+      "1",
+      "--norm",
+      "l2",
+      "--attack",
+      "fgsm",
+      "--samples",
+      "20",
+      "--png",
+      w,
+    ]);
+    assert.equal(l2.code, 0, l2.stderr);
+    assert.ok(existsSync(w));
+    const bad = await runCli(["attack", "--run", run, "--eps", "0.1", "--norm", "l3"]);
+    assert.match(bad.stderr, /--norm: unknown norm "l3"/);
+    const noData = await runCli(["attack", "--weights", join(run, "model.safetensors"), "--eps", "0.1"]);
+    assert.match(noData.stderr, /--dataset: required with --weights/);
+    const tabular = await runCli(["attack", "--weights", join(run, "model.safetensors"), "--dataset", "iris", "--eps", "0.1"]);
+    assert.match(tabular.stderr, /iris has no input box/);
+  });
+
+  it("analyze --input-space: certified ≤ … bounds are ordered; certified accuracy ≤ attacked accuracy", async () => {
+    const r = await runCli([
+      "analyze",
+      "--input-space",
+      "--weights",
+      join(run, "model.safetensors"),
+      "--dataset",
+      "mnist",
+      "--samples",
+      "50",
+      "--search-samples",
+      "5",
+      "--eps-list",
+      "0,0.1,0.5",
+      "--json",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const a = jsonLines(r.stdout)[0] as {
+      certified: number;
+      autolip: number;
+      frobeniusProduct: number;
+      jacobianLower: number;
+      attackLower: number;
+      medianCertifiedRadius: number;
+      medianAttackRadius: number;
+      atRadius: { eps: number; certifiedAccuracy: number; attackAccuracy: number }[];
+    };
+    assert.ok(a.jacobianLower <= a.certified && a.attackLower <= a.certified);
+    assert.ok(a.autolip <= a.certified * (1 + 1e-9) && a.certified <= a.frobeniusProduct);
+    assert.ok(a.medianCertifiedRadius <= a.medianAttackRadius);
+    for (const x of a.atRadius) assert.ok(x.certifiedAccuracy <= x.attackAccuracy, JSON.stringify(x));
+    const text = await runCli(["analyze", "--input-space", "--run", run, "--samples", "30", "--search-samples", "3"]);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /certified upper bound/);
   });
 });

@@ -1,8 +1,9 @@
 import type { Chain } from "../chain/chain.js";
 import { allocate, type FloatArray } from "../core/dtype.js";
-import { Rng } from "../core/rng.js";
+import type { Rng } from "../core/rng.js";
 import type { Batch } from "../objectives/batch.js";
 import type { Loss } from "../objectives/loss.js";
+import { forward } from "../oracles/first-order.js";
 import { lossInputGradient } from "../oracles/input-gradient.js";
 
 // Adversarial attacks on a chain (docs/adversarial.md): the fast gradient (sign) method and
@@ -332,13 +333,14 @@ export function robustEvaluation(
 ): RobustEvaluation & { adversarial: FloatArray; robust: Uint8Array } {
   if (!batch.labels) throw new Error("robustEvaluation: the batch has no labels (accuracy needs classes)");
   const n = batch.size;
-  const clean = lossInputGradient(chain, loss, w, batch, { state: options.state });
-  const cleanOk = correctMask(clean.output, batch.labels, n, chain.outputSize);
-  const cleanLoss = clean.loss;
+  const cleanOut = forward(chain, w, batch.x, n, { state: options.state });
+  const cleanOk = correctMask(cleanOut, batch.labels, n, chain.outputSize);
+  const cleanLoss = loss.evaluate(cleanOut, batch, chain.outputSize, null);
   const adv = attackBatch(chain, loss, w, batch, options);
   const advBatch: Batch = { x: adv.x, size: n, labels: batch.labels };
-  const r = lossInputGradient(chain, loss, w, advBatch, { state: options.state });
-  const advOk = correctMask(r.output, batch.labels, n, chain.outputSize);
+  const advOut = forward(chain, w, adv.x, n, { state: options.state });
+  const advOk = correctMask(advOut, batch.labels, n, chain.outputSize);
+  const robustLoss = loss.evaluate(advOut, advBatch, chain.outputSize, null);
   let c = 0;
   let rc = 0;
   const robust = new Uint8Array(n);
@@ -347,11 +349,5 @@ export function robustEvaluation(
     robust[i] = cleanOk[i] & advOk[i];
     rc += robust[i];
   }
-  return { cleanLoss, cleanAccuracy: c / n, robustLoss: r.loss, robustAccuracy: rc / n, adversarial: adv.x, robust };
-}
-
-/** A fresh generator for attacks, seeded independently of the data order. */
-export function attackRng(seed: number): Rng {
-  // A fixed offset keeps the attack's stream apart from the trainer's data-order stream (seed).
-  return new Rng((seed ^ 0x5bd1e995) >>> 0);
+  return { cleanLoss, cleanAccuracy: c / n, robustLoss, robustAccuracy: rc / n, adversarial: adv.x, robust };
 }

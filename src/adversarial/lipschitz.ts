@@ -159,8 +159,9 @@ export function powerIteration(
 function linearMaps(
   c: Component,
   params: FloatArray,
+  backend: Backend,
 ): { apply: (v: Float64Array) => Float64Array; adjoint: (u: ArrayLike<number>) => Float64Array } {
-  const ctx: ComponentContext = { backend: portableBackend, batch: 1, training: false, updateState: false };
+  const ctx: ComponentContext = { backend, batch: 1, training: false, updateState: false };
   const io: LayerIO<unknown> = {
     x: new Float64Array(c.inputSize),
     y: new Float64Array(c.outputSize),
@@ -225,14 +226,14 @@ export function inputLipschitz(chain: Chain, w: FloatArray, options: InputLipsch
   chain.components.forEach((c, i) => {
     const params = chain.paramBlock(w, i);
     if (c.type === "dense") {
-      const maps = linearMaps(c, params);
+      const maps = linearMaps(c, params, backend);
       const spectral = power(c.inputSize, maps);
       const weight = params.subarray(0, c.outputSize * c.inputSize);
       const upper = Math.max(spectral, gramIterationBound(weight, c.outputSize, c.inputSize, { backend, lower: spectral }));
       out.push({ index: i, type: c.type, upper, spectral, frobenius: norm(weight), method: "Gram iteration on W" });
     } else if (c.type === "conv2d") {
       const conv = c as unknown as Conv2d;
-      const maps = linearMaps(c, params);
+      const maps = linearMaps(c, params, backend);
       const spectral = power(c.inputSize, maps);
       const ksize = conv.inC * conv.kh * conv.kw;
       const kernel = params.subarray(0, conv.outC * ksize);
@@ -256,7 +257,7 @@ export function inputLipschitz(chain: Chain, w: FloatArray, options: InputLipsch
       }
       out.push({ index: i, type: c.type, upper: Math.max(upper, spectral), spectral, frobenius, method });
     } else if (c.type === "avgPool2d") {
-      const maps = linearMaps(c, params);
+      const maps = linearMaps(c, params, backend);
       const spectral = power(c.inputSize, maps);
       const upper = constantOf(c);
       out.push({ index: i, type: c.type, upper: Math.max(upper, spectral), spectral, frobenius: upper, method: "√(c/(kh·kw))" });

@@ -37,7 +37,7 @@ export interface AdversarialTransformOptions {
 export class AdversarialTransform implements BatchTransform {
   readonly name = "adversarial";
   readonly rng: Rng;
-  private buffers = new Map<number, { x: FloatArray; batch: Batch }>();
+  private buffers = new Map<number, FloatArray>();
 
   constructor(readonly options: AdversarialTransformOptions) {
     if (!(options.mix >= 0 && options.mix <= 1)) throw new Error(`mix: expected a fraction in [0, 1], got ${options.mix}`);
@@ -48,13 +48,12 @@ export class AdversarialTransform implements BatchTransform {
     const m = Math.round(this.options.mix * batch.size);
     if (m === 0) return batch;
     const d = chain.inputSize;
-    let buf = this.buffers.get(batch.size);
-    if (!buf || buf.x.length !== batch.size * d) {
-      const x = allocate(chain.dtype, batch.size * d);
-      buf = { x, batch: { x, size: batch.size } };
-      this.buffers.set(batch.size, buf);
+    let x = this.buffers.get(batch.size);
+    if (x?.length !== batch.size * d || x.constructor !== batch.x.constructor) {
+      x = allocate(chain.dtype, batch.size * d);
+      this.buffers.set(batch.size, x);
     }
-    const out: Batch = { x: buf.x, size: batch.size, labels: batch.labels, targets: batch.targets };
+    const out: Batch = { x, size: batch.size, labels: batch.labels, targets: batch.targets };
     out.x.set(batch.x.subarray(0, batch.size * d));
     const part: Batch = {
       x: batch.x.subarray(0, m * d),

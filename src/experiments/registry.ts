@@ -1,3 +1,4 @@
+import { adversarialExperiment } from "./adversarial.js"; // docs/adversarial.md
 import { deepLinearExperiment } from "./deep-linear.js";
 import type { ExperimentDefinition } from "./experiment.js";
 import { ggnExperiment } from "./ggn.js";
@@ -15,6 +16,7 @@ export const EXPERIMENTS: readonly ExperimentDefinition[] = [
   optimizersExperiment,
   smoothingExperiment,
   ggnExperiment,
+  adversarialExperiment, // docs/adversarial.md
 ];
 
 /** Names of the known experiments. */

@@ -21,6 +21,16 @@ interface AnalyzeOptions {
   variant: string;
   epsilon: string;
   json?: boolean;
+  // --- input space (docs/adversarial.md) ---
+  inputSpace?: boolean;
+  weights?: string;
+  run?: string;
+  dataset?: string;
+  normalize?: boolean;
+  samples?: string;
+  epsList?: string;
+  searchSamples?: string;
+  // --- end input space ---
 }
 
 function positive(name: string, value: string, integer = false): number {
@@ -114,7 +124,7 @@ export function register(program: Command): void {
   program
     .command("analyze")
     .description("certified smoothness of a model and its training objective on B_R = {‖u_t‖ ≤ R_t} (no weights needed)")
-    .requiredOption("--model <preset|spec.json>", `a preset (${presetNames().join(", ")}) or a model spec file`)
+    .option("--model <preset|spec.json>", `a preset (${presetNames().join(", ")}) or a model spec file`)
     .option("--input <shape>", "input shape of one sample, e.g. 3x224x224 or 784 (default: the model's)")
     .option("--batch <n>", "batch size N", "128")
     .option("--radius <r>", "R_t: one radius for all layers or a comma-separated list", "1")
@@ -127,7 +137,23 @@ export function register(program: Command): void {
     .option("--variant <v>", "tight (default), corrected (Algorithm 1 with its slips fixed) or printed", "tight")
     .option("--epsilon <eps>", "target of the stationarity guarantee", "1e-2")
     .option("--json", "print the certificate as JSON")
-    .action((options: AnalyzeOptions) => {
+    // --- input space: Lipschitz bounds in the input and certified radii of trained weights ---
+    .option("--input-space", "input Lipschitz bounds and certified ℓ2 radii of trained weights (--weights W --dataset D, or --run DIR)")
+    .option("--weights <file>", "--input-space: a chainopt model file")
+    .option("--run <dir>", "--input-space: a run directory of chainopt train")
+    .option("--dataset <name>", "--input-space: the data set of the test samples (mnist, fashion-mnist, cifar10)")
+    .option("--no-normalize", "--input-space with --weights: the model reads pixels in [0,1]")
+    .option("--samples <n>", "--input-space: test samples (default 1000)")
+    .option("--eps-list <list>", "--input-space: radii of the certified accuracies (default 0.1,0.25,0.5,1)")
+    .option("--search-samples <n>", "--input-space: samples searched for their smallest adversarial perturbation (default 100)")
+    // --- end input space ---
+    .action(async (options: AnalyzeOptions) => {
+      if (options.inputSpace) {
+        const { analyzeInputSpace } = await import("./input-space.js");
+        const normalize = options.weights !== undefined ? options.normalize !== false : options.normalize === false ? false : undefined;
+        return analyzeInputSpace({ ...options, normalize });
+      }
+      if (options.model === undefined) throw new Error("--model: required (or --input-space with --weights/--run)");
       const input = options.input ? parseShape(options.input) : undefined;
       const epsilonBn = options.epsilonBn !== undefined ? positive("epsilon-bn", options.epsilonBn) : undefined;
       const classes = options.classes !== undefined ? positive("classes", options.classes, true) : undefined;
