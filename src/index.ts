@@ -27,3 +27,4 @@ export * from "./report/plots.js";
 export * from "./report/schema.js";
 export * from "./second-order/index.js";
 export * from "./smoothing/index.js";
+export * from "./train/diagnostics.js";

@@ -28,6 +28,7 @@ import {
 import { jsonSafe, writeFileAtomic, writeJsonAtomic } from "./atomic.js";
 import { type LoadedCheckpoint, loadCheckpoint } from "./checkpoint.js";
 import { datasetNames, type LoadedDataset, loadDataset } from "./datasets.js";
+import { createEpochExtras } from "./epoch-extras.js";
 import { bestBackend } from "./index.js";
 import { checkLineSearchOptions, firstOrderArmijo, resolveLineSearchDefaults, wrapWithArmijo } from "./line-search-config.js";
 import { type MetricRecord, RunDirectory } from "./run-dir.js";
@@ -79,6 +80,8 @@ export const trainConfigSchema = z
     armijoShrink: z.number().gt(0).lt(1).optional(),
     armijoReset: z.enum(["constant", "previous", "increase"]).optional(),
     // --- end Armijo ---
+    /** Per-epoch curvature diagnostics on a fixed probe batch (epoch-extras.ts, docs/diagnostics.md). */
+    diagnostics: z.boolean().optional(),
     /** Gauss-Newton: "gram" (fast, default) or "dual" (the papers' 2q+1 oracle calls). */
     gnImplementation: z.enum(["gram", "dual"]).optional(),
     /** "certified": projected SGD on B_R with the step 1/L_F of the smoothness certificate. */
@@ -841,6 +844,14 @@ export async function runTrainJob(
     .filter((m) => m.type === "epoch" && m.record !== undefined)
     .map((m) => reviveNumbers(m.record) as EpochRecord);
   let interrupted = false;
+  // --- diagnostics and line-search numbers per epoch (epoch-extras.ts) ---
+  const epochExtras = createEpochExtras(
+    { diagnostics: config.diagnostics === true, armijo: firstOrderArmijo(config) },
+    chain,
+    prepared.trainerOptions.objective,
+    data.train,
+  );
+  // --- end ---
   while (trainer.epoch < config.epochs && !trainer.stopped) {
     if (signal?.stopRequested) {
       interrupted = true;
@@ -888,6 +899,16 @@ export async function runTrainJob(
       metric.step_size = extra.stepSize;
       metric.projections = extra.projections;
     }
+    // --- diagnostics and line-search numbers (epoch-extras.ts) ---
+    const more = epochExtras({
+      w: trainer.w,
+      state: trainer.state,
+      optimizerState: trainer.optimizerState,
+      learningRate: record.learningRate,
+    });
+    Object.assign(extra, more);
+    Object.assign(metric, more);
+    // --- end ---
     run.logMetrics(metric);
     // Re-certification on a local ball around the iterate (after the epoch's metrics line, before
     // its checkpoint, so that a resumed run neither repeats nor misses it).

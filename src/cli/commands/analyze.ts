@@ -1,10 +1,12 @@
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { type CertificateVariant, certifyObjective, convergenceGuarantee, type ObjectiveCertificate } from "../../certify/certificate.js";
+import { layerWitnessReport } from "../../certify/witness-report.js";
 import { createChain } from "../../chain/chain.js";
 import { getPreset, presetNames } from "../../chain/presets.js";
 import type { ModelSpecInput } from "../../chain/spec.js";
 import { createObjective, type LossType } from "../../objectives/objective.js";
+import { formatWitnessReport } from "./witness-format.js";
 
 /** Options of `chainopt analyze`. */
 interface AnalyzeOptions {
@@ -21,6 +23,9 @@ interface AnalyzeOptions {
   variant: string;
   epsilon: string;
   json?: boolean;
+  witness?: boolean;
+  witnessBudget: string;
+  witnessStarts: string;
 }
 
 function positive(name: string, value: string, integer = false): number {
@@ -127,6 +132,9 @@ export function register(program: Command): void {
     .option("--variant <v>", "tight (default), corrected (Algorithm 1 with its slips fixed) or printed", "tight")
     .option("--epsilon <eps>", "target of the stationarity guarantee", "1e-2")
     .option("--json", "print the certificate as JSON")
+    .option("--witness", "search witnesses (lower bounds) per layer and print certificate, witness and their ratio")
+    .option("--witness-budget <steps>", "witness search: ascent steps per start (power iterations: the same, at least 4)", "4")
+    .option("--witness-starts <n>", "witness search: random starting points", "2")
     .action((options: AnalyzeOptions) => {
       const input = options.input ? parseShape(options.input) : undefined;
       const epsilonBn = options.epsilonBn !== undefined ? positive("epsilon-bn", options.epsilonBn) : undefined;
@@ -156,10 +164,25 @@ export function register(program: Command): void {
         ...norms,
         variant: options.variant as CertificateVariant,
       });
+      const report = options.witness
+        ? layerWitnessReport(spec, createObjective(options.loss as LossType, l2), cert, {
+            radii: radii.length === 1 ? radii[0] : radii,
+            batch,
+            inputNorm: cert.chain.inputNorm,
+            steps: positive("witness-budget", options.witnessBudget, true),
+            power: Math.max(4, positive("witness-budget", options.witnessBudget, true)),
+            starts: positive("witness-starts", options.witnessStarts, true),
+          })
+        : null;
       if (options.json) {
         const guarantee = cert.stepSize > 0 ? convergenceGuarantee(cert, { epsilon }) : null;
         const replacer = (_k: string, v: unknown): unknown => (v === Infinity ? "Infinity" : v);
-        process.stdout.write(`${JSON.stringify({ model: options.model, certificate: cert, guarantee }, replacer, 2)}\n`);
-      } else process.stdout.write(`${formatCertificate(cert, options.loss, l2, epsilon)}\n`);
+        process.stdout.write(
+          `${JSON.stringify({ model: options.model, certificate: cert, guarantee, ...(report ? { witness: report } : {}) }, replacer, 2)}\n`,
+        );
+      } else {
+        process.stdout.write(`${formatCertificate(cert, options.loss, l2, epsilon)}\n`);
+        if (report) process.stdout.write(`\n${formatWitnessReport(report)}\n`);
+      }
     });
 }

@@ -54,6 +54,7 @@ export function register(program: Command): void {
       ]),
     )
     // --- end Armijo ---
+    .option("--diagnostics", "per epoch on a fixed probe batch: top Hessian and Gauss-Newton eigenvalues, (η/2)‖g‖²_H/‖g‖², ‖g‖")
     .option("--no-line-search", "second-order: proximal step with μ = 1/γ (default for ggn)")
     .addOption(new Option("--gn-implementation <impl>", "gauss-newton: fast Gram matrix, or the papers' dual").choices(["gram", "dual"]))
     .addOption(
@@ -126,6 +127,7 @@ export function register(program: Command): void {
         "armijoC",
         "armijoShrink",
         "armijoReset",
+        "diagnostics",
         "gnImplementation",
         "stepSize",
         "radius",
@@ -282,6 +284,14 @@ function formatEpoch(r: EpochRecord, extra?: Record<string, number>): string {
   if (extra?.damping !== undefined) parts.push(`damping ${extra.damping.toPrecision(3)}`);
   if (extra?.rejectedSteps) parts.push(`${extra.rejectedSteps} steps rejected in all`);
   if (extra?.projections !== undefined) parts.push(`${extra.projections} projections`);
+  // --- line search and diagnostics (docs/line-search.md, docs/diagnostics.md) ---
+  if (extra?.armijoStep !== undefined) parts.push(`armijo step ${extra.armijoStep.toPrecision(3)} (${extra.armijoEvaluations} evals)`);
+  if (extra?.gaussNewtonTop !== undefined) {
+    parts.push(
+      `λ_H ${extra.hessianTop.toPrecision(3)} λ_GN ${extra.gaussNewtonTop.toPrecision(3)} (η/2)‖g‖²_H/‖g‖² ${extra.curvatureRatio.toPrecision(3)} ‖g‖ ${extra.probeGradNorm.toPrecision(3)}`,
+    );
+  }
+  // --- end ---
   parts.push(
     `|∇F| ${r.gradNorm.toFixed(3)}`,
     `${extra?.stepSize !== undefined ? "step" : "lr"} ${r.learningRate.toPrecision(3)}`,
