@@ -33,6 +33,7 @@ import { bestBackend } from "./index.js";
 import { checkLineSearchOptions, firstOrderArmijo, resolveLineSearchDefaults, wrapWithArmijo } from "./line-search-config.js";
 import { type MetricRecord, RunDirectory } from "./run-dir.js";
 import { importTorchSafetensors } from "./torch-interop.js";
+import { checkUnsupervisedOptions, dropLabels, presetOutputs, unsupervisedObjective } from "./unsupervised-config.js";
 
 // The `chainopt train` job: resolves a configuration (command-line flags and/or a JSON file,
 // validated with errors naming the field), loads data, builds the chain and optimizer, trains with
@@ -82,6 +83,12 @@ export const trainConfigSchema = z
     // --- end Armijo ---
     /** Per-epoch curvature diagnostics on a fixed probe batch (epoch-extras.ts, docs/diagnostics.md). */
     diagnostics: z.boolean().optional(),
+    // --- unsupervised objectives (unsupervised-config.ts, docs/unsupervised.md) ---
+    objective: z.enum(["supervised", "clustering", "autoencoder"]).optional(),
+    clusteringLambda: z.number().nonnegative().optional(),
+    clusteringNeighbors: z.number().int().positive().optional(),
+    clusteringTolerance: z.number().positive().optional(),
+    // --- end unsupervised ---
     /** Gauss-Newton: "gram" (fast, default) or "dual" (the papers' 2q+1 oracle calls). */
     gnImplementation: z.enum(["gram", "dual"]).optional(),
     /** "certified": projected SGD on B_R with the step 1/L_F of the smoothness certificate. */
@@ -290,7 +297,7 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
   if (data.train.size === 0)
     throw new Error(`dataset: ${config.dataset} has no training samples left (limit ${config.limit}, validation ${config.validation})`);
   const classes = data.train.classes ?? data.train.targetSize ?? 1;
-  let spec = resolveModelSpec(config, data.train.inputShape, classes);
+  let spec = resolveModelSpec(config, data.train.inputShape, presetOutputs(config, data.train.inputShape, classes)); // unsupervised: presetOutputs
   let smoothing: SmoothResult | null = null;
   if (config.smoothEpsilon !== undefined) {
     // ψ_ε on B_R for batches of N samples of this data set (docs/smoothing.md).
@@ -313,10 +320,12 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
     const where = typeof config.model === "string" ? config.model : "model spec";
     throw new Error(`model ${where}: ${(error as Error).message}`);
   }
-  if (data.train.labels && config.loss === "logistic" && chain.outputSize !== classes) {
+  const unsupervised = unsupervisedObjective(config); // --objective clustering|autoencoder
+  if (unsupervised) dropLabels(data);
+  if (!unsupervised && data.train.labels && config.loss === "logistic" && chain.outputSize !== classes) {
     throw new Error(`model: the last layer has ${chain.outputSize} outputs but ${config.dataset} has ${classes} classes`);
   }
-  const objective = createObjective(config.loss, config.l2);
+  const objective = unsupervised ?? createObjective(config.loss, config.l2);
   const secondOrder = secondOrderMethod ? prepareSecondOrder(config, secondOrderMethod, chain, data) : null;
   const certified = config.stepSize === "certified" ? prepareCertified(config, chain, objective, data) : null;
   const stepsPerEpoch = Math.ceil(data.train.size / config.batchSize);
@@ -740,6 +749,7 @@ export async function runTrainJob(
       input as Record<string, unknown>,
       resolveMethodDefaults(input as Record<string, unknown>, parseTrainConfig(input)),
     );
+    checkUnsupervisedOptions(config, input as Record<string, unknown>); // --objective (unsupervised-config.ts)
     if (config.out && existsSync(config.out) && readdirSync(config.out).length > 0) {
       throw new Error(
         `--out ${config.out}: the directory exists and is not empty (use --resume ${config.out} to continue that run, or another --out)`,

@@ -5,6 +5,7 @@ import { layerWitnessReport } from "../../certify/witness-report.js";
 import { createChain } from "../../chain/chain.js";
 import { getPreset, presetNames } from "../../chain/presets.js";
 import type { ModelSpecInput } from "../../chain/spec.js";
+import { ConvexClusteringLoss } from "../../objectives/clustering.js";
 import { createObjective, type LossType } from "../../objectives/objective.js";
 import { formatWitnessReport } from "./witness-format.js";
 
@@ -24,6 +25,7 @@ interface AnalyzeOptions {
   epsilon: string;
   json?: boolean;
   witness?: boolean;
+  clusteringLambda?: string;
   witnessBudget: string;
   witnessStarts: string;
 }
@@ -127,7 +129,8 @@ export function register(program: Command): void {
     .option("--max-sample-norm <x>", "largest input sample norm of the data (then ‖X₀‖ ≤ √N·x)")
     .option("--epsilon-bn <eps>", "ε of every batch-norm (vgg16-bn presets and spec files)")
     .option("--classes <k>", "number of outputs of presets")
-    .option("--loss <type>", "logistic or squared", "logistic")
+    .option("--loss <type>", "logistic, squared, or the unsupervised clustering or autoencoder (docs/unsupervised.md)", "logistic")
+    .option("--clustering-lambda <gamma>", "--loss clustering: fusion strength γ (default 1)")
     .option("--l2 <lambda>", "L2 regularization weight λ", "0")
     .option("--variant <v>", "tight (default), corrected (Algorithm 1 with its slips fixed) or printed", "tight")
     .option("--epsilon <eps>", "target of the stationarity guarantee", "1e-2")
@@ -147,8 +150,17 @@ export function register(program: Command): void {
       });
       if (!["tight", "corrected", "printed"].includes(options.variant))
         throw new Error(`--variant: expected tight, corrected or printed, got "${options.variant}"`);
-      if (options.loss !== "logistic" && options.loss !== "squared")
-        throw new Error(`--loss: expected logistic or squared, got "${options.loss}"`);
+      if (!["logistic", "squared", "clustering", "autoencoder"].includes(options.loss))
+        throw new Error(`--loss: expected logistic, squared, clustering or autoencoder, got "${options.loss}"`);
+      if (options.clusteringLambda !== undefined && options.loss !== "clustering")
+        throw new Error("--clustering-lambda: an option of --loss clustering");
+      const lambda = options.clusteringLambda !== undefined ? Number(options.clusteringLambda) : undefined;
+      if (lambda !== undefined && !(lambda >= 0))
+        throw new Error(`--clustering-lambda: expected a number ≥ 0, got "${options.clusteringLambda}"`);
+      const makeObjective = () =>
+        options.loss === "clustering"
+          ? createObjective(new ConvexClusteringLoss({ lambda }), l2)
+          : createObjective(options.loss as LossType, l2);
       const l2 = Number(options.l2);
       if (!(l2 >= 0)) throw new Error(`--l2: expected a non-negative number, got "${options.l2}"`);
       const epsilon = positive("epsilon", options.epsilon);
@@ -158,14 +170,21 @@ export function register(program: Command): void {
         options.maxSampleNorm !== undefined
           ? { maxSampleNorm: positive("max-sample-norm", options.maxSampleNorm) }
           : { inputNorm: options.inputNorm !== undefined ? Number(options.inputNorm) : 1 };
-      const cert = certifyObjective(chain, createObjective(options.loss as LossType, l2), {
+      // The auto-encoder's targets are its inputs: their bound is the input batch's (‖X₀‖ ≤ m_0).
+      const targetNorm =
+        options.loss !== "autoencoder" ? undefined : norms.maxSampleNorm !== undefined ? Math.sqrt(batch) * norms.maxSampleNorm : norms.inputNorm;
+      if (options.loss === "autoencoder" && chain.outputSize !== chain.inputSize) {
+        throw new Error(`--loss autoencoder: the model's output size (${chain.outputSize}) must equal its input size (${chain.inputSize})`);
+      }
+      const cert = certifyObjective(chain, makeObjective(), {
         radii: radii.length === 1 ? radii[0] : radii,
         batch,
         ...norms,
+        targetNorm,
         variant: options.variant as CertificateVariant,
       });
       const report = options.witness
-        ? layerWitnessReport(spec, createObjective(options.loss as LossType, l2), cert, {
+        ? layerWitnessReport(spec, makeObjective(), cert, {
             radii: radii.length === 1 ? radii[0] : radii,
             batch,
             inputNorm: cert.chain.inputNorm,

@@ -54,6 +54,17 @@ export function register(program: Command): void {
       ]),
     )
     // --- end Armijo ---
+    // --- unsupervised objectives (docs/unsupervised.md) ---
+    .addOption(
+      new Option(
+        "--objective <kind>",
+        "unsupervised objective instead of --loss: convex clustering of the outputs, or auto-encoder",
+      ).choices(["supervised", "clustering", "autoencoder"]),
+    )
+    .option("--clustering-lambda <gamma>", "clustering: fusion strength γ (default 1)", num("clustering-lambda"))
+    .option("--clustering-neighbors <k>", "clustering: k of the k-NN Gaussian weights (default 5)", int("clustering-neighbors"))
+    .option("--clustering-tolerance <tol>", "clustering: relative accuracy of the inner solve (default 1e-6)", num("clustering-tolerance"))
+    // --- end unsupervised ---
     .option("--diagnostics", "per epoch on a fixed probe batch: top Hessian and Gauss-Newton eigenvalues, (η/2)‖g‖²_H/‖g‖², ‖g‖")
     .option("--no-line-search", "second-order: proximal step with μ = 1/γ (default for ggn)")
     .addOption(new Option("--gn-implementation <impl>", "gauss-newton: fast Gram matrix, or the papers' dual").choices(["gram", "dual"]))
@@ -128,6 +139,10 @@ export function register(program: Command): void {
         "armijoShrink",
         "armijoReset",
         "diagnostics",
+        "objective",
+        "clusteringLambda",
+        "clusteringNeighbors",
+        "clusteringTolerance",
         "gnImplementation",
         "stepSize",
         "radius",
