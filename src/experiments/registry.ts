@@ -1,3 +1,4 @@
+import { clusteringExperiment } from "./clustering.js";
 import { deepLinearExperiment } from "./deep-linear.js";
 import type { ExperimentDefinition } from "./experiment.js";
 import { ggnExperiment } from "./ggn.js";
@@ -15,6 +16,7 @@ export const EXPERIMENTS: readonly ExperimentDefinition[] = [
   optimizersExperiment,
   smoothingExperiment,
   ggnExperiment,
+  clusteringExperiment,
 ];
 
 /** Names of the known experiments. */

@@ -172,7 +172,11 @@ export function register(program: Command): void {
           : { inputNorm: options.inputNorm !== undefined ? Number(options.inputNorm) : 1 };
       // The auto-encoder's targets are its inputs: their bound is the input batch's (‖X₀‖ ≤ m_0).
       const targetNorm =
-        options.loss !== "autoencoder" ? undefined : norms.maxSampleNorm !== undefined ? Math.sqrt(batch) * norms.maxSampleNorm : norms.inputNorm;
+        options.loss !== "autoencoder"
+          ? undefined
+          : norms.maxSampleNorm !== undefined
+            ? Math.sqrt(batch) * norms.maxSampleNorm
+            : norms.inputNorm;
       if (options.loss === "autoencoder" && chain.outputSize !== chain.inputSize) {
         throw new Error(`--loss autoencoder: the model's output size (${chain.outputSize}) must equal its input size (${chain.inputSize})`);
       }
