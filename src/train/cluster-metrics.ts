@@ -134,7 +134,7 @@ export function convexClusteringWithCount(
   q: number,
   edges: readonly ClusterEdge[],
   k: number,
-  options: { lo?: number; hi?: number; steps?: number; tolerance?: number } = {},
+  options: { lo?: number; hi?: number; steps?: number; tolerance?: number; maxIterations?: number } = {},
 ): ClusterPathPoint {
   let lo = Math.log(options.lo ?? 1e-3);
   let hi = Math.log(options.hi ?? 1e2);
