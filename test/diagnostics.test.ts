@@ -119,8 +119,15 @@ describe("observed order of convergence", () => {
     for (const x of o.scaleFree) assert.ok(Math.abs(x.order - 2) < 1e-12);
     const lin = convergenceOrders([1, 0.5, 0.25, 0.125, 0.0625]);
     for (const x of lin.scaleFree) assert.ok(Math.abs(x.order - 1) < 1e-12);
-    // Stops at the first non-decrease (rounding floor) and at 0.
-    assert.equal(convergenceOrders([0.1, 0.01, 0.01, 1e-9]).logRatio.length, 1);
+    // The final strictly decreasing run up to the minimum: an early increase and a rounding floor are skipped, 0 ends it.
+    assert.deepEqual(
+      convergenceOrders([0.1, 0.01, 0.01, 1e-9]).logRatio.map((x) => x.k),
+      [2],
+    );
+    assert.deepEqual(
+      convergenceOrders([0.5, 0.9, 0.1, 0.01, 0.02]).logRatio.map((x) => x.k),
+      [1, 2],
+    );
     assert.equal(convergenceOrders([0.1, 0, 1e-9]).logRatio.length, 0);
     // GGN curves: e_k = √(L_k/L_0).
     const orders = ggnOrders({ curve: [1, 1e-2, 1e-6, 1e-14].map((loss, epoch) => ({ epoch, seconds: 0, loss })) });

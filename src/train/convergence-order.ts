@@ -16,19 +16,25 @@ export interface ConvergenceOrders {
 }
 
 /**
- * Order estimates from an error sequence. Entries that are 0, non-finite, or stop decreasing
- * (rounding floor) end the sequence: estimates there say nothing about the method.
+ * Order estimates from an error sequence, on its final phase of strict decrease: the sequence is
+ * cut at the first entry that is 0 or non-finite, then at its (first) minimum (beyond it, rounding
+ * floor), and the estimates use the longest strictly decreasing run ending there (an early
+ * increase, e.g. an undamped first step, is skipped). Indices k refer to the given sequence.
  */
 export function convergenceOrders(errors: readonly number[]): ConvergenceOrders {
   const e: number[] = [];
   for (const v of errors) {
     if (!(v > 0 && Number.isFinite(v))) break;
-    if (e.length > 0 && !(v < e[e.length - 1])) break;
     e.push(v);
   }
   const logRatio: { k: number; order: number }[] = [];
-  for (let k = 0; k + 1 < e.length; k++) if (e[k] < 1) logRatio.push({ k, order: Math.log(e[k + 1]) / Math.log(e[k]) });
   const scaleFree: { k: number; order: number }[] = [];
-  for (let k = 1; k + 1 < e.length; k++) scaleFree.push({ k, order: Math.log(e[k + 1] / e[k]) / Math.log(e[k] / e[k - 1]) });
+  if (e.length === 0) return { logRatio, scaleFree };
+  let m = 0;
+  for (let k = 1; k < e.length; k++) if (e[k] < e[m]) m = k;
+  let s = m;
+  while (s > 0 && e[s - 1] > e[s]) s--;
+  for (let k = s; k < m; k++) if (e[k] < 1) logRatio.push({ k, order: Math.log(e[k + 1]) / Math.log(e[k]) });
+  for (let k = s + 1; k < m; k++) scaleFree.push({ k, order: Math.log(e[k + 1] / e[k]) / Math.log(e[k] / e[k - 1]) });
   return { logRatio, scaleFree };
 }
