@@ -17,7 +17,9 @@ export * from "./core/vector.js";
 export * from "./data/dataset.js";
 export * from "./data/sklearn-csv.js";
 export * from "./data/synthetic.js";
+export { AutoencoderLoss } from "./objectives/autoencoder.js";
 export type { Batch } from "./objectives/batch.js";
+export * from "./objectives/clustering.js";
 export { LogisticLoss } from "./objectives/logistic.js";
 export * from "./objectives/loss.js";
 export * from "./objectives/objective.js";
@@ -29,6 +31,7 @@ export * from "./report/plots.js";
 export * from "./report/schema.js";
 export * from "./second-order/index.js";
 export * from "./smoothing/index.js";
+export * from "./train/diagnostics.js";
 // --- end adversarial ---
 // Training: fit (the high-level entry), the Trainer and evaluation.
 export * from "./train/evaluate.js";

@@ -14,7 +14,7 @@ import {
   inputScale,
   jacobianLowerBound,
   type ModelSpecInput,
-  powerIteration,
+  operatorNormPowerIteration,
   Rng,
   toRaw,
   valueAndGradient,
@@ -44,7 +44,7 @@ describe("spectral norms", () => {
         for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) v[j] += a[i * cols + j] * u[i];
         return v;
       };
-      const sigma = powerIteration(cols, apply, adjoint, { iterations: 5000, tolerance: 1e-15, rng });
+      const sigma = operatorNormPowerIteration(cols, apply, adjoint, { iterations: 5000, tolerance: 1e-15, rng });
       const bound = gramIterationBound(a, rows, cols, { lower: sigma, target: 1e-9 });
       assert.ok(bound >= sigma, `bound ${bound} < power iteration ${sigma}`);
       assert.ok(bound <= sigma * (1 + 1e-6), `bound ${bound} not tight vs ${sigma}`);

@@ -124,7 +124,7 @@ function norm(a: ArrayLike<number>): number {
  * ‖A v_k‖ for the unit iterate v_k, a lower bound on ‖A‖₂ that converges to it (geometrically, at
  * the rate (σ₂/σ₁)² for a random start).
  */
-export function powerIteration(
+export function operatorNormPowerIteration(
   n: number,
   apply: (v: Float64Array) => ArrayLike<number>,
   adjoint: (u: ArrayLike<number>) => ArrayLike<number>,
@@ -222,7 +222,7 @@ export function inputLipschitz(chain: Chain, w: FloatArray, options: InputLipsch
   const backend = options.backend ?? chain.backend;
   const out: ComponentInputConstant[] = [];
   const power = (n: number, maps: ReturnType<typeof linearMaps>) =>
-    powerIteration(n, maps.apply, maps.adjoint, { iterations: options.iterations, tolerance: options.tolerance, rng });
+    operatorNormPowerIteration(n, maps.apply, maps.adjoint, { iterations: options.iterations, tolerance: options.tolerance, rng });
   chain.components.forEach((c, i) => {
     const params = chain.paramBlock(w, i);
     if (c.type === "dense") {
@@ -410,7 +410,7 @@ export function jacobianLowerBound(
   let best = 0;
   for (let i = 0; i < size; i++) {
     const xi = Array.prototype.slice.call(x, i * d, (i + 1) * d) as number[];
-    const s = powerIteration(
+    const s = operatorNormPowerIteration(
       d,
       (v) => jvp(chain, w, xi, 1, null, v, { state: options.state }),
       (u) => vjp(chain, w, xi, 1, u, { withInput: true, state: options.state }).dx as FloatArray,

@@ -1,4 +1,5 @@
 import { adversarialExperiment } from "./adversarial.js"; // docs/adversarial.md
+import { clusteringExperiment } from "./clustering.js";
 import { deepLinearExperiment } from "./deep-linear.js";
 import type { ExperimentDefinition } from "./experiment.js";
 import { ggnExperiment } from "./ggn.js";
@@ -17,6 +18,7 @@ export const EXPERIMENTS: readonly ExperimentDefinition[] = [
   smoothingExperiment,
   ggnExperiment,
   adversarialExperiment, // docs/adversarial.md
+  clusteringExperiment,
 ];
 
 /** Names of the known experiments. */

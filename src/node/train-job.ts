@@ -22,11 +22,13 @@ import { jsonSafe, writeFileAtomic, writeJsonAtomic } from "./atomic.js";
 import { type LoadedCheckpoint, loadCheckpoint } from "./checkpoint.js";
 import { datasetNames, type LoadedDataset, loadDataset } from "./datasets.js";
 import { DistributedJob, type DistributedTraining } from "./distributed/train.js";
+import { createEpochExtras } from "./epoch-extras.js";
 import { saveTrainerCheckpoint, snapshotFromCheckpoint, trainInRunDirectory } from "./fit-run.js";
 import { bestBackend } from "./index.js";
 import { checkLineSearchOptions, firstOrderArmijo, resolveLineSearchDefaults, wrapWithArmijo } from "./line-search-config.js";
 import { RunDirectory } from "./run-dir.js";
 import { importTorchSafetensors } from "./torch-interop.js";
+import { checkUnsupervisedOptions, dropLabels, presetOutputs, unsupervisedObjective } from "./unsupervised-config.js";
 
 // The `chainopt train` job: resolves a configuration (command-line flags and/or a JSON file,
 // validated with errors naming the field), loads data, builds the chain and optimizer, trains with
@@ -74,6 +76,14 @@ export const trainConfigSchema = z
     armijoShrink: z.number().gt(0).lt(1).optional(),
     armijoReset: z.enum(["constant", "previous", "increase"]).optional(),
     // --- end Armijo ---
+    /** Per-epoch curvature diagnostics on a fixed probe batch (epoch-extras.ts, docs/diagnostics.md). */
+    diagnostics: z.boolean().optional(),
+    // --- unsupervised objectives (unsupervised-config.ts, docs/unsupervised.md) ---
+    objective: z.enum(["supervised", "clustering", "autoencoder"]).optional(),
+    clusteringLambda: z.number().nonnegative().optional(),
+    clusteringNeighbors: z.number().int().positive().optional(),
+    clusteringTolerance: z.number().positive().optional(),
+    // --- end unsupervised ---
     /** Gauss-Newton: "gram" (fast, default) or "dual" (the papers' 2q+1 oracle calls). */
     gnImplementation: z.enum(["gram", "dual"]).optional(),
     /** "certified": projected SGD on B_R with the step 1/L_F of the smoothness certificate. */
@@ -294,7 +304,7 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
   if (data.train.size === 0)
     throw new Error(`dataset: ${config.dataset} has no training samples left (limit ${config.limit}, validation ${config.validation})`);
   const classes = data.train.classes ?? data.train.targetSize ?? 1;
-  let spec = resolveModelSpec(config, data.train.inputShape, classes);
+  let spec = resolveModelSpec(config, data.train.inputShape, presetOutputs(config, data.train.inputShape, classes)); // unsupervised: presetOutputs
   let smoothing: SmoothResult | null = null;
   if (config.smoothEpsilon !== undefined) {
     // ψ_ε on B_R for batches of N samples of this data set (docs/smoothing.md).
@@ -317,10 +327,12 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
     const where = typeof config.model === "string" ? config.model : "model spec";
     throw new Error(`model ${where}: ${(error as Error).message}`);
   }
-  if (data.train.labels && config.loss === "logistic" && chain.outputSize !== classes) {
+  const unsupervised = unsupervisedObjective(config); // --objective clustering|autoencoder
+  if (unsupervised) dropLabels(data);
+  if (!unsupervised && data.train.labels && config.loss === "logistic" && chain.outputSize !== classes) {
     throw new Error(`model: the last layer has ${chain.outputSize} outputs but ${config.dataset} has ${classes} classes`);
   }
-  const objective = createObjective(config.loss, config.l2);
+  const objective = unsupervised ?? createObjective(config.loss, config.l2);
   const secondOrder = secondOrderMethod ? prepareSecondOrder(config, secondOrderMethod, chain, data) : null;
   const certified = config.stepSize === "certified" ? prepareCertified(config, chain, objective, data) : null;
   const adversarial = adversarialAttack ? prepareAdversarialTraining(config, adversarialAttack, chain, objective) : null;
@@ -749,6 +761,7 @@ export async function runTrainJob(
       input as Record<string, unknown>,
       resolveMethodDefaults(input as Record<string, unknown>, parseTrainConfig(input)),
     );
+    checkUnsupervisedOptions(config, input as Record<string, unknown>); // --objective (unsupervised-config.ts)
     if (config.out && existsSync(config.out) && readdirSync(config.out).length > 0) {
       throw new Error(
         `--out ${config.out}: the directory exists and is not empty (use --resume ${config.out} to continue that run, or another --out)`,
@@ -862,6 +875,14 @@ export async function runTrainJob(
   let secondOrderResult: TrainResult["secondOrder"];
   // The epochs, metrics, checkpoints, final model and summary: the run-directory loop of
   // `fitToRunDir` (fit-run.ts), with the hooks of second-order and certified runs.
+  // --- diagnostics and line-search numbers per epoch (epoch-extras.ts) ---
+  const epochExtras = createEpochExtras(
+    { diagnostics: config.diagnostics === true, armijo: firstOrderArmijo(config) },
+    chain,
+    prepared.trainerOptions.objective,
+    data.train,
+  );
+  // --- end ---
   const result = await trainInRunDirectory(run, trainer, data, {
     epochs: config.epochs,
     optimizerName: config.optimizer,
@@ -872,7 +893,7 @@ export async function runTrainJob(
       },
       // Per-epoch numbers of second-order runs (the damping the next step starts from, steps whose
       // every direction failed the Armijo test, in all) and certified runs (step, projections).
-      epochExtra: () => {
+      epochExtra: (record) => {
         const extra: Record<string, number> = {};
         if (secondOrder) {
           extra.damping = secondOrder.state.damping;
@@ -889,6 +910,12 @@ export async function runTrainJob(
           extra.validationRobustAccuracy = r.robustAccuracy;
         }
         // --- end adversarial training ---
+        // --- diagnostics and line-search numbers (epoch-extras.ts) ---
+        Object.assign(
+          extra,
+          epochExtras({ w: trainer.w, state: trainer.state, optimizerState: trainer.optimizerState, learningRate: record.learningRate }),
+        );
+        // --- end ---
         return extra;
       },
       // Re-certification on a local ball around the iterate (after the epoch's metrics line, before

@@ -14,3 +14,4 @@ commands.push((await import("./experiment.js")).register);
 commands.push((await import("./smooth.js")).register);
 commands.push((await import("./bench.js")).register);
 commands.push((await import("./attack.js")).register); // adversarial attacks (docs/adversarial.md)
+commands.push((await import("./ntk.js")).register);

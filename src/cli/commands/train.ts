@@ -55,6 +55,18 @@ export function register(program: Command): void {
       ]),
     )
     // --- end Armijo ---
+    // --- unsupervised objectives (docs/unsupervised.md) ---
+    .addOption(
+      new Option(
+        "--objective <kind>",
+        "unsupervised objective instead of --loss: convex clustering of the outputs, or auto-encoder",
+      ).choices(["supervised", "clustering", "autoencoder"]),
+    )
+    .option("--clustering-lambda <gamma>", "clustering: fusion strength γ (default 1)", num("clustering-lambda"))
+    .option("--clustering-neighbors <k>", "clustering: k of the k-NN Gaussian weights (default 5)", int("clustering-neighbors"))
+    .option("--clustering-tolerance <tol>", "clustering: relative accuracy of the inner solve (default 1e-6)", num("clustering-tolerance"))
+    // --- end unsupervised ---
+    .option("--diagnostics", "per epoch on a fixed probe batch: top Hessian and Gauss-Newton eigenvalues, (η/2)‖g‖²_H/‖g‖², ‖g‖")
     .option("--no-line-search", "second-order: proximal step with μ = 1/γ (default for ggn)")
     .addOption(new Option("--gn-implementation <impl>", "gauss-newton: fast Gram matrix, or the papers' dual").choices(["gram", "dual"]))
     .addOption(
@@ -152,6 +164,11 @@ export function register(program: Command): void {
         "armijoC",
         "armijoShrink",
         "armijoReset",
+        "diagnostics",
+        "objective",
+        "clusteringLambda",
+        "clusteringNeighbors",
+        "clusteringTolerance",
         "gnImplementation",
         "stepSize",
         "radius",
@@ -317,6 +334,14 @@ function formatEpoch(r: EpochRecord, extra?: Record<string, number>): string {
       `robust val loss ${extra.validationRobustLoss.toFixed(4)}`,
       `robust val acc ${(100 * extra.validationRobustAccuracy).toFixed(2)}%`,
     ); // adversarial training
+  // --- line search and diagnostics (docs/line-search.md, docs/diagnostics.md) ---
+  if (extra?.armijoStep !== undefined) parts.push(`armijo step ${extra.armijoStep.toPrecision(3)} (${extra.armijoEvaluations} evals)`);
+  if (extra?.gaussNewtonTop !== undefined) {
+    parts.push(
+      `λ_H ${extra.hessianTop.toPrecision(3)} λ_GN ${extra.gaussNewtonTop.toPrecision(3)} (η/2)‖g‖²_H/‖g‖² ${extra.curvatureRatio.toPrecision(3)} ‖g‖ ${extra.probeGradNorm.toPrecision(3)}`,
+    );
+  }
+  // --- end ---
   parts.push(
     `|∇F| ${r.gradNorm.toFixed(3)}`,
     `${extra?.stepSize !== undefined ? "step" : "lr"} ${r.learningRate.toPrecision(3)}`,
