@@ -4,6 +4,7 @@ import { barPlot, type LineOptions, linePlot, type PlotSpec, type Row, reportPlo
 import { type MetricRow, type PerLayerRecord, parsePerLayerRecord, type RunData } from "../report/schema.js";
 import { readJsonLines, writeFileAtomic } from "./atomic.js";
 import { libraryVersion } from "./run-dir.js";
+import { isSweepDirectory, renderSweepReport } from "./sweep-report.js";
 
 /**
  * Rendering of reports and plots (Node): Vega-Lite specs (src/report/plots.ts) are compiled with
@@ -158,6 +159,9 @@ export interface ReportResult {
  */
 export async function renderReport(runDirs: string[], outFile: string, options: ReportOptions = {}): Promise<ReportResult> {
   if (runDirs.length === 0) throw new Error("report: no run directory given");
+  // --- sweep (src/node/sweep-report.ts): a sweep's output folder is aggregated over seeds ---
+  if (runDirs.length === 1 && isSweepDirectory(runDirs[0])) return renderSweepReport(runDirs[0], outFile, options);
+  // --- end sweep ---
   const runs = runDirs.map((d) => loadRunData(d, { perLayerFiles: options.perLayerFiles }));
   const seen = new Map<string, number>();
   for (const r of runs) {
