@@ -3,7 +3,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync,
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { parseSweep, safeSegment, taskIndexFrom } from "../src/node/sweep.js";
+import { fileURLToPath } from "node:url";
+import { parseSweep, readSweepFile, safeSegment, taskIndexFrom } from "../src/node/sweep.js";
 import { aggregate, loadSweepResults, meanStd } from "../src/node/sweep-report.js";
 import { jsonLines, runCli } from "./cli-helpers.js";
 
@@ -33,6 +34,39 @@ describe("sweep files", () => {
     assert.equal((s.tasks[1].config as Record<string, unknown>).smoothEpsilon, undefined);
     assert.equal(s.tasks[4].config.smoothEpsilon, 0.1);
     assert.equal(new Set(s.tasks.map((t) => t.name)).size, 6, "task folder names are distinct");
+  });
+
+  it("a bundle axis varies options together; the repository's Section V sweeps parse (90 tasks each)", () => {
+    const s = parseSweep({
+      name: "b",
+      base: { epochs: 1 },
+      grid: { smoothing: [{}, { smoothEpsilon: 0.1, radii: [1, 2] }], seed: [0, 1] },
+    });
+    assert.equal(s.tasks.length, 4);
+    assert.equal(s.tasks[0].config.smoothEpsilon, undefined);
+    assert.deepEqual(s.tasks[3].config.radii, [1, 2]);
+    assert.match(s.tasks[3].name, /smoothing=smoothEpsilon=0.1-seed=1$/);
+    assert.throws(
+      () => parseSweep({ name: "b", grid: { smoothing: [{ smoothEpsilon: -1 }] } }),
+      /grid\.smoothing\[0\]\.smoothEpsilon: Too small/,
+    );
+    for (const kind of ["mlp", "convnet"]) {
+      const file = fileURLToPath(new URL(`../../sweeps/smoothing-section-v-${kind}.json`, import.meta.url));
+      const sweep = readSweepFile(file);
+      assert.equal(sweep.tasks.length, 90);
+      assert.deepEqual(
+        sweep.axes.map((a) => [a.name, a.values.length]),
+        [
+          ["smoothing", 9],
+          ["seed", 10],
+        ],
+      );
+      for (const t of sweep.tasks) {
+        assert.equal(t.config.epochs, 200);
+        assert.equal(t.config.batchSize, 256);
+        assert.equal(t.config.l2, 1e-6);
+      }
+    }
   });
 
   it("errors name the field at fault", () => {

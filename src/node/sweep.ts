@@ -23,7 +23,11 @@ export const sweepSchema = z
     out: z.string().min(1).optional(),
     /** Options common to every task (any `chainopt train` option but `out`). */
     base: z.record(z.string(), z.unknown()).default({}),
-    /** Axis → its values; tasks are the Cartesian product, the last axis varying fastest. `null` leaves the option unset. */
+    /**
+     * Axis → its values; tasks are the Cartesian product, the last axis varying fastest. An axis is
+     * a train option (`null` leaves it unset) or, under any other name, a bundle: a list of objects
+     * of train options that vary together (e.g. `{"smoothEpsilon": 0.01, "radii": [...]}`).
+     */
     grid: z.record(z.string(), z.array(z.unknown()).min(1, "an axis needs at least one value")),
   })
   .strict();
@@ -67,7 +71,19 @@ export function valueLabel(value: unknown, index: number): string {
   if (typeof value === "number" || typeof value === "boolean") return String(value);
   if (typeof value === "string") return safeSegment(value.replace(/^.*[/\\]/, "").replace(/\.json$/, ""), 24);
   if (Array.isArray(value)) return safeSegment(value.join("x"), 24);
+  if (isBundle(value)) {
+    // A bundle of options: its scalar entries, e.g. `smoothEpsilon=0.01` ("none" when empty).
+    const parts = Object.entries(value)
+      .filter(([, v]) => typeof v === "number" || typeof v === "string" || typeof v === "boolean")
+      .map(([k, v]) => `${k}=${v}`);
+    return parts.length > 0 ? safeSegment(parts.join("_"), 40) : "none";
+  }
   return `spec${index}`;
+}
+
+/** A bundle value: a plain object of train options (not a model spec). */
+function isBundle(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value) && !("layers" in value);
 }
 
 /** Letters, digits, `.`, `-`, `+`, `=` only (others become `_`), no leading dot, at most `max` characters. */
@@ -94,8 +110,21 @@ export function parseSweep(input: unknown, file = "sweep file"): Sweep {
   if (!baseCheck.success) errors.push(...issues(baseCheck.error, "base"));
   const axes = Object.entries(s.grid).map(([name, values]) => ({ name, values }));
   for (const { name, values } of axes) {
-    if (!OPTION_KEYS.includes(name) || name === "out") {
-      if (name !== "out") errors.push(`  grid.${name}: not a train option (known: ${OPTION_KEYS.filter((k) => k !== "out").join(", ")})`);
+    if (name === "out") continue;
+    if (!OPTION_KEYS.includes(name)) {
+      // A bundle axis: each value an object of options that vary together (e.g. smoothEpsilon with its radii).
+      if (!values.every((v) => v === null || isBundle(v))) {
+        errors.push(
+          `  grid.${name}: not a train option (known: ${OPTION_KEYS.filter((k) => k !== "out").join(", ")}), nor a bundle axis (a list of objects of train options)`,
+        );
+        continue;
+      }
+      values.forEach((v, i) => {
+        if (v === null) return;
+        for (const key of ["out", "resume"]) if (key in (v as object)) errors.push(`  grid.${name}[${i}].${key}: set by the sweep`);
+        const c = trainConfigSchema.safeParse(v);
+        if (!c.success) errors.push(...issues(c.error, `grid.${name}[${i}]`));
+      });
       continue;
     }
     values.forEach((v, i) => {
@@ -122,7 +151,9 @@ export function parseSweep(input: unknown, file = "sweep file"): Sweep {
     const ordered = Object.fromEntries(axes.map((a) => [a.name, assignment[a.name]]));
     const config: Record<string, unknown> = { ...s.base };
     for (const [k, v] of Object.entries(ordered)) {
-      if (v === null) delete config[k];
+      if (!OPTION_KEYS.includes(k))
+        Object.assign(config, v ?? {}); // a bundle axis
+      else if (v === null) delete config[k];
       else config[k] = v;
     }
     // The whole configuration must be valid too (e.g. combinations the per-field checks cannot see).
