@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -143,6 +143,26 @@ describe("data parallel over MPI", { skip: MPI_SKIP }, () => {
     const ta = tensorBytes(join(a, "model.safetensors"));
     const tb = tensorBytes(join(b, "model.safetensors"));
     for (const [k, v] of ta) assert.ok(v.equals(tb.get(k) as Buffer), `tensor ${k} differs`);
+  });
+
+  it("a sweep task launched on 2 ranks trains data-parallel; rank 0 alone writes", async () => {
+    const file = join(root, "sweep.json");
+    writeFileSync(
+      file,
+      JSON.stringify({
+        name: "mpi-sweep",
+        out: "mpi-sweep-out",
+        base: { dataset: "synthetic-teacher", validation: 100, model: "mlp", widths: [8], loss: "squared", epochs: 1 },
+        grid: { seed: [0, 1] },
+      }),
+    );
+    const r = await runMpi(2, ["sweep", file, "--task", "1", "--json"]);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.split("\n").filter((l) => l.startsWith("{"));
+    assert.equal(lines.length, 1, "one line, from rank 0");
+    const dir = JSON.parse(lines[0]).runDir as string;
+    assert.equal(JSON.parse(readFileSync(join(dir, "distributed.json"), "utf8")).ranks, 2);
+    assert.ok(existsSync(join(dir, "summary.json")));
   });
 
   it("a rank that throws ends every rank with a non-zero status (no hang)", async () => {

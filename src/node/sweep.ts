@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from "nod
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { z } from "zod";
 import { writeJsonAtomic } from "./atomic.js";
+import type { DistributedTraining } from "./distributed/train.js";
 import { parseTrainConfig, runTrainJob, type TrainConfigInput, type TrainJobEvents, trainConfigSchema } from "./train-job.js";
 
 // `chainopt sweep SWEEP.json` (docs/distributed.md): a grid over any `chainopt train` options
@@ -218,18 +219,32 @@ export type TaskOutcome = "finished" | "skipped" | "resumed";
 
 /**
  * Runs one task: skipped when its run directory has a summary.json (finished), resumed from its
- * last checkpoint when it has a config.json (killed), started otherwise.
+ * last checkpoint when it has a config.json (killed), started otherwise. With `distributed` (the
+ * task launched by mpirun/srun on several ranks) every rank decides before rank 0 writes anything.
  */
-export async function runSweepTask(sweep: Sweep, task: SweepTask, events: TrainJobEvents = {}): Promise<TaskOutcome> {
+export async function runSweepTask(
+  sweep: Sweep,
+  task: SweepTask,
+  events: TrainJobEvents = {},
+  distributed?: DistributedTraining,
+): Promise<TaskOutcome> {
   const dir = taskDirectory(sweep, task);
-  writeManifest(sweep);
-  if (existsSync(join(dir, "summary.json"))) return "skipped";
-  if (existsSync(join(dir, "config.json"))) {
-    await runTrainJob({ resume: dir }, events);
-    return "resumed";
+  const c = distributed?.collective;
+  const root = !c || c.rank === 0;
+  const outcome: TaskOutcome = existsSync(join(dir, "summary.json"))
+    ? "skipped"
+    : existsSync(join(dir, "config.json"))
+      ? "resumed"
+      : "finished";
+  c?.barrier();
+  if (root) writeManifest(sweep);
+  if (outcome === "skipped") return outcome;
+  if (outcome === "resumed") {
+    await runTrainJob({ resume: dir }, events, undefined, distributed);
+    return outcome;
   }
   // Killed before its configuration was written: only an empty checkpoints/ folder can be there.
-  if (existsSync(dir)) {
+  if (root && existsSync(dir)) {
     const entries = readdirSync(dir);
     const emptyCheckpoints = entries.length === 1 && entries[0] === "checkpoints" && readdirSync(join(dir, "checkpoints")).length === 0;
     if (entries.length > 0 && !emptyCheckpoints)
@@ -237,8 +252,9 @@ export async function runSweepTask(sweep: Sweep, task: SweepTask, events: TrainJ
     if (emptyCheckpoints) rmdirSync(join(dir, "checkpoints"));
     rmdirSync(dir);
   }
-  await runTrainJob({ ...task.config, out: dir }, events);
-  return "finished";
+  c?.barrier();
+  await runTrainJob({ ...task.config, out: dir }, events, undefined, distributed);
+  return outcome;
 }
 
 /** `<out>/sweep.json`: the sweep's axes and tasks, read by `chainopt report`. */
