@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -83,14 +83,17 @@ describe("data parallel, one process (no MPI needed)", () => {
     assert.deepEqual([...x], [1, 2, 3]);
   });
 
-  it("--distributed without a launcher and without the addon says how to get it", {
-    skip: MPI_SKIP === false ? "the MPI addon is built" : false,
-  }, async () => {
-    const r = await runCli(args(["--epochs", "1", "--out", join(root, "no-mpi"), "--distributed"]));
+  it("--distributed without the MPI addon fails before writing anything, saying how to get it", async () => {
+    // CHAINOPT_MPI_ADDON points the loader at a missing addon: what a machine without MPI sees.
+    const out = join(root, "no-mpi");
+    const r = await runCli(args(["--epochs", "1", "--out", out, "--distributed"]), { CHAINOPT_MPI_ADDON: join(root, "missing.node") });
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /--distributed needs the MPI addon/);
     assert.match(r.stderr, /apt-get install -y openmpi-bin libopenmpi-dev/);
-    assert.ok(!existsSync(join(root, "no-mpi")), "nothing is written");
+    assert.ok(!existsSync(out), "nothing is written");
+    // Everything else works without it.
+    const plain = await runCli(args(["--epochs", "1", "--out", join(root, "plain")]), { CHAINOPT_MPI_ADDON: join(root, "missing.node") });
+    assert.equal(plain.code, 0, plain.stderr);
   });
 
   it("--deterministic-reduce without --distributed is refused", async () => {
@@ -140,6 +143,26 @@ describe("data parallel over MPI", { skip: MPI_SKIP }, () => {
     const ta = tensorBytes(join(a, "model.safetensors"));
     const tb = tensorBytes(join(b, "model.safetensors"));
     for (const [k, v] of ta) assert.ok(v.equals(tb.get(k) as Buffer), `tensor ${k} differs`);
+  });
+
+  it("a sweep task launched on 2 ranks trains data-parallel; rank 0 alone writes", async () => {
+    const file = join(root, "sweep.json");
+    writeFileSync(
+      file,
+      JSON.stringify({
+        name: "mpi-sweep",
+        out: "mpi-sweep-out",
+        base: { dataset: "synthetic-teacher", validation: 100, model: "mlp", widths: [8], loss: "squared", epochs: 1 },
+        grid: { seed: [0, 1] },
+      }),
+    );
+    const r = await runMpi(2, ["sweep", file, "--task", "1", "--json"]);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.split("\n").filter((l) => l.startsWith("{"));
+    assert.equal(lines.length, 1, "one line, from rank 0");
+    const dir = JSON.parse(lines[0]).runDir as string;
+    assert.equal(JSON.parse(readFileSync(join(dir, "distributed.json"), "utf8")).ranks, 2);
+    assert.ok(existsSync(join(dir, "summary.json")));
   });
 
   it("a rank that throws ends every rank with a non-zero status (no hang)", async () => {
