@@ -4,6 +4,7 @@ import type { Chain } from "../chain/chain.js";
 import { appendLineDurable, jsonSafe, readJsonLines, repairJsonLines, writeFileAtomic, writeJsonAtomic } from "./atomic.js";
 import { type CheckpointData, type LoadedCheckpoint, loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { exportTorchSafetensors } from "./torch-interop.js";
+import { createFolder } from "./train-guards.js";
 
 /**
  * A run directory: everything one `chainopt train` / `chainopt experiment` run writes.
@@ -142,7 +143,8 @@ export class RunDirectory {
       dir = resolve(base);
       for (let k = 2; existsSync(dir); k++) dir = resolve(`${base}-${k}`);
     }
-    mkdirSync(join(dir, "checkpoints"), { recursive: true });
+    // One level at a time, with errors naming the folder (src/node/train-guards.ts).
+    createFolder(join(dir, "checkpoints"), options.out ? "--out" : "run directory", options.out ?? dir);
     return new RunDirectory(dir);
   }
 

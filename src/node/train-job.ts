@@ -27,10 +27,15 @@ import {
 } from "../train/trainer.js";
 import { jsonSafe, writeFileAtomic, writeJsonAtomic } from "./atomic.js";
 import { type LoadedCheckpoint, loadCheckpoint } from "./checkpoint.js";
-import { datasetNames, type LoadedDataset, loadDataset } from "./datasets.js";
+import { checkpointConfigRecord, checkResumeConfig } from "./config-digest.js";
+import { DEFAULT_TEST_SPLIT, datasetNames, type LoadedDataset, loadDataset } from "./datasets.js";
 import { bestBackend } from "./index.js";
+import { checkTrainingMemory, optimizerSlots, parseMemorySize } from "./memory.js";
 import { type MetricRecord, RunDirectory } from "./run-dir.js";
+import { RunLock } from "./run-lock.js";
+import { readSafetensorsHeader } from "./safetensors.js";
 import { importTorchSafetensors } from "./torch-interop.js";
+import { checkFolderWritable, checkLossMatchesData, checkThreads } from "./train-guards.js";
 
 // The `chainopt train` job: resolves a configuration (command-line flags and/or a JSON file,
 // validated with errors naming the field), loads data, builds the chain and optimizer, trains with
@@ -52,8 +57,8 @@ export const trainConfigSchema = z
     dataset: z.string().default("mnist"),
     /** Use only the first N training (and test) samples. */
     limit: z.number().int().positive().optional(),
-    /** Validation samples held out of the training set (count or fraction). */
-    validation: z.number().nonnegative().default(5000),
+    /** Validation samples held out of the training set: a count, a fraction, or "auto" (10%, at most 5000). */
+    validation: z.union([z.number().nonnegative(), z.literal("auto")]).default("auto"),
     normalize: z.boolean().default(true),
     epochs: z.number().int().positive().default(10),
     batchSize: z.number().int().positive().default(128),
@@ -98,6 +103,8 @@ export const trainConfigSchema = z
     threads: z.number().int().positive().optional(),
     out: z.string().optional(),
     init: z.string().optional(),
+    /** Refuse a model whose estimated memory exceeds this size (bytes or e.g. "8G"; default 80% of the machine). */
+    maxMemory: z.union([z.number().positive(), z.string()]).optional(),
   })
   .strict();
 
@@ -215,6 +222,9 @@ export interface TrainResult {
 export interface ResumeInput {
   resume: string;
   epochs?: number;
+  /** Resume although the configuration differs from the checkpoint's (config digest). */
+  allowConfigChange?: boolean;
+  maxMemory?: number | string;
   [flag: string]: unknown;
 }
 
@@ -266,16 +276,23 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
   }
   checkMethodOptions(config);
   if (config.init && !existsSync(config.init)) throw new Error(`init: ${config.init}: file not found`);
-  const backend = bestBackend({ threads: config.threads, quiet: false });
+  const maxBytes = config.maxMemory !== undefined ? parseMemorySize(config.maxMemory) : undefined;
+  const backend = bestBackend({ quiet: false });
+  checkThreads(config.threads, backend);
+  if (config.threads !== undefined && "setThreads" in backend) (backend as { setThreads(n: number): void }).setThreads(config.threads);
   const data: LoadedDataset = await loadDataset(config.dataset, {
     limit: config.limit,
-    validation: config.validation > 0 ? config.validation : undefined,
+    validation: config.validation === "auto" || config.validation > 0 ? config.validation : undefined,
+    // Sets without an official test split (sklearn) get a fixed, seeded one (docs/datasets.md).
+    test: DEFAULT_TEST_SPLIT.fraction,
+    testSeed: DEFAULT_TEST_SPLIT.seed,
     seed: config.seed,
     normalize: config.normalize,
     standardize: true,
   });
   if (data.train.size === 0)
     throw new Error(`dataset: ${config.dataset} has no training samples left (limit ${config.limit}, validation ${config.validation})`);
+  checkLossMatchesData(config.loss, data.train, config.dataset);
   const classes = data.train.classes ?? data.train.targetSize ?? 1;
   let spec = resolveModelSpec(config, data.train.inputShape, classes);
   let smoothing: SmoothResult | null = null;
@@ -300,6 +317,14 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
     const where = typeof config.model === "string" ? config.model : "model spec";
     throw new Error(`model ${where}: ${(error as Error).message}`);
   }
+  // Refuse a model that does not fit in memory before allocating its parameters (src/node/memory.ts).
+  checkTrainingMemory(chain, {
+    batchSize: Math.min(config.batchSize, data.train.size),
+    evalBatchSize: Math.min(config.evalBatchSize, Math.max(data.validation?.size ?? 0, data.test?.size ?? 0, 1)),
+    optimizerSlots: secondOrderMethod ? 0 : optimizerSlots(config.optimizer, { momentum: config.momentum }),
+    extraCopies: (config.onNan === "skip" ? 1 : 0) + (config.average ? 1 : 0) + (config.earlyStopping ? 1 : 0),
+    maxBytes,
+  });
   if (data.train.labels && config.loss === "logistic" && chain.outputSize !== classes) {
     throw new Error(`model: the last layer has ${chain.outputSize} outputs but ${config.dataset} has ${classes} classes`);
   }
@@ -705,7 +730,9 @@ export async function runTrainJob(
   let extendTo: number | undefined;
   let hasCheckpoint = false;
   if (resumeDir !== null) {
-    const given = Object.entries(input).filter(([k, v]) => k !== "resume" && k !== "epochs" && v !== undefined);
+    const given = Object.entries(input).filter(
+      ([k, v]) => !["resume", "epochs", "allowConfigChange", "maxMemory"].includes(k) && v !== undefined,
+    );
     if (given.length > 0) {
       throw new Error(
         `--resume continues a run with the configuration saved in its config.json; it cannot be combined with ${given.map(([k, v]) => flagName(k, v)).join(", ")} (only --epochs, to extend the run)`,
@@ -719,6 +746,13 @@ export async function runTrainJob(
       config = { ...config, epochs };
     }
     hasCheckpoint = existsSync(join(resumeDir, "checkpoints", "last.safetensors"));
+    // The checkpoint's configuration digest against config.json as it is now (src/node/config-digest.ts).
+    checkResumeConfig(config, join(resumeDir, "checkpoints", "last.safetensors"), {
+      allowChange: (input as ResumeInput).allowConfigChange === true,
+      configFile: join(resumeDir, "config.json"),
+    });
+    const maxMemory = (input as ResumeInput).maxMemory;
+    if (maxMemory !== undefined) config = { ...config, maxMemory };
   } else {
     config = resolveMethodDefaults(input as Record<string, unknown>, parseTrainConfig(input));
     if (config.out && existsSync(config.out) && readdirSync(config.out).length > 0) {
@@ -726,16 +760,45 @@ export async function runTrainJob(
         `--out ${config.out}: the directory exists and is not empty (use --resume ${config.out} to continue that run, or another --out)`,
       );
     }
+    checkFolderWritable(config.out ?? "runs", config.out ? "--out" : "run directory");
   }
 
   const prepared = await prepareTrainJob(config, events, { skipInit: hasCheckpoint });
-  const { backend, data, spec, chain, certified, secondOrder } = prepared;
 
-  // Only now, with every input validated, does the job touch the file system.
-  const run =
-    resumeDir !== null
-      ? RunDirectory.open(resumeDir)
-      : RunDirectory.create({ out: config.out, name: `${typeof config.model === "string" ? config.model : "model"}-${config.dataset}` });
+  // Only now, with every input validated, does the job touch the file system. The run directory
+  // is locked first (src/node/run-lock.ts): a second process on the same run is refused.
+  let lock: RunLock;
+  let run: RunDirectory;
+  if (resumeDir !== null) {
+    lock = RunLock.acquire(resumeDir);
+    try {
+      run = RunDirectory.open(resumeDir);
+    } catch (error) {
+      lock.release();
+      throw error;
+    }
+  } else {
+    run = RunDirectory.create({ out: config.out, name: `${typeof config.model === "string" ? config.model : "model"}-${config.dataset}` });
+    lock = RunLock.acquire(run.dir);
+  }
+  try {
+    return await trainInRunDirectory(run, config, prepared, resumeDir, extendTo, events, signal);
+  } finally {
+    lock.release();
+  }
+}
+
+/** The body of {@link runTrainJob} once the run directory is open and locked. */
+async function trainInRunDirectory(
+  run: RunDirectory,
+  config: TrainConfig,
+  prepared: Prepared,
+  resumeDir: string | null,
+  extendTo: number | undefined,
+  events: TrainJobEvents,
+  signal: { stopRequested: boolean } | undefined,
+): Promise<TrainResult> {
+  const { backend, data, spec, chain, certified, secondOrder } = prepared;
   const trainer = new Trainer(prepared.trainerOptions, { params: prepared.init.params, state: prepared.init.state });
   let resumedFromEpoch = 0;
   const last = resumeDir !== null ? run.loadLastCheckpoint(chain) : null;
@@ -971,12 +1034,8 @@ function reviveNumbers(value: unknown): unknown {
 
 function isChainoptCheckpoint(file: string): boolean {
   try {
-    const buf = readFileSync(file);
-    const n = Number(buf.readBigUInt64LE(0));
-    return buf
-      .subarray(8, 8 + n)
-      .toString("utf8")
-      .includes("chainopt.checkpoint");
+    // The header only (the file may be large): chainopt checkpoints carry their format in __metadata__.
+    return JSON.stringify(readSafetensorsHeader(file).metadata).includes("chainopt.checkpoint");
   } catch {
     return false;
   }
@@ -1007,6 +1066,8 @@ function saveTrainerCheckpoint(run: RunDirectory, trainer: Trainer, config: Trai
       // The second-order stepper's state (damping, counters) and the certified run's current ball,
       // step and counters.
       stepper: s.stepper ? jsonSafe(s.stepper) : undefined,
+      // The configuration digest, checked on --resume (src/node/config-digest.ts).
+      config: checkpointConfigRecord(config as Record<string, unknown>),
       certified: certified
         ? {
             stepSize: certified.current.stepSize,

@@ -3,14 +3,15 @@ import { type Command, Option } from "commander";
 import { type ResumeInput, readConfigFile, runTrainJob, SECOND_ORDER_METHODS, type TrainConfigInput } from "../../node/train-job.js";
 import type { EpochRecord } from "../../train/trainer.js";
 
+// Number("") is 0: an empty value (`--lr ''`) is refused here, naming the flag.
 const num = (name: string) => (v: string) => {
-  const x = Number(v);
-  if (!Number.isFinite(x)) throw new Error(`--${name}: expected a number, got "${v}"`);
+  const x = v.trim() === "" ? Number.NaN : Number(v);
+  if (!Number.isFinite(x)) throw new Error(`--${name} needs a number, got ${v.trim() === "" ? "an empty value" : `"${v}"`}`);
   return x;
 };
 const int = (name: string) => (v: string) => {
-  const x = Number(v);
-  if (!Number.isInteger(x)) throw new Error(`--${name}: expected an integer, got "${v}"`);
+  const x = v.trim() === "" ? Number.NaN : Number(v);
+  if (!Number.isInteger(x)) throw new Error(`--${name} needs an integer, got ${v.trim() === "" ? "an empty value" : `"${v}"`}`);
   return x;
 };
 
@@ -25,7 +26,11 @@ export function register(program: Command): void {
     .addOption(new Option("--activation <name>", "activation of the mlp/convnet presets").choices(["relu", "softplus", "sigmoid", "tanh"]))
     .option("--dataset <name>", "mnist, fashion-mnist, cifar10, diabetes, boston, iris, wine, breast-cancer, digits, synthetic-teacher")
     .option("--limit <n>", "use only the first n training and test samples", int("limit"))
-    .option("--validation <n>", "validation samples held out of the training set (count or fraction; 0 for none)", num("validation"))
+    .option(
+      "--validation <n>",
+      "validation samples held out of the training set: count, fraction, 0 for none, or auto (default: 10%, at most 5000)",
+      (v) => (v === "auto" ? v : num("validation")(v)),
+    )
     .option("--no-normalize", "keep pixels in [0,1] instead of normalizing per channel")
     .option("--epochs <n>", "epochs", int("epochs"))
     .option("--batch-size <n>", "mini-batch size", int("batch-size"))
@@ -83,6 +88,8 @@ export function register(program: Command): void {
       "--resume <run-dir>",
       "continue an interrupted run from its last checkpoint, with the configuration of its config.json (only --epochs may be given, to extend it)",
     )
+    .option("--max-memory <size>", "refuse models whose estimated memory exceeds this (e.g. 8G; default 80% of the machine's memory)")
+    .option("--allow-config-change", "with --resume: train on although config.json differs from the checkpoint's configuration")
     .option("--json", "print one JSON object per epoch and a final one, instead of text")
     .option("--no-progress", "no progress bar")
     .action(async (opts: Record<string, unknown>) => {
@@ -129,6 +136,7 @@ export function register(program: Command): void {
         "threads",
         "out",
         "init",
+        "maxMemory",
       ];
       for (const k of keys) if (opts[k] !== undefined) flags[k] = opts[k];
       if (opts.normalize === false) flags.normalize = false;
@@ -155,7 +163,12 @@ export function register(program: Command): void {
       };
       process.on("SIGINT", onSigint);
       const out = (line: string) => process.stdout.write(`${line}\n`);
-      const input: TrainConfigInput | ResumeInput = typeof opts.resume === "string" ? { ...flags, resume: opts.resume } : config;
+      if (opts.allowConfigChange === true && typeof opts.resume !== "string")
+        throw new Error("--allow-config-change: applies to --resume only");
+      const input: TrainConfigInput | ResumeInput =
+        typeof opts.resume === "string"
+          ? { ...flags, resume: opts.resume, allowConfigChange: opts.allowConfigChange === true || undefined }
+          : config;
       let result: Awaited<ReturnType<typeof runTrainJob>>;
       try {
         result = await runTrainJob(
@@ -195,6 +208,8 @@ export function register(program: Command): void {
         process.off("SIGINT", onSigint);
       }
       const seconds = result.epochs.reduce((s, e) => s + e.seconds, 0);
+      const skipped = result.epochs.reduce((s, e) => s + e.skippedSteps, 0);
+      if (skipped > 0) process.stderr.write(`chainopt: warning: ${skipped} step(s) were skipped (non-finite values, --on-nan skip)\n`);
       if (json) {
         out(
           JSON.stringify({
