@@ -112,7 +112,7 @@ export const imageStatistics = {
 /**
  * The held-out test split of the sets without an official one (the sklearn sets), as `chainopt
  * train` draws it: 20% of the samples, with a fixed seed (0) that does not depend on `--seed`, so
- * that runs with different seeds are tested on the same samples. Documented in docs/datasets.md.
+ * that runs with different seeds are tested on the same samples. Documented in docs/training.md.
  */
 export const DEFAULT_TEST_SPLIT = { fraction: 0.2, seed: 0 } as const;
 

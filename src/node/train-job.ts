@@ -283,7 +283,7 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
   const data: LoadedDataset = await loadDataset(config.dataset, {
     limit: config.limit,
     validation: config.validation === "auto" || config.validation > 0 ? config.validation : undefined,
-    // Sets without an official test split (sklearn) get a fixed, seeded one (docs/datasets.md).
+    // Sets without an official test split (sklearn) get a fixed, seeded one (docs/training.md).
     test: DEFAULT_TEST_SPLIT.fraction,
     testSeed: DEFAULT_TEST_SPLIT.seed,
     seed: config.seed,
@@ -292,7 +292,6 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
   });
   if (data.train.size === 0)
     throw new Error(`dataset: ${config.dataset} has no training samples left (limit ${config.limit}, validation ${config.validation})`);
-  checkLossMatchesData(config.loss, data.train, config.dataset);
   const classes = data.train.classes ?? data.train.targetSize ?? 1;
   let spec = resolveModelSpec(config, data.train.inputShape, classes);
   let smoothing: SmoothResult | null = null;
@@ -330,6 +329,7 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
   }
   const objective = createObjective(config.loss, config.l2);
   const secondOrder = secondOrderMethod ? prepareSecondOrder(config, secondOrderMethod, chain, data) : null;
+  checkLossMatchesData(config.loss, data.train, config.dataset);
   const certified = config.stepSize === "certified" ? prepareCertified(config, chain, objective, data) : null;
   const stepsPerEpoch = Math.ceil(data.train.size / config.batchSize);
   const lr: LearningRate = certified
