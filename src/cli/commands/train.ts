@@ -6,12 +6,14 @@ import type { EpochRecord } from "../../train/trainer.js";
 // Number("") is 0: an empty value (`--lr ''`) is refused here, naming the flag.
 const num = (name: string) => (v: string) => {
   const x = v.trim() === "" ? Number.NaN : Number(v);
-  if (!Number.isFinite(x)) throw new Error(`--${name} needs a number, got ${v.trim() === "" ? "an empty value" : `"${v}"`}`);
+  if (v.trim() === "") throw new Error(`--${name} needs a number, got an empty value`);
+  if (!Number.isFinite(x)) throw new Error(`--${name}: expected a number, got "${v}"`);
   return x;
 };
 const int = (name: string) => (v: string) => {
   const x = v.trim() === "" ? Number.NaN : Number(v);
-  if (!Number.isInteger(x)) throw new Error(`--${name} needs an integer, got ${v.trim() === "" ? "an empty value" : `"${v}"`}`);
+  if (v.trim() === "") throw new Error(`--${name} needs an integer, got an empty value`);
+  if (!Number.isInteger(x)) throw new Error(`--${name}: expected an integer, got "${v}"`);
   return x;
 };
 
