@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { renderReport } from "../src/node/report.js";
+import { RunDirectory } from "../src/node/run-dir.js";
 import { assertInside, safeFileName, safeJoin, UnsafePathError, uniqueSafeNames } from "../src/node/safe-path.js";
 
 // A path built from data never leaves its folder (src/node/safe-path.ts), and `chainopt report`
@@ -29,6 +30,18 @@ describe("safe paths from data", () => {
     assert.throws(() => assertInside("/a/b", "/a/b/../c"), UnsafePathError);
     assert.throws(() => assertInside("/a/b", "/a/b"), UnsafePathError);
     assert.doesNotThrow(() => assertInside("/a/b", "/a/b/c.svg"));
+  });
+
+  it("a run directory named from data (model and data set names) stays under its root", () => {
+    const root = mkdtempSync(join(tmpdir(), "chainopt-runroot-"));
+    for (const name of ["../../evil", "/etc/x", "..", "a/../../b"]) {
+      const run = RunDirectory.create({ root, name });
+      assert.equal(join(run.dir, ".."), root, run.dir);
+    }
+    assert.deepEqual(
+      readdirSync(join(root, "..")).filter((f) => f.includes("evil")),
+      [],
+    );
   });
 
   it("names that collide after sanitizing get distinct files", () => {

@@ -137,8 +137,31 @@ describe("Trainer", () => {
     }
     // Adam's first steps move every weight by ≈ η = 1e30: the next forward pass overflows.
     assert.ok(skipped > 0);
+    // Every later step is skipped: a whole epoch's worth of consecutive skips stops the run
+    // (TrainerOptions.maxConsecutiveSkips, docs/training.md) instead of "succeeding" without progress.
+    assert.throws(() => t.runEpoch({ train }), /--on-nan skip: \d+ consecutive steps were skipped/);
+  });
+
+  it("skip mode: maxConsecutiveSkips bounds the skips in a row; each epoch record counts its skipped steps", () => {
+    const t = makeTrainer({
+      average: undefined,
+      earlyStopping: undefined,
+      onNaN: "skip",
+      maxConsecutiveSkips: 1000,
+      optimizer: createOptimizer("adam", { lr: 1e30 }),
+    });
     const r = t.runEpoch({ train });
     assert.equal(r.steps, 6);
-    assert.ok(r.skippedSteps > 0);
+    assert.ok(r.skippedSteps > 0 && r.skippedSteps < 6, String(r.skippedSteps));
+    const t2 = makeTrainer({ average: undefined, earlyStopping: undefined, onNaN: "skip", maxConsecutiveSkips: 3 });
+    t2.runEpoch({ train });
+    const bad = makeTrainer({
+      average: undefined,
+      earlyStopping: undefined,
+      onNaN: "skip",
+      maxConsecutiveSkips: 3,
+      optimizer: createOptimizer("adam", { lr: 1e30 }),
+    });
+    assert.throws(() => bad.runEpoch({ train }), /3 consecutive steps were skipped .*the limit is 3/);
   });
 });

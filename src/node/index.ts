@@ -38,18 +38,38 @@ export const NATIVE_HOW_TO =
  * that chain uses it. `CHAINOPT_BACKEND=portable` forces the portable backend (for comparisons).
  */
 export function bestBackend(options: BestBackendOptions = {}): Backend {
-  const forcePortable = process.env.CHAINOPT_BACKEND?.trim().toLowerCase() === "portable";
+  const choice = backendFromEnv();
+  const forcePortable = choice === "portable";
   const native = forcePortable ? null : loadNativeBackend();
   if (native) {
     if (options.threads !== undefined) native.setThreads(options.threads);
     return native;
   }
+  if (choice === "openblas") {
+    throw new Error(`CHAINOPT_BACKEND=openblas: the native addon ${nativeLoadError() ?? "is unavailable"}; ${NATIVE_HOW_TO}`);
+  }
   if (!options.quiet && !noticePrinted) {
     noticePrinted = true;
-    const why = forcePortable ? "CHAINOPT_BACKEND=portable" : `native addon ${nativeLoadError() ?? "unavailable"}`;
-    process.stderr.write(`chainopt: using the portable TypeScript backend (${why}); ${NATIVE_HOW_TO}.\n`);
+    // Asked for by name: no advice to install what the user chose not to use.
+    if (forcePortable) process.stderr.write("chainopt: using the portable TypeScript backend (CHAINOPT_BACKEND=portable).\n");
+    else
+      process.stderr.write(
+        `chainopt: using the portable TypeScript backend (native addon ${nativeLoadError() ?? "unavailable"}); ${NATIVE_HOW_TO}.\n`,
+      );
   }
   return portableBackend;
+}
+
+/** Values of `CHAINOPT_BACKEND`: auto (the default: native when it loads), openblas (native or an error), portable. */
+export const BACKEND_CHOICES = ["auto", "openblas", "portable"] as const;
+
+/** Parses `CHAINOPT_BACKEND` (unset or empty: auto); an unknown value is an error naming the variable and the choices. */
+export function backendFromEnv(env: NodeJS.ProcessEnv = process.env): (typeof BACKEND_CHOICES)[number] {
+  const raw = env.CHAINOPT_BACKEND?.trim().toLowerCase();
+  if (!raw) return "auto";
+  if (raw === "native") return "openblas";
+  if ((BACKEND_CHOICES as readonly string[]).includes(raw)) return raw as (typeof BACKEND_CHOICES)[number];
+  throw new Error(`CHAINOPT_BACKEND=${env.CHAINOPT_BACKEND}: unknown backend; allowed values: ${BACKEND_CHOICES.join(", ")} (or unset)`);
 }
 
 export * from "./atomic.js";

@@ -121,6 +121,9 @@ export class NativeBackend implements Backend {
 
   setThreads(n: number): void {
     if (!Number.isInteger(n) || n < 1) throw new RangeError(`threads must be a positive integer, got ${n}`);
+    // OpenBLAS refuses more threads than it was compiled for (MAX_THREADS in its configuration).
+    const max = Number(/MAX_THREADS=(\d+)/.exec(this.binding.getConfig())?.[1] ?? Number.NaN);
+    if (n > max) throw new RangeError(`threads ${n}: at most ${max} (OpenBLAS was built with MAX_THREADS=${max})`);
     this.binding.setNumThreads(n);
   }
 

@@ -3,7 +3,9 @@ import { join, resolve } from "node:path";
 import type { Chain } from "../chain/chain.js";
 import { appendLineDurable, jsonSafe, readJsonLines, repairJsonLines, writeFileAtomic, writeJsonAtomic } from "./atomic.js";
 import { type CheckpointData, type LoadedCheckpoint, loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
+import { safeFileName } from "./safe-path.js";
 import { exportTorchSafetensors } from "./torch-interop.js";
+import { createFolder } from "./train-guards.js";
 
 /**
  * A run directory: everything one `chainopt train` / `chainopt experiment` run writes.
@@ -115,7 +117,8 @@ function readSafetensorsMetadata(file: string): Record<string, string> | undefin
   }
 }
 
-const safeName = (name: string) => name.replace(/[^A-Za-z0-9._-]+/g, "_").slice(0, 80) || "run";
+/** A run's default folder name from data (model and data set names): one safe path segment (src/node/safe-path.ts). */
+const safeName = (name: string) => safeFileName(name, "run").slice(0, 80);
 
 /** A run directory (see the module documentation for the layout). */
 export class RunDirectory {
@@ -142,7 +145,8 @@ export class RunDirectory {
       dir = resolve(base);
       for (let k = 2; existsSync(dir); k++) dir = resolve(`${base}-${k}`);
     }
-    mkdirSync(join(dir, "checkpoints"), { recursive: true });
+    // One level at a time, with errors naming the folder (src/node/train-guards.ts).
+    createFolder(join(dir, "checkpoints"), options.out ? "--out" : "run directory", options.out ?? dir);
     return new RunDirectory(dir);
   }
 

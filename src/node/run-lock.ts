@@ -1,4 +1,4 @@
-import { closeSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { closeSync, openSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 
@@ -32,6 +32,17 @@ export class RunLockedError extends Error {
     readonly holder: LockInfo | null,
   ) {
     super(message);
+  }
+}
+
+/** An unreadable lock younger than this (ms) is being written by its holder, not stale. */
+const FRESH_MS = 5000;
+
+function mtimeMs(file: string): number {
+  try {
+    return statSync(file).mtimeMs;
+  } catch {
+    return 0;
   }
 }
 
@@ -89,11 +100,12 @@ export class RunLock {
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
         const holder = readLock(file);
-        const stale =
-          holder === null
-            ? // An unreadable lock: a holder killed between create and write. Take it over.
-              true
-            : holder.host === info.host && !processAlive(holder.pid);
+        if (holder === null && Date.now() - mtimeMs(file) < FRESH_MS) {
+          // Created an instant ago and not yet written: another process is taking the lock.
+          throw new RunLockedError(`${dir}: another process is taking the lock ${file} right now`, null);
+        }
+        // An unreadable lock older than that: its holder died between create and write.
+        const stale = holder === null || (holder.host === info.host && !processAlive(holder.pid));
         if (!stale) {
           const h = holder as LockInfo;
           const here = h.host === info.host;

@@ -20,14 +20,19 @@ import { type EpochRecord, type StepProgress, Trainer, type TrainerOptions } fro
 import { type AdversarialTraining, prepareAdversarialTraining, resolveAdversarialAttack } from "./adversarial-train.js";
 import { jsonSafe, writeFileAtomic, writeJsonAtomic } from "./atomic.js";
 import { type LoadedCheckpoint, loadCheckpoint } from "./checkpoint.js";
-import { datasetNames, type LoadedDataset, loadDataset } from "./datasets.js";
+import { checkpointConfigRecord, checkResumeConfig } from "./config-digest.js";
+import { DEFAULT_TEST_SPLIT, datasetNames, type LoadedDataset, loadDataset } from "./datasets.js";
 import { DistributedJob, type DistributedTraining } from "./distributed/train.js";
 import { createEpochExtras } from "./epoch-extras.js";
 import { saveTrainerCheckpoint, snapshotFromCheckpoint, trainInRunDirectory } from "./fit-run.js";
 import { bestBackend } from "./index.js";
 import { checkLineSearchOptions, firstOrderArmijo, resolveLineSearchDefaults, wrapWithArmijo } from "./line-search-config.js";
+import { checkTrainingMemory, optimizerSlots, parseMemorySize } from "./memory.js";
 import { RunDirectory } from "./run-dir.js";
+import { RunLock } from "./run-lock.js";
+import { readSafetensorsHeader } from "./safetensors.js";
 import { importTorchSafetensors } from "./torch-interop.js";
+import { checkFolderWritable, checkLossMatchesData, checkThreads } from "./train-guards.js";
 import { checkUnsupervisedOptions, dropLabels, presetOutputs, unsupervisedObjective } from "./unsupervised-config.js";
 
 // The `chainopt train` job: resolves a configuration (command-line flags and/or a JSON file,
@@ -50,8 +55,8 @@ export const trainConfigSchema = z
     dataset: z.string().default("mnist"),
     /** Use only the first N training (and test) samples. */
     limit: z.number().int().positive().optional(),
-    /** Validation samples held out of the training set (count or fraction). */
-    validation: z.number().nonnegative().default(5000),
+    /** Validation samples held out of the training set: a count, a fraction, or "auto" (10%, at most 5000). */
+    validation: z.union([z.number().nonnegative(), z.literal("auto")]).default("auto"),
     normalize: z.boolean().default(true),
     epochs: z.number().int().positive().default(10),
     batchSize: z.number().int().positive().default(128),
@@ -121,6 +126,8 @@ export const trainConfigSchema = z
     advMix: z.number().optional(),
     advValidationSamples: z.number().optional(),
     // --- end adversarial training ---
+    /** Refuse a model whose estimated memory exceeds this size (bytes or e.g. "8G"; default 80% of the machine). */
+    maxMemory: z.union([z.number().positive(), z.string()]).optional(),
   })
   .strict();
 
@@ -238,6 +245,9 @@ export interface TrainResult {
 export interface ResumeInput {
   resume: string;
   epochs?: number;
+  /** Resume although the configuration differs from the checkpoint's (config digest). */
+  allowConfigChange?: boolean;
+  maxMemory?: number | string;
   [flag: string]: unknown;
 }
 
@@ -293,10 +303,16 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
   const adversarialAttack = resolveAdversarialAttack(config); // adversarial training: flags checked first
   checkLineSearchOptions(config); // Armijo line search (line-search-config.ts)
   if (config.init && !existsSync(config.init)) throw new Error(`init: ${config.init}: file not found`);
-  const backend = bestBackend({ threads: config.threads, quiet: false });
+  const maxBytes = config.maxMemory !== undefined ? parseMemorySize(config.maxMemory) : undefined;
+  const backend = bestBackend({ quiet: false });
+  checkThreads(config.threads, backend);
+  if (config.threads !== undefined && "setThreads" in backend) (backend as { setThreads(n: number): void }).setThreads(config.threads);
   const data: LoadedDataset = await loadDataset(config.dataset, {
     limit: config.limit,
-    validation: config.validation > 0 ? config.validation : undefined,
+    validation: config.validation === "auto" || config.validation > 0 ? config.validation : undefined,
+    // Sets without an official test split (sklearn) get a fixed, seeded one (docs/training.md).
+    test: DEFAULT_TEST_SPLIT.fraction,
+    testSeed: DEFAULT_TEST_SPLIT.seed,
     seed: config.seed,
     normalize: config.normalize,
     standardize: true,
@@ -327,6 +343,14 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
     const where = typeof config.model === "string" ? config.model : "model spec";
     throw new Error(`model ${where}: ${(error as Error).message}`);
   }
+  // Refuse a model that does not fit in memory before allocating its parameters (src/node/memory.ts).
+  checkTrainingMemory(chain, {
+    batchSize: Math.min(config.batchSize, data.train.size),
+    evalBatchSize: Math.min(config.evalBatchSize, Math.max(data.validation?.size ?? 0, data.test?.size ?? 0, 1)),
+    optimizerSlots: secondOrderMethod ? 0 : optimizerSlots(config.optimizer, { momentum: config.momentum }),
+    extraCopies: (config.onNan === "skip" ? 1 : 0) + (config.average ? 1 : 0) + (config.earlyStopping ? 1 : 0),
+    maxBytes,
+  });
   const unsupervised = unsupervisedObjective(config); // --objective clustering|autoencoder
   if (unsupervised) dropLabels(data);
   if (!unsupervised && data.train.labels && config.loss === "logistic" && chain.outputSize !== classes) {
@@ -334,6 +358,7 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
   }
   const objective = unsupervised ?? createObjective(config.loss, config.l2);
   const secondOrder = secondOrderMethod ? prepareSecondOrder(config, secondOrderMethod, chain, data) : null;
+  checkLossMatchesData(config.loss, data.train, config.dataset);
   const certified = config.stepSize === "certified" ? prepareCertified(config, chain, objective, data) : null;
   const adversarial = adversarialAttack ? prepareAdversarialTraining(config, adversarialAttack, chain, objective) : null;
   const stepsPerEpoch = Math.ceil(data.train.size / config.batchSize);
@@ -742,7 +767,9 @@ export async function runTrainJob(
   let extendTo: number | undefined;
   let hasCheckpoint = false;
   if (resumeDir !== null) {
-    const given = Object.entries(input).filter(([k, v]) => k !== "resume" && k !== "epochs" && v !== undefined);
+    const given = Object.entries(input).filter(
+      ([k, v]) => !["resume", "epochs", "allowConfigChange", "maxMemory"].includes(k) && v !== undefined,
+    );
     if (given.length > 0) {
       throw new Error(
         `--resume continues a run with the configuration saved in its config.json; it cannot be combined with ${given.map(([k, v]) => flagName(k, v)).join(", ")} (only --epochs, to extend the run)`,
@@ -756,6 +783,13 @@ export async function runTrainJob(
       config = { ...config, epochs };
     }
     hasCheckpoint = existsSync(join(resumeDir, "checkpoints", "last.safetensors"));
+    // The checkpoint's configuration digest against config.json as it is now (src/node/config-digest.ts).
+    checkResumeConfig(config, join(resumeDir, "checkpoints", "last.safetensors"), {
+      allowChange: (input as ResumeInput).allowConfigChange === true,
+      configFile: join(resumeDir, "config.json"),
+    });
+    const maxMemory = (input as ResumeInput).maxMemory;
+    if (maxMemory !== undefined) config = { ...config, maxMemory };
   } else {
     config = resolveLineSearchDefaults(
       input as Record<string, unknown>,
@@ -767,26 +801,59 @@ export async function runTrainJob(
         `--out ${config.out}: the directory exists and is not empty (use --resume ${config.out} to continue that run, or another --out)`,
       );
     }
+    checkFolderWritable(config.out ?? "runs", config.out ? "--out" : "run directory");
   }
 
   const prepared = await prepareTrainJob(config, events, { skipInit: hasCheckpoint });
-  const { backend, data, spec, chain, certified, secondOrder } = prepared;
 
-  // Only now, with every input validated, does the job touch the file system.
+  // Only now, with every input validated, does the job touch the file system. The run directory
+  // is locked first (src/node/run-lock.ts): a second process on the same run is refused.
   // --- distributed (src/node/distributed/train.ts): only rank 0 writes the run directory ---
   const dist = distributed
-    ? new DistributedJob(distributed, { resumeDir, optimizer: config.optimizer, secondOrder: secondOrder !== null })
+    ? new DistributedJob(distributed, { resumeDir, optimizer: config.optimizer, secondOrder: prepared.secondOrder !== null })
     : null;
   dist?.attach(prepared.trainerOptions);
-  const openRun = (dir: string | null) =>
-    resumeDir !== null
-      ? RunDirectory.open(dir ?? resumeDir)
-      : RunDirectory.create({
-          out: dir ?? config.out,
-          name: `${typeof config.model === "string" ? config.model : "model"}-${config.dataset}`,
-        });
-  const run = dist ? dist.openRun(resumeDir, openRun) : openRun(null);
   // --- end distributed ---
+  let lock: RunLock | null = null;
+  const openRun = (dir: string | null): RunDirectory => {
+    if (resumeDir !== null) {
+      const target = dir ?? resumeDir;
+      lock = RunLock.acquire(target);
+      try {
+        return RunDirectory.open(target);
+      } catch (error) {
+        lock.release();
+        lock = null;
+        throw error;
+      }
+    }
+    const created = RunDirectory.create({
+      out: dir ?? config.out,
+      name: `${typeof config.model === "string" ? config.model : "model"}-${config.dataset}`,
+    });
+    lock = RunLock.acquire(created.dir);
+    return created;
+  };
+  const run = dist ? dist.openRun(resumeDir, openRun) : openRun(null);
+  try {
+    return await trainLocked(run, config, prepared, resumeDir, extendTo, events, signal, dist);
+  } finally {
+    (lock as RunLock | null)?.release();
+  }
+}
+
+/** The body of {@link runTrainJob} once the run directory is open and locked. */
+async function trainLocked(
+  run: RunDirectory,
+  config: TrainConfig,
+  prepared: Prepared,
+  resumeDir: string | null,
+  extendTo: number | undefined,
+  events: TrainJobEvents,
+  signal: { stopRequested: boolean } | undefined,
+  dist: DistributedJob | null,
+): Promise<TrainResult> {
+  const { backend, data, spec, chain, certified, secondOrder } = prepared;
   const trainer = new Trainer(prepared.trainerOptions, { params: prepared.init.params, state: prepared.init.state });
   let resumedFromEpoch = 0;
   const last = resumeDir !== null ? run.loadLastCheckpoint(chain) : null;
@@ -936,7 +1003,12 @@ export async function runTrainJob(
           });
         }
       },
-      checkpointExtra: () => certifiedCheckpointExtra(certified),
+      // The certified run's ball and counters, and the configuration digest checked on --resume
+      // (src/node/config-digest.ts).
+      checkpointExtra: () => ({
+        ...certifiedCheckpointExtra(certified),
+        config: checkpointConfigRecord(config as Record<string, unknown>),
+      }),
       onEpoch: events.onEpoch,
       onFinish: () => {
         certifiedResult = certified ? certifiedSummary(certified, recertifications()) : undefined;
@@ -972,12 +1044,8 @@ export async function runTrainJob(
 
 function isChainoptCheckpoint(file: string): boolean {
   try {
-    const buf = readFileSync(file);
-    const n = Number(buf.readBigUInt64LE(0));
-    return buf
-      .subarray(8, 8 + n)
-      .toString("utf8")
-      .includes("chainopt.checkpoint");
+    // The header only (the file may be large): chainopt checkpoints carry their format in __metadata__.
+    return JSON.stringify(readSafetensorsHeader(file).metadata).includes("chainopt.checkpoint");
   } catch {
     return false;
   }

@@ -115,12 +115,22 @@ export interface TrainerOptions {
   /** Applied to w after each update, e.g. the projection onto B_R of projected gradient descent. */
   projection?: (w: FloatArray) => void;
   onNaN?: NanPolicy;
+  /**
+   * `onNaN: "skip"`: stop with a {@link NumericalFaultError} after this many consecutive skipped
+   * steps (default: {@link MAX_CONSECUTIVE_SKIPS}, or the number of batches of an epoch when that
+   * is smaller): a run whose every step is non-finite must not "succeed" with the initial
+   * parameters. The count restarts after each good step and on resume.
+   */
+  maxConsecutiveSkips?: number;
   onStep?: (progress: StepProgress) => void;
   // --- data parallel (src/train/data-parallel.ts, docs/distributed.md) ---
   /** Split each batch across the ranks of a job and all-reduce the gradient (first-order steps only). */
   dataParallel?: DataParallel;
   // --- end data parallel ---
 }
+
+/** Default of {@link TrainerOptions.maxConsecutiveSkips} (`--on-nan skip`, docs/training.md). */
+export const MAX_CONSECUTIVE_SKIPS = 50;
 
 /**
  * A non-finite value appeared. `step` is the 1-based number of the failing step (the trainer had
@@ -356,7 +366,11 @@ export class Trainer {
   private afterUpdate(): void {
     this.average?.update(this.w);
     this.step++;
+    this.consecutiveSkips = 0;
   }
+
+  /** Steps skipped in a row (`onNaN: "skip"`); see {@link TrainerOptions.maxConsecutiveSkips}. */
+  private consecutiveSkips = 0;
 
   private saveBackup(): void {
     if (!this.backup) this.backup = { w: this.w.slice(), state: this.state.slice(), optimizerState: cloneTree(this.optimizerState) };
@@ -375,6 +389,17 @@ export class Trainer {
     this.optimizerState = cloneTree(b.optimizerState);
     if (b.stepper) this.options.stepper?.restoreState?.(b.stepper);
     this.step++;
+    this.consecutiveSkips++;
+    // At most MAX_CONSECUTIVE_SKIPS in a row, and never a whole epoch's worth of steps.
+    const max = this.options.maxConsecutiveSkips ?? Math.min(MAX_CONSECUTIVE_SKIPS, this.position?.batches ?? MAX_CONSECUTIVE_SKIPS);
+    if (this.consecutiveSkips >= max) {
+      throw new NumericalFaultError(
+        `--on-nan skip: ${this.consecutiveSkips} consecutive steps were skipped (non-finite loss, gradient or parameters; the limit is ${max}), so training made no progress; stopped at step ${this.step} (epoch ${this.epoch + 1}). Lower the learning rate or clip gradients (--clip-norm)`,
+        this.step,
+        null,
+        Number.isFinite(loss) ? (Number.isFinite(gradNorm) ? "parameters" : "gradient") : "loss",
+      );
+    }
     return { loss, gradNorm, skipped: true };
   }
 

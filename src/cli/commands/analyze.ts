@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { type CertificateVariant, certifyObjective, convergenceGuarantee, type ObjectiveCertificate } from "../../certify/certificate.js";
 import { layerWitnessReport } from "../../certify/witness-report.js";
 import { createChain } from "../../chain/chain.js";
@@ -17,6 +17,7 @@ interface AnalyzeOptions {
   radius: string;
   inputNorm?: string;
   maxSampleNorm?: string;
+  bnEpsilon?: string;
   epsilonBn?: string;
   classes?: string;
   loss: string;
@@ -137,7 +138,8 @@ export function register(program: Command): void {
     .option("--radius <r>", "R_t: one radius for all layers or a comma-separated list", "1")
     .option("--input-norm <x>", "bound on the Frobenius norm of the whole input batch (default 1)")
     .option("--max-sample-norm <x>", "largest input sample norm of the data (then ‖X₀‖ ≤ √N·x)")
-    .option("--epsilon-bn <eps>", "ε of every batch-norm (vgg16-bn presets and spec files)")
+    .option("--epsilon-bn <eps>", "ε of every batch-norm (vgg16-bn presets and spec files); alias --bn-epsilon")
+    .addOption(new Option("--bn-epsilon <eps>").hideHelp())
     .option("--classes <k>", "number of outputs of presets")
     .option("--loss <type>", "logistic, squared, or the unsupervised clustering or autoencoder (docs/unsupervised.md)", "logistic")
     .option("--clustering-lambda <gamma>", "--loss clustering: fusion strength γ (default 1)")
@@ -166,7 +168,10 @@ export function register(program: Command): void {
       }
       if (options.model === undefined) throw new Error("--model: required (or --input-space with --weights/--run)");
       const input = options.input ? parseShape(options.input) : undefined;
-      const epsilonBn = options.epsilonBn !== undefined ? positive("epsilon-bn", options.epsilonBn) : undefined;
+      if (options.epsilonBn !== undefined && options.bnEpsilon !== undefined)
+        throw new Error("--epsilon-bn, --bn-epsilon: give one of them");
+      const bn = options.epsilonBn ?? options.bnEpsilon;
+      const epsilonBn = bn !== undefined ? positive(options.epsilonBn !== undefined ? "epsilon-bn" : "bn-epsilon", bn) : undefined;
       const classes = options.classes !== undefined ? positive("classes", options.classes, true) : undefined;
       const batch = positive("batch", options.batch, true);
       const radii = options.radius.split(",").map((r) => {

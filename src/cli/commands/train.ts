@@ -4,13 +4,16 @@ import { distributedErrorHandler, distributedFromFlags } from "../../node/distri
 import { type ResumeInput, readConfigFile, runTrainJob, SECOND_ORDER_METHODS, type TrainConfigInput } from "../../node/train-job.js";
 import type { EpochRecord } from "../../train/trainer.js";
 
+// Number("") is 0: an empty value (`--lr ''`) is refused here, naming the flag.
 const num = (name: string) => (v: string) => {
-  const x = Number(v);
+  const x = v.trim() === "" ? Number.NaN : Number(v);
+  if (v.trim() === "") throw new Error(`--${name} needs a number, got an empty value`);
   if (!Number.isFinite(x)) throw new Error(`--${name}: expected a number, got "${v}"`);
   return x;
 };
 const int = (name: string) => (v: string) => {
-  const x = Number(v);
+  const x = v.trim() === "" ? Number.NaN : Number(v);
+  if (v.trim() === "") throw new Error(`--${name} needs an integer, got an empty value`);
   if (!Number.isInteger(x)) throw new Error(`--${name}: expected an integer, got "${v}"`);
   return x;
 };
@@ -26,7 +29,11 @@ export function register(program: Command): void {
     .addOption(new Option("--activation <name>", "activation of the mlp/convnet presets").choices(["relu", "softplus", "sigmoid", "tanh"]))
     .option("--dataset <name>", "mnist, fashion-mnist, cifar10, diabetes, boston, iris, wine, breast-cancer, digits, synthetic-teacher")
     .option("--limit <n>", "use only the first n training and test samples", int("limit"))
-    .option("--validation <n>", "validation samples held out of the training set (count or fraction; 0 for none)", num("validation"))
+    .option(
+      "--validation <n>",
+      "validation samples held out of the training set: count, fraction, 0 for none, or auto (default: 10%, at most 5000)",
+      (v) => (v === "auto" ? v : num("validation")(v)),
+    )
     .option("--no-normalize", "keep pixels in [0,1] instead of normalizing per channel")
     .option("--epochs <n>", "epochs", int("epochs"))
     .option("--batch-size <n>", "mini-batch size", int("batch-size"))
@@ -131,6 +138,8 @@ export function register(program: Command): void {
     .option("--distributed", "data-parallel over the ranks of an MPI job (mpirun -np N …; automatic under mpirun with N > 1)")
     .option("--deterministic-reduce", "distributed: sum gradients in rank order (bit-reproducible for a given N)")
     // --- end distributed ---
+    .option("--max-memory <size>", "refuse models whose estimated memory exceeds this (e.g. 8G; default 80% of the machine's memory)")
+    .option("--allow-config-change", "with --resume: train on although config.json differs from the checkpoint's configuration")
     .option("--json", "print one JSON object per epoch and a final one, instead of text")
     .option("--no-progress", "no progress bar")
     .action(async (opts: Record<string, unknown>) => {
@@ -190,6 +199,7 @@ export function register(program: Command): void {
         "out",
         "init",
         ...["adversarial", "advEps", "advNorm", "advSteps", "advStepSize", "advMix", "advValidationSamples"], // adversarial training
+        "maxMemory",
       ];
       for (const k of keys) if (opts[k] !== undefined) flags[k] = opts[k];
       if (opts.normalize === false) flags.normalize = false;
@@ -218,7 +228,12 @@ export function register(program: Command): void {
       const out = (line: string) => {
         if (!silent) process.stdout.write(`${line}\n`);
       };
-      const input: TrainConfigInput | ResumeInput = typeof opts.resume === "string" ? { ...flags, resume: opts.resume } : config;
+      if (opts.allowConfigChange === true && typeof opts.resume !== "string")
+        throw new Error("--allow-config-change: applies to --resume only");
+      const input: TrainConfigInput | ResumeInput =
+        typeof opts.resume === "string"
+          ? { ...flags, resume: opts.resume, allowConfigChange: opts.allowConfigChange === true || undefined }
+          : config;
       let result: Awaited<ReturnType<typeof runTrainJob>>;
       try {
         result = await runTrainJob(
@@ -259,6 +274,8 @@ export function register(program: Command): void {
         process.off("SIGINT", onSigint);
       }
       const seconds = result.epochs.reduce((s, e) => s + e.seconds, 0);
+      const skipped = result.epochs.reduce((s, e) => s + e.skippedSteps, 0);
+      if (skipped > 0) process.stderr.write(`chainopt: warning: ${skipped} step(s) were skipped (non-finite values, --on-nan skip)\n`);
       if (json) {
         out(
           JSON.stringify({
