@@ -10,6 +10,7 @@ export {
   loadNativeBackend,
   NativeBackend,
   type NativeBlasBinding,
+  type NativePaths,
   nativeAddonPath,
   nativeLoadError,
   packageRoot,
