@@ -170,6 +170,22 @@ describe("oneDNN convolution and pooling against im2col and the float64 referenc
     }
   });
 
+  it("is deterministic: the same call twice gives the same bits (what resuming a run relies on)", () => {
+    const spec: ModelSpecInput = {
+      input: [3, 10, 10],
+      layers: [
+        { type: "conv2d", filters: 8, kernel: 3, padding: 1 },
+        { type: "relu" },
+        { type: "maxPool2d", size: 2 },
+        { type: "conv2d", filters: 4, kernel: 3, padding: 1 },
+        { type: "avgPool2d", size: 5 },
+      ],
+    };
+    const a = evaluate(spec, "float32", withDnn!, 16, 8);
+    const b = evaluate(spec, "float32", withDnn!, 16, 8);
+    assert.deepEqual(b, a);
+  });
+
   it("max pooling routes ties (all-zero windows after ReLU) like the portable first-maximum rule", () => {
     const spec: ModelSpecInput = { input: [2, 6, 6], layers: [{ type: "relu" }, { type: "maxPool2d", size: 2 }] };
     const a = evaluate(spec, "float32", withDnn!, 4, 5);
