@@ -382,7 +382,8 @@ export function threadsFromEnv(env: NodeJS.ProcessEnv = process.env): number | u
 /**
  * Loads the native OpenBLAS backend, or returns null if the addon is not built or does not load
  * ({@link nativeLoadError} says why). Loaded once per process; the thread count is set from
- * `CHAINOPT_THREADS` when that is set (otherwise OpenBLAS's own default: `OPENBLAS_NUM_THREADS` or all cores).
+ * `CHAINOPT_THREADS` when that is set (otherwise OpenBLAS's own default: `OPENBLAS_NUM_THREADS` or all cores),
+ * for OpenBLAS and OpenMP (oneDNN, element-wise kernels) alike.
  */
 export function loadNativeBackend(): NativeBackend | null {
   if (cached) return cached.backend;
@@ -400,7 +401,8 @@ export function loadNativeBackend(): NativeBackend | null {
     if (binding.abi !== ADDON_ABI)
       throw new Error(`addon interface ${binding.abi}, expected ${ADDON_ABI}: rebuild it with \`npx chainopt build-native\``);
     const backend = new NativeBackend(binding, path, { dnn: dnnFromEnv() });
-    if (threads !== undefined) backend.setThreads(threads);
+    // One thread count for OpenBLAS and OpenMP (docs/performance.md): CHAINOPT_THREADS, else OpenBLAS's default.
+    backend.setThreads(threads ?? backend.threads);
     cached = { backend, error: null };
   } catch (error) {
     cached = { backend: null, error: error instanceof Error ? error.message : String(error) };
