@@ -8,6 +8,8 @@
         "-std=c++17",
         "-fopenmp",
         "-ffp-contract=off",
+        "-fno-math-errno",
+        "-ftree-vectorize",
         "<!@(node src/openblas-flags.mjs cflags)",
         "<!@(node src/dnnl-flags.mjs cflags)"
       ],
@@ -19,6 +21,8 @@
           "-O2",
           "-std=c++17",
           "-ffp-contract=off",
+          "-fno-math-errno",
+          "-ftree-vectorize",
           "<!@(node src/openblas-flags.mjs cflags)",
           "<!@(node src/dnnl-flags.mjs cflags)"
         ]

@@ -97,62 +97,93 @@ T* P(const Arr& a) {
 
 // Adam / AMSGrad (Kingma & Ba, ICLR 2015, Alg. 1; AMSGrad in PyTorch's form), the loop of
 // scaleByAdam in src/optim/adaptive.ts: m ← β₁m + c₁g, v ← β₂v + (c₂g)g, [v_max ← max(v_max, v)],
-// u ← m / bc₁ / (√v / √bc₂ + ε).
-template <typename T>
-void Adam(int64_t n, T* u, T* m, T* v, T* vmax, double b1, double c1, double b2, double c2, double bc1, double bc2s, double eps) {
+// u ← m / bc₁ / (√v / √bc₂ + ε). The variants are compile-time (AMS) so that each loop has no
+// branch and vectorizes; the arrays must be distinct (__restrict: they are separate state buffers).
+template <typename T, bool AMS>
+void AdamLoop(int64_t n, T* __restrict u, T* __restrict m, T* __restrict v, T* __restrict vmax, double b1, double c1, double b2,
+              double c2, double bc1, double bc2s, double eps) {
 #pragma omp parallel for schedule(static) if (n >= kParallelMin)
   for (int64_t i = 0; i < n; i++) {
     const double g = u[i];
-    m[i] = static_cast<T>(b1 * static_cast<double>(m[i]) + c1 * g);
-    v[i] = static_cast<T>(b2 * static_cast<double>(v[i]) + c2 * g * g);
-    double denomSq = v[i];
-    if (vmax) {
-      if (!(v[i] <= vmax[i])) vmax[i] = v[i];  // propagates NaN, like torch.maximum
-      denomSq = vmax[i];
+    const T mi = static_cast<T>(b1 * static_cast<double>(m[i]) + c1 * g);
+    const T vi = static_cast<T>(b2 * static_cast<double>(v[i]) + c2 * g * g);
+    m[i] = mi;
+    v[i] = vi;
+    T d = vi;
+    if (AMS) {
+      const T old = vmax[i];
+      d = !(vi <= old) ? vi : old;  // propagates NaN, like torch.maximum
+      vmax[i] = d;
     }
-    u[i] = static_cast<T>(static_cast<double>(m[i]) / bc1 / (std::sqrt(denomSq) / bc2s + eps));
+    u[i] = static_cast<T>(static_cast<double>(mi) / bc1 / (std::sqrt(static_cast<double>(d)) / bc2s + eps));
   }
+}
+
+template <typename T>
+void Adam(int64_t n, T* u, T* m, T* v, T* vmax, double b1, double c1, double b2, double c2, double bc1, double bc2s, double eps) {
+  if (vmax) AdamLoop<T, true>(n, u, m, v, vmax, b1, c1, b2, c2, bc1, bc2s, eps);
+  else AdamLoop<T, false>(n, u, m, v, nullptr, b1, c1, b2, c2, bc1, bc2s, eps);
 }
 
 // RMSprop (Tieleman & Hinton 2012, PyTorch form), scaleByRms: ν ← ρν + (1−ρ)g·g, [μ ← ρμ + (1−ρ)g],
 // u ← g / (√(ν [− μ²]) + ε).
-template <typename T>
-void Rms(int64_t n, T* u, T* nu, T* mu, double rho, double one, double eps) {
+template <typename T, bool CENTERED>
+void RmsLoop(int64_t n, T* __restrict u, T* __restrict nu, T* __restrict mu, double rho, double one, double eps) {
 #pragma omp parallel for schedule(static) if (n >= kParallelMin)
   for (int64_t i = 0; i < n; i++) {
     const double g = u[i];
-    nu[i] = static_cast<T>(rho * static_cast<double>(nu[i]) + one * g * g);
-    if (mu) {
-      mu[i] = static_cast<T>(rho * static_cast<double>(mu[i]) + one * g);
-      const double mi = mu[i];
-      u[i] = static_cast<T>(g / (std::sqrt(static_cast<double>(nu[i]) - mi * mi) + eps));
-    } else {
-      u[i] = static_cast<T>(g / (std::sqrt(static_cast<double>(nu[i])) + eps));
+    const T ni = static_cast<T>(rho * static_cast<double>(nu[i]) + one * g * g);
+    nu[i] = ni;
+    double var = ni;
+    if (CENTERED) {
+      const T mi = static_cast<T>(rho * static_cast<double>(mu[i]) + one * g);
+      mu[i] = mi;
+      var = static_cast<double>(ni) - static_cast<double>(mi) * static_cast<double>(mi);
     }
+    u[i] = static_cast<T>(g / (std::sqrt(var) + eps));
   }
+}
+
+template <typename T>
+void Rms(int64_t n, T* u, T* nu, T* mu, double rho, double one, double eps) {
+  if (mu) RmsLoop<T, true>(n, u, nu, mu, rho, one, eps);
+  else RmsLoop<T, false>(n, u, nu, nullptr, rho, one, eps);
 }
 
 // AdaGrad (Duchi, Hazan & Singer 2011), scaleByRss: s ← s + g·g, u ← g / (√s + δ).
 template <typename T>
-void Rss(int64_t n, T* u, T* s, double eps) {
+void Rss(int64_t n, T* __restrict u, T* __restrict s, double eps) {
 #pragma omp parallel for schedule(static) if (n >= kParallelMin)
   for (int64_t i = 0; i < n; i++) {
     const double g = u[i];
-    s[i] = static_cast<T>(static_cast<double>(s[i]) + g * g);
-    u[i] = static_cast<T>(g / (std::sqrt(static_cast<double>(s[i])) + eps));
+    const T si = static_cast<T>(static_cast<double>(s[i]) + g * g);
+    s[i] = si;
+    u[i] = static_cast<T>(g / (std::sqrt(static_cast<double>(si)) + eps));
   }
 }
 
-// Heavy-ball momentum, PyTorch form (traceMomentum): v ← g on the first step, else v ← μv + (1−d)g;
-// u ← v, or u ← g + μv with Nesterov.
-template <typename T>
-void Momentum(int64_t n, T* u, T* v, double mu, double keep, bool first, bool nesterov) {
+// Heavy-ball momentum, PyTorch form (traceMomentum): v ← g on the first step, else v ← μv + (1−d)g
+// with two roundings, as the portable scal-then-axpy of src/core/kernels.ts (v ← μv, then
+// v ← v + (1−d)g); u ← v, or u ← g + μv with Nesterov.
+template <typename T, bool FIRST, bool NESTEROV>
+void MomentumLoop(int64_t n, T* __restrict u, T* __restrict v, double mu, double keep) {
 #pragma omp parallel for schedule(static) if (n >= kParallelMin)
   for (int64_t i = 0; i < n; i++) {
     const double g = u[i];
-    // Two roundings, as the portable scal-then-axpy of src/core/kernels.ts: v ← μv, then v ← v + (1−d)g.
-    v[i] = first ? static_cast<T>(g) : static_cast<T>(static_cast<double>(static_cast<T>(mu * static_cast<double>(v[i]))) + keep * g);
-    u[i] = nesterov ? static_cast<T>(g + mu * static_cast<double>(v[i])) : v[i];
+    const T vi = FIRST ? static_cast<T>(g) : static_cast<T>(static_cast<double>(static_cast<T>(mu * static_cast<double>(v[i]))) + keep * g);
+    v[i] = vi;
+    u[i] = NESTEROV ? static_cast<T>(g + mu * static_cast<double>(vi)) : vi;
+  }
+}
+
+template <typename T>
+void Momentum(int64_t n, T* u, T* v, double mu, double keep, bool first, bool nesterov) {
+  if (first) {
+    if (nesterov) MomentumLoop<T, true, true>(n, u, v, mu, keep);
+    else MomentumLoop<T, true, false>(n, u, v, mu, keep);
+  } else {
+    if (nesterov) MomentumLoop<T, false, true>(n, u, v, mu, keep);
+    else MomentumLoop<T, false, false>(n, u, v, mu, keep);
   }
 }
 
@@ -167,7 +198,11 @@ void ReluForward(int64_t n, const T* x, T* y) {
 template <typename T>
 void ReluBackward(int64_t n, const T* x, const T* v, T* out) {
 #pragma omp parallel for schedule(static) if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; i++) out[i] = x[i] > 0 ? v[i] : T(0);
+  for (int64_t i = 0; i < n; i++) {
+    const T xi = x[i];
+    const T vi = v[i];  // loaded unconditionally, so that the select vectorizes
+    out[i] = xi > 0 ? vi : T(0);
+  }
 }
 
 // adamUpdate(n, u, m, v, vmax | null, b1, c1, b2, c2, bc1, bc2Sqrt, eps)
