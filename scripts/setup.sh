@@ -11,7 +11,7 @@
 # Adding a step: write a function `step_<name>` below and add <name> to STEPS (in order).
 set -euo pipefail
 
-STEPS=(system browser npm build native mpi)
+STEPS=(system onednn browser npm build native mpi)
 
 cd "$(dirname "$0")/.."
 
@@ -54,6 +54,26 @@ step_system() {
     log "  until then chainopt uses its portable TypeScript backend"
   fi
 }
+
+# --- step onednn (docs/performance.md) ----------------------------------------------------------
+# oneDNN 2.x (Debian/Ubuntu `libdnnl-dev`) for the native addon's float32 convolution and pooling.
+# Optional and never fatal: without it the addon is built with im2col + OpenBLAS convolutions.
+step_onednn() {
+  [ -f /usr/include/oneapi/dnnl/dnnl.hpp ] && return 0
+  [ -n "${CHAINOPT_NO_DNNL:-}" ] && return 0
+  if [ "$(id -u)" -eq 0 ] && is_debian_like && [ -z "${CHAINOPT_NO_APT:-}" ]; then
+    log "installing libdnnl-dev with apt-get (oneDNN convolution and pooling kernels) ..."
+    if DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libdnnl-dev >/dev/null; then
+      log "installed libdnnl-dev"
+    else
+      log "apt-get install libdnnl-dev failed: convolutions will use im2col + OpenBLAS"
+    fi
+  else
+    log "oneDNN missing: convolutions use im2col + OpenBLAS (for oneDNN: sudo apt-get install -y libdnnl-dev, then npm run build:native)"
+  fi
+}
+# --- end step onednn ----------------------------------------------------------------------------
 
 # --- step browser (issue 8: report-browser test) ------------------------------------------------
 # Debian's `chromium` for test/report-browser.test.ts (driven by the npm devDependency

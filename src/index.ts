@@ -9,7 +9,7 @@ export * from "./chain/spec.js";
 export * from "./components/component.js";
 export { createComponent } from "./components/registry.js";
 export { elementwiseConstants, identityConstants, maxWindowCoverage, type ScalarConstants } from "./components/smoothness.js";
-export type { Backend } from "./core/backend.js";
+export type { Backend, ConvGeometry, DnnPrimitives, ElementwiseKernels, PoolWindowGeometry } from "./core/backend.js";
 export * from "./core/dtype.js";
 export { PortableBackend, portableBackend } from "./core/portable.js";
 export * from "./core/rng.js";
