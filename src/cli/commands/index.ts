@@ -13,3 +13,4 @@ commands.push((await import("./train.js")).register);
 commands.push((await import("./experiment.js")).register);
 commands.push((await import("./smooth.js")).register);
 commands.push((await import("./bench.js")).register);
+commands.push((await import("./playground.js")).register);
