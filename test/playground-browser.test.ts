@@ -60,11 +60,11 @@ interface Results {
   errors: string[];
 }
 
-const QUERY = "data=circles&n=48&widths=6&act=softplus&R=1&lr=0.1&mult=1000&steps=60&proj=1&eps=0.1&budget=0.3&modes=3,1&seed=0";
+const QUERY = "data=circles&n=48&widths=6&act=softplus&R=1&lr=0.1&mult=1000&steps=40&proj=1&eps=0.1&budget=0.2&modes=3,1&seed=0";
 
 describe("the playground page in a real browser (headless Chromium)", () => {
   const skip = existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM} (apt-get install -y chromium; or set CHAINOPT_CHROMIUM)`;
-  it("certifies, trains, flags divergence, smooths, exports and round-trips its state", { skip, timeout: 240_000 }, async () => {
+  it("certifies, trains, flags divergence, smooths, exports and round-trips its state", { skip, timeout: 300_000 }, async () => {
     ensureBuild();
     const server = startCli(["playground", "--port", "0"]);
     const tmp = mkdtempSync(join(tmpdir(), "chainopt-playground-"));
@@ -193,6 +193,7 @@ describe("the playground page in a real browser (headless Chromium)", () => {
 
       // Exports through the CLI: the spec with the page's own analyze command, the weights as
       // `chainopt train --init` imports them (PyTorch nn.Sequential names).
+      await page.bringToFront();
       const save = async (button: string, name: string) => {
         const [dl] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: button }).click()]);
         const file = join(tmp, name);
