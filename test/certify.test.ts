@@ -1,33 +1,27 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { BATCH_NORM_CURVATURE } from "../src/components/batch-norm.js";
 import {
   type CertificateVariant,
-  type Chain,
   certifiedStep,
   certifiedStepSize,
   certifyChain,
   certifyObjective,
   convergenceGuarantee,
-  createChain,
-  createObjective,
-  forward,
-  getPreset,
-  jvp,
-  type LayerSpecInput,
-  LogisticLoss,
   layerNorms,
   localRadii,
-  type ModelSpecInput,
-  type NonlinearConstants,
   projectOntoBall,
-  Rng,
-  SquaredLoss,
   tightnessReport,
-  vjp,
   witnessChain,
   witnessObjective,
-} from "../src/index.js";
+} from "../src/certify/index.js";
+import { type Chain, createChain } from "../src/chain/chain.js";
+import { getPreset } from "../src/chain/presets.js";
+import type { LayerSpecInput, ModelSpecInput } from "../src/chain/spec.js";
+import { BATCH_NORM_CURVATURE } from "../src/components/batch-norm.js";
+import type { NonlinearConstants } from "../src/components/index.js";
+import { Rng } from "../src/core/rng.js";
+import { createObjective, LogisticLoss, SquaredLoss } from "../src/objectives/index.js";
+import { forward, jvp, vjp } from "../src/oracles/first-order.js";
 
 // Property tests of issue 5: every certificate ≥ every witness (witnesses are values of the
 // defining ratios at points of B_R, so a valid upper bound can never be below them), plus numerical

@@ -1,0 +1,5 @@
+// Element types, the random generator and the portable backend (see src/index.ts for the namespaces).
+export type { Backend } from "./backend.js";
+export * from "./dtype.js";
+export { PortableBackend, portableBackend } from "./portable.js";
+export * from "./rng.js";
