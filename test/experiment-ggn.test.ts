@@ -3,8 +3,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { runGgnExperiment } from "../src/experiments/ggn.js";
-import { getExperiment } from "../src/experiments/registry.js";
+import { runGgnExperiment } from "../src/node/experiments/ggn.js";
+import { getExperiment } from "../src/node/experiments/registry.js";
 
 // `chainopt experiment ggn` (issue 7, item 6) at a tiny scale: grids, choice, tables and plots.
 

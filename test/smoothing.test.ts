@@ -10,7 +10,7 @@ import { Relu } from "../src/components/relu.js";
 import type { SmoothMaxPool2d } from "../src/components/smooth-max-pool.js";
 import { SmoothRelu } from "../src/components/smooth-relu.js";
 import { Rng } from "../src/core/rng.js";
-import { runSmoothingExperiment } from "../src/experiments/smoothing.js";
+import { runSmoothingExperiment } from "../src/node/experiments/smoothing.js";
 import { createObjective } from "../src/objectives/objective.js";
 import { forward, objectiveValue, vjp } from "../src/oracles/first-order.js";
 import { smooth, smoothModelSpec } from "../src/smoothing/smooth.js";

@@ -1,16 +1,16 @@
 import { writeFileSync } from "node:fs";
-import { Chain } from "../chain/chain.js";
-import { parseModelSpec } from "../chain/spec.js";
-import type { FloatArray } from "../core/dtype.js";
-import { Rng } from "../core/rng.js";
-import { plotLines } from "../node/report.js";
-import { RunDirectory } from "../node/run-dir.js";
-import type { Batch } from "../objectives/batch.js";
-import { createObjective } from "../objectives/objective.js";
-import { sgd } from "../optim/aliases.js";
-import { forward } from "../oracles/first-order.js";
-import { type Row, toCsv } from "../report/plots.js";
-import { Trainer } from "../train/trainer.js";
+import { Chain } from "../../chain/chain.js";
+import { parseModelSpec } from "../../chain/spec.js";
+import type { FloatArray } from "../../core/dtype.js";
+import { Rng } from "../../core/rng.js";
+import type { Batch } from "../../objectives/batch.js";
+import { createObjective } from "../../objectives/objective.js";
+import { sgd } from "../../optim/aliases.js";
+import { forward } from "../../oracles/first-order.js";
+import { type Row, toCsv } from "../../report/plots.js";
+import { Trainer } from "../../train/trainer.js";
+import { plotLines } from "../report.js";
+import { RunDirectory } from "../run-dir.js";
 import { type ExperimentDefinition, type ExperimentIO, type ExperimentOption, resolveOptions, silentIO } from "./experiment.js";
 
 // The lecture's deep linear networks (seed 004, "Least Squares: Two-Layer Linear Network"),

@@ -1,20 +1,20 @@
 import { writeFileSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
-import { layerNorms } from "../certify/certificate.js";
-import { Chain } from "../chain/chain.js";
-import { type ModelSpec, type ModelSpecInput, parseModelSpec } from "../chain/spec.js";
-import type { FloatArray } from "../core/dtype.js";
-import { Rng } from "../core/rng.js";
-import { BatchLoader, type Dataset, subsetDataset } from "../data/dataset.js";
-import { loadDataset } from "../node/datasets.js";
-import { bestBackend } from "../node/index.js";
-import { plotLines } from "../node/report.js";
-import { RunDirectory } from "../node/run-dir.js";
-import { createObjective, type Objective } from "../objectives/objective.js";
-import { valueAndGradient } from "../oracles/first-order.js";
-import { type Row, toCsv } from "../report/plots.js";
-import { type SmoothResult, smooth } from "../smoothing/smooth.js";
-import { evaluateDataset } from "../train/evaluate.js";
+import { layerNorms } from "../../certify/certificate.js";
+import { Chain } from "../../chain/chain.js";
+import { type ModelSpec, type ModelSpecInput, parseModelSpec } from "../../chain/spec.js";
+import type { FloatArray } from "../../core/dtype.js";
+import { Rng } from "../../core/rng.js";
+import { BatchLoader, type Dataset, subsetDataset } from "../../data/dataset.js";
+import { createObjective, type Objective } from "../../objectives/objective.js";
+import { valueAndGradient } from "../../oracles/first-order.js";
+import { type Row, toCsv } from "../../report/plots.js";
+import { type SmoothResult, smooth } from "../../smoothing/smooth.js";
+import { evaluateDataset } from "../../train/evaluate.js";
+import { loadDataset } from "../datasets.js";
+import { bestBackend } from "../index.js";
+import { plotLines } from "../report.js";
+import { RunDirectory } from "../run-dir.js";
 import { type ExperimentDefinition, type ExperimentIO, type ExperimentOption, resolveOptions, silentIO } from "./experiment.js";
 
 // Section V of smoothing-net.pdf (issue 6, item 5): SGD on a non-smooth network and on its
