@@ -1,8 +1,13 @@
-import type { LayerSpecOf } from "../chain/spec.js";
+import type { z } from "zod";
 import type { DType, FloatArray } from "../core/dtype.js";
 import type { Component, ComponentContext, LayerIO } from "./component.js";
-import { Pool2d } from "./pool2d.js";
+import { Pool2d, poolSpecSchema } from "./pool2d.js";
 import type { InputBounds, NonlinearConstants } from "./smoothness.js";
+
+/** Spec schema of `{ type: "avgPool2d", size, stride, padding }`. */
+export const avgPoolSpecSchema = poolSpecSchema("avgPool2d");
+/** A validated `avgPool2d` layer spec. */
+export type AvgPoolSpec = z.output<typeof avgPoolSpecSchema>;
 
 /**
  * Average pooling: y[n,c,oh,ow] = (1/(kh·kw)) Σ_{i<kh, j<kw} x[n, c, oh·s_h − p_h + i, ow·s_w − p_w + j],
@@ -15,7 +20,7 @@ import type { InputBounds, NonlinearConstants } from "./smoothness.js";
  * kh·kw, over its window, accumulated where windows overlap) and its JVP is dy = A dx
  * (vroulet_elem_deep.pdf, Sec. 5.2: ℓ_avgpool = 1, L_avgpool = 0 for non-overlapping windows).
  */
-export class AvgPool2d extends Pool2d<LayerSpecOf<"avgPool2d">> implements Component<null> {
+export class AvgPool2d extends Pool2d<AvgPoolSpec> implements Component<null> {
   readonly type = "avgPool2d";
 
   /**

@@ -1,11 +1,23 @@
-import type { LayerSpecOf } from "../chain/spec.js";
+import { z } from "zod";
 import { allocate, type DType, type FloatArray } from "../core/dtype.js";
 import { type Component, type ComponentContext, type LayerIO, type ParamSpec, paramTable } from "./component.js";
 import type { InputBounds, NonlinearConstants } from "./smoothness.js";
 
+/** Spec schema of `{ type: "batchNorm", epsilon, momentum, affine }`. */
+export const batchNormSpecSchema = z
+  .object({
+    type: z.literal("batchNorm"),
+    epsilon: z.number().positive().default(1e-5),
+    momentum: z.number().min(0).max(1).default(0.1),
+    affine: z.boolean().default(false),
+  })
+  .strict();
+/** A validated `batchNorm` layer spec. */
+export type BatchNormSpec = z.output<typeof batchNormSpecSchema>;
+
 /**
  * K = sup_{z, ‖v‖=1} ‖D²h₁(z)[v, v]‖ for h₁(z) = z/√(‖z‖² + 1): 48/(25√5) ≈ 0.858650, rounded up
- * (see {@link BatchNorm.smoothness}).
+ * (see {@link BatchNorm.smoothness}; proof in docs/certificates.md).
  */
 export const BATCH_NORM_CURVATURE = 0.8587;
 
@@ -57,7 +69,8 @@ export class BatchNorm implements Component<BatchNormTape> {
    * - With y = √δ·z, D²h(y) = D²h₁(z)/δ for h₁(z) = z/√(‖z‖² + 1); writing z = t·e and
    *   v = cos θ·e + sin θ·f, D²h₁(z)[v, v] = (−t(2cos²θ + 1)/q³ + 3t³cos²θ/q⁵)·e − (2t cos θ sin θ/q³)·f
    *   with q = √(1 + t²). Its largest norm over t ≥ 0, θ is K = 3t/q⁵ at t = 1/2, θ = 0,
-   *   i.e. K = 48/(25√5) ≈ 0.85865 (grid search over t ∈ [0, 30], cos²θ ∈ [0, 1]; we use 0.8587).
+   *   i.e. K = 48/(25√5) ≈ 0.85865 (proof in docs/certificates.md, "The batch-norm curvature
+   *   constant"; we use 0.8587, rounded up).
    *   So L = √n·K/δ = K/(√n·ε).
    * - ‖ν(z)‖² = Σ_channels n σ²/(σ² + ε) < n·C: m = √(N·size).
    * vroulet_elem_deep.pdf, Sec. 5.2 prints m_batch = dm (the root is missing: √(dm)),
@@ -92,7 +105,7 @@ export class BatchNorm implements Component<BatchNormTape> {
   readonly spatial: number;
 
   constructor(
-    readonly spec: LayerSpecOf<"batchNorm">,
+    readonly spec: BatchNormSpec,
     inputShape: readonly number[],
   ) {
     this.inputShape = inputShape;

@@ -1,4 +1,3 @@
-import type { LayerSpec } from "../chain/spec.js";
 import type { Backend } from "../core/backend.js";
 import type { DType, FloatArray } from "../core/dtype.js";
 import type { Rng } from "../core/rng.js";
@@ -13,6 +12,11 @@ export type { BiaffineConstants, ComponentConstants, InputBounds, NonlinearConst
  * re-indexings that change neither values nor norms.
  */
 export type ComponentRole = "biaffine" | "nonlinear" | "reshape";
+
+/** What every layer spec has: its type (each component file exports the schema of its own spec). */
+export interface ComponentSpec {
+  readonly type: string;
+}
 
 /** Per-call facts every component may read. */
 export interface ComponentContext {
@@ -65,8 +69,8 @@ export interface Component<Tape = unknown> {
   readonly paramSize: number;
   /** Number of non-trainable state entries (batch-norm running statistics). */
   readonly stateSize: number;
-  /** The normalized spec this component was built from (for saving a model). */
-  readonly spec: LayerSpec;
+  /** The normalized spec this component was built from (for saving a model; its type is the file's `…Spec`). */
+  readonly spec: ComponentSpec;
   /** Initializes the parameter block (a view of length `paramSize`). */
   initParams(params: FloatArray, rng: Rng): void;
   /** Initializes the state block (a view of length `stateSize`). */

@@ -1,10 +1,26 @@
-import type { LayerSpecOf } from "../chain/spec.js";
+import { z } from "zod";
 import { allocate, type DType, type FloatArray } from "../core/dtype.js";
 import { rowSums } from "../core/kernels.js";
 import type { Rng } from "../core/rng.js";
 import { type Component, type ComponentContext, type LayerIO, type ParamSpec, paramTable, SpecError } from "./component.js";
 import { initBiaffine } from "./init.js";
 import { type BiaffineConstants, type InputBounds, maxWindowCoverage } from "./smoothness.js";
+import { initScheme, paddingPair, pair, positiveInt } from "./spec-fields.js";
+
+/** Spec schema of `{ type: "conv2d", filters, kernel, stride, padding, bias, init }`. */
+export const conv2dSpecSchema = z
+  .object({
+    type: z.literal("conv2d"),
+    filters: positiveInt,
+    kernel: pair,
+    stride: pair.default(1),
+    padding: paddingPair.default(0),
+    bias: z.boolean().default(true),
+    init: initScheme.default("he"),
+  })
+  .strict();
+/** A validated `conv2d` layer spec. */
+export type Conv2dSpec = z.output<typeof conv2dSpecSchema>;
 
 /** `n` or `[h, w]` as `[h, w]`. */
 export function toPair(v: number | readonly [number, number]): [number, number] {
@@ -178,7 +194,7 @@ export class Conv2d implements Component<Conv2dTape> {
   readonly channelInner: boolean;
 
   constructor(
-    readonly spec: LayerSpecOf<"conv2d">,
+    readonly spec: Conv2dSpec,
     inputShape: readonly number[],
     field = "conv2d",
   ) {

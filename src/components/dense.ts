@@ -1,10 +1,18 @@
-import type { LayerSpecOf } from "../chain/spec.js";
+import { z } from "zod";
 import type { DType, FloatArray } from "../core/dtype.js";
 import { columnSums, fillRows } from "../core/kernels.js";
 import type { Rng } from "../core/rng.js";
 import { type Component, type ComponentContext, type LayerIO, paramTable, SpecError } from "./component.js";
 import { initBiaffine } from "./init.js";
 import type { BiaffineConstants, InputBounds } from "./smoothness.js";
+import { initScheme, positiveInt } from "./spec-fields.js";
+
+/** Spec schema of `{ type: "dense", units, bias, init }`. */
+export const denseSpecSchema = z
+  .object({ type: z.literal("dense"), units: positiveInt, bias: z.boolean().default(true), init: initScheme.default("he") })
+  .strict();
+/** A validated `dense` layer spec. */
+export type DenseSpec = z.output<typeof denseSpecSchema>;
 
 /**
  * Fully connected layer y = x Wᵀ + 1 bᵀ, the bi-affine map b(x, u) with u = (W, b)
@@ -40,7 +48,7 @@ export class Dense implements Component<null> {
   readonly stateSize = 0;
 
   constructor(
-    readonly spec: LayerSpecOf<"dense">,
+    readonly spec: DenseSpec,
     inputShape: readonly number[],
     field = "dense",
   ) {

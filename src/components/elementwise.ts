@@ -1,6 +1,5 @@
-import type { LayerSpec } from "../chain/spec.js";
 import type { DType, FloatArray } from "../core/dtype.js";
-import type { Component, ComponentContext, LayerIO } from "./component.js";
+import type { Component, ComponentContext, ComponentSpec, LayerIO } from "./component.js";
 
 /**
  * Base of element-wise activations a(x)_i = α(x_i). Subclasses write the two tight loops
@@ -17,7 +16,7 @@ export abstract class Elementwise implements Component<null> {
   abstract readonly type: string;
 
   constructor(
-    readonly spec: LayerSpec,
+    readonly spec: ComponentSpec,
     readonly inputShape: readonly number[],
   ) {
     this.outputShape = inputShape;

@@ -1,8 +1,13 @@
-import type { LayerSpecOf } from "../chain/spec.js";
+import type { z } from "zod";
 import type { DType, FloatArray } from "../core/dtype.js";
 import type { Component, ComponentContext, LayerIO } from "./component.js";
-import { Pool2d } from "./pool2d.js";
+import { Pool2d, poolSpecSchema } from "./pool2d.js";
 import type { InputBounds, NonlinearConstants, SmoothingRule } from "./smoothness.js";
+
+/** Spec schema of `{ type: "maxPool2d", size, stride, padding }`. */
+export const maxPoolSpecSchema = poolSpecSchema("maxPool2d");
+/** A validated `maxPool2d` layer spec. */
+export type MaxPoolSpec = z.output<typeof maxPoolSpecSchema>;
 
 /** Intermediates of a {@link MaxPool2d} call. */
 export interface MaxPoolTape {
@@ -21,7 +26,7 @@ export interface MaxPoolTape {
  * JVP is dy = S dx (the tangent gathered at the argmax). On ties the first maximum in row-major
  * window order is chosen, as PyTorch does; NaNs propagate.
  */
-export class MaxPool2d extends Pool2d<LayerSpecOf<"maxPool2d">> implements Component<MaxPoolTape> {
+export class MaxPool2d extends Pool2d<MaxPoolSpec> implements Component<MaxPoolTape> {
   readonly type = "maxPool2d";
 
   /**

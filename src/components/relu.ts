@@ -1,7 +1,12 @@
-import type { LayerSpecOf } from "../chain/spec.js";
+import { z } from "zod";
 import type { FloatArray } from "../core/dtype.js";
 import { Elementwise } from "./elementwise.js";
 import { elementwiseConstants, type InputBounds, type NonlinearConstants, type SmoothingRule } from "./smoothness.js";
+
+/** Spec schema of `{ type: "relu" }` (no options). */
+export const reluSpecSchema = z.object({ type: z.literal("relu") }).strict();
+/** A validated `relu` layer spec. */
+export type ReluSpec = z.output<typeof reluSpecSchema>;
 
 /** ReLU α(x) = max(x, 0). Not differentiable at 0, where the subgradient 0 is used (as PyTorch does). */
 export class Relu extends Elementwise {
@@ -39,7 +44,7 @@ export class Relu extends Elementwise {
       description: "relu → smoothRelu(μ = δ/√η): |α − α_μ| ≤ μ, α_μ is 1/(2μ)-smooth (Example 6; Lemma 24.1)",
     };
   }
-  constructor(spec: LayerSpecOf<"relu">, inputShape: readonly number[]) {
+  constructor(spec: ReluSpec, inputShape: readonly number[]) {
     super(spec, inputShape);
   }
   value(x: number): number {

@@ -1,8 +1,13 @@
-import type { LayerSpecOf } from "../chain/spec.js";
+import { z } from "zod";
 import type { FloatArray } from "../core/dtype.js";
 import { Elementwise } from "./elementwise.js";
 import { elementwiseConstants, type InputBounds, type NonlinearConstants } from "./smoothness.js";
 import { sigmoid } from "./softplus.js";
+
+/** Spec schema of `{ type: "sigmoid" }` (no options). */
+export const sigmoidSpecSchema = z.object({ type: z.literal("sigmoid") }).strict();
+/** A validated `sigmoid` layer spec. */
+export type SigmoidSpec = z.output<typeof sigmoidSpecSchema>;
 
 /** Logistic sigmoid α(x) = 1/(1 + e^{−x}), α′(x) = α(x)(1 − α(x)). */
 export class Sigmoid extends Elementwise {
@@ -20,7 +25,7 @@ export class Sigmoid extends Elementwise {
       input,
     );
   }
-  constructor(spec: LayerSpecOf<"sigmoid">, inputShape: readonly number[]) {
+  constructor(spec: SigmoidSpec, inputShape: readonly number[]) {
     super(spec, inputShape);
   }
   value(x: number): number {

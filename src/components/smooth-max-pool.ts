@@ -1,8 +1,22 @@
-import type { LayerSpecOf } from "../chain/spec.js";
+import { z } from "zod";
 import type { DType, FloatArray } from "../core/dtype.js";
 import type { Component, ComponentContext, LayerIO } from "./component.js";
 import { Pool2d } from "./pool2d.js";
 import { type InputBounds, maxInverseWindowWeight, type NonlinearConstants, windowValidCount } from "./smoothness.js";
+import { paddingPair, pair } from "./spec-fields.js";
+
+/** Spec schema of `{ type: "smoothMaxPool2d", size, stride, padding, mu }`: max-pool windows, log-sum-exp at temperature μ. */
+export const smoothMaxPoolSpecSchema = z
+  .object({
+    type: z.literal("smoothMaxPool2d"),
+    size: pair,
+    stride: pair.optional(),
+    padding: paddingPair.default(0),
+    mu: z.number().positive(),
+  })
+  .strict();
+/** A validated `smoothMaxPool2d` layer spec. */
+export type SmoothMaxPoolSpec = z.output<typeof smoothMaxPoolSpecSchema>;
 
 /**
  * Smooth max pooling (issue 6): each window's maximum replaced by its log-sum-exp at temperature μ,
@@ -24,12 +38,12 @@ import { type InputBounds, maxInverseWindowWeight, type NonlinearConstants, wind
  * recomputed from x in the backward pass (with the window's maximum, not from y: y = m + μ log s
  * rounds to m in float32 when μ ≪ |m|, which would turn tied weights into 1 each).
  */
-export class SmoothMaxPool2d extends Pool2d<LayerSpecOf<"smoothMaxPool2d">> implements Component<null> {
+export class SmoothMaxPool2d extends Pool2d<SmoothMaxPoolSpec> implements Component<null> {
   readonly type = "smoothMaxPool2d";
   /** The temperature μ. */
   readonly mu: number;
 
-  constructor(spec: LayerSpecOf<"smoothMaxPool2d">, inputShape: readonly number[], field: string = spec.type) {
+  constructor(spec: SmoothMaxPoolSpec, inputShape: readonly number[], field: string = spec.type) {
     // The window geometry is max pooling's (same size/stride/padding fields and rules; shape errors name maxPool2d).
     super(spec, inputShape, field, "maxPool2d");
     this.mu = spec.mu;

@@ -1,7 +1,12 @@
-import type { LayerSpecOf } from "../chain/spec.js";
+import { z } from "zod";
 import type { FloatArray } from "../core/dtype.js";
 import { Elementwise } from "./elementwise.js";
 import { elementwiseConstants, type InputBounds, type NonlinearConstants } from "./smoothness.js";
+
+/** Spec schema of `{ type: "smoothRelu", mu }` (μ > 0, the smoothing parameter). */
+export const smoothReluSpecSchema = z.object({ type: z.literal("smoothRelu"), mu: z.number().positive() }).strict();
+/** A validated `smoothRelu` layer spec. */
+export type SmoothReluSpec = z.output<typeof smoothReluSpecSchema>;
 
 /**
  * SmoothReLU_μ, the Nesterov smoothing of ReLU (smoothing-net.pdf, Example 6; seed 003):
@@ -25,7 +30,7 @@ export class SmoothRelu extends Elementwise {
     );
   }
   readonly mu: number;
-  constructor(spec: LayerSpecOf<"smoothRelu">, inputShape: readonly number[]) {
+  constructor(spec: SmoothReluSpec, inputShape: readonly number[]) {
     super(spec, inputShape);
     this.mu = spec.mu;
   }

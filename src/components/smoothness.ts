@@ -1,4 +1,5 @@
-import type { LayerSpec } from "../chain/spec.js";
+import type { SmoothMaxPoolSpec } from "./smooth-max-pool.js";
+import type { SmoothReluSpec } from "./smooth-relu.js";
 
 // Types and shared helpers of the components' smoothness constants (issue 5, item 1). Each component
 // file states its own constants, with their derivation, in its `smoothness` method; the chain and
@@ -176,7 +177,7 @@ export interface SmoothingRule {
   /** K of the (L, K) pair (> 0: the component is non-smooth and gets smoothed). */
   readonly smoothnessPerAccuracy: number;
   /** The layer spec of a_δ, the δ-accurate replacement on a batch of `input.batch` samples. */
-  spec(accuracy: number): LayerSpec;
+  spec(accuracy: number): SmoothReluSpec | SmoothMaxPoolSpec;
   /** The scalar parameter of a_δ (μ of smoothRelu, the temperature of smoothMaxPool2d). */
   parameter(accuracy: number): number;
   /** One line: what replaces what, and the source of the bound. */

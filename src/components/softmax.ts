@@ -1,7 +1,12 @@
-import type { LayerSpecOf } from "../chain/spec.js";
+import { z } from "zod";
 import type { DType, FloatArray } from "../core/dtype.js";
 import type { Component, ComponentContext, LayerIO } from "./component.js";
 import type { InputBounds, NonlinearConstants } from "./smoothness.js";
+
+/** Spec schema of `{ type: "softmax" }` (no options). */
+export const softmaxSpecSchema = z.object({ type: z.literal("softmax") }).strict();
+/** A validated `softmax` layer spec. */
+export type SoftmaxSpec = z.output<typeof softmaxSpecSchema>;
 
 /**
  * Softmax over the features of each sample: p_i = e^{x_i − m} / Σ_j e^{x_j − m} with m = max_j x_j
@@ -46,7 +51,7 @@ export class Softmax implements Component<null> {
   readonly stateSize = 0;
 
   constructor(
-    readonly spec: LayerSpecOf<"softmax">,
+    readonly spec: SoftmaxSpec,
     inputShape: readonly number[],
   ) {
     this.inputShape = inputShape;

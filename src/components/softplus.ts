@@ -1,7 +1,12 @@
-import type { LayerSpecOf } from "../chain/spec.js";
+import { z } from "zod";
 import type { FloatArray } from "../core/dtype.js";
 import { Elementwise } from "./elementwise.js";
 import { elementwiseConstants, type InputBounds, type NonlinearConstants } from "./smoothness.js";
+
+/** Spec schema of `{ type: "softplus", beta }`: softplus_β(x) = log(1 + e^{βx}) / β. */
+export const softplusSpecSchema = z.object({ type: z.literal("softplus"), beta: z.number().positive().default(1) }).strict();
+/** A validated `softplus` layer spec. */
+export type SoftplusSpec = z.output<typeof softplusSpecSchema>;
 
 /**
  * Softplus α(x) = (1/β) log(1 + e^{βx}) (PyTorch's Softplus with threshold removed), computed
@@ -26,7 +31,7 @@ export class Softplus extends Elementwise {
     );
   }
   readonly beta: number;
-  constructor(spec: LayerSpecOf<"softplus">, inputShape: readonly number[]) {
+  constructor(spec: SoftplusSpec, inputShape: readonly number[]) {
     super(spec, inputShape);
     this.beta = spec.beta;
   }

@@ -1,7 +1,12 @@
-import type { LayerSpecOf } from "../chain/spec.js";
+import { z } from "zod";
 import type { FloatArray } from "../core/dtype.js";
 import { Elementwise } from "./elementwise.js";
 import { elementwiseConstants, type InputBounds, type NonlinearConstants } from "./smoothness.js";
+
+/** Spec schema of `{ type: "tanh" }` (no options). */
+export const tanhSpecSchema = z.object({ type: z.literal("tanh") }).strict();
+/** A validated `tanh` layer spec. */
+export type TanhSpec = z.output<typeof tanhSpecSchema>;
 
 /** Hyperbolic tangent α(x) = tanh x, α′(x) = 1 − tanh² x. */
 export class Tanh extends Elementwise {
@@ -19,7 +24,7 @@ export class Tanh extends Elementwise {
       input,
     );
   }
-  constructor(spec: LayerSpecOf<"tanh">, inputShape: readonly number[]) {
+  constructor(spec: TanhSpec, inputShape: readonly number[]) {
     super(spec, inputShape);
   }
   value(x: number): number {
