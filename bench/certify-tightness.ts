@@ -1,4 +1,4 @@
-// Tightness of the certificates (issue 5, items 3–4): certificate / best witness per architecture
+// Tightness of the certificates (docs/certificates.md): certificate / best witness per architecture
 // and depth, for the "corrected" Algorithm 1 and the "tight" variant, and the gain of the tight
 // variant on the MNIST MLP and the ConvNet presets. Run: node dist/bench/certify-tightness.js [--quick]
 import { certifyObjective, tightnessReport } from "../src/certify/index.js";

@@ -1,4 +1,4 @@
-// Cost of second-order steps relative to a gradient step (issue 7, item 7).
+// Cost of second-order steps relative to a gradient step (docs/second-order.md).
 //
 //   node dist/bench/second-order.js [--batches 32,128] [--dtype float32|float64] [--reps 5]
 //                                   [--dual-budget 60] [--depths 1,2,4,8,16,32] [--width 16] [--skip-newton]

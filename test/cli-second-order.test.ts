@@ -10,8 +10,8 @@ import { loadRunData } from "../src/node/report.js";
 import { parsePerLayerRecord } from "../src/report/schema.js";
 import { epochRecordsWithoutTimes, jsonLines, readMetrics, runCli, tensorBytes } from "./cli-helpers.js";
 
-// `chainopt train` with the second-order methods (issue 7, item 5) and with the certified step size
-// (issue 5, item 7), end to end as a child process on the diabetes regression set (442 samples,
+// `chainopt train` with the second-order methods (docs/second-order.md) and with the certified step size
+// (docs/certificates.md), end to end as a child process on the diabetes regression set (442 samples,
 // 10 features, standardized).
 
 const REGRESSION = ["--dataset", "diabetes", "--loss", "squared", "--validation", "0", "--seed", "3"];

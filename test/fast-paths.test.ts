@@ -1,4 +1,4 @@
-// The training fast paths of issue 3 against their references: branch-free float32 ReLU and 2×2
+// The training fast paths (BENCHMARKS.md) against their references: branch-free float32 ReLU and 2×2
 // max-pooling against the scalar rules (special values included), the channel-inner and transposed
 // convolution paths (float32, native) against float64 portable, the BLAS-1/2 kernels against their
 // loops, the derivative checks of convolutions and pooling with the native backend as default, and

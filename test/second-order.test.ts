@@ -19,7 +19,7 @@ import {
 } from "../src/second-order/index.js";
 import { randomArray, relativeError } from "./helpers.js";
 
-// Second-order oracles (issue 7), float64 on tiny networks.
+// Second-order oracles (docs/second-order.md), float64 on tiny networks.
 
 const mlp = (act: string, input = 4, hidden = 5, out = 3): ModelSpecInput => ({
   input: [input],

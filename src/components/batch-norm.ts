@@ -33,7 +33,7 @@ export interface BatchNormTape {
 }
 
 /**
- * Batch normalization (Ioffe & Szegedy, 2015; smoothing-net.pdf, App. B-4, Eq. (14)):
+ * Batch normalization (Ioffe & Szegedy, 2015; Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), App. B-4, Eq. (14)):
  * x̂ = (x − μ)/√(σ² + ε) per channel, then y = γ ⊙ x̂ + β when `affine` (γ, β stored in that order,
  * initialized to 1 and 0 as PyTorch does), else y = x̂. Channels are the first axis of the
  * per-sample shape: for [C, H, W] samples (BatchNorm2d) the statistics run over the m = N·H·W
@@ -59,7 +59,7 @@ export class BatchNorm implements Component<BatchNormTape> {
   readonly type = "batchNorm";
 
   /**
-   * Smoothness constants (issue 5) in training mode (batch statistics), without affine part
+   * Smoothness constants (docs/certificates.md) in training mode (batch statistics), without affine part
    * (affine batch-norm has parameters in a nonlinear part, which the certificate does not cover).
    * Per channel, on its n = N·spatial entries z: ν(z) = √n·h(Pz) with P = I − 11ᵀ/n (the
    * centering, ‖P‖ = 1), h(y) = y/√(‖y‖² + δ) and δ = nε (since σ² = ‖Pz‖²/n). Channels are
@@ -73,7 +73,7 @@ export class BatchNorm implements Component<BatchNormTape> {
    *   constant"; we use 0.8587, rounded up).
    *   So L = √n·K/δ = K/(√n·ε).
    * - ‖ν(z)‖² = Σ_channels n σ²/(σ² + ε) < n·C: m = √(N·size).
-   * vroulet_elem_deep.pdf, Sec. 5.2 prints m_batch = dm (the root is missing: √(dm)),
+   * Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (Allerton 2019), Sec. 5.2 prints m_batch = dm (the root is missing: √(dm)),
    * ℓ_batch = 2ε^{-1/2} (loose by 2) and L_batch = 2m^{-1/2}ε^{-1} with m the batch size, where
    * the statistics of a convolution's channel run over n = N·H·W entries (loose by 2.3√(HW)).
    * test/certify.test.ts checks ℓ and L against finite differences.

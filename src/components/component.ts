@@ -6,7 +6,7 @@ import type { ComponentConstants, InputBounds, SmoothingRule } from "./smoothnes
 export type { BiaffineConstants, ComponentConstants, InputBounds, NonlinearConstants, SmoothingRule } from "./smoothness.js";
 
 /**
- * How a component enters the chain x_t = a_t(b_t(x_{t−1}, u_t)) (smoothing-net.pdf, Sec. II):
+ * How a component enters the chain x_t = a_t(b_t(x_{t−1}, u_t)) (Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), Sec. II):
  * `biaffine` components (dense, convolution) are the b_t and start a new layer t; `nonlinear`
  * components are the parts a_{t,j} of a_t; `reshape` components (flatten) are linear, parameter-free
  * re-indexings that change neither values nor norms.
@@ -113,13 +113,13 @@ export interface Component<Tape = unknown> {
   ): void;
   /**
    * Smoothness constants of this component on a batch of inputs bounded as in `input`
-   * (smoothing-net.pdf, Algorithm 1, inputs 2–3; used by `src/certify/`). Optional: a chain with a
+   * (Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), Algorithm 1, inputs 2–3; used by `src/certify/`). Optional: a chain with a
    * component lacking it cannot be certified. Bi-affine components return
    * {@link BiaffineConstants}, the others {@link NonlinearConstants}; see `smoothness.ts`.
    */
   smoothness?(input: InputBounds): ComponentConstants;
   /**
-   * How this non-smooth component is smoothed (issue 6; smoothing-net.pdf, Def. 5 and Algorithm 2):
+   * How this non-smooth component is smoothed (docs/smoothing.md; Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), Def. 5 and Algorithm 2):
    * its (ℓ, L, K) constants and its δ-accurate smooth replacement on a batch of `input.batch`
    * samples (`input.norm` is not used: the accuracy holds for every input). Only non-smooth
    * components (relu, maxPool2d) declare it; `src/smoothing/` treats the others as K = 0.

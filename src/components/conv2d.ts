@@ -92,7 +92,7 @@ export interface Conv2dTape {
 /**
  * 2-D convolution (cross-correlation, as PyTorch's Conv2d) on NCHW samples, stride s and zero
  * padding p: y[n,f,oh,ow] = b_f + Σ_{c,i,j} W[f,c,i,j]·x[n, c, oh·s_h − p_h + i, ow·s_w − p_w + j],
- * entries outside the input counting as 0. This is the bi-affine map of smoothing-net.pdf,
+ * entries outside the input counting as 0. This is the bi-affine map of Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021),
  * App. B-1b, Eq. (12): Ξ_{j,k} = w_jᵀ Π_k z + w_j⁰ with Π_k the patch extraction; the matrix whose
  * columns are the Π_k z over all patches k (and all samples) is the im2col matrix X_col, so that
  * Y = W X_col + b 1ᵀ with W reshaped `outC × K`, K = inC·kh·kw.
@@ -118,19 +118,19 @@ export class Conv2d implements Component<Conv2dTape> {
   readonly type = "conv2d";
 
   /**
-   * Smoothness constants (issue 5) of the convolution b(Z, u) = β(Z, W) + βᵘ(b) on a batch of N
+   * Smoothness constants (docs/certificates.md) of the convolution b(Z, u) = β(Z, W) + βᵘ(b) on a batch of N
    * images, u = (W, b):
-   * - L_b: smoothing-net.pdf, Lemma 17 (one filter) with Lemma 16 (filters and samples
+   * - L_b: Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), Lemma 17 (one filter) with Lemma 16 (filters and samples
    *   concatenated): ‖β(z, w)‖² = Σ_k (wᵀ Π_k z)² ≤ ‖w‖² Σ_k ‖Π_k z‖² ≤ ‖w‖² max_i |V_i| ‖z‖², with
    *   |V_i| the number of windows (patches) holding input pixel i, so L_b = √(max_i |V_i|). The
    *   lemma's statement drops the square root of its own proof, and App. C-1 d then prints
-   *   L_conv = (k/s)² (and vroulet_elem_deep.pdf, Sec. 5.1, L_conv = √n_p, the root of the number
+   *   L_conv = (k/s)² (and Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (Allerton 2019), Sec. 5.1, L_conv = √n_p, the root of the number
    *   of patches, which grows with the image): both loose. Windows are separable, so
    *   max_i |V_i| = c_h·c_w with c the largest per-axis coverage (≤ ⌈k/s⌉), computed exactly with
    *   padding and borders: L_b = √(c_h c_w), e.g. 3 for 3×3 stride-1 kernels (printed: 9). It is
    *   attained up to border effects by constant images and filters, and tested numerically.
    * - lᵘ: the bias adds b_j to the N·P entries of channel j (P = OH·OW): ‖βᵘ(b)‖ = √(N P) ‖b‖
-   *   (vroulet_elem_deep.pdf, Sec. 5.1: ℓ_conv = √(m n_p)); 0 without bias.
+   *   (Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (Allerton 2019), Sec. 5.1: ℓ_conv = √(m n_p)); 0 without bias.
    * - βˣ = 0, β⁰ = 0; W and b are disjoint blocks of u.
    */
   smoothness(input: InputBounds): BiaffineConstants {

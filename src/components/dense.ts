@@ -16,14 +16,14 @@ export type DenseSpec = z.output<typeof denseSpecSchema>;
 
 /**
  * Fully connected layer y = x Wᵀ + 1 bᵀ, the bi-affine map b(x, u) with u = (W, b)
- * (smoothing-net.pdf, Sec. II-A). W is stored `units × inputs` (PyTorch's Linear layout), then b.
+ * (Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), Sec. II-A). W is stored `units × inputs` (PyTorch's Linear layout), then b.
  */
 export class Dense implements Component<null> {
   readonly type = "dense";
 
   /**
-   * Smoothness constants (issue 5) of b(X, u) = X Wᵀ + 1 bᵀ on a batch X (N × n), u = (W, b):
-   * - β(X, W) = X Wᵀ: ‖X Wᵀ‖_F ≤ ‖X‖_F ‖W‖₂ ≤ ‖X‖_F ‖W‖_F, so L_b = 1 (smoothing-net.pdf,
+   * Smoothness constants (docs/certificates.md) of b(X, u) = X Wᵀ + 1 bᵀ on a batch X (N × n), u = (W, b):
+   * - β(X, W) = X Wᵀ: ‖X Wᵀ‖_F ≤ ‖X‖_F ‖W‖₂ ≤ ‖X‖_F ‖W‖_F, so L_b = 1 (Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021),
    *   App. C-1 d, "L_full = 1"); equality for rank-one X and W, so it is exact.
    * - βᵘ(b) = 1 bᵀ: ‖1 bᵀ‖_F = √N ‖b‖, so lᵘ = √N (App. C-1 e, "ℓ_b = √m"; 0 without bias).
    * - βˣ = 0, β⁰ = 0. W and b are disjoint blocks of u.
@@ -129,7 +129,7 @@ export class Dense implements Component<null> {
   /**
    * Second-order backward of the bilinear map (Component.backwardTangent). From backward,
    * dx = dy W and (dW, db) = (dyᵀ x, dyᵀ 1); differentiating along (dx, dW, db) and ddy gives the
-   * bilinear cross terms (the only second derivatives of a bi-affine map, seed 002 Sec. 2.3):
+   * bilinear cross terms (the only second derivatives of a bi-affine map, Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (long version with appendices) Sec. 2.3):
    * ddx = ddy W + dy dW, ddW = ddyᵀ x + dyᵀ dx, ddb = ddyᵀ 1.
    */
   backwardTangent(

