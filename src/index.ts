@@ -18,9 +18,11 @@ export {
   type LayerSpecInput,
   type LayerSpecOf,
   type LayerType,
+  layerSpecSchema,
   type ModelSpec,
   ModelSpecError,
   type ModelSpecInput,
+  modelSpecSchema,
   parseModelSpec,
 } from "./chain/spec.js";
 /** The components of a chain: interface, registry, smoothness constants. */
