@@ -1,9 +1,8 @@
 import { z } from "zod";
 import { allocate, type DType, type FloatArray } from "../core/dtype.js";
 import { rowSums } from "../core/kernels.js";
-import type { Rng } from "../core/rng.js";
-import { type Component, type ComponentContext, type LayerIO, type ParamSpec, paramTable, SpecError } from "./component.js";
-import { initBiaffine } from "./init.js";
+import { Biaffine } from "./biaffine.js";
+import { type Component, type ComponentContext, type LayerIO, SpecError } from "./component.js";
 import { type BiaffineConstants, type InputBounds, maxWindowCoverage } from "./smoothness.js";
 import { initScheme, paddingPair, pair, positiveInt } from "./spec-fields.js";
 
@@ -114,7 +113,7 @@ export interface Conv2dTape {
  * Backward's input gradient is a convolution of the slope for stride-1 "same"-width layers
  * ({@link Conv2d.transposed}), else col2im of Wᵀ G.
  */
-export class Conv2d implements Component<Conv2dTape> {
+export class Conv2d extends Biaffine<Conv2dSpec> implements Component<Conv2dTape> {
   readonly type = "conv2d";
 
   /**
@@ -145,14 +144,10 @@ export class Conv2d implements Component<Conv2dTape> {
       disjointParamBlocks: true,
     };
   }
-  readonly role = "biaffine" as const;
   readonly inputShape: readonly number[];
   readonly outputShape: readonly number[];
   readonly inputSize: number;
   readonly outputSize: number;
-  readonly params: readonly ParamSpec[];
-  readonly paramSize: number;
-  readonly stateSize = 0;
   readonly inC: number;
   readonly inH: number;
   readonly inW: number;
@@ -193,13 +188,12 @@ export class Conv2d implements Component<Conv2dTape> {
    */
   readonly channelInner: boolean;
 
-  constructor(
-    readonly spec: Conv2dSpec,
-    inputShape: readonly number[],
-    field = "conv2d",
-  ) {
+  constructor(spec: Conv2dSpec, inputShape: readonly number[], field = "conv2d") {
     const [c, h, w] = requireImage(field, "conv2d", inputShape);
-    [this.kh, this.kw] = toPair(spec.kernel);
+    const [kh, kw] = toPair(spec.kernel);
+    // W is `filters × C × kh × kw` (PyTorch's Conv2d layout), then b; fan-in = C·kh·kw.
+    super(spec, [spec.filters, c, kh, kw], c * kh * kw);
+    [this.kh, this.kw] = [kh, kw];
     [this.sh, this.sw] = toPair(spec.stride);
     [this.ph, this.pw] = toPair(spec.padding);
     this.inC = c;
@@ -232,24 +226,7 @@ export class Conv2d implements Component<Conv2dTape> {
             inputSize: this.outC * this.outH * this.outW,
           }
         : null;
-    const wshape = [this.outC, c, this.kh, this.kw];
-    this.params = paramTable(
-      spec.bias
-        ? [
-            ["weight", wshape],
-            ["bias", [this.outC]],
-          ]
-        : [["weight", wshape]],
-    );
-    this.paramSize = this.params.reduce((s, p) => s + p.size, 0);
   }
-
-  initParams(params: FloatArray, rng: Rng): void {
-    const nw = this.outC * this.patchSize;
-    initBiaffine(this.spec.init, this.patchSize, params.subarray(0, nw), params.subarray(nw), rng);
-  }
-
-  initState(): void {}
 
   createTape(batch: number, dtype: DType): Conv2dTape {
     const perSample = this.patchSize * this.outPixels;

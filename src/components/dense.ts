@@ -1,9 +1,8 @@
 import { z } from "zod";
 import type { DType, FloatArray } from "../core/dtype.js";
 import { columnSums, fillRows } from "../core/kernels.js";
-import type { Rng } from "../core/rng.js";
-import { type Component, type ComponentContext, type LayerIO, paramTable, SpecError } from "./component.js";
-import { initBiaffine } from "./init.js";
+import { Biaffine } from "./biaffine.js";
+import { type Component, type ComponentContext, type LayerIO, SpecError } from "./component.js";
 import type { BiaffineConstants, InputBounds } from "./smoothness.js";
 import { initScheme, positiveInt } from "./spec-fields.js";
 
@@ -18,7 +17,7 @@ export type DenseSpec = z.output<typeof denseSpecSchema>;
  * Fully connected layer y = x Wᵀ + 1 bᵀ, the bi-affine map b(x, u) with u = (W, b)
  * (Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), Sec. II-A). W is stored `units × inputs` (PyTorch's Linear layout), then b.
  */
-export class Dense implements Component<null> {
+export class Dense extends Biaffine<DenseSpec> implements Component<null> {
   readonly type = "dense";
 
   /**
@@ -38,44 +37,22 @@ export class Dense implements Component<null> {
       disjointParamBlocks: true,
     };
   }
-  readonly role = "biaffine" as const;
   readonly inputShape: readonly number[];
   readonly outputShape: readonly number[];
   readonly inputSize: number;
   readonly outputSize: number;
-  readonly params;
-  readonly paramSize: number;
-  readonly stateSize = 0;
 
-  constructor(
-    readonly spec: DenseSpec,
-    inputShape: readonly number[],
-    field = "dense",
-  ) {
+  constructor(spec: DenseSpec, inputShape: readonly number[], field = "dense") {
     if (inputShape.length !== 1) {
       throw new SpecError(field, `dense expects a flat input, got shape [${inputShape.join(", ")}]; insert {"type":"flatten"} before it`);
     }
+    // W is `units × inputs` (PyTorch's Linear layout), then b; fan-in = inputs.
+    super(spec, [spec.units, inputShape[0]], inputShape[0]);
     this.inputShape = inputShape;
     this.inputSize = inputShape[0];
     this.outputSize = spec.units;
     this.outputShape = [spec.units];
-    this.params = paramTable(
-      spec.bias
-        ? [
-            ["weight", [spec.units, this.inputSize]],
-            ["bias", [spec.units]],
-          ]
-        : [["weight", [spec.units, this.inputSize]]],
-    );
-    this.paramSize = this.params.reduce((s, p) => s + p.size, 0);
   }
-
-  initParams(params: FloatArray, rng: Rng): void {
-    const nw = this.outputSize * this.inputSize;
-    initBiaffine(this.spec.init, this.inputSize, params.subarray(0, nw), params.subarray(nw), rng);
-  }
-
-  initState(): void {}
 
   createTape(_batch: number, _dtype: DType): null {
     return null;
