@@ -1,7 +1,11 @@
-// Tightness of the certificates (issue 5, items 3–4): certificate / best witness per architecture
+// Tightness of the certificates (docs/certificates.md): certificate / best witness per architecture
 // and depth, for the "corrected" Algorithm 1 and the "tight" variant, and the gain of the tight
 // variant on the MNIST MLP and the ConvNet presets. Run: node dist/bench/certify-tightness.js [--quick]
-import { certifyObjective, createChain, createObjective, getPreset, type ModelSpecInput, tightnessReport } from "../src/index.js";
+import { certifyObjective, tightnessReport } from "../src/certify/index.js";
+import { createChain } from "../src/chain/chain.js";
+import { getPreset } from "../src/chain/presets.js";
+import type { ModelSpecInput } from "../src/chain/spec.js";
+import { createObjective } from "../src/objectives/index.js";
 
 const quick = process.argv.includes("--quick");
 const fmt = (v: number): string => (v === Infinity ? "∞" : v.toPrecision(3));

@@ -13,12 +13,12 @@
 // Rank 0 prints one JSON line. Outside mpirun it runs on one process.
 import { performance } from "node:perf_hooks";
 import { type Collective, SingleProcessCollective } from "../src/core/collective.js";
-import { createChain, createObjective, type ModelSpecInput, mlp, Rng } from "../src/index.js";
 import { initMpi, launcherWorldSize } from "../src/node/distributed/mpi.js";
 import { bestBackend } from "../src/node/index.js";
 import { distributedGgnDirection } from "../src/second-order/distributed.js";
 import { prepareGgn } from "../src/second-order/ggn.js";
 import { DataParallel } from "../src/train/data-parallel.js";
+import { createChain, createObjective, type ModelSpecInput, mlp, Rng } from "../test/flat.js";
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);

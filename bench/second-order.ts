@@ -1,4 +1,4 @@
-// Cost of second-order steps relative to a gradient step (issue 7, item 7).
+// Cost of second-order steps relative to a gradient step (docs/second-order.md).
 //
 //   node dist/bench/second-order.js [--batches 32,128] [--dtype float32|float64] [--reps 5]
 //                                   [--dual-budget 60] [--depths 1,2,4,8,16,32] [--width 16] [--skip-newton]
@@ -15,21 +15,14 @@
 // Part 2: Newton step by dynamic programming (newton-dp.ts), time per step against depth at a fixed
 // width (tanh MLP, batch 4, float64): linear growth expected.
 import { performance } from "node:perf_hooks";
-import {
-  type Backend,
-  type Batch,
-  createChain,
-  createObjective,
-  jvp,
-  type ModelSpecInput,
-  NewtonNotPositiveDefiniteError,
-  portableBackend,
-  prepareGaussNewton,
-  prepareNewton,
-  Rng,
-  valueAndGradient,
-  vjp,
-} from "../src/index.js";
+import { createChain } from "../src/chain/chain.js";
+import type { ModelSpecInput } from "../src/chain/spec.js";
+import type { Backend } from "../src/core/backend.js";
+import { portableBackend } from "../src/core/portable.js";
+import { Rng } from "../src/core/rng.js";
+import { type Batch, createObjective } from "../src/objectives/index.js";
+import { jvp, valueAndGradient, vjp } from "../src/oracles/first-order.js";
+import { NewtonNotPositiveDefiniteError, prepareGaussNewton, prepareNewton } from "../src/second-order/index.js";
 import { solveInPlace } from "../src/second-order/linalg.js";
 
 function arg(name: string, fallback: string): string {

@@ -75,7 +75,7 @@ step_onednn() {
 }
 # --- end step onednn ----------------------------------------------------------------------------
 
-# --- step browser (issue 8: report-browser test) ------------------------------------------------
+# --- step browser (for the report-browser test) ------------------------------------------------
 # Debian's `chromium` for test/report-browser.test.ts (driven by the npm devDependency
 # playwright-core, which downloads no browser of its own). Never fatal: without it that test skips,
 # saying why. (Regenerating test/fixtures/torch needs `python3-torch` too; the fixtures are committed.)

@@ -18,7 +18,7 @@ import {
   Rng,
   toRaw,
   valueAndGradient,
-} from "../src/index.js";
+} from "./flat.js";
 
 // Certified robustness (src/adversarial/lipschitz.ts): Gram-iteration bounds against power
 // iteration, the input Lipschitz bound against local Jacobian norms, and no attack ever succeeding

@@ -14,7 +14,7 @@ import {
   Rng,
   robustEvaluation,
   toRaw,
-} from "../src/index.js";
+} from "./flat.js";
 
 // Attacks (src/adversarial/attack.ts): the input-gradient oracle against float64 central
 // differences, PGD's feasibility (ball and box) on random instances, robust ≤ clean accuracy, and

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { armijoLineSearch, type FloatArray, momentum, portableBackend, Rng, sgd } from "../src/index.js";
+import { armijoLineSearch, type FloatArray, momentum, portableBackend, Rng, sgd } from "./flat.js";
 import { randomArray } from "./helpers.js";
 
 // Armijo backtracking for first-order training (optim/armijo.ts): the sufficient-decrease

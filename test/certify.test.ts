@@ -1,35 +1,29 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { BATCH_NORM_CURVATURE } from "../src/components/batch-norm.js";
 import {
   type CertificateVariant,
-  type Chain,
   certifiedStep,
   certifiedStepSize,
   certifyChain,
   certifyObjective,
   convergenceGuarantee,
-  createChain,
-  createObjective,
-  forward,
-  getPreset,
-  jvp,
-  type LayerSpecInput,
-  LogisticLoss,
   layerNorms,
   localRadii,
-  type ModelSpecInput,
-  type NonlinearConstants,
   projectOntoBall,
-  Rng,
-  SquaredLoss,
   tightnessReport,
-  vjp,
   witnessChain,
   witnessObjective,
-} from "../src/index.js";
+} from "../src/certify/index.js";
+import { type Chain, createChain } from "../src/chain/chain.js";
+import { getPreset } from "../src/chain/presets.js";
+import type { LayerSpecInput, ModelSpecInput } from "../src/chain/spec.js";
+import { BATCH_NORM_CURVATURE } from "../src/components/batch-norm.js";
+import type { NonlinearConstants } from "../src/components/index.js";
+import { Rng } from "../src/core/rng.js";
+import { createObjective, LogisticLoss, SquaredLoss } from "../src/objectives/index.js";
+import { forward, jvp, vjp } from "../src/oracles/first-order.js";
 
-// Property tests of issue 5: every certificate ≥ every witness (witnesses are values of the
+// Property tests of docs/certificates.md: every certificate ≥ every witness (witnesses are values of the
 // defining ratios at points of B_R, so a valid upper bound can never be below them), plus numerical
 // checks of each component's constants.
 
@@ -449,5 +443,66 @@ describe("certificate API", () => {
     assert.ok(Math.abs(after[0] - 2) < 1e-12 && Math.abs(after[1] - 1) < 1e-12);
     assert.equal(projectOntoBall(chain, w, [2, 1]).inside, true);
     assert.deepEqual(localRadii(chain, w, 0.5, [2, 3]), [2, 1.5]);
+  });
+});
+
+// The batch-norm curvature constant (docs/certificates.md, "The batch-norm curvature constant"):
+// K = sup_{z, ‖v‖=1} ‖D²h₁(z)[v, v]‖ for h₁(z) = z/√(‖z‖² + 1) is 48/(25√5), attained at ‖z‖ = 1/2, v ∥ z.
+describe("batch-norm curvature constant", () => {
+  const K = 48 / (25 * Math.sqrt(5));
+  const h1 = (z: number[]) => {
+    const s = 1 / Math.sqrt(z.reduce((a, x) => a + x * x, 0) + 1);
+    return z.map((x) => x * s);
+  };
+  /** ‖D²h₁(z)[v, v]‖ by central second differences (float64). */
+  const secondDifference = (z: number[], v: number[], eta = 1e-4) => {
+    const p = h1(z.map((x, i) => x + eta * v[i]));
+    const m = h1(z.map((x, i) => x - eta * v[i]));
+    const c = h1(z);
+    return Math.hypot(...c.map((ci, i) => (p[i] - 2 * ci + m[i]) / (eta * eta)));
+  };
+  /** The closed form of docs/certificates.md with z = t·e, v = cos θ·e + sin θ·f. */
+  const closedForm = (t: number, theta: number) => {
+    const c = Math.cos(theta);
+    const s = Math.sin(theta);
+    const q = Math.sqrt(1 + t * t);
+    return Math.hypot((-t * (2 * c * c + 1)) / q ** 3 + (3 * t ** 3 * c * c) / q ** 5, (2 * t * c * s) / q ** 3);
+  };
+
+  it("the closed form matches central differences, and its maximum 48/(25√5) is attained at t = 1/2, θ = 0", () => {
+    const rng = new Rng(11);
+    for (let k = 0; k < 50; k++) {
+      const t = 3 * rng.uniform();
+      const theta = Math.PI * rng.uniform();
+      const z = [t, 0, 0];
+      const v = [Math.cos(theta), Math.sin(theta), 0];
+      assert.ok(Math.abs(secondDifference(z, v) - closedForm(t, theta)) < 1e-6, `t = ${t}, θ = ${theta}`);
+    }
+    assert.ok(Math.abs(secondDifference([0.5, 0, 0], [1, 0, 0]) - K) < 1e-6);
+    assert.ok(Math.abs(closedForm(0.5, 0) - K) < 1e-15);
+  });
+
+  it("no (t, θ) on a fine grid and no random z, v in ℝ⁴ exceeds 48/(25√5)", () => {
+    let best = 0;
+    for (let i = 0; i <= 3000; i++) for (let j = 0; j <= 90; j++) best = Math.max(best, closedForm(i / 500, (j * Math.PI) / 90));
+    assert.ok(best <= K * (1 + 1e-12), `grid maximum ${best} > ${K}`);
+    assert.ok(best > K - 1e-6, "the grid passes through the maximizer");
+    const rng = new Rng(12);
+    for (let k = 0; k < 300; k++) {
+      const z = [0, 1, 2, 3].map(() => rng.normal() * (k % 3 === 0 ? 0.3 : 1.5));
+      const v = [0, 1, 2, 3].map(() => rng.normal());
+      const nv = Math.hypot(...v);
+      assert.ok(
+        secondDifference(
+          z,
+          v.map((x) => x / nv),
+        ) <=
+          K + 1e-6,
+      );
+    }
+  });
+
+  it("BATCH_NORM_CURVATURE is 48/(25√5) rounded up, within 1e-4", () => {
+    assert.ok(BATCH_NORM_CURVATURE >= K && BATCH_NORM_CURVATURE < K + 1e-4, `${BATCH_NORM_CURVATURE} vs ${K}`);
   });
 });

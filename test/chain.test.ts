@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { createChain, createObjective, ModelSpecError, type ModelSpecInput, Rng, valueAndGradient } from "../src/index.js";
+import { createChain } from "../src/chain/chain.js";
+import { ModelSpecError, type ModelSpecInput } from "../src/chain/spec.js";
+import { Rng } from "../src/core/rng.js";
+import { createObjective } from "../src/objectives/index.js";
+import { valueAndGradient } from "../src/oracles/first-order.js";
 import { assertDerivatives, randomArray, relativeError } from "./helpers.js";
 
 describe("chain", () => {

@@ -10,9 +10,9 @@ import { loadRunData } from "../src/node/report.js";
 import { parsePerLayerRecord } from "../src/report/schema.js";
 import { epochRecordsWithoutTimes, jsonLines, readMetrics, runCli, tensorBytes } from "./cli-helpers.js";
 
-// `chainopt train` with the second-order methods (issue 7, item 5) and with the certified step size
-// (issue 5, item 7), end to end as a child process on the diabetes regression set (442 samples, of
-// which 354 train and 88 form the seeded test split; 10 features, standardized).
+// `chainopt train` with the second-order methods (docs/second-order.md) and with the certified step size
+// (docs/certificates.md), end to end as a child process on the diabetes regression set (442 samples,
+// of which 354 train and 88 form the seeded test split; 10 features, standardized).
 
 const REGRESSION = ["--dataset", "diabetes", "--loss", "squared", "--validation", "0", "--seed", "3"];
 

@@ -9,8 +9,7 @@ import { loadCheckpoint } from "../src/node/checkpoint.js";
 import { exportTorchSafetensors } from "../src/node/torch-interop.js";
 import { jsonLines, readMetrics, runCli } from "./cli-helpers.js";
 
-// `chainopt train` end to end, as a child process, on small data (issue 2 items 7–8, issue 8 items
-// 1, 3, 4): the --json format, reproducibility, --config, errors before anything is written, the
+// `chainopt train` end to end, as a child process, on small data: the --json format, reproducibility, --config, errors before anything is written, the
 // portable backend, --init/--no-shuffle, and numerical faults.
 
 const SMALL = ["--dataset", "mnist", "--limit", "1000", "--validation", "200", "--epochs", "2", "--widths", "64"];

@@ -3,10 +3,10 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { runClusteringExperiment } from "../src/experiments/clustering.js";
-import { knnGaussianWeights, Rng } from "../src/index.js";
+import { runClusteringExperiment } from "../src/node/experiments/clustering.js";
 import { adjustedRandIndex, convexClusteringWithCount, kMeans } from "../src/train/cluster-metrics.js";
 import { jsonLines, runCli } from "./cli-helpers.js";
+import { knnGaussianWeights, Rng } from "./flat.js";
 
 // Clustering metrics, `train --objective clustering|autoencoder`, `analyze --loss …`, and the
 // deep-clustering experiment at a tiny scale.

@@ -1,19 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import {
-  convert,
-  createChain,
-  dot,
-  forward,
-  getPreset,
-  jvp,
-  type LayerSpecInput,
-  type LayerSpecOf,
-  type ModelSpecInput,
-  presetNames,
-  Rng,
-  vjp,
-} from "../src/index.js";
+import { createChain } from "../src/chain/chain.js";
+import { getPreset, presetNames } from "../src/chain/presets.js";
+import type { LayerSpecInput, LayerSpecOf, ModelSpecInput } from "../src/chain/spec.js";
+import { convert } from "../src/core/dtype.js";
+import { Rng } from "../src/core/rng.js";
+import { dot } from "../src/core/vector.js";
+import { forward, jvp, vjp } from "../src/oracles/first-order.js";
 import { assertDerivatives, randomArray, relativeError } from "./helpers.js";
 
 describe("conv2d derivatives (float64)", () => {

@@ -21,31 +21,31 @@ const PAGE = `<!doctype html><html><head>
 </head><body><script type="module">
 import * as co from "/dist/src/index.js";
 try {
-  const chain = co.createChain(co.mlp({ input: [6], widths: [5], activation: "softplus", classes: 3 }), { dtype: "float64" });
+  const chain = co.createChain(co.presets.mlp({ input: [6], widths: [5], activation: "softplus", classes: 3 }), { dtype: "float64" });
   const w = chain.initParams(1);
   const rng = new co.Rng(2);
   const x = new Float64Array(4 * 6).map(() => rng.normal());
   const batch = { x, size: 4, labels: Int32Array.from([0, 1, 2, 1]) };
-  const objective = co.createObjective("logistic", 0.01);
-  const { value, grad } = co.valueAndGradient(chain, objective, w, batch);
+  const objective = co.objectives.createObjective("logistic", 0.01);
+  const { value, grad } = co.oracles.valueAndGradient(chain, objective, w, batch);
   let err = 0, scale = 0;
   for (let i = 0; i < w.length; i++) {
     const old = w[i];
-    w[i] = old + 1e-6; const fp = co.objectiveValue(chain, objective, w, batch, { training: true });
-    w[i] = old - 1e-6; const fm = co.objectiveValue(chain, objective, w, batch, { training: true });
+    w[i] = old + 1e-6; const fp = co.oracles.objectiveValue(chain, objective, w, batch, { training: true });
+    w[i] = old - 1e-6; const fm = co.oracles.objectiveValue(chain, objective, w, batch, { training: true });
     w[i] = old;
     err += ((fp - fm) / 2e-6 - grad[i]) ** 2; scale += grad[i] ** 2;
   }
-  const opt = co.adam({ lr: 0.05 });
+  const opt = co.optim.adam({ lr: 0.05 });
   let state = opt.init(w);
   const g = new Float64Array(w.length);
   for (let t = 0; t < 30; t++) {
-    co.valueAndGradient(chain, objective, w, batch, { grad: g });
+    co.oracles.valueAndGradient(chain, objective, w, batch, { grad: g });
     state = opt.update(g, state, w, { step: t, backend: chain.backend });
-    co.applyUpdates(w, g, chain.backend);
+    co.optim.applyUpdates(w, g, chain.backend);
   }
-  const after = co.objectiveValue(chain, objective, w, batch, { training: true });
-  const cert = co.certifyObjective(chain, objective, { radii: 1, batch: 4, inputNorm: 1 });
+  const after = co.oracles.objectiveValue(chain, objective, w, batch, { training: true });
+  const cert = co.certify.certifyObjective(chain, objective, { radii: 1, batch: 4, inputNorm: 1 });
   window.result = { backend: chain.backend.name, value, after, gradError: Math.sqrt(err / scale), stepSize: cert.stepSize };
 } catch (e) {
   window.result = { error: String(e && e.stack || e) };

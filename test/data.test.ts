@@ -6,6 +6,7 @@ import { after, describe, it } from "node:test";
 import { gzipSync } from "node:zlib";
 import { PNG } from "pngjs";
 import { create as tarCreate } from "tar";
+import { Rng } from "../src/core/rng.js";
 import {
   BatchLoader,
   createDataset,
@@ -16,13 +17,12 @@ import {
   parseDiabetes,
   parseDigits,
   parseSklearnCsv,
-  Rng,
   splitDataset,
   standardizeInputs,
   standardizeTargets,
   subsetDataset,
   syntheticTeacher,
-} from "../src/index.js";
+} from "../src/data/index.js";
 import { CIFAR10_PACKAGE, encodeIdx, loadDataset, readIdx } from "../src/node/index.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "chainopt-data-"));

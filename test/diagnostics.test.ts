@@ -3,7 +3,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { ggnOrders } from "../src/experiments/ggn.js";
+import { ggnOrders } from "../src/node/experiments/ggn.js";
+import { convergenceOrders } from "../src/train/convergence-order.js";
+import { jsonLines, runCli } from "./cli-helpers.js";
 import {
   type Batch,
   createChain,
@@ -17,9 +19,7 @@ import {
   powerIteration,
   Rng,
   valueAndGradient,
-} from "../src/index.js";
-import { convergenceOrders } from "../src/train/convergence-order.js";
-import { jsonLines, runCli } from "./cli-helpers.js";
+} from "./flat.js";
 import { randomArray } from "./helpers.js";
 
 // Diagnostics: curvature on a probe batch, NTK spectrum, observed orders of convergence, and the

@@ -3,9 +3,9 @@ import { spawn } from "node:child_process";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { SingleProcessCollective } from "../src/core/collective.js";
-import { createChain, createObjective, portableBackend, Rng } from "../src/index.js";
 import { distributedGgnDirection } from "../src/second-order/distributed.js";
 import { prepareGgn } from "../src/second-order/ggn.js";
+import { createChain, createObjective, portableBackend, Rng } from "./flat.js";
 import { MPI_ENV, MPI_SKIP, MPIRUN } from "./mpi-helpers.js";
 
 // Gram-Gauss-Newton with the Gram matrix split by rows across ranks (src/second-order/distributed.ts)

@@ -3,9 +3,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { runAdversarialExperiment } from "../src/experiments/adversarial.js";
-import { AdversarialTransform, boxDomain, createChain, createDataset, createObjective, createOptimizer, Rng } from "../src/index.js";
+import { runAdversarialExperiment } from "../src/node/experiments/adversarial.js";
 import { Trainer } from "../src/train/trainer.js";
+import { AdversarialTransform, boxDomain, createChain, createDataset, createObjective, createOptimizer, Rng } from "./flat.js";
 
 // Adversarial training: the trainer's batch transform resumes bit-identically from a snapshot
 // (the attack generator is part of it), and `chainopt experiment adversarial` at a tiny size

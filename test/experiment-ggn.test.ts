@@ -3,10 +3,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { runGgnExperiment } from "../src/experiments/ggn.js";
-import { getExperiment } from "../src/experiments/registry.js";
+import { runGgnExperiment } from "../src/node/experiments/ggn.js";
+import { getExperiment } from "../src/node/experiments/registry.js";
 
-// `chainopt experiment ggn` (issue 7, item 6) at a tiny scale: grids, choice, tables and plots.
+// `chainopt experiment ggn` (docs/second-order.md) at a tiny scale: grids, choice, tables and plots.
 
 const root = mkdtempSync(join(tmpdir(), "chainopt-experiment-ggn-"));
 after(() => rmSync(root, { recursive: true, force: true }));

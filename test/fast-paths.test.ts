@@ -1,24 +1,20 @@
-// The training fast paths of issue 3 against their references: branch-free float32 ReLU and 2×2
+// The training fast paths (BENCHMARKS.md) against their references: branch-free float32 ReLU and 2×2
 // max-pooling against the scalar rules (special values included), the channel-inner and transposed
 // convolution paths (float32, native) against float64 portable, the BLAS-1/2 kernels against their
 // loops, the derivative checks of convolutions and pooling with the native backend as default, and
 // the backward pass that stops at the first parametrized component.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { createChain } from "../src/chain/chain.js";
+import { convnet } from "../src/chain/presets.js";
+import type { LayerSpecInput } from "../src/chain/spec.js";
+import type { Backend } from "../src/core/backend.js";
 import { axpbyInto, axpyInto, columnSums, dotOf, NATIVE_MIN_LENGTH, rowSums, scalInPlace } from "../src/core/kernels.js";
-import {
-  type Backend,
-  convnet,
-  createChain,
-  createObjective,
-  forward,
-  type LayerSpecInput,
-  portableBackend,
-  Rng,
-  valueAndGradient,
-  vjp,
-} from "../src/index.js";
+import { portableBackend } from "../src/core/portable.js";
+import { Rng } from "../src/core/rng.js";
 import { loadNativeBackend } from "../src/node/index.js";
+import { createObjective } from "../src/objectives/index.js";
+import { forward, valueAndGradient, vjp } from "../src/oracles/first-order.js";
 import { assertDerivatives, randomArray, relativeError } from "./helpers.js";
 
 const native = loadNativeBackend();

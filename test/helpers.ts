@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { type Backend, type Chain, createChain, dot, forward, jvp, type ModelSpecInput, norm2, Rng, vjp } from "../src/index.js";
+import { type Chain, createChain } from "../src/chain/chain.js";
+import type { ModelSpecInput } from "../src/chain/spec.js";
+import type { Backend } from "../src/core/backend.js";
+import { Rng } from "../src/core/rng.js";
+import { dot, norm2 } from "../src/core/vector.js";
+import { forward, jvp, vjp } from "../src/oracles/first-order.js";
 
 /** Random normal array. */
 export function randomArray(n: number, rng: Rng, scale = 1): Float64Array {

@@ -169,7 +169,7 @@ describe("PyTorch interop", () => {
     }
   });
 
-  // Optimizer replay against PyTorch (issue 8, item 3): chainopt's own optimizers (createOptimizer),
+  // Optimizer replay against PyTorch: chainopt's own optimizers (createOptimizer),
   // driven by the Trainer as `chainopt train --init mlp_init.safetensors --no-shuffle` drives it
   // (PyTorch weights imported, fixed data order, one epoch of `steps` batches), take the same SGD
   // (torch.optim.SGD, momentum 0.9) and Adam (torch.optim.Adam) steps as PyTorch from the same

@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { createChain, type ModelSpecInput, PortableBackend, portableBackend, Rng } from "../src/index.js";
+import { createChain } from "../src/chain/chain.js";
+import type { ModelSpecInput } from "../src/chain/spec.js";
+import { PortableBackend, portableBackend } from "../src/core/portable.js";
+import { Rng } from "../src/core/rng.js";
 import { bestBackend, loadNativeBackend, nativeLoadError } from "../src/node/index.js";
 import { assertDerivatives, randomArray, relativeError } from "./helpers.js";
 

@@ -3,6 +3,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { loadNativeBackend, type NativeBackend, nativeLoadError } from "../src/node/index.js";
+import { readMetrics, runCli, startCli, waitFor } from "./cli-helpers.js";
 import {
   type Backend,
   type ConvGeometry,
@@ -16,9 +18,7 @@ import {
   PortableBackend,
   Rng,
   vjp,
-} from "../src/index.js";
-import { loadNativeBackend, type NativeBackend, nativeLoadError } from "../src/node/index.js";
-import { readMetrics, runCli, startCli, waitFor } from "./cli-helpers.js";
+} from "./flat.js";
 import { randomArray, relativeError } from "./helpers.js";
 
 const native = loadNativeBackend();

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { loadNativeBackend, nativeLoadError } from "../src/node/index.js";
 import {
   type Backend,
   convert,
@@ -11,8 +12,7 @@ import {
   PortableBackend,
   Rng,
   vjp,
-} from "../src/index.js";
-import { loadNativeBackend, nativeLoadError } from "../src/node/index.js";
+} from "./flat.js";
 import { randomArray } from "./helpers.js";
 
 const native = loadNativeBackend();

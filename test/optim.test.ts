@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
+import type { FloatArray } from "../src/core/dtype.js";
+import { portableBackend } from "../src/core/portable.js";
+import { Rng } from "../src/core/rng.js";
 import {
   addDecayedWeights,
   applyUpdates,
@@ -16,7 +19,6 @@ import {
   EmaAverage,
   emaMomentum,
   exponentialSchedule,
-  type FloatArray,
   GradientNormTracker,
   type GradientTransformation,
   globalNorm,
@@ -26,8 +28,6 @@ import {
   OPTIMIZER_NAMES,
   OptionError,
   PolyakAverage,
-  portableBackend,
-  Rng,
   type StateTree,
   satisfiesRobbinsMonro,
   scaleByAdam,
@@ -36,7 +36,7 @@ import {
   stateToTensors,
   stepDecaySchedule,
   traceMomentum,
-} from "../src/index.js";
+} from "../src/optim/index.js";
 import { relativeError } from "./helpers.js";
 
 /** Runs `steps` updates of `opt` from `w0` with gradients from `gradAt(w, t)`; returns the iterates w_1…w_steps. */

@@ -8,7 +8,7 @@ import { allFinite } from "../src/core/vector.js";
 import { loadCheckpoint } from "../src/node/checkpoint.js";
 import { epochRecordsWithoutTimes, jsonLines, readMetrics, runCli, startCli, tensorBytes, waitFor } from "./cli-helpers.js";
 
-// Issue 8, item 2: a run interrupted (SIGKILL at any moment, or SIGINT) and resumed with
+// A run interrupted (SIGKILL at any moment, or SIGINT) and resumed with
 // `chainopt train --resume DIR` ends with parameters bit-identical to the uninterrupted run, and
 // its metrics.jsonl has the same epoch records (but for wall-clock times).
 

@@ -12,7 +12,7 @@ import {
   type Objective,
   Rng,
   valueAndGradient,
-} from "../src/index.js";
+} from "./flat.js";
 import { randomArray, relativeError } from "./helpers.js";
 
 // Second-order backward of conv2d and batch-norm: Hessian-vector products against float64 central

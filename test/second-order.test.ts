@@ -1,31 +1,25 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { type Chain, createChain } from "../src/chain/chain.js";
+import type { ModelSpecInput } from "../src/chain/spec.js";
+import { Rng } from "../src/core/rng.js";
+import { dot } from "../src/core/vector.js";
+import { type Batch, createObjective, type Objective } from "../src/objectives/index.js";
+import { jvp, objectiveValue, runForward, valueAndGradient } from "../src/oracles/first-order.js";
 import {
-  type Batch,
-  type Chain,
-  createChain,
-  createObjective,
   createSecondOrderStepper,
-  dot,
   empiricalNtk,
   gaussNewtonVectorProduct,
   gramFromWorkspace,
   hessianVectorProduct,
-  jvp,
-  type ModelSpecInput,
   NewtonNotPositiveDefiniteError,
   newtonDirection,
-  type Objective,
-  objectiveValue,
   prepareGaussNewton,
   prepareGgn,
-  Rng,
-  runForward,
-  valueAndGradient,
-} from "../src/index.js";
+} from "../src/second-order/index.js";
 import { randomArray, relativeError } from "./helpers.js";
 
-// Second-order oracles (issue 7), float64 on tiny networks.
+// Second-order oracles (docs/second-order.md), float64 on tiny networks.
 
 const mlp = (act: string, input = 4, hidden = 5, out = 3): ModelSpecInput => ({
   input: [input],

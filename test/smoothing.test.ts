@@ -10,7 +10,7 @@ import { Relu } from "../src/components/relu.js";
 import type { SmoothMaxPool2d } from "../src/components/smooth-max-pool.js";
 import { SmoothRelu } from "../src/components/smooth-relu.js";
 import { Rng } from "../src/core/rng.js";
-import { runSmoothingExperiment } from "../src/experiments/smoothing.js";
+import { runSmoothingExperiment } from "../src/node/experiments/smoothing.js";
 import { createObjective } from "../src/objectives/objective.js";
 import { forward, objectiveValue, vjp } from "../src/oracles/first-order.js";
 import { smooth, smoothModelSpec } from "../src/smoothing/smooth.js";
@@ -31,7 +31,7 @@ function out64(chain: Chain, w: Float64Array, x: Float64Array, batch = 1): Float
   return Float64Array.from(forward(chain, w, x, batch));
 }
 
-describe("smoothable components (issue 6, item 1)", () => {
+describe("smoothable components (docs/smoothing.md)", () => {
   it("SmoothReLU_μ: 0 ≤ relu − α_μ ≤ μ (attained) and α_μ′ is 1/(2μ)-Lipschitz (attained) on a dense grid", () => {
     for (const mu of [1e-3, 0.1, 2]) {
       const a = new SmoothRelu({ type: "smoothRelu", mu }, [1]);
@@ -190,7 +190,7 @@ describe("smoothable components (issue 6, item 1)", () => {
   });
 });
 
-describe("automatic smoothing (issue 6, item 2: Algorithm 2)", () => {
+describe("automatic smoothing (docs/smoothing.md: Algorithm 2)", () => {
   it("the backward pass: factors ℓ_{t,j+1} = Π_{s>t}(R_s L_b) Π ℓ_a and accuracies ν/(n·factor)", () => {
     const spec: ModelSpecInput = {
       input: [4],
@@ -246,7 +246,7 @@ describe("automatic smoothing (issue 6, item 2: Algorithm 2)", () => {
     assert.ok(Math.abs(certificate.objective.transferredMinimality(0.05) - 0.15) < 1e-15);
   });
 
-  it("property test (item 3): the largest observed ‖ψ − ψ_ε‖ never exceeds the certificate; tightness reported", () => {
+  it("property test: the largest observed ‖ψ − ψ_ε‖ never exceeds the certificate; tightness reported", () => {
     const rng = new Rng(2024);
     const rows: string[] = [];
     for (let trial = 0; trial < 10; trial++) {
@@ -292,7 +292,7 @@ function smoothingProject(chain: Chain, w: Float64Array, radii: number[]): void 
   }
 }
 
-describe("smooth CLI and experiment (items 4–5)", () => {
+describe("smooth CLI and experiment", () => {
   it("chainopt smooth prints the per-layer smoothing and writes the smoothed spec", async () => {
     const out = join(root, "smoothed.json");
     const r = await runCli(["smooth", "--model", "convnet", "--epsilon", "1", "--radius", "2,3,4", "--json", "--out", out]);

@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
-import { type Batch, createChain, createObjective, type LossType, type ModelSpecInput, valueAndGradient, vjp } from "../src/index.js";
+import { createChain } from "../src/chain/chain.js";
+import type { ModelSpecInput } from "../src/chain/spec.js";
+import { type Batch, createObjective, type LossType } from "../src/objectives/index.js";
+import { valueAndGradient, vjp } from "../src/oracles/first-order.js";
 import { relativeError } from "./helpers.js";
 
 // Cross-check against PyTorch's autograd (float64, training mode): losses, parameter and input

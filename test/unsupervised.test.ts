@@ -11,7 +11,7 @@ import {
   Rng,
   solveConvexClustering,
   valueAndGradient,
-} from "../src/index.js";
+} from "./flat.js";
 import { randomArray, relativeError } from "./helpers.js";
 
 // Unsupervised objectives: convex clustering (inner solver, gradient through the minimizer,

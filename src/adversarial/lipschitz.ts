@@ -265,7 +265,7 @@ export function inputLipschitz(chain: Chain, w: FloatArray, options: InputLipsch
       if (chain.stateSize > 0 && !options.state) throw new Error("state: batch-norm in evaluation mode needs the running statistics");
       const st = chain.stateBlock(options.state as FloatArray, i);
       const ch = st.length / 2;
-      const eps = (c.spec as { epsilon: number }).epsilon;
+      const eps = (c.spec as unknown as { epsilon: number }).epsilon;
       let m = 0;
       for (let k = 0; k < ch; k++) {
         const gamma = c.paramSize > 0 ? Math.abs(params[k]) : 1;

@@ -6,10 +6,10 @@ import type { LossConstants } from "../objectives/loss.js";
 import { l2Constants, type Objective } from "../objectives/objective.js";
 
 // Certified smoothness of chains x_t = a_t(b_t(x_{t−1}, u_t)) and of training objectives
-// F(u) = f(ψ(u)) + (λ/2)‖u‖² on B_R = {u : ‖u_t‖ ≤ R_t} (issue 5, items 2 and 4), from the
+// F(u) = f(ψ(u)) + (λ/2)‖u‖² on B_R = {u : ‖u_t‖ ≤ R_t} (docs/certificates.md), from the
 // architecture alone: one forward pass over the components' constants (`Component.smoothness`).
 //
-// The recursion is Algorithm 1 of smoothing-net.pdf (Sec. III-B), checked line by line against the
+// The recursion is Algorithm 1 of Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021) (Sec. III-B), checked line by line against the
 // appendix proofs (Lemmas 19, 21, 22 and the proof of Proposition 4). The printed algorithm has
 // slips, fixed here (variant "corrected"; variant "printed" keeps the loose lines 1–2 for comparison):
 //  1. m_{t,0} = ℓˣ_{t,0} m_{t−1} + ℓᵘ_{t,0} R_t + ‖b_t(0,0)‖ counts the bilinear term twice:
@@ -39,7 +39,7 @@ import { l2Constants, type Objective } from "../objectives/objective.js";
 //   Df_t[v] = Da[∇_x b J v_<t + ∇_u b v_t],  ‖·‖ ≤ ℓ'_k (ℓˣ ℓ_{t−1} α + ℓᵘ β),
 //   D²f_t[v,v] = D²a[Db v, Db v] + Da[∇_x b D²f_{t−1}[v,v] + 2 β(J v_<t, v_t)],
 //   ‖·‖ ≤ L_{t,k}(ℓˣℓ_{t−1}α + ℓᵘβ)² + ℓ'_k(ℓˣ L_{t−1} α² + 2 L_b ℓ_{t−1} α β).
-// The papers bound α, β by 1 separately. Variant "tight" (item 4) maximizes over α² + β² = 1
+// The papers bound α, β by 1 separately. Variant "tight" maximizes over α² + β² = 1
 // instead, the parameter blocks being orthogonal:
 //   ℓ_t = ℓ'_k √((ℓˣ ℓ_{t−1})² + (ℓᵘ)²)     (Cauchy–Schwarz),
 //   L_t = λ_max(M),  M = L_{t,k} [p², pq; pq, q²] + ℓ'_k [ℓˣ L_{t−1}, L_b ℓ_{t−1}; L_b ℓ_{t−1}, 0]
@@ -210,7 +210,7 @@ function nonlinearPass(
 }
 
 /**
- * Certificate of the chain on B_R for a batch: m_t, ℓ_t, L_t for every layer (smoothing-net.pdf,
+ * Certificate of the chain on B_R for a batch: m_t, ℓ_t, L_t for every layer (Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021),
  * Algorithm 1 with the fixes listed in this file's header; variant "tight" by default). From the
  * architecture alone: no parameter values are read.
  */
@@ -324,7 +324,7 @@ export interface ObjectiveCertificate {
  *   ‖∇F(u)‖ ≤ ℓ_τ ℓ_f + λ‖u‖, and
  *   ‖∇F(u) − ∇F(v)‖ ≤ ‖∇ψ(u) − ∇ψ(v)‖ ‖∇f(ψ(u))‖ + ‖∇ψ(v)‖ ‖∇f(ψ(u)) − ∇f(ψ(v))‖ + λ‖u − v‖
  *                   ≤ (L_τ ℓ_f + ℓ_τ² L_f + λ) ‖u − v‖
- * (smoothing-net.pdf, Sec. IV-C: L_F ≤ L_f ℓ_h + L_h ℓ_f²; vroulet_elem_deep.pdf, Prop. 4.3:
+ * (Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), Sec. IV-C: L_F ≤ L_f ℓ_h + L_h ℓ_f²; Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (Allerton 2019), Prop. 4.3:
  * γ = (L_ψ ℓ_f + ℓ_ψ² L_f + L_r)⁻¹), with ℓ_f, L_f the loss's constants on ‖ŷ‖ ≤ m_τ.
  */
 export function certifyObjective(chain: Chain, objective: Objective, options: CertifyObjectiveOptions): ObjectiveCertificate {
@@ -378,8 +378,8 @@ export interface Guarantee {
 }
 
 /**
- * Iteration counts to an ε-stationary point on B_R (smoothing-net.pdf, Sec. IV-C and
- * vroulet_elem_deep.pdf, Prop. 4.3: O(L_F (F(u₀) − F*)/ε²), citing Ghadimi, Lan & Zhang 2016,
+ * Iteration counts to an ε-stationary point on B_R (Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), Sec. IV-C and
+ * Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (Allerton 2019), Prop. 4.3: O(L_F (F(u₀) − F*)/ε²), citing Ghadimi, Lan & Zhang 2016,
  * Theorems 1–2). With the gradient mapping G(u) = (u − P_{B_R}(u − γ∇F(u)))/γ and γ = 1/L_F:
  * - Projected GD: sufficient decrease F(u_{k+1}) ≤ F(u_k) − ‖G(u_k)‖²/(2L_F) (Beck 2017,
  *   Lemma 10.4 / Thm. 10.15), summed: min_{k<K} ‖G(u_k)‖² ≤ 2 L_F Δ / K.
@@ -455,7 +455,7 @@ export function layerNorms(chain: Chain, w: FloatArray): number[] {
 }
 
 /**
- * Radii of a local ball around the iterate w (item 4, "local radii"): {v : ‖v_t − w_t‖ ≤ δ} lies in
+ * Radii of a local ball around the iterate w ("local radii"): {v : ‖v_t − w_t‖ ≤ δ} lies in
  * {v : ‖v_t‖ ≤ ‖w_t‖ + δ}, so a certificate with R_t = ‖w_t‖ + δ holds on it; capped by `cap` (the
  * global radii) when iterates are also projected onto B_cap, which keeps the intersection.
  */

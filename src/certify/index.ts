@@ -1,4 +1,4 @@
-// Certified smoothness of chains and training objectives (issue 5): certificates and witnesses.
+// Certified smoothness of chains and training objectives (docs/certificates.md): certificates and witnesses.
 export * from "./certificate.js";
 export * from "./witness.js";
 export * from "./witness-report.js";

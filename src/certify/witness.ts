@@ -13,7 +13,7 @@ import {
   resolveRadii,
 } from "./certificate.js";
 
-// Witnesses (issue 5, item 3): empirical LOWER bounds on the quantities a certificate bounds above.
+// Witnesses (docs/certificates.md): empirical LOWER bounds on the quantities a certificate bounds above.
 // Every reported witness is the value of its definition at points of B_R:
 //   bound       ‖ψ(u)‖                                      ≤ m_τ
 //   lipschitz   ‖ψ(p) − ψ(q)‖ / ‖p − q‖                      ≤ ℓ_τ
@@ -402,7 +402,7 @@ export interface TightnessRow {
 
 /**
  * Tightness (certificate / best witness) of each architecture, for the given certificate variants:
- * the report of issue 5, item 3 (and the gain of item 4 when run with "corrected" and "tight").
+ * the report of docs/certificates.md (and the gain of the "tight" variant when run with "corrected" and "tight").
  */
 export function tightnessReport(
   entries: readonly { name: string; spec: ModelSpecInput; loss?: LossType; l2?: number }[],

@@ -32,7 +32,7 @@ export interface ChainOptions {
 }
 
 /**
- * A chain of computations ψ(x, w) (smoothing-net.pdf, Def. 1): components applied in order,
+ * A chain of computations ψ(x, w) (Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), Def. 1): components applied in order,
  * parameters w = (u_1; …; u_k) stored in one flat vector with each component's block at
  * {@link Chain.paramOffsets}. The chain holds no parameter values: oracles take them as arguments.
  */

@@ -92,7 +92,7 @@ export interface Vgg16Options {
 const VGG16_CONFIG: readonly (number | "M")[] = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"];
 
 /**
- * VGG-16 (Simonyan & Zisserman, 2015, configuration D; vroulet_elem_deep.pdf, Sec. 5): 13
+ * VGG-16 (Simonyan & Zisserman, 2015, configuration D; Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (Allerton 2019), Sec. 5): 13
  * convolutions 3×3 with padding 1 in blocks 64,64,M,128,128,M,256×3,M,512×3,M,512×3,M (M a 2×2
  * pooling with stride 2), then dense 4096, 4096 and classes, an activation after every layer but
  * the last. `smooth` gives the paper's VGG-smooth (ReLU → softplus, max-pool → average pool,
@@ -132,7 +132,7 @@ const PRESETS: Record<string, (options: PresetOptions) => ModelSpecInput> = {
   "vgg16-smooth": (o) => vgg16({ ...o, smooth: true, batchNorm: false }),
   // torchvision's vgg16_bn (ReLU, max-pool), or the smoothed variant with `smooth: true`.
   "vgg16-bn": (o) => vgg16({ ...o, batchNorm: true }),
-  // The paper's "VGG-batch": VGG-smooth with batch-norm (vroulet_elem_deep.pdf, Sec. 5.2).
+  // The paper's "VGG-batch": VGG-smooth with batch-norm (Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (Allerton 2019), Sec. 5.2).
   "vgg16-smooth-bn": (o) => vgg16({ ...o, smooth: true, batchNorm: true }),
 };
 

@@ -1,72 +1,13 @@
 import { z } from "zod";
+import { layerSpecSchema } from "../components/registry.js";
+import { positiveInt } from "../components/spec-fields.js";
 
-// Model specs: JSON documents describing a chain (input shape + list of components).
+// Model specs: JSON documents describing a chain (input shape + list of components). Each
+// component owns the schema of its layer entry; src/components/registry.ts assembles the union.
 // Validation goes through zod so that every error names the path of the field at fault,
 // e.g. `layers[3].units: expected a positive integer`.
 
-const positiveInt = z.number().int().positive();
-const nonNegativeInt = z.number().int().nonnegative();
-const pair = z.union([positiveInt, z.tuple([positiveInt, positiveInt])]);
-const initScheme = z.enum(["he", "lecun", "torch"]);
-
-const denseSpec = z
-  .object({ type: z.literal("dense"), units: positiveInt, bias: z.boolean().default(true), init: initScheme.default("he") })
-  .strict();
-const conv2dSpec = z
-  .object({
-    type: z.literal("conv2d"),
-    filters: positiveInt,
-    kernel: pair,
-    stride: pair.default(1),
-    padding: z.union([nonNegativeInt, z.tuple([nonNegativeInt, nonNegativeInt])]).default(0),
-    bias: z.boolean().default(true),
-    init: initScheme.default("he"),
-  })
-  .strict();
-const poolSpec = <T extends string>(type: T) =>
-  z
-    .object({
-      type: z.literal(type),
-      size: pair,
-      stride: pair.optional(),
-      padding: z.union([nonNegativeInt, z.tuple([nonNegativeInt, nonNegativeInt])]).default(0),
-    })
-    .strict();
-/** Smooth max pooling (issue 6): max-pool windows, log-sum-exp at temperature `mu` (src/components/smooth-max-pool.ts). */
-const smoothMaxPoolSpec = z
-  .object({
-    type: z.literal("smoothMaxPool2d"),
-    size: pair,
-    stride: pair.optional(),
-    padding: z.union([nonNegativeInt, z.tuple([nonNegativeInt, nonNegativeInt])]).default(0),
-    mu: z.number().positive(),
-  })
-  .strict();
-const batchNormSpec = z
-  .object({
-    type: z.literal("batchNorm"),
-    epsilon: z.number().positive().default(1e-5),
-    momentum: z.number().min(0).max(1).default(0.1),
-    affine: z.boolean().default(false),
-  })
-  .strict();
-
-/** Schema of one layer entry. */
-export const layerSpecSchema = z.discriminatedUnion("type", [
-  denseSpec,
-  conv2dSpec,
-  z.object({ type: z.literal("relu") }).strict(),
-  z.object({ type: z.literal("softplus"), beta: z.number().positive().default(1) }).strict(),
-  z.object({ type: z.literal("sigmoid") }).strict(),
-  z.object({ type: z.literal("tanh") }).strict(),
-  z.object({ type: z.literal("smoothRelu"), mu: z.number().positive() }).strict(),
-  poolSpec("maxPool2d"),
-  poolSpec("avgPool2d"),
-  smoothMaxPoolSpec,
-  batchNormSpec,
-  z.object({ type: z.literal("softmax") }).strict(),
-  z.object({ type: z.literal("flatten") }).strict(),
-]);
+export { type LayerSpec, type LayerSpecInput, type LayerSpecOf, type LayerType, layerSpecSchema } from "../components/registry.js";
 
 /** Schema of a whole model spec. */
 export const modelSpecSchema = z
@@ -77,18 +18,10 @@ export const modelSpecSchema = z
   })
   .strict();
 
-/** A validated layer entry, defaults filled in. */
-export type LayerSpec = z.output<typeof layerSpecSchema>;
-/** A layer entry as written by a user (defaults optional). */
-export type LayerSpecInput = z.input<typeof layerSpecSchema>;
 /** A validated model spec. */
 export type ModelSpec = z.output<typeof modelSpecSchema>;
 /** A model spec as written by a user. */
 export type ModelSpecInput = z.input<typeof modelSpecSchema>;
-/** The layer types chainopt knows. */
-export type LayerType = LayerSpec["type"];
-/** The spec of one layer type. */
-export type LayerSpecOf<T extends LayerType> = Extract<LayerSpec, { type: T }>;
 
 /** Error for an invalid model spec; the message lists each offending field and what was expected. */
 export class ModelSpecError extends Error {

@@ -1,31 +1,36 @@
-import type { LayerSpecOf } from "../chain/spec.js";
+import type { z } from "zod";
 import type { DnnPrimitives, PoolWindowGeometry } from "../core/backend.js";
 import type { DType, FloatArray } from "../core/dtype.js";
 import type { Component, ComponentContext, LayerIO } from "./component.js";
-import { Pool2d } from "./pool2d.js";
+import { Pool2d, poolSpecSchema } from "./pool2d.js";
 import type { InputBounds, NonlinearConstants } from "./smoothness.js";
+
+/** Spec schema of `{ type: "avgPool2d", size, stride, padding }`. */
+export const avgPoolSpecSchema = poolSpecSchema("avgPool2d");
+/** A validated `avgPool2d` layer spec. */
+export type AvgPoolSpec = z.output<typeof avgPoolSpecSchema>;
 
 /**
  * Average pooling: y[n,c,oh,ow] = (1/(kh·kw)) Σ_{i<kh, j<kw} x[n, c, oh·s_h − p_h + i, ow·s_w − p_w + j],
- * the convolution of each channel with the mean filter (1/s_f)·1 (smoothing-net.pdf, App. B-3),
+ * the convolution of each channel with the mean filter (1/s_f)·1 (Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), App. B-3),
  * padded positions counting as zeros. The divisor is always kh·kw, padded zeros included: PyTorch's
  * AvgPool2d with count_include_pad=True (its default) and ceil_mode=False (windows then never
  * reach past the padded border, so the divisor is the full window).
  *
  * The map is linear, y = A x, so its VJP is dx = Aᵀ dy (each slope spread evenly, divided by
  * kh·kw, over its window, accumulated where windows overlap) and its JVP is dy = A dx
- * (vroulet_elem_deep.pdf, Sec. 5.2: ℓ_avgpool = 1, L_avgpool = 0 for non-overlapping windows).
+ * (Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (Allerton 2019), Sec. 5.2: ℓ_avgpool = 1, L_avgpool = 0 for non-overlapping windows).
  */
-export class AvgPool2d extends Pool2d<LayerSpecOf<"avgPool2d">> implements Component<null> {
+export class AvgPool2d extends Pool2d<AvgPoolSpec> implements Component<null> {
   readonly type = "avgPool2d";
 
   /**
-   * Smoothness constants (issue 5). Linear, y = A x, so L = 0, ‖a(0)‖ = 0 and ℓ = ‖∇a(0)‖ = ‖A‖.
+   * Smoothness constants (docs/certificates.md). Linear, y = A x, so L = 0, ‖a(0)‖ = 0 and ℓ = ‖∇a(0)‖ = ‖A‖.
    * Each output is the sum of its window S_o divided by n = kh·kw, so by Cauchy–Schwarz
    * (Σ_{S_o} x)²/n² ≤ ‖x_{S_o}‖²/n and ‖A x‖² ≤ (1/n) Σ_o ‖x_{S_o}‖² ≤ (c/n) ‖x‖², with c the
    * largest number of windows holding one pixel (c_h·c_w, computed exactly): ℓ = √(c/(kh·kw)).
    * For non-overlapping k×k windows ℓ = 1/k (1/2 for VGG's 2×2 pooling), where
-   * vroulet_elem_deep.pdf, Sec. 5.2 prints ℓ_avgpool = 1: loose, by a factor 2 per pooling layer
+   * Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (Allerton 2019), Sec. 5.2 prints ℓ_avgpool = 1: loose, by a factor 2 per pooling layer
    * (2⁵ = 32 on VGG-16). For stride 1 (c = kh·kw) ℓ = 1.
    */
   smoothness(input: InputBounds): NonlinearConstants {

@@ -1,11 +1,23 @@
-import type { LayerSpecOf } from "../chain/spec.js";
+import { z } from "zod";
 import { allocate, type DType, type FloatArray } from "../core/dtype.js";
 import { type Component, type ComponentContext, type LayerIO, type ParamSpec, paramTable } from "./component.js";
 import type { InputBounds, NonlinearConstants } from "./smoothness.js";
 
+/** Spec schema of `{ type: "batchNorm", epsilon, momentum, affine }`. */
+export const batchNormSpecSchema = z
+  .object({
+    type: z.literal("batchNorm"),
+    epsilon: z.number().positive().default(1e-5),
+    momentum: z.number().min(0).max(1).default(0.1),
+    affine: z.boolean().default(false),
+  })
+  .strict();
+/** A validated `batchNorm` layer spec. */
+export type BatchNormSpec = z.output<typeof batchNormSpecSchema>;
+
 /**
  * K = sup_{z, ‖v‖=1} ‖D²h₁(z)[v, v]‖ for h₁(z) = z/√(‖z‖² + 1): 48/(25√5) ≈ 0.858650, rounded up
- * (see {@link BatchNorm.smoothness}).
+ * (see {@link BatchNorm.smoothness}; proof in docs/certificates.md).
  */
 export const BATCH_NORM_CURVATURE = 0.8587;
 
@@ -21,7 +33,7 @@ export interface BatchNormTape {
 }
 
 /**
- * Batch normalization (Ioffe & Szegedy, 2015; smoothing-net.pdf, App. B-4, Eq. (14)):
+ * Batch normalization (Ioffe & Szegedy, 2015; Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), App. B-4, Eq. (14)):
  * x̂ = (x − μ)/√(σ² + ε) per channel, then y = γ ⊙ x̂ + β when `affine` (γ, β stored in that order,
  * initialized to 1 and 0 as PyTorch does), else y = x̂. Channels are the first axis of the
  * per-sample shape: for [C, H, W] samples (BatchNorm2d) the statistics run over the m = N·H·W
@@ -47,7 +59,7 @@ export class BatchNorm implements Component<BatchNormTape> {
   readonly type = "batchNorm";
 
   /**
-   * Smoothness constants (issue 5) in training mode (batch statistics), without affine part
+   * Smoothness constants (docs/certificates.md) in training mode (batch statistics), without affine part
    * (affine batch-norm has parameters in a nonlinear part, which the certificate does not cover).
    * Per channel, on its n = N·spatial entries z: ν(z) = √n·h(Pz) with P = I − 11ᵀ/n (the
    * centering, ‖P‖ = 1), h(y) = y/√(‖y‖² + δ) and δ = nε (since σ² = ‖Pz‖²/n). Channels are
@@ -57,10 +69,11 @@ export class BatchNorm implements Component<BatchNormTape> {
    * - With y = √δ·z, D²h(y) = D²h₁(z)/δ for h₁(z) = z/√(‖z‖² + 1); writing z = t·e and
    *   v = cos θ·e + sin θ·f, D²h₁(z)[v, v] = (−t(2cos²θ + 1)/q³ + 3t³cos²θ/q⁵)·e − (2t cos θ sin θ/q³)·f
    *   with q = √(1 + t²). Its largest norm over t ≥ 0, θ is K = 3t/q⁵ at t = 1/2, θ = 0,
-   *   i.e. K = 48/(25√5) ≈ 0.85865 (grid search over t ∈ [0, 30], cos²θ ∈ [0, 1]; we use 0.8587).
+   *   i.e. K = 48/(25√5) ≈ 0.85865 (proof in docs/certificates.md, "The batch-norm curvature
+   *   constant"; we use 0.8587, rounded up).
    *   So L = √n·K/δ = K/(√n·ε).
    * - ‖ν(z)‖² = Σ_channels n σ²/(σ² + ε) < n·C: m = √(N·size).
-   * vroulet_elem_deep.pdf, Sec. 5.2 prints m_batch = dm (the root is missing: √(dm)),
+   * Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (Allerton 2019), Sec. 5.2 prints m_batch = dm (the root is missing: √(dm)),
    * ℓ_batch = 2ε^{-1/2} (loose by 2) and L_batch = 2m^{-1/2}ε^{-1} with m the batch size, where
    * the statistics of a convolution's channel run over n = N·H·W entries (loose by 2.3√(HW)).
    * test/certify.test.ts checks ℓ and L against finite differences.
@@ -92,7 +105,7 @@ export class BatchNorm implements Component<BatchNormTape> {
   readonly spatial: number;
 
   constructor(
-    readonly spec: LayerSpecOf<"batchNorm">,
+    readonly spec: BatchNormSpec,
     inputShape: readonly number[],
   ) {
     this.inputShape = inputShape;

@@ -1,4 +1,3 @@
-import type { LayerSpec } from "../chain/spec.js";
 import type { Backend } from "../core/backend.js";
 import type { DType, FloatArray } from "../core/dtype.js";
 import type { Rng } from "../core/rng.js";
@@ -7,12 +6,17 @@ import type { ComponentConstants, InputBounds, SmoothingRule } from "./smoothnes
 export type { BiaffineConstants, ComponentConstants, InputBounds, NonlinearConstants, SmoothingRule } from "./smoothness.js";
 
 /**
- * How a component enters the chain x_t = a_t(b_t(x_{t−1}, u_t)) (smoothing-net.pdf, Sec. II):
+ * How a component enters the chain x_t = a_t(b_t(x_{t−1}, u_t)) (Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), Sec. II):
  * `biaffine` components (dense, convolution) are the b_t and start a new layer t; `nonlinear`
  * components are the parts a_{t,j} of a_t; `reshape` components (flatten) are linear, parameter-free
  * re-indexings that change neither values nor norms.
  */
 export type ComponentRole = "biaffine" | "nonlinear" | "reshape";
+
+/** What every layer spec has: its type (each component file exports the schema of its own spec). */
+export interface ComponentSpec {
+  readonly type: string;
+}
 
 /** Per-call facts every component may read. */
 export interface ComponentContext {
@@ -65,8 +69,8 @@ export interface Component<Tape = unknown> {
   readonly paramSize: number;
   /** Number of non-trainable state entries (batch-norm running statistics). */
   readonly stateSize: number;
-  /** The normalized spec this component was built from (for saving a model). */
-  readonly spec: LayerSpec;
+  /** The normalized spec this component was built from (for saving a model; its type is the file's `…Spec`). */
+  readonly spec: ComponentSpec;
   /** Initializes the parameter block (a view of length `paramSize`). */
   initParams(params: FloatArray, rng: Rng): void;
   /** Initializes the state block (a view of length `stateSize`). */
@@ -109,13 +113,13 @@ export interface Component<Tape = unknown> {
   ): void;
   /**
    * Smoothness constants of this component on a batch of inputs bounded as in `input`
-   * (smoothing-net.pdf, Algorithm 1, inputs 2–3; used by `src/certify/`). Optional: a chain with a
+   * (Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), Algorithm 1, inputs 2–3; used by `src/certify/`). Optional: a chain with a
    * component lacking it cannot be certified. Bi-affine components return
    * {@link BiaffineConstants}, the others {@link NonlinearConstants}; see `smoothness.ts`.
    */
   smoothness?(input: InputBounds): ComponentConstants;
   /**
-   * How this non-smooth component is smoothed (issue 6; smoothing-net.pdf, Def. 5 and Algorithm 2):
+   * How this non-smooth component is smoothed (docs/smoothing.md; Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), Def. 5 and Algorithm 2):
    * its (ℓ, L, K) constants and its δ-accurate smooth replacement on a batch of `input.batch`
    * samples (`input.norm` is not used: the accuracy holds for every input). Only non-smooth
    * components (relu, maxPool2d) declare it; `src/smoothing/` treats the others as K = 0.

@@ -1,11 +1,26 @@
-import type { LayerSpecOf } from "../chain/spec.js";
+import { z } from "zod";
 import type { ConvGeometry, DnnPrimitives } from "../core/backend.js";
 import { allocate, type DType, type FloatArray } from "../core/dtype.js";
 import { rowSums } from "../core/kernels.js";
-import type { Rng } from "../core/rng.js";
-import { type Component, type ComponentContext, type LayerIO, type ParamSpec, paramTable, SpecError } from "./component.js";
-import { initBiaffine } from "./init.js";
+import { Biaffine } from "./biaffine.js";
+import { type Component, type ComponentContext, type LayerIO, SpecError } from "./component.js";
 import { type BiaffineConstants, type InputBounds, maxWindowCoverage } from "./smoothness.js";
+import { initScheme, paddingPair, pair, positiveInt } from "./spec-fields.js";
+
+/** Spec schema of `{ type: "conv2d", filters, kernel, stride, padding, bias, init }`. */
+export const conv2dSpecSchema = z
+  .object({
+    type: z.literal("conv2d"),
+    filters: positiveInt,
+    kernel: pair,
+    stride: pair.default(1),
+    padding: paddingPair.default(0),
+    bias: z.boolean().default(true),
+    init: initScheme.default("he"),
+  })
+  .strict();
+/** A validated `conv2d` layer spec. */
+export type Conv2dSpec = z.output<typeof conv2dSpecSchema>;
 
 /** `n` or `[h, w]` as `[h, w]`. */
 export function toPair(v: number | readonly [number, number]): [number, number] {
@@ -77,7 +92,7 @@ export interface Conv2dTape {
 /**
  * 2-D convolution (cross-correlation, as PyTorch's Conv2d) on NCHW samples, stride s and zero
  * padding p: y[n,f,oh,ow] = b_f + Σ_{c,i,j} W[f,c,i,j]·x[n, c, oh·s_h − p_h + i, ow·s_w − p_w + j],
- * entries outside the input counting as 0. This is the bi-affine map of smoothing-net.pdf,
+ * entries outside the input counting as 0. This is the bi-affine map of Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021),
  * App. B-1b, Eq. (12): Ξ_{j,k} = w_jᵀ Π_k z + w_j⁰ with Π_k the patch extraction; the matrix whose
  * columns are the Π_k z over all patches k (and all samples) is the im2col matrix X_col, so that
  * Y = W X_col + b 1ᵀ with W reshaped `outC × K`, K = inC·kh·kw.
@@ -99,23 +114,23 @@ export interface Conv2dTape {
  * Backward's input gradient is a convolution of the slope for stride-1 "same"-width layers
  * ({@link Conv2d.transposed}), else col2im of Wᵀ G.
  */
-export class Conv2d implements Component<Conv2dTape> {
+export class Conv2d extends Biaffine<Conv2dSpec> implements Component<Conv2dTape> {
   readonly type = "conv2d";
 
   /**
-   * Smoothness constants (issue 5) of the convolution b(Z, u) = β(Z, W) + βᵘ(b) on a batch of N
+   * Smoothness constants (docs/certificates.md) of the convolution b(Z, u) = β(Z, W) + βᵘ(b) on a batch of N
    * images, u = (W, b):
-   * - L_b: smoothing-net.pdf, Lemma 17 (one filter) with Lemma 16 (filters and samples
+   * - L_b: Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), Lemma 17 (one filter) with Lemma 16 (filters and samples
    *   concatenated): ‖β(z, w)‖² = Σ_k (wᵀ Π_k z)² ≤ ‖w‖² Σ_k ‖Π_k z‖² ≤ ‖w‖² max_i |V_i| ‖z‖², with
    *   |V_i| the number of windows (patches) holding input pixel i, so L_b = √(max_i |V_i|). The
    *   lemma's statement drops the square root of its own proof, and App. C-1 d then prints
-   *   L_conv = (k/s)² (and vroulet_elem_deep.pdf, Sec. 5.1, L_conv = √n_p, the root of the number
+   *   L_conv = (k/s)² (and Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (Allerton 2019), Sec. 5.1, L_conv = √n_p, the root of the number
    *   of patches, which grows with the image): both loose. Windows are separable, so
    *   max_i |V_i| = c_h·c_w with c the largest per-axis coverage (≤ ⌈k/s⌉), computed exactly with
    *   padding and borders: L_b = √(c_h c_w), e.g. 3 for 3×3 stride-1 kernels (printed: 9). It is
    *   attained up to border effects by constant images and filters, and tested numerically.
    * - lᵘ: the bias adds b_j to the N·P entries of channel j (P = OH·OW): ‖βᵘ(b)‖ = √(N P) ‖b‖
-   *   (vroulet_elem_deep.pdf, Sec. 5.1: ℓ_conv = √(m n_p)); 0 without bias.
+   *   (Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (Allerton 2019), Sec. 5.1: ℓ_conv = √(m n_p)); 0 without bias.
    * - βˣ = 0, β⁰ = 0; W and b are disjoint blocks of u.
    */
   smoothness(input: InputBounds): BiaffineConstants {
@@ -130,14 +145,10 @@ export class Conv2d implements Component<Conv2dTape> {
       disjointParamBlocks: true,
     };
   }
-  readonly role = "biaffine" as const;
   readonly inputShape: readonly number[];
   readonly outputShape: readonly number[];
   readonly inputSize: number;
   readonly outputSize: number;
-  readonly params: readonly ParamSpec[];
-  readonly paramSize: number;
-  readonly stateSize = 0;
   readonly inC: number;
   readonly inH: number;
   readonly inW: number;
@@ -178,13 +189,12 @@ export class Conv2d implements Component<Conv2dTape> {
    */
   readonly channelInner: boolean;
 
-  constructor(
-    readonly spec: LayerSpecOf<"conv2d">,
-    inputShape: readonly number[],
-    field = "conv2d",
-  ) {
+  constructor(spec: Conv2dSpec, inputShape: readonly number[], field = "conv2d") {
     const [c, h, w] = requireImage(field, "conv2d", inputShape);
-    [this.kh, this.kw] = toPair(spec.kernel);
+    const [kh, kw] = toPair(spec.kernel);
+    // W is `filters × C × kh × kw` (PyTorch's Conv2d layout), then b; fan-in = C·kh·kw.
+    super(spec, [spec.filters, c, kh, kw], c * kh * kw);
+    [this.kh, this.kw] = [kh, kw];
     [this.sh, this.sw] = toPair(spec.stride);
     [this.ph, this.pw] = toPair(spec.padding);
     this.inC = c;
@@ -217,24 +227,7 @@ export class Conv2d implements Component<Conv2dTape> {
             inputSize: this.outC * this.outH * this.outW,
           }
         : null;
-    const wshape = [this.outC, c, this.kh, this.kw];
-    this.params = paramTable(
-      spec.bias
-        ? [
-            ["weight", wshape],
-            ["bias", [this.outC]],
-          ]
-        : [["weight", wshape]],
-    );
-    this.paramSize = this.params.reduce((s, p) => s + p.size, 0);
   }
-
-  initParams(params: FloatArray, rng: Rng): void {
-    const nw = this.outC * this.patchSize;
-    initBiaffine(this.spec.init, this.patchSize, params.subarray(0, nw), params.subarray(nw), rng);
-  }
-
-  initState(): void {}
 
   createTape(batch: number, dtype: DType): Conv2dTape {
     const perSample = this.patchSize * this.outPixels;

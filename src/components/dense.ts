@@ -1,21 +1,28 @@
-import type { LayerSpecOf } from "../chain/spec.js";
+import { z } from "zod";
 import type { DType, FloatArray } from "../core/dtype.js";
 import { columnSums, fillRows } from "../core/kernels.js";
-import type { Rng } from "../core/rng.js";
-import { type Component, type ComponentContext, type LayerIO, paramTable, SpecError } from "./component.js";
-import { initBiaffine } from "./init.js";
+import { Biaffine } from "./biaffine.js";
+import { type Component, type ComponentContext, type LayerIO, SpecError } from "./component.js";
 import type { BiaffineConstants, InputBounds } from "./smoothness.js";
+import { initScheme, positiveInt } from "./spec-fields.js";
+
+/** Spec schema of `{ type: "dense", units, bias, init }`. */
+export const denseSpecSchema = z
+  .object({ type: z.literal("dense"), units: positiveInt, bias: z.boolean().default(true), init: initScheme.default("he") })
+  .strict();
+/** A validated `dense` layer spec. */
+export type DenseSpec = z.output<typeof denseSpecSchema>;
 
 /**
  * Fully connected layer y = x Wᵀ + 1 bᵀ, the bi-affine map b(x, u) with u = (W, b)
- * (smoothing-net.pdf, Sec. II-A). W is stored `units × inputs` (PyTorch's Linear layout), then b.
+ * (Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), Sec. II-A). W is stored `units × inputs` (PyTorch's Linear layout), then b.
  */
-export class Dense implements Component<null> {
+export class Dense extends Biaffine<DenseSpec> implements Component<null> {
   readonly type = "dense";
 
   /**
-   * Smoothness constants (issue 5) of b(X, u) = X Wᵀ + 1 bᵀ on a batch X (N × n), u = (W, b):
-   * - β(X, W) = X Wᵀ: ‖X Wᵀ‖_F ≤ ‖X‖_F ‖W‖₂ ≤ ‖X‖_F ‖W‖_F, so L_b = 1 (smoothing-net.pdf,
+   * Smoothness constants (docs/certificates.md) of b(X, u) = X Wᵀ + 1 bᵀ on a batch X (N × n), u = (W, b):
+   * - β(X, W) = X Wᵀ: ‖X Wᵀ‖_F ≤ ‖X‖_F ‖W‖₂ ≤ ‖X‖_F ‖W‖_F, so L_b = 1 (Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021),
    *   App. C-1 d, "L_full = 1"); equality for rank-one X and W, so it is exact.
    * - βᵘ(b) = 1 bᵀ: ‖1 bᵀ‖_F = √N ‖b‖, so lᵘ = √N (App. C-1 e, "ℓ_b = √m"; 0 without bias).
    * - βˣ = 0, β⁰ = 0. W and b are disjoint blocks of u.
@@ -30,44 +37,22 @@ export class Dense implements Component<null> {
       disjointParamBlocks: true,
     };
   }
-  readonly role = "biaffine" as const;
   readonly inputShape: readonly number[];
   readonly outputShape: readonly number[];
   readonly inputSize: number;
   readonly outputSize: number;
-  readonly params;
-  readonly paramSize: number;
-  readonly stateSize = 0;
 
-  constructor(
-    readonly spec: LayerSpecOf<"dense">,
-    inputShape: readonly number[],
-    field = "dense",
-  ) {
+  constructor(spec: DenseSpec, inputShape: readonly number[], field = "dense") {
     if (inputShape.length !== 1) {
       throw new SpecError(field, `dense expects a flat input, got shape [${inputShape.join(", ")}]; insert {"type":"flatten"} before it`);
     }
+    // W is `units × inputs` (PyTorch's Linear layout), then b; fan-in = inputs.
+    super(spec, [spec.units, inputShape[0]], inputShape[0]);
     this.inputShape = inputShape;
     this.inputSize = inputShape[0];
     this.outputSize = spec.units;
     this.outputShape = [spec.units];
-    this.params = paramTable(
-      spec.bias
-        ? [
-            ["weight", [spec.units, this.inputSize]],
-            ["bias", [spec.units]],
-          ]
-        : [["weight", [spec.units, this.inputSize]]],
-    );
-    this.paramSize = this.params.reduce((s, p) => s + p.size, 0);
   }
-
-  initParams(params: FloatArray, rng: Rng): void {
-    const nw = this.outputSize * this.inputSize;
-    initBiaffine(this.spec.init, this.inputSize, params.subarray(0, nw), params.subarray(nw), rng);
-  }
-
-  initState(): void {}
 
   createTape(_batch: number, _dtype: DType): null {
     return null;
@@ -121,7 +106,7 @@ export class Dense implements Component<null> {
   /**
    * Second-order backward of the bilinear map (Component.backwardTangent). From backward,
    * dx = dy W and (dW, db) = (dyᵀ x, dyᵀ 1); differentiating along (dx, dW, db) and ddy gives the
-   * bilinear cross terms (the only second derivatives of a bi-affine map, seed 002 Sec. 2.3):
+   * bilinear cross terms (the only second derivatives of a bi-affine map, Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (long version with appendices) Sec. 2.3):
    * ddx = ddy W + dy dW, ddW = ddyᵀ x + dyᵀ dx, ddb = ddyᵀ 1.
    */
   backwardTangent(

@@ -1,6 +1,5 @@
-import type { LayerSpec } from "../chain/spec.js";
 import type { DType, FloatArray } from "../core/dtype.js";
-import type { Component, ComponentContext, LayerIO } from "./component.js";
+import type { Component, ComponentContext, ComponentSpec, LayerIO } from "./component.js";
 
 /**
  * Base of element-wise activations a(x)_i = α(x_i). Subclasses write the two tight loops
@@ -17,7 +16,7 @@ export abstract class Elementwise implements Component<null> {
   abstract readonly type: string;
 
   constructor(
-    readonly spec: LayerSpec,
+    readonly spec: ComponentSpec,
     readonly inputShape: readonly number[],
   ) {
     this.outputShape = inputShape;
@@ -63,7 +62,7 @@ export abstract class Elementwise implements Component<null> {
   /**
    * Second-order backward (Component.backwardTangent): backward is dx_i = α′(x_i) dy_i, so its
    * derivative along dx and ddy is ddx_i = α′(x_i) ddy_i + α″(x_i) dx_i dy_i (the diagonal
-   * Hessian ∇²⟨a(x), dy⟩ = diag(α″(x) ⊙ dy), vroulet_elem_deep.pdf Prop. 3.1 case 3).
+   * Hessian ∇²⟨a(x), dy⟩ = diag(α″(x) ⊙ dy), Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (Allerton 2019) Prop. 3.1 case 3).
    */
   backwardTangent(
     _ctx: ComponentContext,

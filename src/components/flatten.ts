@@ -1,7 +1,12 @@
-import type { LayerSpecOf } from "../chain/spec.js";
+import { z } from "zod";
 import type { DType, FloatArray } from "../core/dtype.js";
 import type { Component, ComponentContext, LayerIO } from "./component.js";
 import { type InputBounds, identityConstants, type NonlinearConstants } from "./smoothness.js";
+
+/** Spec schema of `{ type: "flatten" }` (no options). */
+export const flattenSpecSchema = z.object({ type: z.literal("flatten") }).strict();
+/** A validated `flatten` layer spec. */
+export type FlattenSpec = z.output<typeof flattenSpecSchema>;
 
 /**
  * Flatten `[C, H, W]` samples to `[C·H·W]` (row-major, the order PyTorch's nn.Flatten uses on
@@ -10,7 +15,7 @@ import { type InputBounds, identityConstants, type NonlinearConstants } from "./
 export class Flatten implements Component<null> {
   readonly type = "flatten";
 
-  /** Smoothness constants (issue 5): a re-indexing of the coordinates, an isometry: the identity's. */
+  /** Smoothness constants (docs/certificates.md): a re-indexing of the coordinates, an isometry: the identity's. */
   smoothness(input: InputBounds): NonlinearConstants {
     return identityConstants(input);
   }
@@ -23,7 +28,7 @@ export class Flatten implements Component<null> {
   readonly stateSize = 0;
 
   constructor(
-    readonly spec: LayerSpecOf<"flatten">,
+    readonly spec: FlattenSpec,
     readonly inputShape: readonly number[],
   ) {
     this.inputSize = inputShape.reduce((a, b) => a * b, 1);

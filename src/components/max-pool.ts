@@ -1,9 +1,14 @@
-import type { LayerSpecOf } from "../chain/spec.js";
+import type { z } from "zod";
 import type { DnnPrimitives, PoolWindowGeometry } from "../core/backend.js";
 import type { DType, FloatArray } from "../core/dtype.js";
 import type { Component, ComponentContext, LayerIO } from "./component.js";
-import { Pool2d } from "./pool2d.js";
+import { Pool2d, poolSpecSchema } from "./pool2d.js";
 import type { InputBounds, NonlinearConstants, SmoothingRule } from "./smoothness.js";
+
+/** Spec schema of `{ type: "maxPool2d", size, stride, padding }`. */
+export const maxPoolSpecSchema = poolSpecSchema("maxPool2d");
+/** A validated `maxPool2d` layer spec. */
+export type MaxPoolSpec = z.output<typeof maxPoolSpecSchema>;
 
 /** Intermediates of a {@link MaxPool2d} call. */
 export interface MaxPoolTape {
@@ -19,22 +24,22 @@ export interface MaxPoolTape {
 /**
  * Max pooling y[n,c,oh,ow] = max over the window {(oh·s_h − p_h + i, ow·s_w − p_w + j)} of x[n,c,·,·]
  * (padding counts as −∞, i.e. padded positions are never selected, as in PyTorch). A reduction of
- * dimension π_t (smoothing-net.pdf, App. B-3); 1-Lipschitz but not differentiable where the maximum
- * is tied (vroulet_elem_deep.pdf, Sec. 5.1: ℓ_maxpool = 1, L_maxpool undefined).
+ * dimension π_t (Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), App. B-3); 1-Lipschitz but not differentiable where the maximum
+ * is tied (Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (Allerton 2019), Sec. 5.1: ℓ_maxpool = 1, L_maxpool undefined).
  *
  * Away from ties, y = S x with S the 0/1 selection matrix of the argmax (stored in the tape): the
  * VJP is dx = Sᵀ dy (each slope routed to its argmax, accumulated where windows overlap) and the
  * JVP is dy = S dx (the tangent gathered at the argmax). On ties the first maximum in row-major
  * window order is chosen, as PyTorch does; NaNs propagate.
  */
-export class MaxPool2d extends Pool2d<LayerSpecOf<"maxPool2d">> implements Component<MaxPoolTape> {
+export class MaxPool2d extends Pool2d<MaxPoolSpec> implements Component<MaxPoolTape> {
   readonly type = "maxPool2d";
 
   /**
-   * Smoothness constants (issue 5). For windows S_o, |max_{S_o} x − max_{S_o} y| ≤ max_{i∈S_o} |x_i − y_i|,
+   * Smoothness constants (docs/certificates.md). For windows S_o, |max_{S_o} x − max_{S_o} y| ≤ max_{i∈S_o} |x_i − y_i|,
    * so ‖π(x) − π(y)‖² ≤ Σ_o max_{i∈S_o} (x_i − y_i)² ≤ c ‖x − y‖² with c = max_i |{o : i ∈ S_o}|
    * the largest number of windows holding one pixel (c_h·c_w, per axis, computed exactly): ℓ = √c,
-   * = 1 for non-overlapping windows (vroulet_elem_deep.pdf, Sec. 5.1: ℓ_maxpool = 1, which holds
+   * = 1 for non-overlapping windows (Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (Allerton 2019), Sec. 5.1: ℓ_maxpool = 1, which holds
    * only without overlap). Not differentiable at ties: L = ∞. π(0) = 0 (padding is −∞, every
    * window holds a pixel), ‖π(x)‖ ≤ √c ‖x‖ likewise.
    */
@@ -43,7 +48,7 @@ export class MaxPool2d extends Pool2d<LayerSpecOf<"maxPool2d">> implements Compo
     return { kind: "nonlinear", bound: ell * input.norm, lipschitz: ell, smoothness: Infinity, valueAtZero: 0, jacobianAtZero: ell };
   }
   /**
-   * Smoothing (issue 6): max-pool → smoothMaxPool2d, each window's max replaced by
+   * Smoothing (docs/smoothing.md): max-pool → smoothMaxPool2d, each window's max replaced by
    * lse_μ = μ log Σ exp(x_i/μ) (src/components/smooth-max-pool.ts), with 0 ≤ lse_μ − max ≤ μ log k
    * for a window of k pixels. With η = batch·outputSize windows and k_max the largest window, an
    * ℓ2-accuracy δ takes μ = δ/(√η log k_max) (Lemma 24 item 1); a_μ is √c/(2μ)-smooth (c windows

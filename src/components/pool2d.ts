@@ -1,10 +1,21 @@
-import type { LayerSpecOf } from "../chain/spec.js";
+import { z } from "zod";
 import { SpecError } from "./component.js";
 import { requireImage, slidingExtent, toPair } from "./conv2d.js";
 import { maxWindowCoverage, windowValidCount } from "./smoothness.js";
+import { paddingPair, pair } from "./spec-fields.js";
+
+/** Spec schema of a pooling layer `{ type, size, stride, padding }` (stride defaults to the window size). */
+export function poolSpecSchema<T extends string>(type: T) {
+  return z.object({ type: z.literal(type), size: pair, stride: pair.optional(), padding: paddingPair.default(0) }).strict();
+}
 
 /** Specs of the pooling components (they share the window fields size, stride, padding). */
-export type PoolSpec = LayerSpecOf<"maxPool2d" | "avgPool2d" | "smoothMaxPool2d">;
+export interface PoolSpec {
+  readonly type: string;
+  readonly size: z.output<typeof pair>;
+  readonly stride?: z.output<typeof pair>;
+  readonly padding: z.output<typeof paddingPair>;
+}
 
 /** Window geometry shared by the pooling components (PyTorch's floor mode, no dilation). */
 export interface PoolGeometry {

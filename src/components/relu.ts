@@ -1,17 +1,22 @@
-import type { LayerSpecOf } from "../chain/spec.js";
+import { z } from "zod";
 import type { FloatArray } from "../core/dtype.js";
 import type { ComponentContext, LayerIO } from "./component.js";
 import { Elementwise } from "./elementwise.js";
 import { elementwiseConstants, type InputBounds, type NonlinearConstants, type SmoothingRule } from "./smoothness.js";
+
+/** Spec schema of `{ type: "relu" }` (no options). */
+export const reluSpecSchema = z.object({ type: z.literal("relu") }).strict();
+/** A validated `relu` layer spec. */
+export type ReluSpec = z.output<typeof reluSpecSchema>;
 
 /** ReLU α(x) = max(x, 0). Not differentiable at 0, where the subgradient 0 is used (as PyTorch does). */
 export class Relu extends Elementwise {
   readonly type = "relu";
 
   /**
-   * Smoothness constants (issue 5): α(x) = max(x, 0) is 1-Lipschitz (|α′| ≤ 1), not continuously
+   * Smoothness constants (docs/certificates.md): α(x) = max(x, 0) is 1-Lipschitz (|α′| ≤ 1), not continuously
    * differentiable (L = ∞), unbounded, α(0) = 0, generalized derivatives at 0 lie in [0, 1] (so
-   * ‖∇a(0)‖ ≤ 1), and |α(x)| ≤ |x| so ‖a(x)‖ ≤ ‖x‖. vroulet_elem_deep.pdf, Sec. 5.1: ℓ_ReLU = 1,
+   * ‖∇a(0)‖ ≤ 1), and |α(x)| ≤ |x| so ‖a(x)‖ ≤ ‖x‖. Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (Allerton 2019), Sec. 5.1: ℓ_ReLU = 1,
    * L_ReLU not defined.
    */
   smoothness(input: InputBounds): NonlinearConstants {
@@ -22,7 +27,7 @@ export class Relu extends Elementwise {
     );
   }
   /**
-   * Smoothing (issue 6): ReLU → SmoothReLU (smoothing-net.pdf, Example 6: α_μ = max_{z∈[0,1]} zx − μz²,
+   * Smoothing (docs/smoothing.md): ReLU → SmoothReLU (Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), Example 6: α_μ = max_{z∈[0,1]} zx − μz²,
    * 0 ≤ α − α_μ ≤ μ, α_μ 1/(2μ)-smooth, 1-Lipschitz like α; ReLU is (0, 1/2)-smoothable). On a batch
    * of η = batch·size coordinates the map is block-diagonal, so by Lemma 24 item 1 an ℓ2-accuracy δ
    * takes μ = δ/√η per coordinate (‖a − a_μ‖² ≤ η μ² = δ², attained when every coordinate is ≥ 2μ),
@@ -40,7 +45,7 @@ export class Relu extends Elementwise {
       description: "relu → smoothRelu(μ = δ/√η): |α − α_μ| ≤ μ, α_μ is 1/(2μ)-smooth (Example 6; Lemma 24.1)",
     };
   }
-  constructor(spec: LayerSpecOf<"relu">, inputShape: readonly number[]) {
+  constructor(spec: ReluSpec, inputShape: readonly number[]) {
     super(spec, inputShape);
   }
   value(x: number): number {

@@ -1,15 +1,20 @@
-import type { LayerSpecOf } from "../chain/spec.js";
+import { z } from "zod";
 import type { FloatArray } from "../core/dtype.js";
 import { Elementwise } from "./elementwise.js";
 import { elementwiseConstants, type InputBounds, type NonlinearConstants } from "./smoothness.js";
 import { sigmoid } from "./softplus.js";
+
+/** Spec schema of `{ type: "sigmoid" }` (no options). */
+export const sigmoidSpecSchema = z.object({ type: z.literal("sigmoid") }).strict();
+/** A validated `sigmoid` layer spec. */
+export type SigmoidSpec = z.output<typeof sigmoidSpecSchema>;
 
 /** Logistic sigmoid α(x) = 1/(1 + e^{−x}), α′(x) = α(x)(1 − α(x)). */
 export class Sigmoid extends Elementwise {
   readonly type = "sigmoid";
 
   /**
-   * Smoothness constants (issue 5). σ ∈ (0, 1); σ′ = σ(1 − σ) ≤ 1/4 (at 0), so ℓ = 1/4;
+   * Smoothness constants (docs/certificates.md). σ ∈ (0, 1); σ′ = σ(1 − σ) ≤ 1/4 (at 0), so ℓ = 1/4;
    * σ″ = σ(1 − σ)(1 − 2σ) = g(σ) with g(s) = s − 3s² + 2s³, g′(s) = 1 − 6s + 6s² = 0 at
    * s = (3 ± √3)/6 where |g| = √3/18 = 1/(6√3) ≈ 0.0962, so L = √3/18; σ(0) = 1/2, σ′(0) = 1/4.
    */
@@ -20,7 +25,7 @@ export class Sigmoid extends Elementwise {
       input,
     );
   }
-  constructor(spec: LayerSpecOf<"sigmoid">, inputShape: readonly number[]) {
+  constructor(spec: SigmoidSpec, inputShape: readonly number[]) {
     super(spec, inputShape);
   }
   value(x: number): number {

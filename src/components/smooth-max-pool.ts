@@ -1,21 +1,35 @@
-import type { LayerSpecOf } from "../chain/spec.js";
+import { z } from "zod";
 import type { DType, FloatArray } from "../core/dtype.js";
 import type { Component, ComponentContext, LayerIO } from "./component.js";
 import { Pool2d } from "./pool2d.js";
 import { type InputBounds, maxInverseWindowWeight, type NonlinearConstants, windowValidCount } from "./smoothness.js";
+import { paddingPair, pair } from "./spec-fields.js";
+
+/** Spec schema of `{ type: "smoothMaxPool2d", size, stride, padding, mu }`: max-pool windows, log-sum-exp at temperature μ. */
+export const smoothMaxPoolSpecSchema = z
+  .object({
+    type: z.literal("smoothMaxPool2d"),
+    size: pair,
+    stride: pair.optional(),
+    padding: paddingPair.default(0),
+    mu: z.number().positive(),
+  })
+  .strict();
+/** A validated `smoothMaxPool2d` layer spec. */
+export type SmoothMaxPoolSpec = z.output<typeof smoothMaxPoolSpecSchema>;
 
 /**
- * Smooth max pooling (issue 6): each window's maximum replaced by its log-sum-exp at temperature μ,
+ * Smooth max pooling (docs/smoothing.md): each window's maximum replaced by its log-sum-exp at temperature μ,
  *   y_o = lse_μ(x_{S_o}) = μ log Σ_{i∈S_o} exp(x_i/μ),
  * computed stably as m + μ log Σ exp((x_i − m)/μ) with m the window's maximum. Windows as in
  * {@link MaxPool2d} (padded positions count as −∞, i.e. are left out; k_o = the window's number of
  * input pixels).
  *
- * Accuracy (Nesterov smoothing of max over the simplex with the entropy, smoothing-net.pdf, Sec. IV-A
+ * Accuracy (Nesterov smoothing of max over the simplex with the entropy, Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), Sec. IV-A
  * "any piece-wise affine function is smoothable"; derivation): with m = max_i x_i and k = |S_o|,
  *   exp(m/μ) ≤ Σ_i exp(x_i/μ) ≤ k exp(m/μ)  ⇒  0 ≤ lse_μ(x) − max(x) ≤ μ log k,
  * both ends attained (one dominant entry; k equal entries). On a batch with η = batch·outputSize
- * outputs, ‖π_μ(x) − π(x)‖ ≤ √η μ log k_max (smoothing-net.pdf, Lemma 24 item 1: blocks add in
+ * outputs, ‖π_μ(x) − π(x)‖ ≤ √η μ log k_max (Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), Lemma 24 item 1: blocks add in
  * squares).
  *
  * Derivatives: ∇lse_μ(x) = p = softmax(x/μ) (a probability vector), ∇²lse_μ(x) = (diag p − p pᵀ)/μ,
@@ -24,19 +38,19 @@ import { type InputBounds, maxInverseWindowWeight, type NonlinearConstants, wind
  * recomputed from x in the backward pass (with the window's maximum, not from y: y = m + μ log s
  * rounds to m in float32 when μ ≪ |m|, which would turn tied weights into 1 each).
  */
-export class SmoothMaxPool2d extends Pool2d<LayerSpecOf<"smoothMaxPool2d">> implements Component<null> {
+export class SmoothMaxPool2d extends Pool2d<SmoothMaxPoolSpec> implements Component<null> {
   readonly type = "smoothMaxPool2d";
   /** The temperature μ. */
   readonly mu: number;
 
-  constructor(spec: LayerSpecOf<"smoothMaxPool2d">, inputShape: readonly number[], field: string = spec.type) {
+  constructor(spec: SmoothMaxPoolSpec, inputShape: readonly number[], field: string = spec.type) {
     // The window geometry is max pooling's (same size/stride/padding fields and rules; shape errors name maxPool2d).
     super(spec, inputShape, field, "maxPool2d");
     this.mu = spec.mu;
   }
 
   /**
-   * Smoothness constants on a batch (issue 6). With c = max_i |{o : i ∈ S_o}| (windows per pixel):
+   * Smoothness constants on a batch (docs/smoothing.md). With c = max_i |{o : i ∈ S_o}| (windows per pixel):
    * - ℓ = √c: lse_μ is monotone and lse_μ(x + t1) = lse_μ(x) + t, so |lse_μ(x) − lse_μ(y)| ≤
    *   max_{S_o} |x_i − y_i|, and the sum of squares over windows is ≤ c‖x − y‖² (as max-pool).
    * - L = √c/(2μ): ∇²⟨π, v⟩ = Σ_o v_o H_o with ‖H_o‖ ≤ 1/(2μ) on S_o, so

@@ -1,10 +1,15 @@
-import type { LayerSpecOf } from "../chain/spec.js";
+import { z } from "zod";
 import type { FloatArray } from "../core/dtype.js";
 import { Elementwise } from "./elementwise.js";
 import { elementwiseConstants, type InputBounds, type NonlinearConstants } from "./smoothness.js";
 
+/** Spec schema of `{ type: "smoothRelu", mu }` (μ > 0, the smoothing parameter). */
+export const smoothReluSpecSchema = z.object({ type: z.literal("smoothRelu"), mu: z.number().positive() }).strict();
+/** A validated `smoothRelu` layer spec. */
+export type SmoothReluSpec = z.output<typeof smoothReluSpecSchema>;
+
 /**
- * SmoothReLU_μ, the Nesterov smoothing of ReLU (smoothing-net.pdf, Example 6; seed 003):
+ * SmoothReLU_μ, the Nesterov smoothing of ReLU (Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), Example 6; Roulet & Harchaoui, CISS 2021 talk "On the Smoothing of Deep Networks"):
  * α_μ(x) = max_{z∈[0,1]} zx − μz². The maximizer is z* = clip(x/(2μ), 0, 1), so
  * α_μ(x) = 0 for x ≤ 0, x²/(4μ) for 0 ≤ x ≤ 2μ, x − μ for x ≥ 2μ; and α_μ′(x) = z*.
  * It satisfies 0 ≤ ReLU(x) − α_μ(x) ≤ μ and α_μ′ is 1/(2μ)-Lipschitz.
@@ -13,8 +18,8 @@ export class SmoothRelu extends Elementwise {
   readonly type = "smoothRelu";
 
   /**
-   * Smoothness constants (issue 5). α_μ′ = clip(x/(2μ), 0, 1) ∈ [0, 1], so ℓ = 1; α_μ′ is
-   * 1/(2μ)-Lipschitz (smoothing-net.pdf, Example 6: the conjugate of a 2μ-strongly convex
+   * Smoothness constants (docs/certificates.md). α_μ′ = clip(x/(2μ), 0, 1) ∈ [0, 1], so ℓ = 1; α_μ′ is
+   * 1/(2μ)-Lipschitz (Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), Example 6: the conjugate of a 2μ-strongly convex
    * function), so L = 1/(2μ); α_μ(0) = 0, α_μ′(0) = 0; 0 ≤ α_μ(x) ≤ max(x, 0), so ‖a(x)‖ ≤ ‖x‖.
    */
   smoothness(input: InputBounds): NonlinearConstants {
@@ -25,7 +30,7 @@ export class SmoothRelu extends Elementwise {
     );
   }
   readonly mu: number;
-  constructor(spec: LayerSpecOf<"smoothRelu">, inputShape: readonly number[]) {
+  constructor(spec: SmoothReluSpec, inputShape: readonly number[]) {
     super(spec, inputShape);
     this.mu = spec.mu;
   }

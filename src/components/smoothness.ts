@@ -1,16 +1,17 @@
-import type { LayerSpec } from "../chain/spec.js";
+import type { SmoothMaxPoolSpec } from "./smooth-max-pool.js";
+import type { SmoothReluSpec } from "./smooth-relu.js";
 
-// Types and shared helpers of the components' smoothness constants (issue 5, item 1). Each component
+// Types and shared helpers of the components' smoothness constants (docs/certificates.md). Each component
 // file states its own constants, with their derivation, in its `smoothness` method; the chain and
 // objective certificates that combine them live in `src/certify/`.
 //
 // Conventions. A component acts on a whole batch at once: its input is the `batch × size` matrix X,
 // seen as one vector of ℝ^{batch·size} with the Euclidean (= Frobenius) norm. All constants are with
-// respect to that norm (smoothing-net.pdf, Sec. III-A: m_f = sup ‖f(x)‖, ℓ_f its Lipschitz constant,
+// respect to that norm (Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), Sec. III-A: m_f = sup ‖f(x)‖, ℓ_f its Lipschitz constant,
 // L_f the Lipschitz constant of ∇f), `Infinity` where not finite (e.g. L of ReLU).
 //
 // A note on batches. Element-wise maps, pooling and softmax act on the batch block by block
-// (sample by sample, coordinate by coordinate). The papers' Lemma 15 item 1 (smoothing-net.pdf,
+// (sample by sample, coordinate by coordinate). The papers' Lemma 15 item 1 (Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021),
 // App. C) states that a block-diagonal map a(x₁; …; x_n) = (α₁(x₁); …; α_n(x_n)) is ‖ℓ‖₂-Lipschitz
 // with ℓ = (ℓ_i); its proof bounds Σ‖∇α_i(x_i) z_i‖ by Cauchy–Schwarz after a triangle inequality
 // it does not need. Since the blocks are orthogonal, ‖∇a(x) z‖² = Σ_i ‖∇α_i(x_i) z_i‖² ≤
@@ -31,7 +32,7 @@ export interface InputBounds {
 
 /**
  * Constants of a nonlinear part a (activation, pooling, normalization, reshape) on the batch
- * (smoothing-net.pdf, Algorithm 1, input 3): suprema over inputs with ‖x‖ ≤ input.norm (global
+ * (Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), Algorithm 1, input 3): suprema over inputs with ‖x‖ ≤ input.norm (global
  * values are valid too), `Infinity` where not finite.
  */
 export interface NonlinearConstants {
@@ -50,7 +51,7 @@ export interface NonlinearConstants {
 
 /**
  * Constants of a bi-affine part b(x, u) = β(x, u) + βᵘ(u) + βˣ(x) + β⁰ on the batch
- * (smoothing-net.pdf, Sec. III-B, the class B_{L,lᵘ,lˣ}, and Algorithm 1, input 2).
+ * (Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), Sec. III-B, the class B_{L,lᵘ,lˣ}, and Algorithm 1, input 2).
  */
 export interface BiaffineConstants {
   readonly kind: "biaffine";
@@ -73,7 +74,7 @@ export interface BiaffineConstants {
 /** Smoothness constants of a component. */
 export type ComponentConstants = NonlinearConstants | BiaffineConstants;
 
-/** Constants of a scalar function α applied element-wise (smoothing-net.pdf, App. B-2). */
+/** Constants of a scalar function α applied element-wise (Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), App. B-2). */
 export interface ScalarConstants {
   /** sup |α| (Infinity if unbounded). */
   readonly sup: number;
@@ -117,7 +118,7 @@ export function identityConstants(input: InputBounds): NonlinearConstants {
 /**
  * Sliding windows along one axis: window o ∈ [0, outSize) covers the input positions
  * [o·stride − pad, o·stride − pad + kernel) ∩ [0, inSize). Returns the largest number of windows
- * covering one input position, max_i |V_i| in smoothing-net.pdf, Lemma 17 (computed exactly, which
+ * covering one input position, max_i |V_i| in Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), Lemma 17 (computed exactly, which
  * accounts for padding and borders; it is at most ⌈kernel/stride⌉).
  */
 export function maxWindowCoverage(inSize: number, outSize: number, kernel: number, stride: number, pad: number): number {
@@ -162,7 +163,7 @@ export function windowValidCount(o: number, inSize: number, kernel: number, stri
 }
 
 /**
- * How a non-smooth component is smoothed (issue 6; smoothing-net.pdf, Def. 5): a is (L, K)-smoothable
+ * How a non-smooth component is smoothed (docs/smoothing.md; Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), Def. 5): a is (L, K)-smoothable
  * when for every accuracy δ > 0 there is a replacement a_δ with ‖a_δ(x) − a(x)‖ ≤ δ for every input
  * x of the batch (Euclidean norm of the whole `batch × size` block, as for the other constants) and
  * a_δ is (L + K/δ)-smooth, both a and a_δ being ℓ-Lipschitz. Declared by `Component.smoothing`;
@@ -176,7 +177,7 @@ export interface SmoothingRule {
   /** K of the (L, K) pair (> 0: the component is non-smooth and gets smoothed). */
   readonly smoothnessPerAccuracy: number;
   /** The layer spec of a_δ, the δ-accurate replacement on a batch of `input.batch` samples. */
-  spec(accuracy: number): LayerSpec;
+  spec(accuracy: number): SmoothReluSpec | SmoothMaxPoolSpec;
   /** The scalar parameter of a_δ (μ of smoothRelu, the temperature of smoothMaxPool2d). */
   parameter(accuracy: number): number;
   /** One line: what replaces what, and the source of the bound. */

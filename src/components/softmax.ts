@@ -1,12 +1,17 @@
-import type { LayerSpecOf } from "../chain/spec.js";
+import { z } from "zod";
 import type { DType, FloatArray } from "../core/dtype.js";
 import type { Component, ComponentContext, LayerIO } from "./component.js";
 import type { InputBounds, NonlinearConstants } from "./smoothness.js";
 
+/** Spec schema of `{ type: "softmax" }` (no options). */
+export const softmaxSpecSchema = z.object({ type: z.literal("softmax") }).strict();
+/** A validated `softmax` layer spec. */
+export type SoftmaxSpec = z.output<typeof softmaxSpecSchema>;
+
 /**
  * Softmax over the features of each sample: p_i = e^{x_i − m} / Σ_j e^{x_j − m} with m = max_j x_j
  * (subtracting m changes nothing mathematically and keeps every exponential ≤ 1). Its Jacobian is
- * ∇p = diag(p) − p pᵀ (vroulet_elem_deep.pdf, App. B.1; ℓ_softmax = 2, L_softmax = 4 in Sec. 5.1),
+ * ∇p = diag(p) − p pᵀ (Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (Allerton 2019), App. B.1; ℓ_softmax = 2, L_softmax = 4 in Sec. 5.1),
  * symmetric, so the VJP and the JVP are the same map: v ↦ p ⊙ (v − ⟨p, v⟩). The output p (io.y) is
  * all the tape needed.
  */
@@ -14,7 +19,7 @@ export class Softmax implements Component<null> {
   readonly type = "softmax";
 
   /**
-   * Smoothness constants (issue 5), per sample with p = softmax(x) ∈ ℝ^K, then for the batch by
+   * Smoothness constants (docs/certificates.md), per sample with p = softmax(x) ∈ ℝ^K, then for the batch by
    * the block-diagonal rule (smoothness.ts):
    * - ∇p = diag(p) − p pᵀ and vᵀ∇p v = Var_p(v) ≤ (max v − min v)²/4 ≤ ‖v‖²/2 (Popoviciu), so
    *   ℓ = 1/2 (attained for K = 2 at x = 0).
@@ -23,7 +28,7 @@ export class Softmax implements Component<null> {
    *   c² ∈ [0, max c²]) and max c_i² ≤ (max v − min v)² ≤ 2‖v‖²: ‖D²p[v, v]‖ ≤ ‖v‖², and the Hessian
    *   of each p_i being symmetric this bounds the tensor norm: L = 1.
    * - p(0) = 1/K: ‖a(0)‖ = √(N/K); ∇p(0) = (I − 11ᵀ/K)/K: ‖∇a(0)‖ = 1/K; ‖p‖ ≤ ‖p‖₁ = 1: m = √N.
-   * vroulet_elem_deep.pdf, Sec. 5.1 prints ℓ_softmax = 2, L_softmax = 4 (loose by 4 and 4).
+   * Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (Allerton 2019), Sec. 5.1 prints ℓ_softmax = 2, L_softmax = 4 (loose by 4 and 4).
    */
   smoothness(input: InputBounds): NonlinearConstants {
     const k = this.inputSize;
@@ -46,7 +51,7 @@ export class Softmax implements Component<null> {
   readonly stateSize = 0;
 
   constructor(
-    readonly spec: LayerSpecOf<"softmax">,
+    readonly spec: SoftmaxSpec,
     inputShape: readonly number[],
   ) {
     this.inputShape = inputShape;

@@ -1,7 +1,12 @@
-import type { LayerSpecOf } from "../chain/spec.js";
+import { z } from "zod";
 import type { FloatArray } from "../core/dtype.js";
 import { Elementwise } from "./elementwise.js";
 import { elementwiseConstants, type InputBounds, type NonlinearConstants } from "./smoothness.js";
+
+/** Spec schema of `{ type: "softplus", beta }`: softplus_β(x) = log(1 + e^{βx}) / β. */
+export const softplusSpecSchema = z.object({ type: z.literal("softplus"), beta: z.number().positive().default(1) }).strict();
+/** A validated `softplus` layer spec. */
+export type SoftplusSpec = z.output<typeof softplusSpecSchema>;
 
 /**
  * Softplus α(x) = (1/β) log(1 + e^{βx}) (PyTorch's Softplus with threshold removed), computed
@@ -11,9 +16,9 @@ export class Softplus extends Elementwise {
   readonly type = "softplus";
 
   /**
-   * Smoothness constants (issue 5). α(x) = log(1 + e^{βx})/β: α′(x) = σ(βx) ∈ (0, 1), so ℓ = 1;
+   * Smoothness constants (docs/certificates.md). α(x) = log(1 + e^{βx})/β: α′(x) = σ(βx) ∈ (0, 1), so ℓ = 1;
    * α″(x) = β σ(βx)(1 − σ(βx)) ≤ β/4 (σ(1 − σ) ≤ 1/4, equality at x = 0), so L = β/4;
-   * α(0) = log 2/β, α′(0) = 1/2; unbounded. vroulet_elem_deep.pdf, Sec. 5.2 prints
+   * α(0) = log 2/β, α′(0) = 1/2; unbounded. Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (Allerton 2019), Sec. 5.2 prints
    * ℓ_softplus = 2, L_softplus = 4: both loose (by 2 and 16 for β = 1); test/certify.test.ts checks
    * ours against finite differences.
    */
@@ -26,7 +31,7 @@ export class Softplus extends Elementwise {
     );
   }
   readonly beta: number;
-  constructor(spec: LayerSpecOf<"softplus">, inputShape: readonly number[]) {
+  constructor(spec: SoftplusSpec, inputShape: readonly number[]) {
     super(spec, inputShape);
     this.beta = spec.beta;
   }

@@ -1,14 +1,19 @@
-import type { LayerSpecOf } from "../chain/spec.js";
+import { z } from "zod";
 import type { FloatArray } from "../core/dtype.js";
 import { Elementwise } from "./elementwise.js";
 import { elementwiseConstants, type InputBounds, type NonlinearConstants } from "./smoothness.js";
+
+/** Spec schema of `{ type: "tanh" }` (no options). */
+export const tanhSpecSchema = z.object({ type: z.literal("tanh") }).strict();
+/** A validated `tanh` layer spec. */
+export type TanhSpec = z.output<typeof tanhSpecSchema>;
 
 /** Hyperbolic tangent α(x) = tanh x, α′(x) = 1 − tanh² x. */
 export class Tanh extends Elementwise {
   readonly type = "tanh";
 
   /**
-   * Smoothness constants (issue 5). |tanh| < 1 and |tanh x| ≤ |x|; tanh′ = 1 − t² ≤ 1 (at 0), so
+   * Smoothness constants (docs/certificates.md). |tanh| < 1 and |tanh x| ≤ |x|; tanh′ = 1 − t² ≤ 1 (at 0), so
    * ℓ = 1; tanh″ = −2t(1 − t²) with t = tanh x, maximal in absolute value at t = 1/√3 where it is
    * 4/(3√3) = 4√3/9 ≈ 0.770, so L = 4√3/9; tanh 0 = 0, tanh′ 0 = 1.
    */
@@ -19,7 +24,7 @@ export class Tanh extends Elementwise {
       input,
     );
   }
-  constructor(spec: LayerSpecOf<"tanh">, inputShape: readonly number[]) {
+  constructor(spec: TanhSpec, inputShape: readonly number[]) {
     super(spec, inputShape);
   }
   value(x: number): number {

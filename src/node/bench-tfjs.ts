@@ -4,7 +4,7 @@
 // synthetic batch with @tensorflow/tfjs-core on the wasm backend (@tensorflow/tfjs-backend-wasm,
 // devDependencies), and prints one JSON line. The wasm backend has no Conv2DBackpropFilter, so the
 // ConvNet cannot be trained there. Threads: tfjs-backend-wasm turns its multi-threaded build off
-// under Node (flag WASM_HAS_MULTITHREAD_SUPPORT is false when IS_NODE, tfjs issue 3830), so this
+// under Node (flag WASM_HAS_MULTITHREAD_SUPPORT is false when IS_NODE, tensorflow/tfjs issue #3830), so this
 // side runs on one thread (the SIMD build) whatever the thread count asked.
 
 import { register } from "node:module";

@@ -141,7 +141,7 @@ function timeChainopt(backend: Backend, model: BenchModel, batch: number, thread
 }
 
 /** The PyTorch side: models identical to chainopt's presets (PyTorch's default layouts and init do not change the timing). */
-const TORCH_SCRIPT = String.raw`
+const TORCH_SCRIPT = `
 import ctypes, json, sys, time
 cfg = json.loads(sys.argv[1])
 import torch

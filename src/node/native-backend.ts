@@ -374,7 +374,7 @@ function dnnFromEnv(env: NodeJS.ProcessEnv = process.env): false | undefined {
 }
 
 /** Parses `CHAINOPT_THREADS`; undefined when unset or empty. */
-export function threadsFromEnv(env: NodeJS.ProcessEnv = process.env): number | undefined {
+export function threadsFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): number | undefined {
   const raw = env.CHAINOPT_THREADS?.trim();
   if (!raw) return undefined;
   const n = Number(raw);

@@ -95,7 +95,11 @@ export function aggregate(results: TaskResult[], axes: Manifest["axes"], by: str
       g = { labels, values: {} };
       groups.set(key, g);
     }
-    for (const [m, v] of Object.entries(r.metrics)) (g.values[m] ??= []).push(v);
+    for (const [m, v] of Object.entries(r.metrics)) {
+      const list = g.values[m] ?? [];
+      list.push(v);
+      g.values[m] = list;
+    }
   }
   const rows: Row[] = [];
   for (const g of groups.values()) {

@@ -3,7 +3,7 @@ import type { Batch } from "./batch.js";
 import type { Loss, LossBounds, LossConstants } from "./loss.js";
 
 /**
- * Logistic (softmax cross-entropy) loss with integer labels (vroulet_elem_deep.pdf, App. B.1):
+ * Logistic (softmax cross-entropy) loss with integer labels (Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (Allerton 2019), App. B.1):
  * ℓ(z, y) = log Σ_k e^{z_k} − z_y, computed as m + log Σ_k e^{z_k − m} with m = max_k z_k so that
  * no exponential overflows. ∇_z ℓ = softmax(z) − e_y; ∇²_z ℓ = diag(p) − p pᵀ with p = softmax(z).
  */
@@ -11,7 +11,7 @@ export class LogisticLoss implements Loss {
   readonly type = "logistic";
 
   /**
-   * Smoothness constants (issue 5) of f(Ẑ) = (1/N) Σ_i [LSE(z_i) − z_{i,y_i}] on ‖Ẑ‖_F ≤ m,
+   * Smoothness constants (docs/certificates.md) of f(Ẑ) = (1/N) Σ_i [LSE(z_i) − z_{i,y_i}] on ‖Ẑ‖_F ≤ m,
    * with p_i = softmax(z_i):
    * - ∇f = (P − Y)/N and ‖p − e_y‖² = Σ_{j≠y} p_j² + (1 − p_y)² ≤ 2(1 − p_y)² ≤ 2, so
    *   ‖∇f‖_F ≤ √(2N)/N: ℓ_f = √(2/N).
@@ -20,7 +20,7 @@ export class LogisticLoss implements Loss {
    *   for K = 2 at z = 0.
    * - 0 ≤ LSE(z) − z_y ≤ log K + max_j z_j − z_y ≤ log K + √2‖z‖, and Σ_i ‖z_i‖ ≤ √N ‖Ẑ‖_F:
    *   f ≤ log K + √2 m/√N.
-   * smoothing-net.pdf, App. C-1 b prints ℓ_log ≤ 2, L_log ≤ 2 per sample (loose by √2 and 4).
+   * Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), App. C-1 b prints ℓ_log ≤ 2, L_log ≤ 2 per sample (loose by √2 and 4).
    */
   smoothness(bounds: LossBounds): LossConstants {
     const n = bounds.batch;

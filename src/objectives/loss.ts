@@ -17,7 +17,7 @@ export interface Loss {
   hessianVector(output: FloatArray, batch: Batch, outputSize: number, v: FloatArray, out: FloatArray): void;
   /**
    * Smoothness constants of f on the outputs ŷ (`N × K`, one vector) with ‖ŷ‖ ≤ bounds.norm
-   * (issue 5; used by `src/certify/`). Optional: an objective whose loss lacks it is not certified.
+   * (docs/certificates.md; used by `src/certify/`). Optional: an objective whose loss lacks it is not certified.
    */
   smoothness?(bounds: LossBounds): LossConstants;
 }

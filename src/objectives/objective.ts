@@ -55,7 +55,7 @@ export function addL2Gradient(l2: number, w: ArrayLike<number>, grad: FloatArray
 }
 
 /**
- * Smoothness constants of r(u) = (λ/2)‖u‖² on B_R = {u : ‖u_t‖ ≤ R_t} (issue 5): ∇r = λu, so
+ * Smoothness constants of r(u) = (λ/2)‖u‖² on B_R = {u : ‖u_t‖ ≤ R_t} (docs/certificates.md): ∇r = λu, so
  * ‖∇r‖ ≤ λ‖u‖ ≤ λ√(Σ_t R_t²) =: ℓ_r, ∇²r = λI so L_r = λ, and r ≤ (λ/2) Σ_t R_t².
  */
 export function l2Constants(l2: number, radii: readonly number[]): { bound: number; lipschitz: number; smoothness: number } {

@@ -11,7 +11,7 @@ export class SquaredLoss implements Loss {
   readonly type = "squared";
 
   /**
-   * Smoothness constants (issue 5) of f(Ŷ) = ‖Ŷ − Y‖²_F/(2N) on ‖Ŷ‖_F ≤ m with ‖Y‖_F ≤ T
+   * Smoothness constants (docs/certificates.md) of f(Ŷ) = ‖Ŷ − Y‖²_F/(2N) on ‖Ŷ‖_F ≤ m with ‖Y‖_F ≤ T
    * (T = √N for one-hot labels, the default): ∇f = (Ŷ − Y)/N so ℓ_f = (m + T)/N; ∇²f = I/N so
    * L_f = 1/N; f ≤ (m + T)²/(2N).
    */

@@ -7,7 +7,7 @@ import { addL2Gradient, l2Value } from "../objectives/objective.js";
 // First-order oracles on a chain, as pure functions of (chain, parameters, batch). The forward pass
 // stores every intermediate x_t (and each component's tape) in the chain's workspace; the backward
 // pass then applies the components' VJPs from the output back to the input: gradient
-// back-propagation as dynamic programming over the chain (vroulet_elem_deep.pdf, Sec. 3, Alg. 1).
+// back-propagation as dynamic programming over the chain (Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (Allerton 2019), Sec. 3, Alg. 1).
 
 /** Options of the forward pass. */
 export interface ForwardOptions {

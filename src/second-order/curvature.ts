@@ -5,11 +5,11 @@ import type { Objective } from "../objectives/objective.js";
 import { runForward } from "../oracles/first-order.js";
 import { asChainArray, jvpFromWorkspace, type SecondOrderOptions, vjpFromWorkspace } from "./linearize.js";
 
-// Curvature products of the objective F(w) = f(ψ(w)) + (λ/2)‖w‖² (seed 002, Eq. (2)).
+// Curvature products of the objective F(w) = f(ψ(w)) + (λ/2)‖w‖² (Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (long version with appendices), Eq. (2)).
 
 /**
  * Gauss-Newton-vector product (∇ψ(w) ∇²f(ψ(w)) ∇ψ(w)ᵀ + λ I) v = Jᵀ H_f J v + λ v, the curvature
- * of the regularized Gauss-Newton step (13) (seed 002 Sec. 3.1; vroulet_elem_deep.pdf Prop. 3.1
+ * of the regularized Gauss-Newton step (13) (Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (long version with appendices) Sec. 3.1; Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (Allerton 2019) Prop. 3.1
  * case 2: P_τ = ∇²f, all second derivatives of the chain dropped). Exact, by one forward pass, one
  * JVP (J v), one loss-Hessian product and one VJP (Jᵀ ·), the JVP and VJP reusing the forward pass.
  * Returns an array of the chain's precision (`out` when given).
@@ -37,7 +37,7 @@ export function gaussNewtonVectorProduct(
 
 /**
  * Hessian-vector product ∇²F(w) v by forward-over-reverse differentiation: the derivative of the
- * back-propagation (gradient) along w + εv. Passes (vroulet_elem_deep.pdf Prop. 3.1 case 3, with
+ * back-propagation (gradient) along w + εv. Passes (Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (Allerton 2019) Prop. 3.1 case 3, with
  * the second-order tensors never formed):
  * 1. forward pass, storing x_0, …, x_K (and the tapes);
  * 2. tangent pass ẋ_{i+1} = JVP_i(ẋ_i, v_i), ẋ_0 = 0;

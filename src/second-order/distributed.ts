@@ -1,6 +1,7 @@
 import type { Chain } from "../chain/chain.js";
 import { allreduceSumOrdered, type Collective, shareOf } from "../core/collective.js";
 import { allocate, type FloatArray } from "../core/dtype.js";
+import { now as hostNow } from "../core/host.js";
 import type { Batch } from "../objectives/batch.js";
 import type { Objective } from "../objectives/objective.js";
 import { Linearization, solveShifted } from "./linearize.js";
@@ -95,9 +96,9 @@ export function distributedGgnDirection(
   if (!(options.damping >= 0)) throw new Error(`damping: expected λ ≥ 0, got ${options.damping}`);
   chain.checkParams(w);
   const timings: DistributedGgnTimings = { jacobian: 0, gram: 0, solve: 0, communication: 0 };
-  let t = performance.now();
+  let t = hostNow();
   const lap = (phase: keyof DistributedGgnTimings) => {
-    const now = performance.now();
+    const now = hostNow();
     timings[phase] += (now - t) / 1000;
     t = now;
   };

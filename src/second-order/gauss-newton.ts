@@ -7,7 +7,7 @@ import { type GramInfo, type GramOptions, gramFromWorkspace } from "./gram.js";
 import { psdFactor, solveInPlace } from "./linalg.js";
 import { applyBlocks, applyBlocksTransposed, Linearization, lossHessianBlocks, solveShifted } from "./linearize.js";
 
-// Regularized Gauss-Newton step (seed 002 Sec. 3.1 Eq. (13); vroulet_elem_deep.pdf Eq. (13),
+// Regularized Gauss-Newton step (Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (long version with appendices) Sec. 3.1 Eq. (13); Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (Allerton 2019) Eq. (13),
 // Prop. 3.3) for F(w) = f(ψ(w)) + (λ/2)‖w‖² with f convex (squared or logistic loss):
 //
 //   d(μ) = argmin_d q_f(ψ(w) + J d; ψ(w)) + q_r(w + d; w) + (μ/2)‖d‖²,

@@ -5,7 +5,7 @@ import type { Objective } from "../objectives/objective.js";
 import { type GramInfo, type GramOptions, gramFromWorkspace } from "./gram.js";
 import { Linearization, solveShifted } from "./linearize.js";
 
-// Gram-Gauss-Newton (seed 001, Cai et al., "GGN"): linearize the network at w_t,
+// Gram-Gauss-Newton (Cai et al., "Gram-Gauss-Newton Method" (arXiv:1905.11675)): linearize the network at w_t,
 // f(w, x) ≈ f(w_t, x) + ∇_w f(w_t, x)·(w − w_t), and solve f(w_{t+1}, x_i) = y_i on the mini-batch in
 // the least-norm sense, damped:
 //

@@ -6,7 +6,7 @@ import { runForward } from "../oracles/first-order.js";
 import { vjpFromWorkspace } from "./linearize.js";
 
 // Gram matrices J Jᵀ of the chain's Jacobian J = ∂ψ/∂w ∈ R^{q×p}, q = batch × outputs: the
-// empirical neural tangent kernel of seed 001 (Cai et al., "Gram-Gauss-Newton"), and, with the
+// empirical neural tangent kernel of Cai et al., "Gram-Gauss-Newton Method" (arXiv:1905.11675) (Cai et al., "Gram-Gauss-Newton"), and, with the
 // output-space factor S of the loss Hessian, the q × q matrix Sᵀ J Jᵀ S of the Gauss-Newton step
 // (implementation (b), see gauss-newton.ts). J itself is not materialized unless it fits a budget.
 
@@ -38,7 +38,7 @@ export interface GramInfo {
 /**
  * The empirical neural tangent kernel Θ = J Jᵀ ∈ R^{q×q} (q = batch × outputSize, row index
  * i·outputSize + k for output k of sample i) of the chain at parameters w on the `batch` samples
- * of x: Θ_{(i,k),(j,l)} = ⟨∇_w ψ_k(w, x_i), ∇_w ψ_l(w, x_j)⟩ (seed 001: the matrix J_t J_tᵀ of the
+ * of x: Θ_{(i,k),(j,l)} = ⟨∇_w ψ_k(w, x_i), ∇_w ψ_l(w, x_j)⟩ (Cai et al., "Gram-Gauss-Newton Method" (arXiv:1905.11675): the matrix J_t J_tᵀ of the
  * Gram-Gauss-Newton update, "whose size is #data times #data"). Float64, row-major.
  */
 export function empiricalNtk(chain: Chain, w: FloatArray, x: ArrayLike<number>, batch: number, options: GramOptions = {}): Float64Array {

@@ -11,7 +11,7 @@ export {
   prepareGaussNewton,
 } from "./gauss-newton.js";
 export { type GgnOptions, type GgnSubproblem, ggnStep, prepareGgn } from "./ggn.js";
-export { empiricalNtk, type GramInfo, type GramOptions, gramFromWorkspace, structuredGramApplies } from "./gram.js";
+export { empiricalNtk, type GramInfo, type GramOptions, gramFromWorkspace, type OutputFactor, structuredGramApplies } from "./gram.js";
 export { Linearization, lossHessianBlocks, type SecondOrderOptions } from "./linearize.js";
 export { NewtonNotPositiveDefiniteError, type NewtonSubproblem, newtonDirection, newtonStep, prepareNewton } from "./newton-dp.js";
 export { type NtkSpectrum, ntkSpectrum } from "./ntk-spectrum.js";

@@ -6,10 +6,10 @@ import type { Loss } from "../objectives/loss.js";
 import { backwardFrom, runForward } from "../oracles/first-order.js";
 import { choleskyInPlace, choleskySolveInPlace } from "./linalg.js";
 
-// The linearized chain at w (vroulet_elem_deep.pdf, Prop. 3.1; seed 002 Sec. 3.1): after one forward
+// The linearized chain at w (Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (Allerton 2019), Prop. 3.1; Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (long version with appendices) Sec. 3.1): after one forward
 // pass the workspace holds every intermediate, and the maps dw ↦ J dw (JVP) and s ↦ Jᵀ s (VJP) of
 // the chain's Jacobian J = ∂ψ/∂w can be applied any number of times without re-running forward
-// (Def. 3.1/Algo. 3 of seed 002: the forward pass is decorrelated from the slopes).
+// (Def. 3.1/Algo. 3 of Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (long version with appendices): the forward pass is decorrelated from the slopes).
 
 /** Options shared by the second-order oracles. */
 export interface SecondOrderOptions {

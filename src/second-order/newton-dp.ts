@@ -10,7 +10,7 @@ import { lossHessianBlocks, type SecondOrderOptions } from "./linearize.js";
 
 // Newton step by dynamic programming on the linearized/quadratized chain.
 //
-// The (proximal) Newton step (14) of seed 002 Sec. 3.1 / vroulet_elem_deep.pdf,
+// The (proximal) Newton step (14) of Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (long version with appendices) Sec. 3.1 / Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (Allerton 2019),
 //   w⁺ = w + argmin_d q_{f∘ψ}(w + d; w) + q_r(w + d; w) + (μ/2)‖d‖²   (μ = 1/γ),
 // is, by Prop. 3.1 case 3, the quadratic problem on the linearized chain
 //   min Σ_l ½ z̃_lᵀ P_l z̃_l + p_lᵀ z̃_l + z̃_{l−1}ᵀ R_l ṽ_l + ½ ṽ_lᵀ Q_l ṽ_l + q_lᵀ ṽ_l + (μ/2)‖ṽ_l‖²
@@ -21,9 +21,9 @@ import { lossHessianBlocks, type SecondOrderOptions } from "./linearize.js";
 // The stages here are the chain's components (a finer chain than the papers' layers: a component
 // without parameters is a stage with ρ = 0), so the same recursion holds.
 //
-// Bellman's recursion (seed 002 Eq. (17)) on the cost-to-go c_l(z̃) = ½ z̃ᵀ C_l z̃ + c_lᵀ z̃, from
+// Bellman's recursion (Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (long version with appendices) Eq. (17)) on the cost-to-go c_l(z̃) = ½ z̃ᵀ C_l z̃ + c_lᵀ z̃, from
 // C_τ = P_τ, c_τ = p_τ backwards (a discrete-time Riccati recursion, the "inversion of intermediate
-// quadratic costs at each layer", vroulet_elem_deep.pdf Sec. 3; Dunn & Bertsekas 1989):
+// quadratic costs at each layer", Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (Allerton 2019) Sec. 3; Dunn & Bertsekas 1989):
 //   K_vv = B_lᵀ C_l B_l + Q_l + μI,   K_vz = B_lᵀ C_l A_l + R_lᵀ,   k_v = B_lᵀ c_l + q_l,
 //   ṽ_l*(z̃) = −K_vv⁻¹ (k_v + K_vz z̃),
 //   C_{l−1} = A_lᵀ C_l A_l + P_{l−1} − K_vzᵀ K_vv⁻¹ K_vz,   c_{l−1} = A_lᵀ c_l − K_vzᵀ K_vv⁻¹ k_v,

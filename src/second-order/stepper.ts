@@ -10,12 +10,12 @@ import { NewtonNotPositiveDefiniteError, prepareNewton } from "./newton-dp.js";
 
 // An optimizer-like stepping API for training loops over the second-order steps.
 //
-// Two modes, as in the papers (seed 002 Sec. 3.1; vroulet_elem_deep.pdf Eqs. (13)-(14)):
+// Two modes, as in the papers (Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (long version with appendices) Sec. 3.1; Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (Allerton 2019) Eqs. (13)-(14)):
 // - proximal (lineSearch false): w ← w + d(μ) with μ = 1/γ (γ = stepSize), always accepted;
 // - direction + Armijo (lineSearch true): d(μ) with μ = damping, accepted when
 //   F(w + d) ≤ F(w) + c ⟨∇F(w), d⟩; on failure μ ← 10 μ and the direction is recomputed (the Gram
 //   matrix / stage matrices are reused), up to `maxTries` times; then w is left unchanged.
-// For GGN (seed 001) μ is the λ of (J Jᵀ + λ I) and stepSize the η of the update.
+// For GGN (Cai et al., "Gram-Gauss-Newton Method" (arXiv:1905.11675)) μ is the λ of (J Jᵀ + λ I) and stepSize the η of the update.
 
 /** The second-order methods. */
 export type SecondOrderMethod = "gauss-newton" | "ggn" | "newton";

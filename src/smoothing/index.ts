@@ -1,4 +1,4 @@
-// Automatic smoothing of non-smooth chains with a certificate (issue 6): Algorithm 2 of
-// smoothing-net.pdf and witnesses of the smoothing error.
+// Automatic smoothing of non-smooth chains with a certificate (docs/smoothing.md): Algorithm 2 of
+// Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021) and witnesses of the smoothing error.
 export * from "./smooth.js";
 export * from "./witness.js";

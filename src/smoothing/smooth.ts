@@ -12,8 +12,8 @@ import type { BiaffineConstants, NonlinearConstants, SmoothingRule } from "../co
 import type { Loss } from "../objectives/loss.js";
 import { createObjective, type LossType } from "../objectives/objective.js";
 
-// Automatic smoothing of a chain x_t = a_t(b_t(x_{t−1}, u_t)) (issue 6, item 2): Algorithm 2 of
-// smoothing-net.pdf (Sec. IV-B, Proposition 7, proof in App. D-C), followed by the certificate of
+// Automatic smoothing of a chain x_t = a_t(b_t(x_{t−1}, u_t)) (docs/smoothing.md): Algorithm 2 of
+// Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021) (Sec. IV-B, Proposition 7, proof in App. D-C), followed by the certificate of
 // the smoothed chain (Algorithm 1, src/certify/) and the objective-level statements (Lemmas 8–9).
 //
 // Algorithm 2, line by line against the proof of Proposition 7 (our notation: mult = the printed ℓ):
@@ -99,7 +99,7 @@ export interface SmoothedPart {
   readonly description: string | null;
 }
 
-/** Per-layer summary (Tables I–II of smoothing-net.pdf: the smoothing chosen per layer). */
+/** Per-layer summary (Tables I–II of Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021): the smoothing chosen per layer). */
 export interface SmoothedLayer {
   readonly layer: number;
   readonly types: readonly string[];

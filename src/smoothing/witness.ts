@@ -3,7 +3,7 @@ import type { Chain } from "../chain/chain.js";
 import { Rng } from "../core/rng.js";
 import { forward, vjp } from "../oracles/first-order.js";
 
-// Witnesses of the smoothing error (issue 6, item 3): the largest ‖ψ(x,u) − ψ_ε(x,u)‖ found over
+// Witnesses of the smoothing error (docs/smoothing.md): the largest ‖ψ(x,u) − ψ_ε(x,u)‖ found over
 // sampled parameters u ∈ B_R and inputs x, then improved by projected gradient ascent on
 // g(u, x) = ½‖ψ(x,u) − ψ_ε(x,u)‖² (gradients by the two chains' VJPs: ∇g = J_ψᵀ d − J_ψεᵀ d with
 // d = ψ − ψ_ε). A valid certificate ν is never below any witness; ν / witness measures tightness.

@@ -1,6 +1,7 @@
 import type { Chain } from "../chain/chain.js";
 import { allreduceSumOrdered, type Collective, shareOf } from "../core/collective.js";
 import { allocate, type FloatArray } from "../core/dtype.js";
+import { now as hostNow } from "../core/host.js";
 import type { Batch } from "../objectives/batch.js";
 import type { Objective } from "../objectives/objective.js";
 import { type GradientOptions, type ValueAndGradient, valueAndGradient } from "../oracles/first-order.js";
@@ -93,10 +94,10 @@ export class DataParallel {
 
   /** x ← Σ_ranks x (in rank order when deterministic), timing the collective. */
   reduce(x: FloatArray): void {
-    const t = performance.now();
+    const t = hostNow();
     if (this.deterministic) this.scratch = allreduceSumOrdered(this.collective, x, this.scratch);
     else this.collective.allreduceSum(x);
-    this.commSeconds += (performance.now() - t) / 1000;
+    this.commSeconds += (hostNow() - t) / 1000;
     this.reductions++;
   }
 

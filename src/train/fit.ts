@@ -1,5 +1,6 @@
 import type { Chain } from "../chain/chain.js";
 import type { FloatArray } from "../core/dtype.js";
+import { yieldToHost } from "../core/host.js";
 import type { Evaluation } from "./evaluate.js";
 import { type EpochRecord, type StepProgress, type TrainData, Trainer, type TrainerOptions, type TrainerSnapshot } from "./trainer.js";
 
@@ -115,8 +116,8 @@ export async function runTrainer(
       interrupted = trainer.epoch < epochs && !trainer.stopped;
       break;
     }
-    // Let a pending signal handler run before the next epoch (setTimeout: portable, browsers too).
-    await new Promise<void>((resolve) => setTimeout(resolve, 0));
+    // Let a pending signal handler run before the next epoch.
+    await yieldToHost();
   }
   const params = trainer.finalParams();
   const test = !interrupted && data.test ? trainer.evaluate(data.test, params) : undefined;

@@ -14,7 +14,7 @@ import {
 import type { CustomStepper } from "./trainer.js";
 
 // The second-order steppers (src/second-order/stepper.ts: Gauss-Newton, Gram-Gauss-Newton, Newton
-// by dynamic programming) as the Trainer's CustomStepper (issue 7, item 5): one second-order step
+// by dynamic programming) as the Trainer's CustomStepper (docs/second-order.md): one second-order step
 // per mini-batch, the stepper's state (the current damping μ, λ for GGN, and counters) saved and
 // restored with the trainer's snapshot, so that checkpoints resume bit-identically.
 

@@ -1,5 +1,6 @@
 import type { Chain } from "../chain/chain.js";
 import { allocate, type FloatArray } from "../core/dtype.js";
+import { now, yieldToHost } from "../core/host.js";
 import { allFiniteOf, norm2Of } from "../core/kernels.js";
 import { Rng, type RngState } from "../core/rng.js";
 import { BatchLoader, type Dataset } from "../data/dataset.js";
@@ -220,13 +221,13 @@ export class Trainer {
    */
   async runEpochAsync(data: TrainData, yieldEveryMs = 50): Promise<EpochRecord> {
     const steps = this.epochSteps(data);
-    let last = performance.now();
+    let last = now();
     for (;;) {
       const r = steps.next();
       if (r.done) return r.value;
-      if (performance.now() - last >= yieldEveryMs) {
-        await new Promise<void>((resolve) => setTimeout(resolve, 0)); // setTimeout: portable (browsers too)
-        last = performance.now();
+      if (now() - last >= yieldEveryMs) {
+        await yieldToHost();
+        last = now();
       }
     }
   }
@@ -238,7 +239,7 @@ export class Trainer {
     if (this.loader?.dataset !== train)
       this.loader = new BatchLoader(train, { batchSize: o.batchSize, dtype: this.chain.dtype, dropLast: o.dropLast });
     const loader = this.loader;
-    const started = performance.now();
+    const started = now();
     const order = (o.shuffle ?? true) ? this.rng.permutation(train.size) : null;
     const batches = loader.batchCount(train.size);
     let lossSum = 0;
@@ -264,7 +265,7 @@ export class Trainer {
         batch: b + 1,
         batches,
         loss: r.loss,
-        samplesPerSecond: seen / ((performance.now() - started) / 1000),
+        samplesPerSecond: seen / ((now() - started) / 1000),
       });
       yield;
     }
@@ -291,7 +292,7 @@ export class Trainer {
         if (decision.stop) this.stopped = true;
       }
     }
-    record.seconds = (performance.now() - started) / 1000;
+    record.seconds = (now() - started) / 1000;
     record.samplesPerSecond = seen / record.seconds;
     return record;
   }

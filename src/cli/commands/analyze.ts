@@ -125,7 +125,7 @@ export function formatCertificate(cert: ObjectiveCertificate, lossType: string, 
 }
 
 /**
- * `chainopt analyze`: certified smoothness constants of a model (issue 5, item 5), from the
+ * `chainopt analyze`: certified smoothness constants of a model (docs/certificates.md), from the
  * architecture alone.
  */
 export function register(program: Command): void {

@@ -1,9 +1,9 @@
 import { type Command, Option } from "commander";
-import type { ExperimentDefinition, ExperimentOption } from "../../experiments/experiment.js";
-import { EXPERIMENTS } from "../../experiments/registry.js";
+import type { ExperimentDefinition, ExperimentOption } from "../../node/experiments/experiment.js";
+import { EXPERIMENTS } from "../../node/experiments/registry.js";
 import { bestBackend } from "../../node/index.js";
 
-// `chainopt experiment <name>`: one subcommand per entry of src/experiments/registry.ts, with a
+// `chainopt experiment <name>`: one subcommand per entry of src/node/experiments/registry.ts, with a
 // flag per declared option (kebab-case of its key), plus --out, --threads and --json.
 
 const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -81,7 +81,7 @@ function addExperiment(parent: Command, def: ExperimentDefinition): void {
     });
 }
 
-/** `chainopt experiment <name>`: runs a named experiment (see src/experiments/registry.ts). */
+/** `chainopt experiment <name>`: runs a named experiment (see src/node/experiments/registry.ts). */
 export function register(program: Command): void {
   const experiment = program
     .command("experiment")

@@ -67,14 +67,14 @@ export function register(program: Command): void {
       // A rate near 1 as "1 − x".
       const r = (v: number) => (v >= 0.999 && v < 1 ? `1 − ${(1 - v).toExponential(2)}` : f(v));
       process.stdout.write(
-        [
+        `${[
           `empirical NTK Θ = J Jᵀ at initialization (seed ${seed}): ${samples} samples × ${s.outputs} outputs = ${s.eigenvalues.length}² Gram`,
           `  λ_min ${f(s.lambdaMin)}, λ_max ${f(s.lambdaMax)}, κ = λ_max/λ_min ${f(s.condition)}`,
           "gradient descent on the squared loss ‖ψ − y‖²/(2N), linearized (r⁺ = (I − ηΘ/N) r):",
           `  step η = N/λ_max = ${f(s.step)}: residual contracts by ${r(s.rate)} per step (1 − λ_min/λ_max)`,
           `  best constant step η* = 2N/(λ_min + λ_max) = ${f(s.optimalStep)}: rate (κ − 1)/(κ + 1) = ${r(s.optimalRate)}`,
           `  Du et al. 2019 (Thm 4.1) form with λ₀ = λ_min and the step η = N/λ_max: ‖r‖² rate 1 − ηλ₀/2 = ${r(s.duRate)}`,
-        ].join("\n") + "\n",
+        ].join("\n")}\n`,
       );
     });
 }

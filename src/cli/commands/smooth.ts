@@ -56,7 +56,7 @@ export function formatSmoothing(r: SmoothResult, lossType: string, l2: number): 
   const widths = rows[0].map((_, j) => Math.max(...rows.map((row) => row[j].length)));
   const line = (row: string[]): string => row.map((c, j) => (j === 2 || j === 7 ? c.padEnd(widths[j]) : c.padStart(widths[j]))).join("  ");
   const out = [
-    `automatic smoothing (smoothing-net.pdf, Algorithm 2), ε = ${r.epsilon} (${r.target}), R = [${r.radii.map(fmt).join(", ")}], n = ${r.smoothedParts} smoothed part(s):`,
+    `automatic smoothing (Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), Algorithm 2), ε = ${r.epsilon} (${r.target}), R = [${r.radii.map(fmt).join(", ")}], n = ${r.smoothedParts} smoothed part(s):`,
     line(rows[0]),
     ...rows.slice(1).map(line),
     "",
@@ -70,7 +70,7 @@ export function formatSmoothing(r: SmoothResult, lossType: string, l2: number): 
   return out.join("\n");
 }
 
-/** `chainopt smooth`: automatic smoothing with a certificate (issue 6, item 4). */
+/** `chainopt smooth`: automatic smoothing with a certificate (docs/smoothing.md). */
 export function register(program: Command): void {
   program
     .command("smooth")

@@ -313,7 +313,7 @@ export function register(program: Command): void {
 }
 
 /**
- * The per-epoch JSON line of `--json` (issue 2's format): epoch, trainLoss, valLoss, valAccuracy,
+ * The per-epoch JSON line of `--json`: epoch, trainLoss, valLoss, valAccuracy,
  * testAccuracy (null per epoch: the test set is evaluated once, in the final object), seconds, plus
  * learningRate, gradNorm, and skippedSteps when `--on-nan skip` skipped any. Non-finite numbers
  * (a diverged loss) are null.

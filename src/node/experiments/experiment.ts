@@ -1,7 +1,7 @@
 // Experiments: named, reproducible studies that write a run directory (src/node/run-dir.ts) with
 // CSV tables, plots (src/node/report.ts, plotLines) and a summary. They are Node-side code (they
 // write files and may load data sets), like src/node and src/cli. Each experiment module exports
-// one {@link ExperimentDefinition}; src/experiments/registry.ts lists them, and the CLI
+// one {@link ExperimentDefinition}; src/node/experiments/registry.ts lists them, and the CLI
 // (`chainopt experiment <name>`, src/cli/commands/experiment.ts) builds one subcommand per entry
 // from its declared options.
 

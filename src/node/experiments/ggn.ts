@@ -1,23 +1,23 @@
 import { writeFileSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
-import { Chain } from "../chain/chain.js";
-import { getPreset } from "../chain/presets.js";
-import { parseModelSpec } from "../chain/spec.js";
-import type { Dataset } from "../data/dataset.js";
-import { loadDataset } from "../node/datasets.js";
-import { bestBackend } from "../node/index.js";
-import { plotLines } from "../node/report.js";
-import { RunDirectory } from "../node/run-dir.js";
-import { createObjective } from "../objectives/objective.js";
-import { createOptimizer } from "../optim/aliases.js";
-import { type Row, toCsv } from "../report/plots.js";
-import { convergenceOrders } from "../train/convergence-order.js";
-import { secondOrderTrainingStepper } from "../train/second-order.js";
-import { NumericalFaultError, Trainer } from "../train/trainer.js";
+import { Chain } from "../../chain/chain.js";
+import { getPreset } from "../../chain/presets.js";
+import { parseModelSpec } from "../../chain/spec.js";
+import type { Dataset } from "../../data/dataset.js";
+import { createObjective } from "../../objectives/objective.js";
+import { createOptimizer } from "../../optim/aliases.js";
+import { type Row, toCsv } from "../../report/plots.js";
+import { convergenceOrders } from "../../train/convergence-order.js";
+import { secondOrderTrainingStepper } from "../../train/second-order.js";
+import { NumericalFaultError, Trainer } from "../../train/trainer.js";
+import { loadDataset } from "../datasets.js";
+import { bestBackend } from "../index.js";
+import { plotLines } from "../report.js";
+import { RunDirectory } from "../run-dir.js";
 import { type ExperimentDefinition, type ExperimentIO, type ExperimentOption, resolveOptions, silentIO } from "./experiment.js";
 
-// Gram-Gauss-Newton against SGD and Adam on over-parameterized regression (issue 7, item 6;
-// seed 001, Cai et al.: GGN converges fast, quadratically in the over-parameterized regime, where
+// Gram-Gauss-Newton against SGD and Adam on over-parameterized regression (docs/second-order.md;
+// Cai et al., "Gram-Gauss-Newton Method" (arXiv:1905.11675): GGN converges fast, quadratically in the over-parameterized regime, where
 // the empirical NTK J Jᵀ stays well conditioned).
 //
 // Protocol. Data sets: diabetes (442 × 10) and Boston housing (506 × 13) from Debian
@@ -27,7 +27,7 @@ import { type ExperimentDefinition, type ExperimentIO, type ExperimentOption, re
 // preset, default 512 → 6 145 parameters for 10 inputs, more than the samples of every set: all
 // three problems are over-parameterized), squared loss (1/(2N))Σ‖ŷ − y‖², float64, the same
 // initialization (seed) for every method. Methods:
-// - GGN (seed 001): w ← w − η Jᵀ(J Jᵀ + λI)⁻¹(f(w) − y) with η = 1, full batch by default
+// - GGN (Cai et al., "Gram-Gauss-Newton Method" (arXiv:1905.11675)): w ← w − η Jᵀ(J Jᵀ + λI)⁻¹(f(w) − y) with η = 1, full batch by default
 //   (`ggnBatch`), λ tuned on `dampingGrid`, `ggnEpochs` steps;
 // - SGD and Adam, mini-batches of `batchSize` (reshuffled every epoch), learning rate tuned on
 //   `sgdGrid` / `adamGrid`, `epochs` epochs.

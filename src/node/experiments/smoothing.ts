@@ -1,23 +1,23 @@
 import { writeFileSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
-import { layerNorms } from "../certify/certificate.js";
-import { Chain } from "../chain/chain.js";
-import { type ModelSpec, type ModelSpecInput, parseModelSpec } from "../chain/spec.js";
-import type { FloatArray } from "../core/dtype.js";
-import { Rng } from "../core/rng.js";
-import { BatchLoader, type Dataset, subsetDataset } from "../data/dataset.js";
-import { loadDataset } from "../node/datasets.js";
-import { bestBackend } from "../node/index.js";
-import { plotLines } from "../node/report.js";
-import { RunDirectory } from "../node/run-dir.js";
-import { createObjective, type Objective } from "../objectives/objective.js";
-import { valueAndGradient } from "../oracles/first-order.js";
-import { type Row, toCsv } from "../report/plots.js";
-import { type SmoothResult, smooth } from "../smoothing/smooth.js";
-import { evaluateDataset } from "../train/evaluate.js";
+import { layerNorms } from "../../certify/certificate.js";
+import { Chain } from "../../chain/chain.js";
+import { type ModelSpec, type ModelSpecInput, parseModelSpec } from "../../chain/spec.js";
+import type { FloatArray } from "../../core/dtype.js";
+import { Rng } from "../../core/rng.js";
+import { BatchLoader, type Dataset, subsetDataset } from "../../data/dataset.js";
+import { createObjective, type Objective } from "../../objectives/objective.js";
+import { valueAndGradient } from "../../oracles/first-order.js";
+import { type Row, toCsv } from "../../report/plots.js";
+import { type SmoothResult, smooth } from "../../smoothing/smooth.js";
+import { evaluateDataset } from "../../train/evaluate.js";
+import { loadDataset } from "../datasets.js";
+import { bestBackend } from "../index.js";
+import { plotLines } from "../report.js";
+import { RunDirectory } from "../run-dir.js";
 import { type ExperimentDefinition, type ExperimentIO, type ExperimentOption, resolveOptions, silentIO } from "./experiment.js";
 
-// Section V of smoothing-net.pdf (issue 6, item 5): SGD on a non-smooth network and on its
+// Section V of Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021) (docs/smoothing.md): SGD on a non-smooth network and on its
 // smoothings ψ_ε, same seeds, same step, same data order.
 //
 // Protocol (paper, Sec. V-A), and what `scale` changes:
@@ -236,7 +236,7 @@ export async function runSmoothingExperiment(
   });
   const results: SmoothingModelResult[] = [];
   const md: string[] = [
-    `# Smoothing experiment (smoothing-net.pdf, Sec. V) — scale ${scale}, ${seeds} seed(s), ε ∈ {${epsilons.join(", ")}}`,
+    `# Smoothing experiment (Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), Sec. V) — scale ${scale}, ${seeds} seed(s), ε ∈ {${epsilons.join(", ")}}`,
     "",
   ];
 
@@ -658,7 +658,8 @@ const OPTIONS: readonly ExperimentOption[] = [
 /** `chainopt experiment smoothing`. */
 export const smoothingExperiment: ExperimentDefinition = {
   name: "smoothing",
-  description: "SGD on non-smooth networks vs their certified smoothings (smoothing-net.pdf, Sec. V: MLP/MNIST, ConvNet/CIFAR-10)",
+  description:
+    "SGD on non-smooth networks vs their certified smoothings (Roulet & Harchaoui, On the Smoothing of Deep Networks, CISS 2021, Sec. V: MLP/MNIST, ConvNet/CIFAR-10)",
   options: OPTIONS,
   async run(given, io) {
     const opts = resolveOptions(OPTIONS, given) as SmoothingExperimentOptions;

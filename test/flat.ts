@@ -1,0 +1,36 @@
+// Flat re-exports of the library modules for tests (the package itself exports namespaces: src/index.ts).
+
+export * from "../src/adversarial/index.js";
+export * from "../src/certify/index.js";
+export * from "../src/chain/chain.js";
+export * from "../src/chain/presets.js";
+export * from "../src/chain/spec.js";
+export * from "../src/components/component.js";
+export { createComponent } from "../src/components/registry.js";
+export { elementwiseConstants, identityConstants, maxWindowCoverage, type ScalarConstants } from "../src/components/smoothness.js";
+export type { Backend, ConvGeometry, DnnPrimitives, ElementwiseKernels, PoolWindowGeometry } from "../src/core/backend.js";
+export * from "../src/core/dtype.js";
+export { PortableBackend, portableBackend } from "../src/core/portable.js";
+export * from "../src/core/rng.js";
+export * from "../src/core/vector.js";
+export * from "../src/data/dataset.js";
+export * from "../src/data/sklearn-csv.js";
+export * from "../src/data/synthetic.js";
+export { AutoencoderLoss } from "../src/objectives/autoencoder.js";
+export type { Batch } from "../src/objectives/batch.js";
+export * from "../src/objectives/clustering.js";
+export { LogisticLoss } from "../src/objectives/logistic.js";
+export * from "../src/objectives/loss.js";
+export * from "../src/objectives/objective.js";
+export { SquaredLoss } from "../src/objectives/squared.js";
+export * from "../src/optim/index.js";
+export * from "../src/oracles/first-order.js";
+export * from "../src/oracles/input-gradient.js";
+export * from "../src/report/plots.js";
+export * from "../src/report/schema.js";
+export * from "../src/second-order/index.js";
+export * from "../src/smoothing/index.js";
+export * from "../src/train/diagnostics.js";
+export * from "../src/train/evaluate.js";
+export * from "../src/train/fit.js";
+export * from "../src/train/trainer.js";
