@@ -99,7 +99,7 @@ export async function runAdversarialExperiment(
 ): Promise<AdversarialExperimentResult> {
   const cfg = {
     widths: options.widths ?? [32, 128, 512, 2048],
-    trainSamples: options.trainSamples ?? 2000,
+    trainSamples: options.trainSamples ?? 1000,
     testSamples: options.testSamples ?? 1000,
     epochs: options.epochs ?? 10,
     batchSize: options.batchSize ?? 64,
@@ -260,7 +260,7 @@ function markdown(
 
 const OPTIONS: readonly ExperimentOption[] = [
   { key: "widths", type: "numbers", description: "hidden widths of the 784-h-10 MLPs", default: [32, 128, 512, 2048] },
-  { key: "trainSamples", type: "int", description: "MNIST training images (the first ones)", default: 2000 },
+  { key: "trainSamples", type: "int", description: "MNIST training images (the first ones)", default: 1000 },
   { key: "testSamples", type: "int", description: "MNIST test images", default: 1000 },
   { key: "epochs", type: "int", description: "epochs of adversarial training", default: 10 },
   { key: "batchSize", type: "int", description: "mini-batch size", default: 64 },
