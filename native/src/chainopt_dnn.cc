@@ -4,8 +4,11 @@
 // the OpenBLAS one.
 //
 // Design notes
-// - Primitives are created once per (kind, geometry) and cached, with the scratch buffers of their
-//   reorders (oneDNN 2.x primitive descriptors are expensive: milliseconds for a JIT kernel).
+// - Primitives are created once per (kind, geometry) and cached with their reorders (oneDNN 2.x
+//   primitive descriptors are expensive: milliseconds for a JIT kernel). Their buffers are not:
+//   the reordered tensors and oneDNN's scratchpads (scratchpad_mode::user) live in a few
+//   process-wide arenas that grow to the largest call, since calls are serialized (one mutex), so
+//   memory stays at the largest geometry's, not the sum over every batch size ever seen.
 // - User tensors are plain NCHW (activations) and OIHW (weights), as chainopt stores them; the
 //   convolutions let oneDNN pick its layout (format_tag::any, usually blocked nChw8c/nChw16c) and
 //   reorder at the call's edges, which pays on every CPU with AVX2 or better. Pooling runs on
@@ -22,7 +25,9 @@
 #include <oneapi/dnnl/dnnl_version.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
+#include <new>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -156,41 +161,77 @@ bool GetPoolGeom(napi_env env, napi_value v, const char* fn, PoolGeom* g) {
   return true;
 }
 
-// A tensor in the primitive's layout: the user's memory itself when the layouts agree, else a
-// cached scratch buffer with the reorders to and from the user's layout.
+// Process-wide buffers, 64-byte aligned, reused by every primitive (calls hold CacheMutex):
+// slots 0–2 for the reordered tensors of one call, slot 3 for the primitive's scratchpad.
+constexpr int kScratchpadSlot = 3;
+
+void* Arena(int slot, size_t bytes) {
+  struct Buffer {
+    void* p = nullptr;
+    size_t size = 0;
+  };
+  static Buffer buffers[4];
+  Buffer& b = buffers[slot];
+  if (bytes > b.size) {
+    std::free(b.p);
+    const size_t rounded = (bytes + 63) / 64 * 64;
+    b.p = std::aligned_alloc(64, rounded);
+    if (!b.p) {
+      b.size = 0;
+      throw std::bad_alloc();
+    }
+    b.size = rounded;
+  }
+  return b.p;
+}
+
+// A tensor in the primitive's layout: the user's memory itself when the layouts agree, else an
+// arena buffer (slot) with the reorder to (inputs) or from (outputs) the user's layout.
 struct Staged {
   memory::desc user_md;
   memory::desc prim_md;
   bool same = true;
-  memory scratch;
-  dnnl::reorder to_prim;    // user → primitive (inputs)
-  dnnl::reorder from_prim;  // primitive → user (outputs)
+  int slot = 0;
+  dnnl::reorder reorder;
 
-  void init(const memory::desc& user, const memory::desc& prim, bool input) {
+  void init(const memory::desc& user, const memory::desc& prim, bool input, int arena_slot) {
     user_md = user;
     prim_md = prim;
+    slot = arena_slot;
     same = user == prim;
     if (same) return;
-    scratch = memory(prim, Engine());
-    memory u(user, Engine(), DNNL_MEMORY_NONE);
-    if (input) to_prim = dnnl::reorder(u, scratch);
-    else from_prim = dnnl::reorder(scratch, u);
+    reorder = input ? dnnl::reorder(dnnl::reorder::primitive_desc(Engine(), user, Engine(), prim))
+                    : dnnl::reorder(dnnl::reorder::primitive_desc(Engine(), prim, Engine(), user));
   }
+  memory scratch() const { return memory(prim_md, Engine(), Arena(slot, prim_md.get_size())); }
   // The memory to hand to the primitive for an input at `ptr` (reordered in when needed).
-  memory in(void* ptr) {
+  memory in(void* ptr) const {
     memory u(user_md, Engine(), ptr);
     if (same) return u;
-    to_prim.execute(Stream(), u, scratch);
-    return scratch;
+    memory s = scratch();
+    reorder.execute(Stream(), u, s);
+    return s;
   }
-  // The memory the primitive writes an output to; call out_done afterwards.
-  memory out(void* ptr) { return same ? memory(user_md, Engine(), ptr) : scratch; }
-  void out_done(void* ptr) {
+  // The memory the primitive writes an output to; pass it to out_done afterwards.
+  memory out(void* ptr) const { return same ? memory(user_md, Engine(), ptr) : scratch(); }
+  void out_done(memory written, void* ptr) const {
     if (same) return;
     memory u(user_md, Engine(), ptr);
-    from_prim.execute(Stream(), scratch, u);
+    reorder.execute(Stream(), written, u);
   }
 };
+
+// Primitive attributes: the scratchpad is ours (an arena), not allocated per primitive.
+dnnl::primitive_attr Attr() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+// Adds the scratchpad argument of a primitive whose descriptor asks for one.
+void AddScratchpad(std::unordered_map<int, memory>& args, const memory::desc& md) {
+  if (md.get_size() > 0) args.emplace(DNNL_ARG_SCRATCHPAD, memory(md, Engine(), Arena(kScratchpadSlot, md.get_size())));
+}
 
 memory::desc Plain(const memory::dims& dims, tag t) { return memory::desc(dims, dt::f32, t); }
 
@@ -214,36 +255,39 @@ dnnl::convolution_forward::primitive_desc ForwardPd(const ConvGeom& g, bool bias
                                                      d.any(d.src), d.any(d.wei), Plain(d.bia, tag::x), d.any(d.dst), d.strides, d.pl, d.pr)
                    : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
                                                      d.any(d.src), d.any(d.wei), d.any(d.dst), d.strides, d.pl, d.pr);
-  return dnnl::convolution_forward::primitive_desc(desc, Engine());
+  return dnnl::convolution_forward::primitive_desc(desc, Attr(), Engine());
 }
 
 struct ConvForward {
   dnnl::convolution_forward prim;
   Staged src, wei, dst;
+  memory::desc scratchpad;
   std::string impl;
 };
 
 struct ConvBackwardData {
   dnnl::convolution_backward_data prim;
   Staged diff_dst, wei, diff_src;
+  memory::desc scratchpad;
   std::string impl;
 };
 
 struct ConvBackwardWeights {
   dnnl::convolution_backward_weights prim;
   Staged src, diff_dst, diff_wei;
+  memory::desc scratchpad;
   std::string impl;
 };
 
 struct PoolForward {
   dnnl::pooling_forward prim;
-  memory::desc src, dst, ws;
+  memory::desc src, dst, ws, scratchpad;
   bool has_ws = false;
 };
 
 struct PoolBackward {
   dnnl::pooling_backward prim;
-  memory::desc diff_src, diff_dst, ws;
+  memory::desc diff_src, diff_dst, ws, scratchpad;
   bool has_ws = false;
 };
 
@@ -262,9 +306,10 @@ ConvForward& GetConvForward(const ConvGeom& g, bool bias) {
   ConvDescs d(g);
   auto e = std::make_unique<ConvForward>();
   e->prim = dnnl::convolution_forward(pd);
-  e->src.init(Plain(d.src, tag::nchw), pd.src_desc(), true);
-  e->wei.init(Plain(d.wei, tag::oihw), pd.weights_desc(), true);
-  e->dst.init(Plain(d.dst, tag::nchw), pd.dst_desc(), false);
+  e->src.init(Plain(d.src, tag::nchw), pd.src_desc(), true, 0);
+  e->wei.init(Plain(d.wei, tag::oihw), pd.weights_desc(), true, 1);
+  e->dst.init(Plain(d.dst, tag::nchw), pd.dst_desc(), false, 2);
+  e->scratchpad = pd.scratchpad_desc();
   e->impl = pd.impl_info_str();
   return *cache.emplace(key, std::move(e)).first->second;
 }
@@ -278,12 +323,13 @@ ConvBackwardData& GetConvBackwardData(const ConvGeom& g) {
   auto hint = ForwardPd(g, false);
   auto desc = dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, d.any(d.src), d.any(d.wei), d.any(d.dst),
                                                     d.strides, d.pl, d.pr);
-  auto pd = dnnl::convolution_backward_data::primitive_desc(desc, Engine(), hint);
+  auto pd = dnnl::convolution_backward_data::primitive_desc(desc, Attr(), Engine(), hint);
   auto e = std::make_unique<ConvBackwardData>();
   e->prim = dnnl::convolution_backward_data(pd);
-  e->diff_dst.init(Plain(d.dst, tag::nchw), pd.diff_dst_desc(), true);
-  e->wei.init(Plain(d.wei, tag::oihw), pd.weights_desc(), true);
-  e->diff_src.init(Plain(d.src, tag::nchw), pd.diff_src_desc(), false);
+  e->diff_dst.init(Plain(d.dst, tag::nchw), pd.diff_dst_desc(), true, 0);
+  e->wei.init(Plain(d.wei, tag::oihw), pd.weights_desc(), true, 1);
+  e->diff_src.init(Plain(d.src, tag::nchw), pd.diff_src_desc(), false, 2);
+  e->scratchpad = pd.scratchpad_desc();
   e->impl = pd.impl_info_str();
   return *cache.emplace(key, std::move(e)).first->second;
 }
@@ -299,12 +345,13 @@ ConvBackwardWeights& GetConvBackwardWeights(const ConvGeom& g, bool bias) {
                                                               Plain(d.bia, tag::x), d.any(d.dst), d.strides, d.pl, d.pr)
                    : dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, d.any(d.src), d.any(d.wei),
                                                               d.any(d.dst), d.strides, d.pl, d.pr);
-  auto pd = dnnl::convolution_backward_weights::primitive_desc(desc, Engine(), hint);
+  auto pd = dnnl::convolution_backward_weights::primitive_desc(desc, Attr(), Engine(), hint);
   auto e = std::make_unique<ConvBackwardWeights>();
   e->prim = dnnl::convolution_backward_weights(pd);
-  e->src.init(Plain(d.src, tag::nchw), pd.src_desc(), true);
-  e->diff_dst.init(Plain(d.dst, tag::nchw), pd.diff_dst_desc(), true);
-  e->diff_wei.init(Plain(d.wei, tag::oihw), pd.diff_weights_desc(), false);
+  e->src.init(Plain(d.src, tag::nchw), pd.src_desc(), true, 0);
+  e->diff_dst.init(Plain(d.dst, tag::nchw), pd.diff_dst_desc(), true, 1);
+  e->diff_wei.init(Plain(d.wei, tag::oihw), pd.diff_weights_desc(), false, 2);
+  e->scratchpad = pd.scratchpad_desc();
   e->impl = pd.impl_info_str();
   return *cache.emplace(key, std::move(e)).first->second;
 }
@@ -318,7 +365,7 @@ dnnl::pooling_forward::primitive_desc PoolForwardPd(const PoolGeom& g, bool max)
   auto desc = dnnl::pooling_forward::desc(dnnl::prop_kind::forward_training, PoolAlgorithm(max), Plain({g.n, g.c, g.h, g.w}, tag::nchw),
                                           Plain({g.n, g.c, g.oh, g.ow}, tag::nchw), {g.sh, g.sw}, {g.kh, g.kw}, {g.ph, g.pw},
                                           {g.prh(), g.prw()});
-  return dnnl::pooling_forward::primitive_desc(desc, Engine());
+  return dnnl::pooling_forward::primitive_desc(desc, Attr(), Engine());
 }
 
 PoolForward& GetPoolForward(const PoolGeom& g, bool max) {
@@ -333,6 +380,7 @@ PoolForward& GetPoolForward(const PoolGeom& g, bool max) {
   e->dst = pd.dst_desc();
   e->ws = pd.workspace_desc();
   e->has_ws = e->ws.get_size() > 0;
+  e->scratchpad = pd.scratchpad_desc();
   return *cache.emplace(key, std::move(e)).first->second;
 }
 
@@ -345,13 +393,14 @@ PoolBackward& GetPoolBackward(const PoolGeom& g, bool max) {
   auto desc = dnnl::pooling_backward::desc(PoolAlgorithm(max), Plain({g.n, g.c, g.h, g.w}, tag::nchw),
                                            Plain({g.n, g.c, g.oh, g.ow}, tag::nchw), {g.sh, g.sw}, {g.kh, g.kw}, {g.ph, g.pw},
                                            {g.prh(), g.prw()});
-  auto pd = dnnl::pooling_backward::primitive_desc(desc, Engine(), hint);
+  auto pd = dnnl::pooling_backward::primitive_desc(desc, Attr(), Engine(), hint);
   auto e = std::make_unique<PoolBackward>();
   e->prim = dnnl::pooling_backward(pd);
   e->diff_src = pd.diff_src_desc();
   e->diff_dst = pd.diff_dst_desc();
   e->ws = pd.workspace_desc();
   e->has_ws = e->ws.get_size() > 0;
+  e->scratchpad = pd.scratchpad_desc();
   return *cache.emplace(key, std::move(e)).first->second;
 }
 
@@ -387,10 +436,12 @@ napi_value ConvForwardEntry(napi_env env, napi_callback_info info) {
   }
   return Guard(env, fn, [&]() -> napi_value {
     auto& e = GetConvForward(g, b != nullptr);
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.src.in(x)}, {DNNL_ARG_WEIGHTS, e.wei.in(w)}, {DNNL_ARG_DST, e.dst.out(y)}};
+    memory dst = e.dst.out(y);
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.src.in(x)}, {DNNL_ARG_WEIGHTS, e.wei.in(w)}, {DNNL_ARG_DST, dst}};
     if (b) args.emplace(DNNL_ARG_BIAS, memory(Plain({g.f}, tag::x), Engine(), b));
+    AddScratchpad(args, e.scratchpad);
     e.prim.execute(Stream(), args);
-    e.dst.out_done(y);
+    e.dst.out_done(dst, y);
     Stream().wait();
     return nullptr;
   });
@@ -413,9 +464,11 @@ napi_value ConvBackwardDataEntry(napi_env env, napi_callback_info info) {
   }
   return Guard(env, fn, [&]() -> napi_value {
     auto& e = GetConvBackwardData(g);
-    e.prim.execute(Stream(),
-                   {{DNNL_ARG_DIFF_DST, e.diff_dst.in(dy)}, {DNNL_ARG_WEIGHTS, e.wei.in(w)}, {DNNL_ARG_DIFF_SRC, e.diff_src.out(dx)}});
-    e.diff_src.out_done(dx);
+    memory diff_src = e.diff_src.out(dx);
+    std::unordered_map<int, memory> args{{DNNL_ARG_DIFF_DST, e.diff_dst.in(dy)}, {DNNL_ARG_WEIGHTS, e.wei.in(w)}, {DNNL_ARG_DIFF_SRC, diff_src}};
+    AddScratchpad(args, e.scratchpad);
+    e.prim.execute(Stream(), args);
+    e.diff_src.out_done(diff_src, dx);
     Stream().wait();
     return nullptr;
   });
@@ -439,11 +492,12 @@ napi_value ConvBackwardWeightsEntry(napi_env env, napi_callback_info info) {
   }
   return Guard(env, fn, [&]() -> napi_value {
     auto& e = GetConvBackwardWeights(g, db != nullptr);
-    std::unordered_map<int, memory> args{
-        {DNNL_ARG_SRC, e.src.in(x)}, {DNNL_ARG_DIFF_DST, e.diff_dst.in(dy)}, {DNNL_ARG_DIFF_WEIGHTS, e.diff_wei.out(dw)}};
+    memory diff_wei = e.diff_wei.out(dw);
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.src.in(x)}, {DNNL_ARG_DIFF_DST, e.diff_dst.in(dy)}, {DNNL_ARG_DIFF_WEIGHTS, diff_wei}};
     if (db) args.emplace(DNNL_ARG_DIFF_BIAS, memory(Plain({g.f}, tag::x), Engine(), db));
+    AddScratchpad(args, e.scratchpad);
     e.prim.execute(Stream(), args);
-    e.diff_wei.out_done(dw);
+    e.diff_wei.out_done(diff_wei, dw);
     Stream().wait();
     return nullptr;
   });
@@ -498,6 +552,7 @@ napi_value PoolForwardEntry(napi_env env, napi_callback_info info) {
       }
       args.emplace(DNNL_ARG_WORKSPACE, memory(e.ws, Engine(), ws));
     }
+    AddScratchpad(args, e.scratchpad);
     e.prim.execute(Stream(), args);
     Stream().wait();
     return nullptr;
@@ -535,6 +590,7 @@ napi_value PoolBackwardEntry(napi_env env, napi_callback_info info) {
       }
       args.emplace(DNNL_ARG_WORKSPACE, memory(e.ws, Engine(), ws));
     }
+    AddScratchpad(args, e.scratchpad);
     e.prim.execute(Stream(), args);
     Stream().wait();
     return nullptr;
