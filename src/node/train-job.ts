@@ -860,6 +860,7 @@ export async function runTrainJob(
     chain,
     prepared.trainerOptions.objective,
     data.train,
+    trainer.optimizerState,
   );
   // --- end ---
   while (trainer.epoch < config.epochs && !trainer.stopped) {
