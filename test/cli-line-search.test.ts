@@ -53,6 +53,36 @@ describe("chainopt train --line-search armijo", () => {
     }
   });
 
+  it("a resumed run continues the search where it stopped (same numbers as an uninterrupted run)", async () => {
+    const args = [
+      "--dataset",
+      "mnist",
+      "--limit",
+      "300",
+      "--validation",
+      "100",
+      "--widths",
+      "16",
+      "--optimizer",
+      "momentum",
+      "--line-search",
+      "armijo",
+      "--lr",
+      "0.1",
+      "--json",
+    ];
+    const full = fresh("full");
+    const part = fresh("part");
+    const a = await runCli(["train", ...args, "--epochs", "2", "--out", full]);
+    assert.equal(a.code, 0, a.stderr);
+    const b1 = await runCli(["train", ...args, "--epochs", "1", "--out", part]);
+    assert.equal(b1.code, 0, b1.stderr);
+    const b2 = await runCli(["train", "--resume", part, "--epochs", "2", "--json"]);
+    assert.equal(b2.code, 0, b2.stderr);
+    const last = (out: string) => jsonLines(out).find((l) => l.epoch === 2 && l.final === undefined) as Record<string, unknown>;
+    for (const k of ["trainLoss", "valLoss", "armijoStep", "armijoEvaluations"]) assert.equal(last(b2.stdout)[k], last(a.stdout)[k], k);
+  });
+
   it("refuses the search with other optimizers, with a schedule, and its options without it; nothing is written", async () => {
     const cases: [string[], RegExp][] = [
       [["--optimizer", "adam", "--line-search", "armijo"], /--line-search armijo: applies to --optimizer sgd\|momentum/],

@@ -37,14 +37,20 @@ export function createEpochExtras(
   chain: Chain,
   objective: Objective,
   train: Dataset,
+  /** The optimizer state the run starts (or resumes) from: per-epoch counts are differences. */
+  initialOptimizerState?: StateTree,
 ): (input: EpochExtrasInput) => Record<string, number> {
   const probe = options.diagnostics ? probeBatch(chain, train) : null;
-  let evaluations = 0;
+  const armijoState = (t: StateTree | undefined): ArmijoState | null =>
+    t !== undefined && !Array.isArray(t) && typeof t === "object" && typeof (t as { step?: unknown }).step === "number"
+      ? (t as unknown as ArmijoState)
+      : null;
+  let evaluations = armijoState(initialOptimizerState)?.evaluations ?? 0;
   return (input) => {
     const out: Record<string, number> = {};
-    if (options.armijo && !Array.isArray(input.optimizerState) && typeof input.optimizerState === "object") {
-      const s = input.optimizerState as unknown as ArmijoState;
-      if (typeof s.step === "number") {
+    if (options.armijo) {
+      const s = armijoState(input.optimizerState);
+      if (s) {
         out.armijoStep = s.step;
         out.armijoEvaluations = s.evaluations - evaluations;
         out.armijoFallbacks = s.fallbacks;

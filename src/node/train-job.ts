@@ -948,6 +948,7 @@ async function trainLocked(
     chain,
     prepared.trainerOptions.objective,
     data.train,
+    trainer.optimizerState,
   );
   // --- end ---
   const result = await trainInRunDirectory(run, trainer, data, {
