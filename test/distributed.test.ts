@@ -127,6 +127,15 @@ describe("data parallel over MPI", { skip: MPI_SKIP }, () => {
         .map((m) => m.train_loss as number);
       assert.equal(l2.length, 3);
       for (let i = 0; i < 3; i++) assert.ok(Math.abs(l1[i] - l2[i]) <= 10 * tol * Math.abs(l1[i]), `epoch ${i + 1}: ${l1[i]} vs ${l2[i]}`);
+      // Validation loss: each rank evaluates its share, the sums are all-reduced.
+      const v1 = readMetrics(one)
+        .filter((m) => m.type === "epoch")
+        .map((m) => m.validation_loss as number);
+      const v2 = readMetrics(two)
+        .filter((m) => m.type === "epoch")
+        .map((m) => m.validation_loss as number);
+      for (let i = 0; i < 3; i++)
+        assert.ok(Math.abs(v1[i] - v2[i]) <= 10 * tol * Math.abs(v1[i]), `validation ${i + 1}: ${v1[i]} vs ${v2[i]}`);
       // Only rank 0 wrote a run directory, and it records the launch.
       assert.deepEqual(JSON.parse(readFileSync(join(two, "distributed.json"), "utf8")).ranks, 2);
     });
