@@ -141,6 +141,22 @@ describe("data parallel over MPI", { skip: MPI_SKIP }, () => {
     });
   }
 
+  it("--optimizer ggn --distributed (Gram matrix split by rows): 2 ranks equal 1 process to ≤ 1e-10 (float64)", async () => {
+    const common = ["--epochs", "2", "--batch-size", "60", "--dtype", "float64", "--optimizer", "ggn", "--damping", "0.01", "--lr", "0.5"];
+    const one = join(root, "ggn-one");
+    const two = join(root, "ggn-two");
+    const r1 = await runCli(args([...common, "--out", one]));
+    assert.equal(r1.code, 0, r1.stderr);
+    const r2 = await runMpi(2, args([...common, "--out", two, "--distributed"]));
+    assert.equal(r2.code, 0, r2.stderr);
+    const d = relativeDifference(modelParams(one), modelParams(two));
+    assert.ok(d <= 1e-10, `relative difference ${d}`);
+    // A second-order method that is not row-split is refused, naming it.
+    const r3 = await runMpi(2, args(["--epochs", "1", "--optimizer", "newton", "--out", join(root, "newton"), "--distributed"]));
+    assert.notEqual(r3.code, 0);
+    assert.match(r3.stderr, /--optimizer newton is not data-parallel/);
+  });
+
   it("--deterministic-reduce: two 2-rank runs are bit-identical", async () => {
     const common = ["--epochs", "2", "--batch-size", "30", "--dtype", "float32", "--deterministic-reduce", "--distributed"];
     const a = join(root, "det-a");

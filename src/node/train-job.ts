@@ -736,10 +736,8 @@ export async function runTrainJob(
 
   // Only now, with every input validated, does the job touch the file system.
   // --- distributed (src/node/distributed/train.ts): only rank 0 writes the run directory ---
-  const dist = distributed
-    ? new DistributedJob(distributed, { resumeDir, optimizer: config.optimizer, secondOrder: secondOrder !== null })
-    : null;
-  dist?.attach(prepared.trainerOptions);
+  const dist = distributed ? new DistributedJob(distributed, { resumeDir, config, secondOrder }) : null;
+  dist?.attach(prepared.trainerOptions, chain);
   const openRun = (dir: string | null) =>
     resumeDir !== null
       ? RunDirectory.open(dir ?? resumeDir)

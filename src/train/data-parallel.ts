@@ -1,12 +1,15 @@
 import type { Chain } from "../chain/chain.js";
 import { allreduceSumOrdered, type Collective, shareOf } from "../core/collective.js";
 import { allocate, type FloatArray } from "../core/dtype.js";
+import { norm2Of } from "../core/kernels.js";
 import type { Dataset } from "../data/dataset.js";
 import type { Batch } from "../objectives/batch.js";
 import type { Objective } from "../objectives/objective.js";
 import { type GradientOptions, type ValueAndGradient, valueAndGradient } from "../oracles/first-order.js";
-import { sliceBatch } from "../second-order/distributed.js";
+import { distributedGgnDirection, sliceBatch } from "../second-order/distributed.js";
+import type { SecondOrderStepResult } from "../second-order/stepper.js";
 import { type Evaluation, evaluateDataset } from "./evaluate.js";
+import type { SecondOrderCustomStepper } from "./second-order.js";
 
 /**
  * Synchronous data-parallel gradients (docs/distributed.md): each of the `size` ranks holds the
@@ -146,4 +149,43 @@ export class DataParallel {
   broadcast(...arrays: FloatArray[]): void {
     for (const a of arrays) if (a.length > 0) this.collective.broadcast(a, 0);
   }
+}
+
+/**
+ * The Gram-Gauss-Newton training step without line search (`--optimizer ggn --distributed`) with
+ * the Gram matrix split by rows across the ranks ({@link distributedGgnDirection}): the global
+ * batch of each step is shared out, so the batch of a GGN step can grow with the number of
+ * machines. Shares `base`'s state (damping λ, step count) and counters, so checkpoints and run
+ * records read as for the one-process stepper; ‖∇F‖ comes from the data-parallel gradient.
+ */
+export function distributedGgnStepper(dp: DataParallel, base: SecondOrderCustomStepper, stepSize: number): SecondOrderCustomStepper {
+  let grad: FloatArray | null = null;
+  let last: SecondOrderStepResult | null = null;
+  return {
+    name: base.name,
+    stepper: base.stepper,
+    state: base.state,
+    counters: base.counters,
+    get last() {
+      return last;
+    },
+    step(chain: Chain, objective: Objective, w: FloatArray, batch: Batch) {
+      if (grad?.length !== chain.paramSize) grad = allocate(chain.dtype, chain.paramSize);
+      const vg = dp.valueAndGradient(chain, objective, w, batch, { grad, training: true });
+      const gradNorm = norm2Of(chain.backend, grad.length, grad);
+      base.state.steps++;
+      const r = distributedGgnDirection(dp.collective, chain, objective, w, batch, {
+        damping: base.state.damping,
+        stepSize,
+        deterministic: dp.deterministic,
+      });
+      dp.commSeconds += r.timings.communication;
+      for (let i = 0; i < w.length; i++) w[i] += r.direction[i];
+      base.counters.tries++;
+      last = { value: r.value, newValue: Number.NaN, damping: base.state.damping, accepted: true, tries: 1 };
+      return { value: r.value, loss: vg.loss, gradNorm };
+    },
+    saveState: base.saveState,
+    restoreState: base.restoreState,
+  };
 }
