@@ -122,7 +122,8 @@ describe("chainopt train --optimizer gauss-newton|ggn|newton", () => {
       {
         args: ["--dataset", "mnist", "--limit", "300", "--validation", "100", "--model", "convnet", "--optimizer", "newton"],
         // conv2d and batch-norm have a second-order backward; the ConvNet's dense stage matrices are too large.
-        message: /optimizer newton: the Newton step by dynamic programming stores dense stage matrices, about .* GiB .*--optimizer gauss-newton/,
+        message:
+          /optimizer newton: the Newton step by dynamic programming stores dense stage matrices, about .* GiB .*--optimizer gauss-newton/,
       },
       {
         args: [...REGRESSION, "--widths", "512", "--batch-size", "400", "--optimizer", "newton"],

@@ -127,10 +127,35 @@ describe("data parallel over MPI", { skip: MPI_SKIP }, () => {
         .map((m) => m.train_loss as number);
       assert.equal(l2.length, 3);
       for (let i = 0; i < 3; i++) assert.ok(Math.abs(l1[i] - l2[i]) <= 10 * tol * Math.abs(l1[i]), `epoch ${i + 1}: ${l1[i]} vs ${l2[i]}`);
+      // Validation loss: each rank evaluates its share, the sums are all-reduced.
+      const v1 = readMetrics(one)
+        .filter((m) => m.type === "epoch")
+        .map((m) => m.validation_loss as number);
+      const v2 = readMetrics(two)
+        .filter((m) => m.type === "epoch")
+        .map((m) => m.validation_loss as number);
+      for (let i = 0; i < 3; i++)
+        assert.ok(Math.abs(v1[i] - v2[i]) <= 10 * tol * Math.abs(v1[i]), `validation ${i + 1}: ${v1[i]} vs ${v2[i]}`);
       // Only rank 0 wrote a run directory, and it records the launch.
       assert.deepEqual(JSON.parse(readFileSync(join(two, "distributed.json"), "utf8")).ranks, 2);
     });
   }
+
+  it("--optimizer ggn --distributed (Gram matrix split by rows): 2 ranks equal 1 process to ≤ 1e-10 (float64)", async () => {
+    const common = ["--epochs", "2", "--batch-size", "60", "--dtype", "float64", "--optimizer", "ggn", "--damping", "0.01", "--lr", "0.5"];
+    const one = join(root, "ggn-one");
+    const two = join(root, "ggn-two");
+    const r1 = await runCli(args([...common, "--out", one]));
+    assert.equal(r1.code, 0, r1.stderr);
+    const r2 = await runMpi(2, args([...common, "--out", two, "--distributed"]));
+    assert.equal(r2.code, 0, r2.stderr);
+    const d = relativeDifference(modelParams(one), modelParams(two));
+    assert.ok(d <= 1e-10, `relative difference ${d}`);
+    // A second-order method that is not row-split is refused, naming it.
+    const r3 = await runMpi(2, args(["--epochs", "1", "--optimizer", "newton", "--out", join(root, "newton"), "--distributed"]));
+    assert.notEqual(r3.code, 0);
+    assert.match(r3.stderr, /--optimizer newton is not data-parallel/);
+  });
 
   it("--deterministic-reduce: two 2-rank runs are bit-identical", async () => {
     const common = ["--epochs", "2", "--batch-size", "30", "--dtype", "float32", "--deterministic-reduce", "--distributed"];

@@ -809,10 +809,8 @@ export async function runTrainJob(
   // Only now, with every input validated, does the job touch the file system. The run directory
   // is locked first (src/node/run-lock.ts): a second process on the same run is refused.
   // --- distributed (src/node/distributed/train.ts): only rank 0 writes the run directory ---
-  const dist = distributed
-    ? new DistributedJob(distributed, { resumeDir, optimizer: config.optimizer, secondOrder: prepared.secondOrder !== null })
-    : null;
-  dist?.attach(prepared.trainerOptions);
+  const dist = distributed ? new DistributedJob(distributed, { resumeDir, config, secondOrder: prepared.secondOrder }) : null;
+  dist?.attach(prepared.trainerOptions, prepared.chain);
   // --- end distributed ---
   let lock: RunLock | null = null;
   const openRun = (dir: string | null): RunDirectory => {

@@ -2,10 +2,15 @@ import type { Chain } from "../chain/chain.js";
 import { allreduceSumOrdered, type Collective, shareOf } from "../core/collective.js";
 import { allocate, type FloatArray } from "../core/dtype.js";
 import { now as hostNow } from "../core/host.js";
+import { norm2Of } from "../core/kernels.js";
+import type { Dataset } from "../data/dataset.js";
 import type { Batch } from "../objectives/batch.js";
 import type { Objective } from "../objectives/objective.js";
 import { type GradientOptions, type ValueAndGradient, valueAndGradient } from "../oracles/first-order.js";
-import { sliceBatch } from "../second-order/distributed.js";
+import { distributedGgnDirection, sliceBatch } from "../second-order/distributed.js";
+import type { SecondOrderStepResult } from "../second-order/stepper.js";
+import { type Evaluation, evaluateDataset } from "./evaluate.js";
+import type { SecondOrderCustomStepper } from "./second-order.js";
 
 /**
  * Synchronous data-parallel gradients (docs/distributed.md): each of the `size` ranks holds the
@@ -39,6 +44,7 @@ export class DataParallel {
   reductions = 0;
   private packed: FloatArray | null = null;
   private scratch: FloatArray | undefined;
+  private readonly shares = new WeakMap<Dataset, Dataset>();
 
   constructor(collective: Collective, options: { deterministic?: boolean } = {}) {
     this.collective = collective;
@@ -92,10 +98,49 @@ export class DataParallel {
     return { value: buf[p], loss: buf[p + 1], grad, output: r.output };
   }
 
+  /**
+   * Loss and accuracy over a whole data set, each rank evaluating its contiguous share of the
+   * samples and one all-reduce summing (loss × count, correct count): the one-process
+   * {@link evaluateDataset} up to the rounding of the sum, the same on every rank.
+   */
+  evaluate(
+    chain: Chain,
+    objective: Objective,
+    w: FloatArray,
+    dataset: Dataset,
+    options: { state?: FloatArray; batchSize?: number } = {},
+  ): Evaluation {
+    const { lo, hi } = this.share(dataset.size);
+    let part = this.shares.get(dataset);
+    if (!part) {
+      const inSize = dataset.size > 0 ? dataset.x.length / dataset.size : 0;
+      const t = dataset.targetSize ?? 0;
+      part = {
+        ...dataset,
+        size: hi - lo,
+        x: dataset.x.subarray(lo * inSize, hi * inSize),
+        ...(dataset.labels ? { labels: dataset.labels.subarray(lo, hi) } : {}),
+        ...(dataset.targets ? { targets: dataset.targets.subarray(lo * t, hi * t) } : {}),
+      };
+      this.shares.set(dataset, part);
+    }
+    const sums = new Float64Array(2);
+    if (part.size > 0) {
+      const e = evaluateDataset(chain, objective, w, part, options);
+      sums[0] = e.loss * part.size;
+      sums[1] = (e.accuracy ?? 0) * part.size;
+    }
+    this.reduce(sums);
+    const n = Math.max(dataset.size, 1);
+    return { loss: sums[0] / n, accuracy: dataset.labels ? Math.round(sums[1]) / n : undefined, size: dataset.size };
+  }
+
   /** x ← Σ_ranks x (in rank order when deterministic), timing the collective. */
   reduce(x: FloatArray): void {
     const t = hostNow();
-    if (this.deterministic) this.scratch = allreduceSumOrdered(this.collective, x, this.scratch);
+    // The scratch of the ordered sum is kept for the (large, repeated) gradient buffer only.
+    if (this.deterministic && x === this.packed) this.scratch = allreduceSumOrdered(this.collective, x, this.scratch);
+    else if (this.deterministic) allreduceSumOrdered(this.collective, x);
     else this.collective.allreduceSum(x);
     this.commSeconds += (hostNow() - t) / 1000;
     this.reductions++;
@@ -105,4 +150,43 @@ export class DataParallel {
   broadcast(...arrays: FloatArray[]): void {
     for (const a of arrays) if (a.length > 0) this.collective.broadcast(a, 0);
   }
+}
+
+/**
+ * The Gram-Gauss-Newton training step without line search (`--optimizer ggn --distributed`) with
+ * the Gram matrix split by rows across the ranks ({@link distributedGgnDirection}): the global
+ * batch of each step is shared out, so the batch of a GGN step can grow with the number of
+ * machines. Shares `base`'s state (damping λ, step count) and counters, so checkpoints and run
+ * records read as for the one-process stepper; ‖∇F‖ comes from the data-parallel gradient.
+ */
+export function distributedGgnStepper(dp: DataParallel, base: SecondOrderCustomStepper, stepSize: number): SecondOrderCustomStepper {
+  let grad: FloatArray | null = null;
+  let last: SecondOrderStepResult | null = null;
+  return {
+    name: base.name,
+    stepper: base.stepper,
+    state: base.state,
+    counters: base.counters,
+    get last() {
+      return last;
+    },
+    step(chain: Chain, objective: Objective, w: FloatArray, batch: Batch) {
+      if (grad?.length !== chain.paramSize) grad = allocate(chain.dtype, chain.paramSize);
+      const vg = dp.valueAndGradient(chain, objective, w, batch, { grad, training: true });
+      const gradNorm = norm2Of(chain.backend, grad.length, grad);
+      base.state.steps++;
+      const r = distributedGgnDirection(dp.collective, chain, objective, w, batch, {
+        damping: base.state.damping,
+        stepSize,
+        deterministic: dp.deterministic,
+      });
+      dp.commSeconds += r.timings.communication;
+      for (let i = 0; i < w.length; i++) w[i] += r.direction[i];
+      base.counters.tries++;
+      last = { value: r.value, newValue: Number.NaN, damping: base.state.damping, accepted: true, tries: 1 };
+      return { value: r.value, loss: vg.loss, gradNorm };
+    },
+    saveState: base.saveState,
+    restoreState: base.restoreState,
+  };
 }

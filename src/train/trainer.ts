@@ -411,6 +411,11 @@ export class Trainer {
 
   /** Loss and accuracy on a data set, with the evaluation parameters (or the given ones, e.g. {@link Trainer.finalParams}). */
   evaluate(dataset: Dataset, params: FloatArray = this.evaluationParams()): Evaluation {
+    // --- data parallel: each rank evaluates its share, the sums are all-reduced ---
+    const dp = this.options.dataParallel;
+    if (dp)
+      return dp.evaluate(this.chain, this.options.objective, params, dataset, { state: this.state, batchSize: this.options.evalBatchSize });
+    // --- end data parallel ---
     let loader = this.evalLoaders.get(dataset);
     if (!loader) {
       loader = new BatchLoader(dataset, { batchSize: this.options.evalBatchSize ?? 1000, dtype: this.chain.dtype });

@@ -1,12 +1,15 @@
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Chain } from "../../chain/chain.js";
 import type { Collective } from "../../core/collective.js";
 import type { FloatArray } from "../../core/dtype.js";
-import { DataParallel } from "../../train/data-parallel.js";
+import { DataParallel, distributedGgnStepper } from "../../train/data-parallel.js";
+import type { SecondOrderCustomStepper } from "../../train/second-order.js";
 import type { TrainerOptions } from "../../train/trainer.js";
 import { writeJsonAtomic } from "../atomic.js";
 import type { RunDirectory } from "../run-dir.js";
+import type { TrainConfig } from "../train-job.js";
 
 /** How `chainopt train --distributed` runs: the job's communicator and the reduction mode. */
 export interface DistributedTraining {
@@ -34,12 +37,21 @@ export class DistributedJob {
   readonly dataParallel: DataParallel;
   private scratch: string | null = null;
 
-  constructor(d: DistributedTraining, options: { resumeDir: string | null; optimizer: string; secondOrder: boolean }) {
-    if (options.secondOrder) {
+  private readonly secondOrder: SecondOrderCustomStepper | null;
+  private readonly stepSize: number;
+
+  constructor(
+    d: DistributedTraining,
+    options: { resumeDir: string | null; config: TrainConfig; secondOrder: SecondOrderCustomStepper | null },
+  ) {
+    const { config, secondOrder } = options;
+    if (secondOrder && (config.optimizer !== "ggn" || config.lineSearch === true)) {
       throw new Error(
-        `--distributed: --optimizer ${options.optimizer} is a second-order method; data-parallel training supports the first-order optimizers (the row-split Gram matrix of Gauss-Newton is src/second-order/distributed.ts)`,
+        `--distributed: --optimizer ${config.optimizer}${config.lineSearch ? " --line-search" : ""} is not data-parallel; of the second-order methods, --optimizer ggn (without line search) is, with its Gram matrix split by rows across the ranks`,
       );
     }
+    this.secondOrder = secondOrder;
+    this.stepSize = config.lr;
     this.collective = d.collective;
     let deterministic = d.deterministic ?? false;
     if (options.resumeDir !== null) {
@@ -57,9 +69,13 @@ export class DistributedJob {
     this.dataParallel = new DataParallel(d.collective, { deterministic });
   }
 
-  /** Adds the data-parallel hook to the trainer's options. */
-  attach(options: TrainerOptions): void {
+  /** Adds the data-parallel hook to the trainer's options (and the row-split GGN step for `--optimizer ggn`). */
+  attach(options: TrainerOptions, chain: Chain): void {
     options.dataParallel = this.dataParallel;
+    if (this.secondOrder) {
+      if (chain.stateSize > 0) throw new Error("--distributed --optimizer ggn: chains with batch normalization are not supported");
+      options.stepper = distributedGgnStepper(this.dataParallel, this.secondOrder, this.stepSize);
+    }
   }
 
   /**
