@@ -2,11 +2,30 @@
   "targets": [
     {
       "target_name": "chainopt_blas",
-      "sources": ["src/chainopt_blas.cc"],
-      "cflags_cc": ["-O2", "-std=c++17", "<!@(node src/openblas-flags.mjs cflags)"],
-      "libraries": ["<!@(node src/openblas-flags.mjs libs)"],
+      "sources": ["src/chainopt_blas.cc", "src/chainopt_kernels.cc", "src/chainopt_dnn.cc"],
+      "cflags_cc": [
+        "-O2",
+        "-std=c++17",
+        "-fopenmp",
+        "-ffp-contract=off",
+        "-fno-math-errno",
+        "-ftree-vectorize",
+        "<!@(node src/openblas-flags.mjs cflags)",
+        "<!@(node src/dnnl-flags.mjs cflags)"
+      ],
+      "cflags_cc!": ["-fno-exceptions"],
+      "libraries": ["<!@(node src/openblas-flags.mjs libs)", "<!@(node src/dnnl-flags.mjs libs)", "-fopenmp"],
       "xcode_settings": {
-        "OTHER_CPLUSPLUSFLAGS": ["-O2", "-std=c++17", "<!@(node src/openblas-flags.mjs cflags)"]
+        "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
+        "OTHER_CPLUSPLUSFLAGS": [
+          "-O2",
+          "-std=c++17",
+          "-ffp-contract=off",
+          "-fno-math-errno",
+          "-ftree-vectorize",
+          "<!@(node src/openblas-flags.mjs cflags)",
+          "<!@(node src/dnnl-flags.mjs cflags)"
+        ]
       }
     }
   ]

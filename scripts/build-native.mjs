@@ -92,7 +92,7 @@ function nodeDirArgs() {
 function probe() {
   const check = run(process.execPath, [
     "-e",
-    `const b = require(${JSON.stringify(addon)}); console.log(b.getConfig() + " (core " + b.getCorename() + ", " + b.getNumThreads() + " threads)")`,
+    `const b = require(${JSON.stringify(addon)}); console.log(b.getConfig() + " (core " + b.getCorename() + ", " + b.getNumThreads() + " threads)" + (b.dnnlVersion ? "; oneDNN " + b.dnnlVersion : "; without oneDNN"))`,
   ]);
   return check.status === 0 ? { ok: true, line: check.stdout.trim() } : { ok: false, line: tail(check.stderr ?? "") };
 }
@@ -101,7 +101,15 @@ function probe() {
 function upToDate() {
   if (!existsSync(addon)) return false;
   const built = statSync(addon).mtimeMs;
-  const sources = ["binding.gyp", "src/chainopt_blas.cc", "src/openblas-flags.mjs"].map((f) => join(nativeDir, f));
+  const sources = [
+    "binding.gyp",
+    "src/chainopt_blas.cc",
+    "src/chainopt_kernels.cc",
+    "src/chainopt_dnn.cc",
+    "src/chainopt_dnn.h",
+    "src/openblas-flags.mjs",
+    "src/dnnl-flags.mjs",
+  ].map((f) => join(nativeDir, f));
   return sources.every((f) => !existsSync(f) || statSync(f).mtimeMs <= built);
 }
 
@@ -123,6 +131,15 @@ if (!force && upToDate()) {
 if (!existsSync(join(nativeDir, "binding.gyp"))) fail(`native sources not found in ${nativeDir}.`);
 const found = findOpenBlas();
 if (!found) fail("OpenBLAS not found (pkg-config openblas fails, no cblas.h): the native BLAS backend was not built.");
+
+// oneDNN is optional (convolution and pooling primitives): say once whether it is used and how to get it.
+const dnnl = spawnSync(process.execPath, [join(nativeDir, "src", "dnnl-flags.mjs"), "found"], { encoding: "utf8" }).stdout?.trim() ?? "";
+if (dnnl.startsWith("oneDNN")) say(`using ${dnnl} for convolution and pooling`);
+else
+  say(
+    `building without oneDNN (${dnnl.replace(/^no: /, "")}): convolutions use im2col + OpenBLAS. ` +
+      "For oneDNN's kernels: sudo apt-get install -y libdnnl-dev, then `npx chainopt build-native`.",
+  );
 
 const gyp = findNodeGyp();
 const gypArgs = [...gyp.slice(1), "rebuild", ...nodeDirArgs()];

@@ -6,11 +6,12 @@
 #   scripts/setup.sh native       only the named steps (any of: system browser npm build native)
 #   CHAINOPT_NO_APT=1             never call apt-get (the system step only reports what is missing)
 #   CHAINOPT_SKIP_NATIVE=1        do not build the native addon (chainopt then uses its portable backend)
+#   CHAINOPT_SKIP_MPI=1           do not build the MPI addon (`train --distributed` then unavailable)
 #
 # Adding a step: write a function `step_<name>` below and add <name> to STEPS (in order).
 set -euo pipefail
 
-STEPS=(system browser npm build native)
+STEPS=(system onednn browser npm build native mpi)
 
 cd "$(dirname "$0")/.."
 
@@ -34,6 +35,10 @@ step_system() {
   have g++ || missing+=(g++)
   have make || missing+=(make)
   have python3 || missing+=(python3)
+  # --- mpi (docs/distributed.md): Open MPI for the optional data-parallel addon; never fatal ---
+  { have mpicc || have mpicc.openmpi || pkg-config --exists ompi 2>/dev/null; } || missing+=(libopenmpi-dev)
+  { have mpirun || have mpirun.openmpi; } || missing+=(openmpi-bin)
+  # --- end mpi ---
   [ "${#missing[@]}" -eq 0 ] && return 0
   if [ "$(id -u)" -eq 0 ] && is_debian_like && [ -z "${CHAINOPT_NO_APT:-}" ]; then
     log "installing ${missing[*]} with apt-get ..."
@@ -49,6 +54,26 @@ step_system() {
     log "  until then chainopt uses its portable TypeScript backend"
   fi
 }
+
+# --- step onednn (docs/performance.md) ----------------------------------------------------------
+# oneDNN 2.x (Debian/Ubuntu `libdnnl-dev`) for the native addon's float32 convolution and pooling.
+# Optional and never fatal: without it the addon is built with im2col + OpenBLAS convolutions.
+step_onednn() {
+  [ -f /usr/include/oneapi/dnnl/dnnl.hpp ] && return 0
+  [ -n "${CHAINOPT_NO_DNNL:-}" ] && return 0
+  if [ "$(id -u)" -eq 0 ] && is_debian_like && [ -z "${CHAINOPT_NO_APT:-}" ]; then
+    log "installing libdnnl-dev with apt-get (oneDNN convolution and pooling kernels) ..."
+    if DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libdnnl-dev >/dev/null; then
+      log "installed libdnnl-dev"
+    else
+      log "apt-get install libdnnl-dev failed: convolutions will use im2col + OpenBLAS"
+    fi
+  else
+    log "oneDNN missing: convolutions use im2col + OpenBLAS (for oneDNN: sudo apt-get install -y libdnnl-dev, then npm run build:native)"
+  fi
+}
+# --- end step onednn ----------------------------------------------------------------------------
 
 # --- step browser (issue 8: report-browser test) ------------------------------------------------
 # Debian's `chromium` for test/report-browser.test.ts (driven by the npm devDependency
@@ -98,6 +123,16 @@ step_native() {
     log "native BLAS backend not available: chainopt will use its portable backend (see the messages above)"
   fi
 }
+
+# --- step mpi (docs/distributed.md) -------------------------------------------------------------
+# The optional MPI addon for `chainopt train --distributed`; never fatal (everything else works
+# without it). Skipped when up to date, or with CHAINOPT_SKIP_MPI=1.
+step_mpi() {
+  [ -n "${CHAINOPT_SKIP_MPI:-}" ] && return 0
+  node scripts/build-mpi.mjs --quiet || true
+  [ -f native-mpi/build/Release/chainopt_mpi.node ] || log "MPI addon not available: chainopt train --distributed is unavailable (see the messages above)"
+}
+# --- end step mpi --------------------------------------------------------------------------------
 
 step_data() { bash scripts/setup-data.sh ${CHAINOPT_CIFAR10:+--cifar10}; } # optional, not in STEPS: `scripts/setup.sh data` (sklearn CSVs, Fashion-MNIST; CIFAR-10 with CHAINOPT_CIFAR10=1)
 

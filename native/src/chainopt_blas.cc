@@ -17,6 +17,8 @@
 
 #include <cblas.h>
 
+#include "chainopt_dnn.h"
+
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -510,6 +512,7 @@ napi_value SetNumThreads(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   openblas_set_num_threads(static_cast<int>(n));
+  SetOmpThreads(static_cast<int>(n));  // oneDNN and the element-wise kernels (docs/performance.md)
   return nullptr;
 }
 
@@ -556,6 +559,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"openblasVersion", nullptr, nullptr, nullptr, nullptr, Str(env, OPENBLAS_VERSION), napi_enumerable, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  RegisterKernels(env, exports);
+  RegisterDnn(env, exports);
   return exports;
 }
 

@@ -1,4 +1,5 @@
 import type { LayerSpecOf } from "../chain/spec.js";
+import type { DnnPrimitives, PoolWindowGeometry } from "../core/backend.js";
 import type { DType, FloatArray } from "../core/dtype.js";
 import type { Component, ComponentContext, LayerIO } from "./component.js";
 import { Pool2d } from "./pool2d.js";
@@ -37,12 +38,31 @@ export class AvgPool2d extends Pool2d<LayerSpecOf<"avgPool2d">> implements Compo
     return null;
   }
 
+  /** The pooling's geometry on a batch, for the backend's primitives. */
+  windowGeometry(batch: number): PoolWindowGeometry {
+    return { batch, ...this.geometry };
+  }
+
+  /** The backend's oneDNN primitives when this call runs on them (float32, supported geometry). */
+  private dnnFor(ctx: ComponentContext, x: FloatArray): DnnPrimitives | null {
+    const dnn = ctx.backend.dnn;
+    return dnn && x instanceof Float32Array && dnn.supportsPool(this.windowGeometry(ctx.batch)) ? dnn : null;
+  }
+
   forward(ctx: ComponentContext, io: LayerIO<null>): void {
-    this.apply(ctx.batch, io.x, io.y);
+    const dnn = this.dnnFor(ctx, io.x);
+    // oneDNN's pooling_avg_include_padding is this map (divisor kh·kw, padding counted as zeros).
+    if (dnn) dnn.poolForward(this.windowGeometry(ctx.batch), false, io.x as Float32Array, io.y as Float32Array, null);
+    else this.apply(ctx.batch, io.x, io.y);
   }
 
   backward(ctx: ComponentContext, _io: LayerIO<null>, dy: FloatArray, dx: FloatArray | null): void {
     if (!dx) return;
+    const dnn = this.dnnFor(ctx, dy);
+    if (dnn) {
+      dnn.poolBackward(this.windowGeometry(ctx.batch), false, dy as Float32Array, dx as Float32Array, null);
+      return;
+    }
     const { h, w, kh, kw, sh, sw, ph, pw, oh: OH, ow: OW } = this.geometry;
     const planes = ctx.batch * this.geometry.c;
     const plane = h * w;

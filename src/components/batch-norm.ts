@@ -288,6 +288,130 @@ export class BatchNorm implements Component<BatchNormTape> {
     } else dy.fill(0, 0, N * this.outputSize);
   }
 
+  /**
+   * Second-order backward (Component.backwardTangent): the directional derivative of
+   * {@link BatchNorm.backward} along the input direction t = dx, the parameter direction (γ̇, β̇)
+   * and the slope direction ddy. Derivation (per channel, m entries, s = 1/√(σ² + ε), g = γ dy,
+   * means over the channel's m entries; the formulas of the class comment differentiated once more):
+   * - ṡ = −s³ σ̇²/2 with σ̇² = (2/m) Σ (x − μ) t = (2/s) mean(x̂ t), so ṡ/s = −s mean(x̂ t);
+   * - the tangent of x̂ is x̂̇ = s (t − mean(t) − x̂ mean(x̂ t)) (the JVP without γ);
+   * - ġ = γ ddy + γ̇ dy;
+   * - backward is dx = s (g − mean(g) − x̂ mean(x̂ g)), so
+   *   ddx = (ṡ/s) dx + s (ġ − mean(ġ) − x̂̇ mean(x̂ g) − x̂ mean(x̂̇ g + x̂ ġ));
+   * - dγ = Σ dy x̂ and dβ = Σ dy, so ddγ = Σ (ddy x̂ + dy x̂̇) and ddβ = Σ ddy.
+   * Evaluation mode (running statistics, an affine map of x): x̂̇ = s t and ddx = s ġ.
+   */
+  backwardTangent(
+    ctx: ComponentContext,
+    io: LayerIO<BatchNormTape>,
+    dy: FloatArray,
+    ddy: FloatArray,
+    dx: FloatArray | null,
+    dparams: FloatArray | null,
+    ddx: FloatArray | null,
+    ddparams: FloatArray | null,
+  ): void {
+    const { params, tape } = io;
+    const { xhat, invStd } = tape;
+    const C = this.channels;
+    const S = this.spatial;
+    const N = ctx.batch;
+    const m = N * S;
+    const affine = this.spec.affine;
+    const training = ctx.training;
+    const dp = affine ? dparams : null;
+    // Per-channel means: mean(t), mean(x̂ t), mean(g), mean(x̂ g), then mean(ġ), mean(x̂̇ g + x̂ ġ).
+    const mt = new Float64Array(C);
+    const mxt = new Float64Array(C);
+    const mg = new Float64Array(C);
+    const mxg = new Float64Array(C);
+    const mgd = new Float64Array(C);
+    const mmix = new Float64Array(C);
+    const gam = (c: number): number => (affine ? params[c] : 1);
+    if (training) {
+      for (let n = 0; n < N; n++)
+        for (let c = 0; c < C; c++) {
+          const o = (n * C + c) * S;
+          const gc = gam(c);
+          for (let p = 0; p < S; p++) {
+            const xh = xhat[o + p];
+            const g = gc * dy[o + p];
+            mg[c] += g;
+            mxg[c] += xh * g;
+            if (dx) {
+              mt[c] += dx[o + p];
+              mxt[c] += xh * dx[o + p];
+            }
+          }
+        }
+      for (let c = 0; c < C; c++) {
+        mt[c] /= m;
+        mxt[c] /= m;
+        mg[c] /= m;
+        mxg[c] /= m;
+      }
+    }
+    // x̂̇ at entry (o + p) of channel c.
+    const xhatDot = (c: number, i: number): number => {
+      if (!dx) return 0;
+      return training ? invStd[c] * (dx[i] - mt[c] - xhat[i] * mxt[c]) : invStd[c] * dx[i];
+    };
+    const gDot = (c: number, i: number): number => gam(c) * ddy[i] + (dp ? dp[c] * dy[i] : 0);
+    if (ddparams && affine) {
+      ddparams.fill(0, 0, 2 * C);
+      for (let n = 0; n < N; n++)
+        for (let c = 0; c < C; c++) {
+          const o = (n * C + c) * S;
+          let a = 0;
+          let b = 0;
+          for (let p = 0; p < S; p++) {
+            const i = o + p;
+            a += ddy[i] * xhat[i] + dy[i] * xhatDot(c, i);
+            b += ddy[i];
+          }
+          ddparams[c] += a;
+          ddparams[C + c] += b;
+        }
+    }
+    if (!ddx) return;
+    if (!training) {
+      for (let n = 0; n < N; n++)
+        for (let c = 0; c < C; c++) {
+          const o = (n * C + c) * S;
+          for (let p = 0; p < S; p++) ddx[o + p] = invStd[c] * gDot(c, o + p);
+        }
+      return;
+    }
+    for (let n = 0; n < N; n++)
+      for (let c = 0; c < C; c++) {
+        const o = (n * C + c) * S;
+        const gc = gam(c);
+        for (let p = 0; p < S; p++) {
+          const i = o + p;
+          const gd = gDot(c, i);
+          mgd[c] += gd;
+          mmix[c] += xhatDot(c, i) * gc * dy[i] + xhat[i] * gd;
+        }
+      }
+    for (let c = 0; c < C; c++) {
+      mgd[c] /= m;
+      mmix[c] /= m;
+    }
+    for (let n = 0; n < N; n++)
+      for (let c = 0; c < C; c++) {
+        const o = (n * C + c) * S;
+        const s = invStd[c];
+        const gc = gam(c);
+        const sdot = dx ? -s * mxt[c] : 0;
+        for (let p = 0; p < S; p++) {
+          const i = o + p;
+          const xh = xhat[i];
+          const first = s * (gc * dy[i] - mg[c] - xh * mxg[c]);
+          ddx[i] = sdot * first + s * (gDot(c, i) - mgd[c] - xhatDot(c, i) * mxg[c] - xh * mmix[c]);
+        }
+      }
+  }
+
   /** s1[c] = Σ v, s2[c] = Σ v ⊙ x̂ over the entries of channel c. */
   private channelSums(N: number, v: FloatArray, xhat: FloatArray, s1: Float64Array, s2: Float64Array): void {
     const C = this.channels;

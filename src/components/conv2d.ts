@@ -1,4 +1,5 @@
 import type { LayerSpecOf } from "../chain/spec.js";
+import type { ConvGeometry, DnnPrimitives } from "../core/backend.js";
 import { allocate, type DType, type FloatArray } from "../core/dtype.js";
 import { rowSums } from "../core/kernels.js";
 import type { Rng } from "../core/rng.js";
@@ -253,6 +254,21 @@ export class Conv2d implements Component<Conv2dTape> {
     };
   }
 
+  /** The convolution's geometry on a batch, for the backend's primitives. */
+  geometry(batch: number): ConvGeometry {
+    const { inC, inH, inW, outC, outH, outW, kh, kw, sh, sw, ph, pw } = this;
+    return { batch, inC, inH, inW, outC, outH, outW, kh, kw, sh, sw, ph, pw };
+  }
+
+  /**
+   * The backend's oneDNN primitives when this call runs on them: float32 data, a backend that has
+   * them, a geometry they support. The same answer for forward, backward and jvp of one call.
+   */
+  private dnnFor(ctx: ComponentContext, x: FloatArray): DnnPrimitives | null {
+    const dnn = ctx.backend.dnn;
+    return dnn && x instanceof Float32Array && dnn.supportsConv(this.geometry(ctx.batch)) ? dnn : null;
+  }
+
   forward(ctx: ComponentContext, io: LayerIO<Conv2dTape>): void {
     const { x, y, params, tape } = io;
     const batch = ctx.batch;
@@ -261,6 +277,18 @@ export class Conv2d implements Component<Conv2dTape> {
     const P = this.outPixels;
     const nw = F * K;
     const bias = this.spec.bias ? params.subarray(nw, nw + F) : null;
+    const dnn = this.dnnFor(ctx, x);
+    if (dnn) {
+      // oneDNN's convolution_forward on the NCHW batch (same formula, float32; see DnnPrimitives).
+      dnn.convForward(
+        this.geometry(batch),
+        x as Float32Array,
+        params.subarray(0, nw) as Float32Array,
+        bias as Float32Array | null,
+        y as Float32Array,
+      );
+      return;
+    }
     const ci = this.channelInner && tape.permuted ? tape.permuted : null;
     if (ci) this.permuteKernel(params, ci, false);
     const weights = ci ?? params;
@@ -287,6 +315,17 @@ export class Conv2d implements Component<Conv2dTape> {
     const F = this.outC;
     const P = this.outPixels;
     const nw = F * K;
+    const dnn = this.dnnFor(ctx, x);
+    if (dnn) {
+      // oneDNN's backward-weights (dW = G X_colᵀ, db = G 1) and backward-data (dx = col2im(Wᵀ G)) primitives.
+      const g = this.geometry(batch);
+      if (dparams) {
+        const db = this.spec.bias ? (dparams.subarray(nw, nw + F) as Float32Array) : null;
+        dnn.convBackwardWeights(g, x as Float32Array, dy as Float32Array, dparams.subarray(0, nw) as Float32Array, db);
+      }
+      if (dx) dnn.convBackwardData(g, dy as Float32Array, params.subarray(0, nw) as Float32Array, dx as Float32Array);
+      return;
+    }
     // The columns of the forward pass are still in tape.cols only when the whole batch was one chunk.
     const single = tape.chunk >= batch;
     // dx as a convolution of the slope (see Conv2d.transposed), or by col2im.
@@ -353,8 +392,9 @@ export class Conv2d implements Component<Conv2dTape> {
     const F = this.outC;
     const P = this.outPixels;
     const nw = F * K;
-    // tape.cols holds forward's columns (in the standard order) only for one chunk without channelInner.
-    const single = tape.chunk >= batch && !this.channelInner;
+    // tape.cols holds forward's columns (in the standard order) only for one chunk without
+    // channelInner, and when forward did not run on oneDNN.
+    const single = tape.chunk >= batch && !this.channelInner && !this.dnnFor(ctx, x);
     const dbias = dparams && this.spec.bias ? dparams.subarray(nw, nw + F) : null;
     for (let n0 = 0; n0 < batch; n0 += tape.chunk) {
       const nb = Math.min(tape.chunk, batch - n0);
@@ -375,6 +415,63 @@ export class Conv2d implements Component<Conv2dTape> {
         }
         if (dparams) ctx.backend.gemm(false, false, F, P, K, 1, dparams, K, columnBlock(tape.cols, nn, P), ld, beta, t, P);
       }
+    }
+  }
+
+  /**
+   * Second-order backward of the bi-affine convolution (Component.backwardTangent). Backward is
+   * (dW, db, ∂X_col) = (G X_colᵀ, G 1, Wᵀ G) for the slope G, bilinear in (G, W) and (G, X_col),
+   * so its derivative along the input direction dx (columns Ẋ_col = im2col(dx)), the parameter
+   * direction (Ẇ, ḃ) and the slope direction Ġ (ddy) has only the bilinear cross terms (the
+   * second derivatives of a bi-affine map, seed 002 Sec. 2.3; as for the dense layer):
+   *   ddW = Ġ X_colᵀ + G Ẋ_colᵀ,   ddb = Ġ 1,   ddx = col2im(Wᵀ Ġ + Ẇᵀ G).
+   * The bias direction ḃ enters no second derivative. Computed in the standard (c, i, j) column
+   * order with buffers of its own (the tape's columns are left as forward/backward expect them).
+   */
+  backwardTangent(
+    ctx: ComponentContext,
+    io: LayerIO<Conv2dTape>,
+    dy: FloatArray,
+    ddy: FloatArray,
+    dx: FloatArray | null,
+    dparams: FloatArray | null,
+    ddx: FloatArray | null,
+    ddparams: FloatArray | null,
+  ): void {
+    if (!ddx && !ddparams) return;
+    const { x, params, tape } = io;
+    const batch = ctx.batch;
+    const K = this.patchSize;
+    const F = this.outC;
+    const P = this.outPixels;
+    const nw = F * K;
+    const dtype: DType = x instanceof Float32Array ? "float32" : "float64";
+    const size = K * P * tape.chunk;
+    const cols = allocate(dtype, size);
+    const tcols = ddparams && dx ? allocate(dtype, size) : null;
+    const gcols = ddx ? allocate(dtype, size) : null;
+    for (let n0 = 0; n0 < batch; n0 += tape.chunk) {
+      const nb = Math.min(tape.chunk, batch - n0);
+      const ld = nb * P;
+      if (ddparams) this.im2col(x, n0, nb, cols);
+      if (tcols && dx) this.im2col(dx, n0, nb, tcols);
+      for (let nn = 0; nn < nb; nn++) {
+        const n = n0 + nn;
+        const g = dy.subarray(n * F * P, (n + 1) * F * P);
+        const gd = ddy.subarray(n * F * P, (n + 1) * F * P);
+        if (ddparams) {
+          const beta = n === 0 ? 0 : 1;
+          ctx.backend.gemm(false, true, F, K, P, 1, gd, P, columnBlock(cols, nn, P), ld, beta, ddparams, K);
+          if (tcols) ctx.backend.gemm(false, true, F, K, P, 1, g, P, columnBlock(tcols, nn, P), ld, 1, ddparams, K);
+          if (this.spec.bias) rowSums(ctx.backend, F, P, gd, P, beta, ddparams.subarray(nw, nw + F));
+        }
+        if (gcols) {
+          const block = columnBlock(gcols, nn, P);
+          ctx.backend.gemm(true, false, K, P, F, 1, params, K, gd, P, 0, block, ld);
+          if (dparams) ctx.backend.gemm(true, false, K, P, F, 1, dparams, K, g, P, 1, block, ld);
+        }
+      }
+      if (ddx && gcols) this.col2im(gcols, n0, nb, ddx);
     }
   }
 

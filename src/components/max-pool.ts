@@ -1,4 +1,5 @@
 import type { LayerSpecOf } from "../chain/spec.js";
+import type { DnnPrimitives, PoolWindowGeometry } from "../core/backend.js";
 import type { DType, FloatArray } from "../core/dtype.js";
 import type { Component, ComponentContext, LayerIO } from "./component.js";
 import { Pool2d } from "./pool2d.js";
@@ -8,6 +9,11 @@ import type { InputBounds, NonlinearConstants, SmoothingRule } from "./smoothnes
 export interface MaxPoolTape {
   /** For each output entry, the index (into the batch's input array) of the maximum of its window. */
   readonly argmax: Int32Array;
+  /**
+   * When the last forward ran on oneDNN: its workspace (the selected window offsets, read by
+   * oneDNN's backward), and `argmax` is stale until {@link MaxPool2d} recomputes it for a JVP.
+   */
+  dnn: { workspace: Uint8Array; argmaxStale: boolean } | null;
 }
 
 /**
@@ -69,14 +75,42 @@ export class MaxPool2d extends Pool2d<LayerSpecOf<"maxPool2d">> implements Compo
 
   createTape(batch: number, _dtype: DType): MaxPoolTape {
     if (batch * this.inputSize > 0x7fffffff) throw new Error("maxPool2d: batch too large for 32-bit argmax indices");
-    return { argmax: new Int32Array(batch * this.outputSize) };
+    return { argmax: new Int32Array(batch * this.outputSize), dnn: null };
+  }
+
+  /** The pooling's geometry on a batch, for the backend's primitives. */
+  windowGeometry(batch: number): PoolWindowGeometry {
+    return { batch, ...this.geometry };
+  }
+
+  /** The backend's oneDNN primitives when this call runs on them (float32, supported geometry). */
+  private dnnFor(ctx: ComponentContext, x: FloatArray): DnnPrimitives | null {
+    const dnn = ctx.backend.dnn;
+    return dnn && x instanceof Float32Array && dnn.supportsPool(this.windowGeometry(ctx.batch)) ? dnn : null;
   }
 
   forward(ctx: ComponentContext, io: LayerIO<MaxPoolTape>): void {
     const { x, y } = io;
-    const argmax = io.tape.argmax;
+    const dnn = this.dnnFor(ctx, x);
+    if (dnn) {
+      // oneDNN's pooling_forward (max; its ties and NaNs: see docs/performance.md), keeping the
+      // workspace its backward reads. The JVP recomputes the argmax only if it is asked for.
+      const g = this.windowGeometry(ctx.batch);
+      const bytes = dnn.poolWorkspaceBytes(g, true);
+      let ws = io.tape.dnn?.workspace;
+      if (!ws || ws.length < bytes) ws = new Uint8Array(bytes);
+      dnn.poolForward(g, true, x as Float32Array, y as Float32Array, ws);
+      io.tape.dnn = { workspace: ws, argmaxStale: true };
+      return;
+    }
+    io.tape.dnn = null;
+    this.selectMax(ctx.batch, x, y, io.tape.argmax);
+  }
+
+  /** y and argmax by the first-maximum rule (the portable forward). */
+  private selectMax(batch: number, x: FloatArray, y: FloatArray, argmax: Int32Array): void {
     const { h, w, kh, kw, sh, sw, ph, pw, oh: OH, ow: OW } = this.geometry;
-    const planes = ctx.batch * this.geometry.c;
+    const planes = batch * this.geometry.c;
     const plane = h * w;
     if (x instanceof Float32Array && kh === 2 && kw === 2 && sh === 2 && sw === 2 && ph === 0 && pw === 0) {
       forward2x2Float32(x, y, argmax, planes, h, w, OH, OW);
@@ -114,8 +148,25 @@ export class MaxPool2d extends Pool2d<LayerSpecOf<"maxPool2d">> implements Compo
     }
   }
 
+  /** Makes tape.argmax valid after a oneDNN forward (the JVP and the second-order pass read it). */
+  private ensureArgmax(ctx: ComponentContext, io: LayerIO<MaxPoolTape>): void {
+    const d = io.tape.dnn;
+    if (!d?.argmaxStale) return;
+    // Into a scratch output: io.y is left as the forward wrote it.
+    const n = ctx.batch * this.outputSize;
+    this.selectMax(ctx.batch, io.x, io.x instanceof Float32Array ? new Float32Array(n) : new Float64Array(n), io.tape.argmax);
+    d.argmaxStale = false;
+  }
+
   backward(ctx: ComponentContext, io: LayerIO<MaxPoolTape>, dy: FloatArray, dx: FloatArray | null): void {
     if (!dx) return;
+    const d = io.tape.dnn;
+    const dnn = d ? this.dnnFor(ctx, io.x) : null;
+    if (d && dnn) {
+      dnn.poolBackward(this.windowGeometry(ctx.batch), true, dy as Float32Array, dx as Float32Array, d.workspace);
+      return;
+    }
+    this.ensureArgmax(ctx, io);
     const argmax = io.tape.argmax;
     const n = ctx.batch * this.outputSize;
     dx.fill(0, 0, ctx.batch * this.inputSize);
@@ -128,6 +179,7 @@ export class MaxPool2d extends Pool2d<LayerSpecOf<"maxPool2d">> implements Compo
       dy.fill(0, 0, n);
       return;
     }
+    this.ensureArgmax(ctx, io);
     const argmax = io.tape.argmax;
     for (let o = 0; o < n; o++) dy[o] = dx[argmax[o]];
   }

@@ -1,5 +1,6 @@
 import type { LayerSpecOf } from "../chain/spec.js";
 import type { FloatArray } from "../core/dtype.js";
+import type { ComponentContext, LayerIO } from "./component.js";
 import { Elementwise } from "./elementwise.js";
 import { elementwiseConstants, type InputBounds, type NonlinearConstants, type SmoothingRule } from "./smoothness.js";
 
@@ -52,6 +53,26 @@ export class Relu extends Elementwise {
   override secondDerivative(_x: number): number {
     return 0;
   }
+  // On a backend with element-wise kernels (the native one: multi-threaded, same results bit for bit)
+  // the loops below run there; else in TypeScript.
+  override forward(ctx: ComponentContext, io: LayerIO<null>): void {
+    const k = ctx.backend.kernels;
+    if (k) k.reluForward(io.x.length, io.x, io.y);
+    else this.apply(io.x, io.y);
+  }
+
+  override backward(ctx: ComponentContext, io: LayerIO<null>, dy: FloatArray, dx: FloatArray | null): void {
+    const k = ctx.backend.kernels;
+    if (dx && k) k.reluBackward(io.x.length, io.x, dy, dx);
+    else super.backward(ctx, io, dy, dx);
+  }
+
+  override jvp(ctx: ComponentContext, io: LayerIO<null>, dx: FloatArray | null, dparams: FloatArray | null, dy: FloatArray): void {
+    const k = ctx.backend.kernels;
+    if (dx && k) k.reluBackward(io.x.length, io.x, dx, dy);
+    else super.jvp(ctx, io, dx, dparams, dy);
+  }
+
   protected apply(x: FloatArray, y: FloatArray): void {
     if (x instanceof Float32Array && y instanceof Float32Array) {
       // Branch-free on the IEEE bits: the data-dependent branch of `v > 0 ? v : 0` mispredicts on

@@ -66,4 +66,105 @@ export interface Backend {
   symmetricEigen?(a: Float64Array, n: number, vectors: boolean): Float64Array;
   /** Solves A X = B for general square A (n×n) in place of B (n×nrhs); returns false if singular. */
   solve?(a: Float64Array, n: number, b: Float64Array, nrhs: number): boolean;
+  /**
+   * Optional float32 convolution and pooling primitives (the native backend's oneDNN binding).
+   * Components use them when present and their data is float32, else their im2col + GEMM and
+   * scalar loops (float64 always takes those).
+   */
+  readonly dnn?: DnnPrimitives;
+  /**
+   * Optional multi-threaded element-wise kernels (optimizer updates, ReLU). Each computes exactly
+   * what the portable loop it replaces computes (same operations, same roundings), entry by entry.
+   */
+  readonly kernels?: ElementwiseKernels;
+}
+
+/** Geometry of a 2-D convolution on a batch of NCHW samples (weights OIHW), floor-mode output extents. */
+export interface ConvGeometry {
+  readonly batch: number;
+  readonly inC: number;
+  readonly inH: number;
+  readonly inW: number;
+  readonly outC: number;
+  readonly outH: number;
+  readonly outW: number;
+  readonly kh: number;
+  readonly kw: number;
+  readonly sh: number;
+  readonly sw: number;
+  readonly ph: number;
+  readonly pw: number;
+}
+
+/** Geometry of a 2-D pooling on a batch of NCHW samples (window kh×kw, stride, zero/−∞ padding). */
+export interface PoolWindowGeometry {
+  readonly batch: number;
+  readonly c: number;
+  readonly h: number;
+  readonly w: number;
+  readonly oh: number;
+  readonly ow: number;
+  readonly kh: number;
+  readonly kw: number;
+  readonly sh: number;
+  readonly sw: number;
+  readonly ph: number;
+  readonly pw: number;
+}
+
+/**
+ * float32 convolution and pooling primitives on NCHW tensors (oneDNN: convolution_forward,
+ * convolution_backward_data/_weights, pooling_forward/_backward). Outputs are overwritten.
+ */
+export interface DnnPrimitives {
+  /** Library and version, e.g. `oneDNN 2.6.3`. */
+  readonly description: string;
+  /** Whether the geometry is supported (the window must fit the padded input without right-side cropping). */
+  supportsConv(g: ConvGeometry): boolean;
+  supportsPool(g: PoolWindowGeometry): boolean;
+  /** y = conv(x, w) + b (b optional). */
+  convForward(g: ConvGeometry, x: Float32Array, w: Float32Array, b: Float32Array | null, y: Float32Array): void;
+  /** dx = ∂⟨dy, conv(x, w)⟩/∂x. */
+  convBackwardData(g: ConvGeometry, dy: Float32Array, w: Float32Array, dx: Float32Array): void;
+  /** dw, db = ∂⟨dy, conv(x, w) + b⟩/∂(w, b) (db optional). */
+  convBackwardWeights(g: ConvGeometry, x: Float32Array, dy: Float32Array, dw: Float32Array, db: Float32Array | null): void;
+  /** Bytes of the workspace max pooling's forward leaves for its backward (0 for average pooling). */
+  poolWorkspaceBytes(g: PoolWindowGeometry, max: boolean): number;
+  /** Max pooling (padding −∞, workspace written) or average pooling (padding counted as zeros, divisor kh·kw). */
+  poolForward(g: PoolWindowGeometry, max: boolean, x: Float32Array, y: Float32Array, workspace: Uint8Array | null): void;
+  /** dx = Aᵀ dy, the adjoint of the pooling (max pooling: through the forward's workspace). */
+  poolBackward(g: PoolWindowGeometry, max: boolean, dy: Float32Array, dx: Float32Array, workspace: Uint8Array | null): void;
+}
+
+/**
+ * Element-wise kernels over the first n entries (arrays of one precision), each the exact
+ * equivalent of a portable loop: see src/optim/adaptive.ts, src/optim/momentum.ts and
+ * src/components/relu.ts for the formulas.
+ */
+export interface ElementwiseKernels {
+  /** Adam/AMSGrad scaling (scaleByAdam): updates m, v (and vmax) and overwrites u. */
+  adam(
+    n: number,
+    u: FloatArray,
+    m: FloatArray,
+    v: FloatArray,
+    vmax: FloatArray | null,
+    b1: number,
+    c1: number,
+    b2: number,
+    c2: number,
+    bc1: number,
+    bc2Sqrt: number,
+    eps: number,
+  ): void;
+  /** RMSprop scaling (scaleByRms), centered when mu is given. */
+  rms(n: number, u: FloatArray, nu: FloatArray, mu: FloatArray | null, rho: number, one: number, eps: number): void;
+  /** AdaGrad scaling (scaleByRss). */
+  rss(n: number, u: FloatArray, s: FloatArray, eps: number): void;
+  /** Heavy-ball / Nesterov momentum (traceMomentum). */
+  momentum(n: number, u: FloatArray, v: FloatArray, mu: number, keep: number, first: boolean, nesterov: boolean): void;
+  /** y = max(x, 0) (NaN → 0, as the portable kernel). */
+  reluForward(n: number, x: FloatArray, y: FloatArray): void;
+  /** out = x > 0 ? v : 0. */
+  reluBackward(n: number, x: FloatArray, v: FloatArray, out: FloatArray): void;
 }

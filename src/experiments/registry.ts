@@ -1,3 +1,5 @@
+import { adversarialExperiment } from "./adversarial.js"; // docs/adversarial.md
+import { clusteringExperiment } from "./clustering.js";
 import { deepLinearExperiment } from "./deep-linear.js";
 import type { ExperimentDefinition } from "./experiment.js";
 import { ggnExperiment } from "./ggn.js";
@@ -15,6 +17,8 @@ export const EXPERIMENTS: readonly ExperimentDefinition[] = [
   optimizersExperiment,
   smoothingExperiment,
   ggnExperiment,
+  adversarialExperiment, // docs/adversarial.md
+  clusteringExperiment,
 ];
 
 /** Names of the known experiments. */

@@ -10,6 +10,7 @@ export {
   loadNativeBackend,
   NativeBackend,
   type NativeBlasBinding,
+  type NativePaths,
   nativeAddonPath,
   nativeLoadError,
   packageRoot,
@@ -30,10 +31,15 @@ let noticePrinted = false;
 export const NATIVE_HOW_TO =
   "for the fast OpenBLAS backend install OpenBLAS (Debian/Ubuntu: sudo apt-get install libopenblas-dev pkg-config g++), then run `npx chainopt build-native`";
 
+/** How to get oneDNN's convolution and pooling kernels, for messages. */
+export const DNNL_HOW_TO =
+  "for oneDNN's convolution and pooling kernels install oneDNN 2.x (Debian/Ubuntu: sudo apt-get install libdnnl-dev), then run `npx chainopt build-native`";
+
 /**
  * The fastest available backend, to pass to `createChain(spec, { backend })`: the native OpenBLAS
  * backend when its addon is built and loads, the portable TypeScript backend otherwise (then says
- * so once on stderr, with how to get the fast one, unless `quiet`). Nothing is registered
+ * so once on stderr, with how to get the fast one, unless `quiet`; likewise once when the addon was
+ * built without oneDNN). Nothing is registered
  * globally: the chain carries the backend, and every oracle, optimizer update and training loop on
  * that chain uses it. `CHAINOPT_BACKEND=portable` forces the portable backend (for comparisons).
  */
@@ -43,6 +49,12 @@ export function bestBackend(options: BestBackendOptions = {}): Backend {
   const native = forcePortable ? null : loadNativeBackend();
   if (native) {
     if (options.threads !== undefined) native.setThreads(options.threads);
+    // oneDNN notice (docs/performance.md) ------------------------------------------------------
+    if (!options.quiet && !noticePrinted && native.dnnlVersion === null) {
+      noticePrinted = true;
+      process.stderr.write(`chainopt: native backend without oneDNN (float32 convolutions use im2col + OpenBLAS); ${DNNL_HOW_TO}.\n`);
+    }
+    // end oneDNN notice -------------------------------------------------------------------------
     return native;
   }
   if (choice === "openblas") {
@@ -75,6 +87,7 @@ export function backendFromEnv(env: NodeJS.ProcessEnv = process.env): (typeof BA
 export * from "./atomic.js";
 export * from "./checkpoint.js";
 export * from "./datasets.js";
+export * from "./fit-run.js";
 export * from "./idx.js";
 export * from "./report.js";
 export * from "./run-dir.js";

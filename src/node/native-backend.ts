@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Backend } from "../core/backend.js";
+import type { Backend, ConvGeometry, DnnPrimitives, ElementwiseKernels, PoolWindowGeometry } from "../core/backend.js";
 import type { FloatArray } from "../core/dtype.js";
 
 /** The functions of the N-API addon `native/src/chainopt_blas.cc` (see the comments there). */
@@ -86,6 +86,76 @@ export interface NativeBlasBinding {
   getParallel(): number;
   getConfig(): string;
   getCorename(): string;
+  // Element-wise kernels (native/src/chainopt_kernels.cc; absent from older addons).
+  adamUpdate?: ElementwiseKernels["adam"];
+  rmsUpdate?: ElementwiseKernels["rms"];
+  rssUpdate?: ElementwiseKernels["rss"];
+  momentumUpdate?: ElementwiseKernels["momentum"];
+  reluForward?: ElementwiseKernels["reluForward"];
+  reluBackward?: ElementwiseKernels["reluBackward"];
+  getOmpThreads?(): number;
+  // oneDNN (native/src/chainopt_dnn.cc): present only when the addon was built with oneDNN.
+  readonly dnnlVersion?: string;
+  dnnConvForward?(g: Int32Array, x: Float32Array, w: Float32Array, b: Float32Array | null, y: Float32Array): void;
+  dnnConvBackwardData?(g: Int32Array, dy: Float32Array, w: Float32Array, dx: Float32Array): void;
+  dnnConvBackwardWeights?(g: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array, db: Float32Array | null): void;
+  dnnPoolWorkspaceBytes?(g: Int32Array, max: boolean): number;
+  dnnPoolForward?(g: Int32Array, max: boolean, x: Float32Array, y: Float32Array, ws: Uint8Array | null): void;
+  dnnPoolBackward?(g: Int32Array, max: boolean, dy: Float32Array, dx: Float32Array, ws: Uint8Array | null): void;
+  /** The implementation oneDNN chose for a convolution (0 forward, 1 backward-data, 2 backward-weights), e.g. `jit:avx2`. */
+  dnnConvImpl?(g: Int32Array, which: number): string;
+}
+
+/** Which optional native paths a {@link NativeBackend} uses (both default to "when the addon has them"). */
+export interface NativePaths {
+  /** oneDNN convolution and pooling (float32). */
+  dnn?: boolean;
+  /** Multi-threaded element-wise kernels (optimizer updates, ReLU). */
+  kernels?: boolean;
+}
+
+/** `[N, C, H, W, F, OH, OW, KH, KW, SH, SW, PH, PW]`, the addon's convolution geometry. */
+export function convGeometryArray(g: ConvGeometry): Int32Array {
+  return Int32Array.of(g.batch, g.inC, g.inH, g.inW, g.outC, g.outH, g.outW, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw);
+}
+
+/** `[N, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW]`, the addon's pooling geometry. */
+export function poolGeometryArray(g: PoolWindowGeometry): Int32Array {
+  return Int32Array.of(g.batch, g.c, g.h, g.w, g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw);
+}
+
+/**
+ * oneDNN requires the last window to end exactly at the padded border: right padding
+ * (out − 1)·stride + kernel − in − pad ≥ 0. It is negative when floor mode drops input rows
+ * (e.g. a 2-wide window, stride 2, on 5 rows): those geometries stay on the portable kernels.
+ */
+function rightPaddingOk(input: number, output: number, kernel: number, stride: number, pad: number): boolean {
+  return (output - 1) * stride + kernel - input - pad >= 0;
+}
+
+/** The oneDNN primitives of an addon built with oneDNN. */
+function dnnPrimitives(b: NativeBlasBinding): DnnPrimitives | undefined {
+  const { dnnConvForward, dnnConvBackwardData, dnnConvBackwardWeights, dnnPoolWorkspaceBytes, dnnPoolForward, dnnPoolBackward } = b;
+  if (!b.dnnlVersion || !dnnConvForward || !dnnConvBackwardData || !dnnConvBackwardWeights) return undefined;
+  if (!dnnPoolWorkspaceBytes || !dnnPoolForward || !dnnPoolBackward) return undefined;
+  return {
+    description: `oneDNN ${b.dnnlVersion}`,
+    supportsConv: (g) => g.batch > 0 && rightPaddingOk(g.inH, g.outH, g.kh, g.sh, g.ph) && rightPaddingOk(g.inW, g.outW, g.kw, g.sw, g.pw),
+    supportsPool: (g) => g.batch > 0 && rightPaddingOk(g.h, g.oh, g.kh, g.sh, g.ph) && rightPaddingOk(g.w, g.ow, g.kw, g.sw, g.pw),
+    convForward: (g, x, w, bias, y) => dnnConvForward(convGeometryArray(g), x, w, bias, y),
+    convBackwardData: (g, dy, w, dx) => dnnConvBackwardData(convGeometryArray(g), dy, w, dx),
+    convBackwardWeights: (g, x, dy, dw, db) => dnnConvBackwardWeights(convGeometryArray(g), x, dy, dw, db),
+    poolWorkspaceBytes: (g, max) => dnnPoolWorkspaceBytes(poolGeometryArray(g), max),
+    poolForward: (g, max, x, y, ws) => dnnPoolForward(poolGeometryArray(g), max, x, y, ws),
+    poolBackward: (g, max, dy, dx, ws) => dnnPoolBackward(poolGeometryArray(g), max, dy, dx, ws),
+  };
+}
+
+/** The element-wise kernels of an addon that has them. */
+function elementwiseKernels(b: NativeBlasBinding): ElementwiseKernels | undefined {
+  const { adamUpdate, rmsUpdate, rssUpdate, momentumUpdate, reluForward, reluBackward } = b;
+  if (!adamUpdate || !rmsUpdate || !rssUpdate || !momentumUpdate || !reluForward || !reluBackward) return undefined;
+  return { adam: adamUpdate, rms: rmsUpdate, rss: rssUpdate, momentum: momentumUpdate, reluForward, reluBackward };
 }
 
 /** The interface version of the addon this code was written for (`kAbi` in chainopt_blas.cc). */
@@ -109,11 +179,38 @@ export interface BlasInfo {
 /** Backend over OpenBLAS through the N-API addon: s/dgemm, Cholesky (dpotrf), eigen (dsyevd), LU solve (dgetrf). */
 export class NativeBackend implements Backend {
   readonly name = "openblas";
+  /** oneDNN's convolution and pooling (float32), when the addon has them and they are not turned off. */
+  readonly dnn?: DnnPrimitives;
+  /** Multi-threaded element-wise kernels, when the addon has them and they are not turned off. */
+  readonly kernels?: ElementwiseKernels;
 
   constructor(
     private readonly binding: NativeBlasBinding,
     readonly addonPath: string,
-  ) {}
+    paths: NativePaths = {},
+  ) {
+    const dnn = paths.dnn === false ? undefined : dnnPrimitives(binding);
+    if (paths.dnn === true && !dnn) throw new Error("oneDNN was requested, but the native addon was built without it");
+    if (dnn) this.dnn = dnn;
+    const kernels = paths.kernels === false ? undefined : elementwiseKernels(binding);
+    if (paths.kernels === true && !kernels) throw new Error("native element-wise kernels were requested, but the addon lacks them");
+    if (kernels) this.kernels = kernels;
+  }
+
+  /** The same addon with other optional paths (tests force each path with this; the thread count is shared). */
+  withPaths(paths: NativePaths): NativeBackend {
+    return new NativeBackend(this.binding, this.addonPath, paths);
+  }
+
+  /** oneDNN's version when the addon was built with it (whether or not this backend uses it), else null. */
+  get dnnlVersion(): string | null {
+    return this.binding.dnnlVersion ?? null;
+  }
+
+  /** The addon's raw binding (benchmarks call the bare oneDNN primitives through it). */
+  get raw(): NativeBlasBinding {
+    return this.binding;
+  }
 
   get threads(): number {
     return this.binding.getNumThreads();
@@ -144,7 +241,8 @@ export class NativeBackend implements Backend {
 
   describe(): string {
     const i = this.info();
-    return `OpenBLAS ${i.version} via N-API (${i.config}; core ${i.coreName}; ${i.threads} thread${i.threads === 1 ? "" : "s"})`;
+    const dnn = this.dnn ? `; ${this.dnn.description} for convolution and pooling` : "";
+    return `OpenBLAS ${i.version} via N-API (${i.config}; core ${i.coreName}; ${i.threads} thread${i.threads === 1 ? "" : "s"}${dnn})`;
   }
 
   gemm(
@@ -270,6 +368,11 @@ export function nativeLoadError(): string | null {
   return cached?.error ?? null;
 }
 
+/** `CHAINOPT_ONEDNN=0` turns oneDNN off (im2col + OpenBLAS convolutions); anything else leaves the default. */
+function dnnFromEnv(env: NodeJS.ProcessEnv = process.env): false | undefined {
+  return env.CHAINOPT_ONEDNN?.trim() === "0" ? false : undefined;
+}
+
 /** Parses `CHAINOPT_THREADS`; undefined when unset or empty. */
 export function threadsFromEnv(env: NodeJS.ProcessEnv = process.env): number | undefined {
   const raw = env.CHAINOPT_THREADS?.trim();
@@ -282,7 +385,8 @@ export function threadsFromEnv(env: NodeJS.ProcessEnv = process.env): number | u
 /**
  * Loads the native OpenBLAS backend, or returns null if the addon is not built or does not load
  * ({@link nativeLoadError} says why). Loaded once per process; the thread count is set from
- * `CHAINOPT_THREADS` when that is set (otherwise OpenBLAS's own default: `OPENBLAS_NUM_THREADS` or all cores).
+ * `CHAINOPT_THREADS` when that is set (otherwise OpenBLAS's own default: `OPENBLAS_NUM_THREADS` or all cores),
+ * for OpenBLAS and OpenMP (oneDNN, element-wise kernels) alike.
  */
 export function loadNativeBackend(): NativeBackend | null {
   if (cached) return cached.backend;
@@ -293,11 +397,15 @@ export function loadNativeBackend(): NativeBackend | null {
     return null;
   }
   try {
+    // OpenMP (oneDNN and the element-wise kernels) waits passively between parallel regions, so that
+    // its idle threads do not spin against OpenBLAS's (docs/performance.md). Read when libgomp loads.
+    if (process.env.OMP_WAIT_POLICY === undefined) process.env.OMP_WAIT_POLICY = "PASSIVE";
     const binding = createRequire(import.meta.url)(path) as NativeBlasBinding;
     if (binding.abi !== ADDON_ABI)
       throw new Error(`addon interface ${binding.abi}, expected ${ADDON_ABI}: rebuild it with \`npx chainopt build-native\``);
-    const backend = new NativeBackend(binding, path);
-    if (threads !== undefined) backend.setThreads(threads);
+    const backend = new NativeBackend(binding, path, { dnn: dnnFromEnv() });
+    // One thread count for OpenBLAS and OpenMP (docs/performance.md): CHAINOPT_THREADS, else OpenBLAS's default.
+    backend.setThreads(threads ?? backend.threads);
     cached = { backend, error: null };
   } catch (error) {
     cached = { backend: null, error: error instanceof Error ? error.message : String(error) };

@@ -5,6 +5,7 @@ import { type MetricRow, type PerLayerRecord, parsePerLayerRecord, type RunData 
 import { readJsonLines, writeFileAtomic } from "./atomic.js";
 import { libraryVersion } from "./run-dir.js";
 import { safeJoin, uniqueSafeNames } from "./safe-path.js";
+import { isSweepDirectory, renderSweepReport } from "./sweep-report.js";
 
 /**
  * Rendering of reports and plots (Node): Vega-Lite specs (src/report/plots.ts) are compiled with
@@ -167,6 +168,9 @@ export interface ReportResult {
  */
 export async function renderReport(runDirs: string[], outFile: string, options: ReportOptions = {}): Promise<ReportResult> {
   if (runDirs.length === 0) throw new Error("report: no run directory given");
+  // --- sweep (src/node/sweep-report.ts): a sweep's output folder is aggregated over seeds ---
+  if (runDirs.length === 1 && isSweepDirectory(runDirs[0])) return renderSweepReport(runDirs[0], outFile, options);
+  // --- end sweep ---
   const runs = runDirs.map((d) => loadRunData(d, { perLayerFiles: options.perLayerFiles }));
   const seen = new Map<string, number>();
   for (const r of runs) {

@@ -11,31 +11,29 @@ import { type Dataset, inputSizeOf } from "../data/dataset.js";
 import { createObjective, type Objective } from "../objectives/objective.js";
 import { createOptimizer, OPTIMIZER_NAMES } from "../optim/aliases.js";
 import { createSchedule } from "../optim/schedules.js";
-import { stateFromTensors, stateToTensors } from "../optim/state.js";
 import type { LearningRate } from "../optim/transform.js";
 import { requireSecondOrder } from "../second-order/curvature.js";
 import type { SecondOrderMethod } from "../second-order/stepper.js";
 import { type SmoothResult, smoothingSummary, smoothModelSpec } from "../smoothing/smooth.js";
 import { type SecondOrderCustomStepper, secondOrderTrainingStepper } from "../train/second-order.js";
-import {
-  type EpochRecord,
-  NumericalFaultError,
-  type StepProgress,
-  Trainer,
-  type TrainerOptions,
-  type TrainerSnapshot,
-} from "../train/trainer.js";
+import { type EpochRecord, type StepProgress, Trainer, type TrainerOptions } from "../train/trainer.js";
+import { type AdversarialTraining, prepareAdversarialTraining, resolveAdversarialAttack } from "./adversarial-train.js";
 import { jsonSafe, writeFileAtomic, writeJsonAtomic } from "./atomic.js";
 import { type LoadedCheckpoint, loadCheckpoint } from "./checkpoint.js";
 import { checkpointConfigRecord, checkResumeConfig } from "./config-digest.js";
 import { DEFAULT_TEST_SPLIT, datasetNames, type LoadedDataset, loadDataset } from "./datasets.js";
+import { DistributedJob, type DistributedTraining } from "./distributed/train.js";
+import { createEpochExtras } from "./epoch-extras.js";
+import { saveTrainerCheckpoint, snapshotFromCheckpoint, trainInRunDirectory } from "./fit-run.js";
 import { bestBackend } from "./index.js";
+import { checkLineSearchOptions, firstOrderArmijo, resolveLineSearchDefaults, wrapWithArmijo } from "./line-search-config.js";
 import { checkTrainingMemory, optimizerSlots, parseMemorySize } from "./memory.js";
-import { type MetricRecord, RunDirectory } from "./run-dir.js";
+import { RunDirectory } from "./run-dir.js";
 import { RunLock } from "./run-lock.js";
 import { readSafetensorsHeader } from "./safetensors.js";
 import { importTorchSafetensors } from "./torch-interop.js";
 import { checkFolderWritable, checkLossMatchesData, checkThreads } from "./train-guards.js";
+import { checkUnsupervisedOptions, dropLabels, presetOutputs, unsupervisedObjective } from "./unsupervised-config.js";
 
 // The `chainopt train` job: resolves a configuration (command-line flags and/or a JSON file,
 // validated with errors naming the field), loads data, builds the chain and optimizer, trains with
@@ -73,8 +71,24 @@ export const trainConfigSchema = z
     lr: z.number().positive().default(0.02),
     /** Second-order methods: initial damping μ (λ of J Jᵀ + λI for GGN). */
     damping: z.number().nonnegative().optional(),
-    /** Second-order methods: Armijo backtracking on the damping (default on, except for GGN). */
-    lineSearch: z.boolean().optional(),
+    /**
+     * Second-order methods: Armijo backtracking on the damping (default on, except for GGN).
+     * First order (sgd, momentum): "armijo" (or true) searches the step (line-search-config.ts).
+     */
+    lineSearch: z.union([z.boolean(), z.literal("armijo")]).optional(),
+    // --- Armijo line search of first-order training (line-search-config.ts, docs/line-search.md) ---
+    armijoC: z.number().gt(0).lt(1).optional(),
+    armijoShrink: z.number().gt(0).lt(1).optional(),
+    armijoReset: z.enum(["constant", "previous", "increase"]).optional(),
+    // --- end Armijo ---
+    /** Per-epoch curvature diagnostics on a fixed probe batch (epoch-extras.ts, docs/diagnostics.md). */
+    diagnostics: z.boolean().optional(),
+    // --- unsupervised objectives (unsupervised-config.ts, docs/unsupervised.md) ---
+    objective: z.enum(["supervised", "clustering", "autoencoder"]).optional(),
+    clusteringLambda: z.number().nonnegative().optional(),
+    clusteringNeighbors: z.number().int().positive().optional(),
+    clusteringTolerance: z.number().positive().optional(),
+    // --- end unsupervised ---
     /** Gauss-Newton: "gram" (fast, default) or "dual" (the papers' 2q+1 oracle calls). */
     gnImplementation: z.enum(["gram", "dual"]).optional(),
     /** "certified": projected SGD on B_R with the step 1/L_F of the smoothness certificate. */
@@ -103,6 +117,15 @@ export const trainConfigSchema = z
     threads: z.number().int().positive().optional(),
     out: z.string().optional(),
     init: z.string().optional(),
+    // --- adversarial training (src/node/adversarial-train.ts; checked there, errors name the flag) ---
+    adversarial: z.string().optional(),
+    advEps: z.number().optional(),
+    advNorm: z.string().optional(),
+    advSteps: z.number().optional(),
+    advStepSize: z.number().optional(),
+    advMix: z.number().optional(),
+    advValidationSamples: z.number().optional(),
+    // --- end adversarial training ---
     /** Refuse a model whose estimated memory exceeds this size (bytes or e.g. "8G"; default 80% of the machine). */
     maxMemory: z.union([z.number().positive(), z.string()]).optional(),
   })
@@ -261,6 +284,8 @@ interface Prepared {
   certified: CertifiedState | null;
   /** The smoothing of the model (`--smooth-epsilon`), else null. */
   smoothing: SmoothResult | null;
+  /** Adversarial training (`--adversarial`), else null. */
+  adversarial: AdversarialTraining | null;
 }
 
 /** Builds and validates everything a run needs; writes nothing. Errors name the field at fault. */
@@ -275,6 +300,8 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
     );
   }
   checkMethodOptions(config);
+  const adversarialAttack = resolveAdversarialAttack(config); // adversarial training: flags checked first
+  checkLineSearchOptions(config); // Armijo line search (line-search-config.ts)
   if (config.init && !existsSync(config.init)) throw new Error(`init: ${config.init}: file not found`);
   const maxBytes = config.maxMemory !== undefined ? parseMemorySize(config.maxMemory) : undefined;
   const backend = bestBackend({ quiet: false });
@@ -293,7 +320,7 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
   if (data.train.size === 0)
     throw new Error(`dataset: ${config.dataset} has no training samples left (limit ${config.limit}, validation ${config.validation})`);
   const classes = data.train.classes ?? data.train.targetSize ?? 1;
-  let spec = resolveModelSpec(config, data.train.inputShape, classes);
+  let spec = resolveModelSpec(config, data.train.inputShape, presetOutputs(config, data.train.inputShape, classes)); // unsupervised: presetOutputs
   let smoothing: SmoothResult | null = null;
   if (config.smoothEpsilon !== undefined) {
     // ψ_ε on B_R for batches of N samples of this data set (docs/smoothing.md).
@@ -324,13 +351,16 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
     extraCopies: (config.onNan === "skip" ? 1 : 0) + (config.average ? 1 : 0) + (config.earlyStopping ? 1 : 0),
     maxBytes,
   });
-  if (data.train.labels && config.loss === "logistic" && chain.outputSize !== classes) {
+  const unsupervised = unsupervisedObjective(config); // --objective clustering|autoencoder
+  if (unsupervised) dropLabels(data);
+  if (!unsupervised && data.train.labels && config.loss === "logistic" && chain.outputSize !== classes) {
     throw new Error(`model: the last layer has ${chain.outputSize} outputs but ${config.dataset} has ${classes} classes`);
   }
-  const objective = createObjective(config.loss, config.l2);
+  const objective = unsupervised ?? createObjective(config.loss, config.l2);
   const secondOrder = secondOrderMethod ? prepareSecondOrder(config, secondOrderMethod, chain, data) : null;
   checkLossMatchesData(config.loss, data.train, config.dataset);
   const certified = config.stepSize === "certified" ? prepareCertified(config, chain, objective, data) : null;
+  const adversarial = adversarialAttack ? prepareAdversarialTraining(config, adversarialAttack, chain, objective) : null;
   const stepsPerEpoch = Math.ceil(data.train.size / config.batchSize);
   const lr: LearningRate = certified
     ? () => certified.current.stepSize
@@ -351,7 +381,9 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
   if (config.clipNorm !== undefined) optimizerOptions.clipNorm = config.clipNorm;
   if (config.clipValue !== undefined) optimizerOptions.clipValue = config.clipValue;
   // Second-order runs step with their own stepper; the trainer's optimizer (plain SGD) is unused.
-  const optimizer = createOptimizer(secondOrderMethod ? "sgd" : config.optimizer, optimizerOptions);
+  const optimizer = firstOrderArmijo(config)
+    ? wrapWithArmijo(config, (unit) => createOptimizer(config.optimizer, { ...optimizerOptions, lr: unit })) // Armijo line search
+    : createOptimizer(secondOrderMethod ? "sgd" : config.optimizer, optimizerOptions);
 
   let params: FloatArray;
   let state = chain.initState();
@@ -390,6 +422,7 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
     onStep: events.onStep,
     stepper: secondOrder ?? undefined,
     projection: certified ? (w) => certified.project(w) : undefined,
+    batchTransform: adversarial?.transform,
   };
   return {
     backend,
@@ -403,6 +436,7 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
     secondOrder,
     certified,
     smoothing,
+    adversarial,
   };
 }
 
@@ -458,7 +492,8 @@ function checkMethodOptions(config: TrainConfig): void {
   const given = (k: string) => c[k] !== undefined;
   const second = isSecondOrder(config.optimizer);
   const certified = config.stepSize === "certified";
-  const so = SECOND_ORDER_ONLY.filter(given);
+  // The first-order Armijo line search is checked by checkLineSearchOptions (line-search-config.ts).
+  const so = SECOND_ORDER_ONLY.filter((k) => given(k) && !(k === "lineSearch" && firstOrderArmijo(config)));
   if (!second && so.length > 0) {
     throw new Error(
       `${flagList(so, c)}: options of the second-order methods (--optimizer ${SECOND_ORDER_METHODS.join("|")}), not of ${config.optimizer}`,
@@ -516,7 +551,7 @@ function prepareSecondOrder(config: TrainConfig, method: SecondOrderMethod, chai
       const i = chain.components.findIndex((c, j) => j >= first && typeof c.backwardTangent !== "function");
       const c = chain.components[i];
       throw new Error(
-        `${what}: component layers[${i}] (${c.type}) has no second-order backward (conv2d and batchNorm have none), so the Newton step does not apply to this model; use --optimizer gauss-newton`,
+        `${what}: component layers[${i}] (${c.type}) has no second-order backward, so the Newton step does not apply to this model; use --optimizer gauss-newton`,
       );
     }
     // Dense stage matrices A (b × a), B (b × ρ) and the second derivatives ((a + ρ)²) of each
@@ -546,7 +581,7 @@ function prepareSecondOrder(config: TrainConfig, method: SecondOrderMethod, chai
     method,
     damping: config.damping,
     stepSize: config.lr,
-    lineSearch: config.lineSearch,
+    lineSearch: config.lineSearch === undefined ? undefined : config.lineSearch !== false,
     implementation: config.gnImplementation,
   });
 }
@@ -724,6 +759,8 @@ export async function runTrainJob(
   input: TrainConfigInput | ResumeInput,
   events: TrainJobEvents = {},
   signal?: { stopRequested: boolean },
+  /** Data-parallel training over the ranks of an MPI job (docs/distributed.md). */
+  distributed?: DistributedTraining,
 ): Promise<TrainResult> {
   const resumeDir = "resume" in input && input.resume !== undefined ? resolve(String(input.resume)) : null;
   let config: TrainConfig;
@@ -754,7 +791,11 @@ export async function runTrainJob(
     const maxMemory = (input as ResumeInput).maxMemory;
     if (maxMemory !== undefined) config = { ...config, maxMemory };
   } else {
-    config = resolveMethodDefaults(input as Record<string, unknown>, parseTrainConfig(input));
+    config = resolveLineSearchDefaults(
+      input as Record<string, unknown>,
+      resolveMethodDefaults(input as Record<string, unknown>, parseTrainConfig(input)),
+    );
+    checkUnsupervisedOptions(config, input as Record<string, unknown>); // --objective (unsupervised-config.ts)
     if (config.out && existsSync(config.out) && readdirSync(config.out).length > 0) {
       throw new Error(
         `--out ${config.out}: the directory exists and is not empty (use --resume ${config.out} to continue that run, or another --out)`,
@@ -767,29 +808,42 @@ export async function runTrainJob(
 
   // Only now, with every input validated, does the job touch the file system. The run directory
   // is locked first (src/node/run-lock.ts): a second process on the same run is refused.
-  let lock: RunLock;
-  let run: RunDirectory;
-  if (resumeDir !== null) {
-    lock = RunLock.acquire(resumeDir);
-    try {
-      run = RunDirectory.open(resumeDir);
-    } catch (error) {
-      lock.release();
-      throw error;
+  // --- distributed (src/node/distributed/train.ts): only rank 0 writes the run directory ---
+  const dist = distributed
+    ? new DistributedJob(distributed, { resumeDir, optimizer: config.optimizer, secondOrder: prepared.secondOrder !== null })
+    : null;
+  dist?.attach(prepared.trainerOptions);
+  // --- end distributed ---
+  let lock: RunLock | null = null;
+  const openRun = (dir: string | null): RunDirectory => {
+    if (resumeDir !== null) {
+      const target = dir ?? resumeDir;
+      lock = RunLock.acquire(target);
+      try {
+        return RunDirectory.open(target);
+      } catch (error) {
+        lock.release();
+        lock = null;
+        throw error;
+      }
     }
-  } else {
-    run = RunDirectory.create({ out: config.out, name: `${typeof config.model === "string" ? config.model : "model"}-${config.dataset}` });
-    lock = RunLock.acquire(run.dir);
-  }
+    const created = RunDirectory.create({
+      out: dir ?? config.out,
+      name: `${typeof config.model === "string" ? config.model : "model"}-${config.dataset}`,
+    });
+    lock = RunLock.acquire(created.dir);
+    return created;
+  };
+  const run = dist ? dist.openRun(resumeDir, openRun) : openRun(null);
   try {
-    return await trainInRunDirectory(run, config, prepared, resumeDir, extendTo, events, signal);
+    return await trainLocked(run, config, prepared, resumeDir, extendTo, events, signal, dist);
   } finally {
-    lock.release();
+    (lock as RunLock | null)?.release();
   }
 }
 
 /** The body of {@link runTrainJob} once the run directory is open and locked. */
-async function trainInRunDirectory(
+async function trainLocked(
   run: RunDirectory,
   config: TrainConfig,
   prepared: Prepared,
@@ -797,11 +851,13 @@ async function trainInRunDirectory(
   extendTo: number | undefined,
   events: TrainJobEvents,
   signal: { stopRequested: boolean } | undefined,
+  dist: DistributedJob | null,
 ): Promise<TrainResult> {
   const { backend, data, spec, chain, certified, secondOrder } = prepared;
   const trainer = new Trainer(prepared.trainerOptions, { params: prepared.init.params, state: prepared.init.state });
   let resumedFromEpoch = 0;
   const last = resumeDir !== null ? run.loadLastCheckpoint(chain) : null;
+  dist?.broadcastStart(trainer.w, trainer.state); // --- distributed: every rank starts from rank 0's point ---
   if (last) {
     trainer.restore(snapshotFromCheckpoint(trainer, last));
     if (certified) restoreCertified(certified, last);
@@ -870,7 +926,7 @@ async function trainInRunDirectory(
   }
   // The starting point (epoch 0), so that a run killed or faulting in its first epoch keeps a
   // good checkpoint and can be resumed.
-  if (!last) saveTrainerCheckpoint(run, trainer, config, certified);
+  if (!last) saveTrainerCheckpoint(run, trainer, config.optimizer, certifiedCheckpointExtra(certified));
   events.onStart?.({
     run,
     chain,
@@ -882,154 +938,108 @@ async function trainInRunDirectory(
     smoothing: smoothing ? `${smoothing.smoothedParts} part(s) smoothed; ${smoothing.objective.statement}` : undefined,
   });
 
-  const started = performance.now();
-  const epochs: EpochRecord[] = run
-    .readMetrics()
-    .filter((m) => m.type === "epoch" && m.record !== undefined)
-    .map((m) => reviveNumbers(m.record) as EpochRecord);
-  let interrupted = false;
-  while (trainer.epoch < config.epochs && !trainer.stopped) {
-    if (signal?.stopRequested) {
-      interrupted = true;
-      break;
-    }
-    let record: EpochRecord;
-    if (certified) certified.epochProjections = 0;
-    try {
-      // Asynchronous so that Ctrl-C (SIGINT) is seen during the epoch.
-      record = await trainer.runEpochAsync({ train: data.train, validation: data.validation });
-    } catch (error) {
-      if (error instanceof NumericalFaultError) throw faultStop(run, trainer, error);
-      throw error;
-    }
-    epochs.push(record);
-    const metric: MetricRecord = {
-      type: "epoch",
-      step: trainer.step,
-      epoch: record.epoch,
-      train_loss: record.trainLoss,
-      validation_loss: record.valLoss,
-      validation_accuracy: record.valAccuracy,
-      lr: record.learningRate,
-      grad_norm: record.gradNorm,
-      seconds: record.seconds,
-      record,
-    };
-    if (record.skippedSteps > 0) metric.skipped_steps = record.skippedSteps;
-    // Per-epoch numbers of second-order runs (the damping the next step starts from, steps whose
-    // every direction failed the Armijo test, in all) and certified runs (step, projections).
-    const extra: Record<string, number> = {};
-    if (secondOrder) {
-      extra.damping = secondOrder.state.damping;
-      extra.rejectedSteps = secondOrder.counters.rejected;
-    }
-    if (certified) {
-      extra.stepSize = certified.current.stepSize;
-      extra.projections = certified.epochProjections;
-    }
-    if (secondOrder) {
-      metric.damping = extra.damping;
-      metric.rejected_steps = extra.rejectedSteps;
-    }
-    if (certified) {
-      metric.step_size = extra.stepSize;
-      metric.projections = extra.projections;
-    }
-    run.logMetrics(metric);
-    // Re-certification on a local ball around the iterate (after the epoch's metrics line, before
-    // its checkpoint, so that a resumed run neither repeats nor misses it).
-    if (certified && config.recertifyEvery && trainer.epoch % config.recertifyEvery === 0 && trainer.epoch < config.epochs) {
-      const radii = localRadii(chain, trainer.w, certified.delta, certified.radii);
-      const local = certified.certify(radii);
-      certified.current = { stepSize: Math.max(local.stepSize, certified.stepSize), radii };
-      run.logMetrics({
-        type: "recertify",
-        step: trainer.step,
-        epoch: trainer.epoch,
-        step_size: certified.current.stepSize,
-        smoothness: local.result.certificate.smoothness,
-        radii,
-        norms: layerNorms(chain, trainer.w),
-      });
-    }
-    saveTrainerCheckpoint(run, trainer, config, certified);
-    events.onEpoch?.(record, Object.keys(extra).length > 0 ? extra : undefined);
-    await new Promise<void>((resolve) => setImmediate(resolve)); // let a pending SIGINT handler run
-    if (signal?.stopRequested && trainer.epoch < config.epochs && !trainer.stopped) {
-      interrupted = true;
-      break;
-    }
-  }
-  const final = trainer.finalParams();
-  let testLoss: number | undefined;
-  let testAccuracy: number | undefined;
-  if (!interrupted) {
-    if (data.test) {
-      const ev = trainer.evaluate(data.test, final);
-      testLoss = ev.loss;
-      testAccuracy = ev.accuracy;
-      run.logMetrics({ type: "final", step: trainer.step, epoch: trainer.epoch, test_loss: testLoss, test_accuracy: testAccuracy });
-    }
-    run.saveModel(chain, final, trainer.state, { step: trainer.step, epoch: trainer.epoch });
-  }
-  const certifiedResult = certified ? certifiedSummary(certified, recertifications()) : undefined;
-  const secondOrderResult = secondOrder
-    ? {
-        method: secondOrder.name,
-        damping: secondOrder.state.damping,
-        steps: secondOrder.state.steps,
-        rejected: secondOrder.counters.rejected,
-      }
-    : undefined;
-  if (certified && certifiedResult) writeJsonAtomic(certificatePath, certificateRecord(certified, certifiedResult));
-  if (!interrupted) {
-    run.writeSummary({
-      epochs: trainer.epoch,
-      steps: trainer.step,
-      testLoss,
-      testAccuracy,
-      stoppedEarly: trainer.stopped,
-      bestEpoch: trainer.earlyStopping?.bestEpoch,
-      seconds: run.wall(),
-      ...(certifiedResult ? { certified: jsonSafe(certifiedResult) } : {}),
-      ...(secondOrderResult ? { secondOrder: jsonSafe(secondOrderResult) } : {}),
-    });
-  }
+  let certifiedResult: CertifiedSummary | undefined;
+  let secondOrderResult: TrainResult["secondOrder"];
+  // The epochs, metrics, checkpoints, final model and summary: the run-directory loop of
+  // `fitToRunDir` (fit-run.ts), with the hooks of second-order and certified runs.
+  // --- diagnostics and line-search numbers per epoch (epoch-extras.ts) ---
+  const epochExtras = createEpochExtras(
+    { diagnostics: config.diagnostics === true, armijo: firstOrderArmijo(config) },
+    chain,
+    prepared.trainerOptions.objective,
+    data.train,
+  );
+  // --- end ---
+  const result = await trainInRunDirectory(run, trainer, data, {
+    epochs: config.epochs,
+    optimizerName: config.optimizer,
+    signal,
+    hooks: {
+      onEpochStart: () => {
+        if (certified) certified.epochProjections = 0;
+      },
+      // Per-epoch numbers of second-order runs (the damping the next step starts from, steps whose
+      // every direction failed the Armijo test, in all) and certified runs (step, projections).
+      epochExtra: (record) => {
+        const extra: Record<string, number> = {};
+        if (secondOrder) {
+          extra.damping = secondOrder.state.damping;
+          extra.rejectedSteps = secondOrder.counters.rejected;
+        }
+        if (certified) {
+          extra.stepSize = certified.current.stepSize;
+          extra.projections = certified.epochProjections;
+        }
+        // --- adversarial training: robust validation metrics ---
+        if (prepared.adversarial && data.validation) {
+          const r = prepared.adversarial.validate(trainer.evaluationParams(), trainer.state, data.validation, trainer.epoch);
+          extra.validationRobustLoss = r.robustLoss;
+          extra.validationRobustAccuracy = r.robustAccuracy;
+        }
+        // --- end adversarial training ---
+        // --- diagnostics and line-search numbers (epoch-extras.ts) ---
+        Object.assign(
+          extra,
+          epochExtras({ w: trainer.w, state: trainer.state, optimizerState: trainer.optimizerState, learningRate: record.learningRate }),
+        );
+        // --- end ---
+        return extra;
+      },
+      // Re-certification on a local ball around the iterate (after the epoch's metrics line, before
+      // its checkpoint, so that a resumed run neither repeats nor misses it).
+      afterEpochMetrics: () => {
+        if (certified && config.recertifyEvery && trainer.epoch % config.recertifyEvery === 0 && trainer.epoch < config.epochs) {
+          const radii = localRadii(chain, trainer.w, certified.delta, certified.radii);
+          const local = certified.certify(radii);
+          certified.current = { stepSize: Math.max(local.stepSize, certified.stepSize), radii };
+          run.logMetrics({
+            type: "recertify",
+            step: trainer.step,
+            epoch: trainer.epoch,
+            step_size: certified.current.stepSize,
+            smoothness: local.result.certificate.smoothness,
+            radii,
+            norms: layerNorms(chain, trainer.w),
+          });
+        }
+      },
+      // The certified run's ball and counters, and the configuration digest checked on --resume
+      // (src/node/config-digest.ts).
+      checkpointExtra: () => ({
+        ...certifiedCheckpointExtra(certified),
+        config: checkpointConfigRecord(config as Record<string, unknown>),
+      }),
+      onEpoch: events.onEpoch,
+      onFinish: () => {
+        certifiedResult = certified ? certifiedSummary(certified, recertifications()) : undefined;
+        secondOrderResult = secondOrder
+          ? {
+              method: secondOrder.name,
+              damping: secondOrder.state.damping,
+              steps: secondOrder.state.steps,
+              rejected: secondOrder.counters.rejected,
+            }
+          : undefined;
+        if (certified && certifiedResult) writeJsonAtomic(certificatePath, certificateRecord(certified, certifiedResult));
+        return {
+          ...(certifiedResult ? { certified: jsonSafe(certifiedResult) } : {}),
+          ...(secondOrderResult ? { secondOrder: jsonSafe(secondOrderResult) } : {}),
+        };
+      },
+    },
+  });
   return {
-    epochs,
-    testLoss,
-    testAccuracy,
-    seconds: (performance.now() - started) / 1000,
+    epochs: result.history,
+    testLoss: result.test?.loss,
+    testAccuracy: result.test?.accuracy,
+    seconds: result.seconds,
     runDir: run.dir,
-    params: final,
-    interrupted,
-    stoppedEarly: trainer.stopped,
+    params: result.params,
+    interrupted: result.interrupted,
+    stoppedEarly: result.stoppedEarly,
     certified: certifiedResult,
     secondOrder: secondOrderResult,
   };
-}
-
-/** Logs a numerical fault and returns the error to throw, naming the last good checkpoint (kept as is). */
-function faultStop(run: RunDirectory, trainer: Trainer, error: NumericalFaultError): NumericalFaultError {
-  run.logMetrics({
-    type: "fault",
-    step: error.step,
-    epoch: trainer.epoch + 1,
-    what: error.what,
-    component: error.component,
-    message: error.message,
-  });
-  const last = run.checkpointIndex().last;
-  const kept = last ? `; the last good checkpoint is kept: ${run.lastCheckpointPath} (epoch ${last.epoch}, step ${last.step})` : "";
-  return new NumericalFaultError(`${error.message}${kept}`, error.step, error.component, error.what);
-}
-
-/** JSON-safe numbers ("NaN", "Infinity", "-Infinity" strings) back to numbers, one level deep. */
-function reviveNumbers(value: unknown): unknown {
-  if (value === null || typeof value !== "object") return value;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) out[k] = v === "NaN" || v === "Infinity" || v === "-Infinity" ? Number(v) : v;
-  return out;
 }
 
 function isChainoptCheckpoint(file: string): boolean {
@@ -1041,44 +1051,18 @@ function isChainoptCheckpoint(file: string): boolean {
   }
 }
 
-// Trainer state beside the optimizer's in a checkpoint: tensors `optimizer.__average` (the averaged
-// iterate) and `optimizer.__best` (early stopping's best parameters); counters in `extra` (JSON,
-// non-finite numbers as strings).
-const AVERAGE_TENSOR = "__average";
-const BEST_TENSOR = "__best";
-
-function saveTrainerCheckpoint(run: RunDirectory, trainer: Trainer, config: TrainConfig, certified: CertifiedState | null): void {
-  const s = trainer.snapshot();
-  const saved = stateToTensors(s.optimizerState);
-  const tensors: Record<string, FloatArray> = { ...saved.tensors };
-  if (s.average) tensors[AVERAGE_TENSOR] = s.average.averaged;
-  if (s.bestParams) tensors[BEST_TENSOR] = s.bestParams;
-  run.saveCheckpoint(trainer.chain, {
-    params: s.params,
-    state: s.state,
-    optimizer: { tensors, scalars: saved.scalars, info: { name: config.optimizer } },
-    rng: { data: s.rng },
-    step: s.step,
-    epoch: s.epoch,
-    extra: {
-      average: s.average ? { count: s.average.count } : undefined,
-      earlyStopping: s.earlyStopping ? jsonSafe(s.earlyStopping) : undefined,
-      // The second-order stepper's state (damping, counters) and the certified run's current ball,
-      // step and counters.
-      stepper: s.stepper ? jsonSafe(s.stepper) : undefined,
-      // The configuration digest, checked on --resume (src/node/config-digest.ts).
-      config: checkpointConfigRecord(config as Record<string, unknown>),
-      certified: certified
-        ? {
-            stepSize: certified.current.stepSize,
-            radii: certified.current.radii,
-            initialProjection: certified.initialProjection,
-            projections: certified.projections,
-            outsideGlobal: certified.outsideGlobal,
-          }
-        : undefined,
+/** The `extra` entries of a certified run's checkpoints: its current ball, step and counters. */
+function certifiedCheckpointExtra(certified: CertifiedState | null): Record<string, unknown> {
+  if (!certified) return {};
+  return {
+    certified: {
+      stepSize: certified.current.stepSize,
+      radii: certified.current.radii,
+      initialProjection: certified.initialProjection,
+      projections: certified.projections,
+      outsideGlobal: certified.outsideGlobal,
     },
-  });
+  };
 }
 
 /** Restores a certified run's current ball, step and counters from a checkpoint. */
@@ -1091,36 +1075,4 @@ function restoreCertified(c: CertifiedState, ck: LoadedCheckpoint): void {
   c.initialProjection = saved.initialProjection === true;
   c.projections = Number(saved.projections);
   c.outsideGlobal = Number(saved.outsideGlobal);
-}
-
-/** The trainer snapshot stored in a checkpoint written by {@link saveTrainerCheckpoint}. */
-function snapshotFromCheckpoint(trainer: Trainer, ck: LoadedCheckpoint): TrainerSnapshot {
-  const tensors: Record<string, FloatArray> = {};
-  for (const [k, v] of Object.entries(ck.optimizer?.tensors ?? {})) if (k !== AVERAGE_TENSOR && k !== BEST_TENSOR) tensors[k] = v;
-  const optimizerState = stateFromTensors(trainer.optimizerState, { tensors, scalars: ck.optimizer?.scalars ?? {} });
-  const extra = ck.extra as {
-    average?: { count: number };
-    earlyStopping?: Record<string, number | string>;
-    stepper?: Record<string, number | string>;
-  };
-  if (trainer.options.stepper?.restoreState && !extra.stepper) {
-    throw new Error(`checkpoint: the ${trainer.options.stepper.name} stepper's state (extra.stepper) is missing`);
-  }
-  const averaged = ck.optimizer?.tensors[AVERAGE_TENSOR];
-  if (extra.average && !averaged) throw new Error(`checkpoint: the averaged iterate (optimizer.${AVERAGE_TENSOR}) is missing`);
-  const es = extra.earlyStopping;
-  const rng = ck.rng.data;
-  if (!rng) throw new Error("checkpoint: the data-order generator state (rng.data) is missing");
-  return {
-    params: ck.params,
-    state: ck.state,
-    optimizerState,
-    rng,
-    epoch: ck.epoch,
-    step: ck.step,
-    average: extra.average && averaged ? { count: extra.average.count, averaged } : null,
-    earlyStopping: es ? { bestValue: Number(es.bestValue), bestEpoch: Number(es.bestEpoch), badEpochs: Number(es.badEpochs) } : null,
-    bestParams: ck.optimizer?.tensors[BEST_TENSOR] ?? null,
-    stepper: extra.stepper ? Object.fromEntries(Object.entries(extra.stepper).map(([k, v]) => [k, Number(v)])) : null,
-  };
 }

@@ -6,7 +6,8 @@ import type { Batch } from "./batch.js";
  * averaged over the batch as PyTorch's losses are (the papers sum; the mean only rescales).
  */
 export interface Loss {
-  readonly type: "squared" | "logistic";
+  /** `clustering` and `autoencoder` are the unsupervised objectives (clustering.ts, autoencoder.ts). */
+  readonly type: "squared" | "logistic" | "clustering" | "autoencoder";
   /**
    * f(ŷ); when `grad` is given it receives ∂f/∂ŷ (`N × K`). Throws when the batch lacks the
    * labels/targets the loss needs.

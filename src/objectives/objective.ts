@@ -1,4 +1,6 @@
 import type { FloatArray } from "../core/dtype.js";
+import { AutoencoderLoss } from "./autoencoder.js";
+import { ConvexClusteringLoss } from "./clustering.js";
 import { LogisticLoss } from "./logistic.js";
 import type { Loss } from "./loss.js";
 import { SquaredLoss } from "./squared.js";
@@ -16,15 +18,19 @@ export interface Objective {
 /** The loss types chainopt knows. */
 export type LossType = Loss["type"];
 
-/** Creates a loss by name. */
+/** Creates a loss by name (the clustering objective with its default options, see clustering.ts). */
 export function createLoss(type: LossType): Loss {
   switch (type) {
     case "logistic":
       return new LogisticLoss();
     case "squared":
       return new SquaredLoss();
+    case "clustering":
+      return new ConvexClusteringLoss();
+    case "autoencoder":
+      return new AutoencoderLoss();
     default:
-      throw new Error(`loss: unknown loss "${type as string}"; expected "logistic" or "squared"`);
+      throw new Error(`loss: unknown loss "${type as string}"; expected "logistic", "squared", "clustering" or "autoencoder"`);
   }
 }
 

@@ -38,8 +38,13 @@ export function scaleByRss(options: ScaleByRssOptions = {}): GradientTransformat
       if (initial !== 0) s.fill(initial);
       return { sumOfSquares: s };
     },
-    update(u, state) {
+    update(u, state, _params, ctx) {
       const s = state.sumOfSquares;
+      // The same loop, multi-threaded, on a backend with native element-wise kernels.
+      if (ctx.backend.kernels) {
+        ctx.backend.kernels.rss(u.length, u, s, eps);
+        return state;
+      }
       for (let i = 0; i < u.length; i++) {
         const g = u[i];
         s[i] += g * g;
@@ -88,9 +93,13 @@ export function scaleByRms(options: ScaleByRmsOptions = {}): GradientTransformat
       const dtype = dtypeOf(params);
       return centered ? { nu: allocate(dtype, params.length), mu: allocate(dtype, params.length) } : { nu: allocate(dtype, params.length) };
     },
-    update(u, state) {
+    update(u, state, _params, ctx) {
       const nu = state.nu;
       const mu = state.mu;
+      if (ctx.backend.kernels) {
+        ctx.backend.kernels.rms(u.length, u, nu, centered && mu ? mu : null, rho, one, eps);
+        return state;
+      }
       if (centered && mu) {
         for (let i = 0; i < u.length; i++) {
           const g = u[i];
@@ -158,14 +167,15 @@ export function scaleByAdam(options: ScaleByAdamOptions = {}): GradientTransform
       if (amsgrad) s.nuMax = allocate(dtype, n);
       return s;
     },
-    update(u, state) {
+    update(u, state, _params, ctx) {
       const count = state.count + 1;
       const bc1 = 1 - b1 ** count;
       const bc2Sqrt = Math.sqrt(1 - b2 ** count);
       const m = state.mu;
       const v = state.nu;
       const vMax = amsgrad ? state.nuMax : undefined;
-      if (vMax) {
+      if (ctx.backend.kernels) ctx.backend.kernels.adam(u.length, u, m, v, vMax ?? null, b1, c1, b2, c2, bc1, bc2Sqrt, eps);
+      else if (vMax) {
         for (let i = 0; i < u.length; i++) {
           const g = u[i];
           m[i] = b1 * m[i] + c1 * g;

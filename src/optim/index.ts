@@ -2,6 +2,7 @@
 
 export * from "./adaptive.js";
 export * from "./aliases.js";
+export * from "./armijo.js";
 export * from "./averaging.js";
 export * from "./clipping.js";
 export * from "./early-stopping.js";

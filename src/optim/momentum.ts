@@ -48,6 +48,12 @@ export function traceMomentum(options: TraceMomentumOptions = {}): GradientTrans
     update(u, state, _params, ctx) {
       const v = state.trace;
       const backend = ctx.backend; // BLAS scal/axpy when native (src/core/kernels.ts)
+      if (backend.kernels) {
+        // One fused multi-threaded pass, with the roundings of the two passes below.
+        backend.kernels.momentum(u.length, u, v, mu, keep, state.count === 0, nesterov);
+        state.count++;
+        return state;
+      }
       if (state.count === 0) v.set(u);
       else {
         // v ← μv + (1 − d)g as two BLAS-1 passes (about 10× a scalar loop on long vectors).

@@ -39,6 +39,23 @@ export interface UpdateContext {
   readonly step: number;
   /** The kernels to run on: the chain's backend (`Chain.backend`). */
   readonly backend: Backend;
+  /**
+   * The objective on the batch of this gradient, for transformations that evaluate it (the Armijo
+   * line search, `armijo.ts`); the trainer supplies it. Optional: other transformations ignore it.
+   */
+  readonly objective?: LineSearchObjective;
+}
+
+/**
+ * The objective on the current (mini-)batch, which a line-search transformation needs besides the
+ * gradient (Optax passes the same facts as the `value` and `value_fn` extra arguments of
+ * `scale_by_backtracking_linesearch`).
+ */
+export interface LineSearchObjective {
+  /** f(w_t), the value at the current parameters, on the batch of the gradient. */
+  readonly value: number;
+  /** f(w) at trial parameters w, on the same batch (no side effect on the training state). */
+  at(params: FloatArray): number;
 }
 
 export interface GradientTransformation<S extends StateTree = StateTree> {

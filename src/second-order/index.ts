@@ -14,6 +14,7 @@ export { type GgnOptions, type GgnSubproblem, ggnStep, prepareGgn } from "./ggn.
 export { empiricalNtk, type GramInfo, type GramOptions, gramFromWorkspace, structuredGramApplies } from "./gram.js";
 export { Linearization, lossHessianBlocks, type SecondOrderOptions } from "./linearize.js";
 export { NewtonNotPositiveDefiniteError, type NewtonSubproblem, newtonDirection, newtonStep, prepareNewton } from "./newton-dp.js";
+export { type NtkSpectrum, ntkSpectrum } from "./ntk-spectrum.js";
 export {
   createSecondOrderStepper,
   type SecondOrderMethod,

@@ -8,7 +8,8 @@ import type { Objective } from "../objectives/objective.js";
 import { type AverageState, createAverage, type IterateAverage } from "../optim/averaging.js";
 import { EarlyStopping, type EarlyStoppingState } from "../optim/early-stopping.js";
 import { applyUpdates, type GradientTransformation, type LearningRate, learningRateAt, type StateTree } from "../optim/transform.js";
-import { valueAndGradient } from "../oracles/first-order.js";
+import { objectiveValue, valueAndGradient } from "../oracles/first-order.js";
+import type { DataParallel } from "./data-parallel.js";
 import { type Evaluation, evaluateDataset } from "./evaluate.js";
 
 /** Train, validation and test sets of a run. */
@@ -70,6 +71,20 @@ export interface CustomStepper {
   restoreState?(state: Record<string, number>): void;
 }
 
+/**
+ * Replaces or mixes each training batch before the step (e.g. adversarial examples, see
+ * src/adversarial/training.ts), at the current parameters w and batch-norm state. A transform
+ * with its own state (a generator) exposes it through `saveState`/`restoreState`, so that
+ * {@link Trainer.snapshot} and checkpoints carry it and a resumed run stays bit-identical.
+ */
+export interface BatchTransform {
+  readonly name: string;
+  /** The batch to step on (valid until the next call; may be `batch` itself). */
+  transform(chain: Chain, w: FloatArray, batch: Batch, state: FloatArray): Batch;
+  saveState?(): Record<string, number>;
+  restoreState?(state: Record<string, number>): void;
+}
+
 /** How the trainer reacts to a NaN or infinity in the loss, gradient or parameters. */
 export type NanPolicy = "stop" | "skip";
 
@@ -83,6 +98,8 @@ export interface TrainerOptions {
   learningRate?: LearningRate;
   /** A custom step (second-order methods). */
   stepper?: CustomStepper;
+  /** Replaces or mixes each training batch before the step (adversarial training). */
+  batchTransform?: BatchTransform;
   batchSize: number;
   /** Seed of the data order (the parameters' initialization takes its own seed). */
   seed: number;
@@ -106,6 +123,10 @@ export interface TrainerOptions {
    */
   maxConsecutiveSkips?: number;
   onStep?: (progress: StepProgress) => void;
+  // --- data parallel (src/train/data-parallel.ts, docs/distributed.md) ---
+  /** Split each batch across the ranks of a job and all-reduce the gradient (first-order steps only). */
+  dataParallel?: DataParallel;
+  // --- end data parallel ---
 }
 
 /** Default of {@link TrainerOptions.maxConsecutiveSkips} (`--on-nan skip`, docs/training.md). */
@@ -141,6 +162,8 @@ export interface TrainerSnapshot {
   bestParams: FloatArray | null;
   /** The custom stepper's own state ({@link CustomStepper.saveState}), or null. */
   stepper?: Record<string, number> | null;
+  /** The batch transform's own state ({@link BatchTransform.saveState}), or null. */
+  batchTransform?: Record<string, number> | null;
 }
 
 /**
@@ -280,8 +303,9 @@ export class Trainer {
    * `onNaN: "skip"`, undoes the step (parameters, optimizer state, batch-norm statistics) and
    * returns `skipped: true`; the step counter advances either way (schedules see every batch).
    */
-  trainStep(batch: Batch): { loss: number; gradNorm: number; skipped: boolean } {
+  trainStep(clean: Batch): { loss: number; gradNorm: number; skipped: boolean } {
     const o = this.options;
+    const batch = o.batchTransform ? o.batchTransform.transform(this.chain, this.w, clean, this.state) : clean;
     const stepIndex = this.step;
     const skip = (o.onNaN ?? "stop") === "skip";
     if (skip) this.saveBackup();
@@ -294,7 +318,9 @@ export class Trainer {
       this.afterUpdate();
       return { loss: r.loss, gradNorm: r.gradNorm, skipped: false };
     }
-    const { loss, grad } = valueAndGradient(this.chain, o.objective, this.w, batch, {
+    // Data parallel: the same call, on this rank's share of the batch, all-reduced (src/train/data-parallel.ts).
+    const oracle = o.dataParallel ? o.dataParallel.valueAndGradient.bind(o.dataParallel) : valueAndGradient;
+    const { loss, grad } = oracle(this.chain, o.objective, this.w, batch, {
       grad: this.grad,
       training: true,
       state: this.state,
@@ -305,7 +331,18 @@ export class Trainer {
       if (skip) return this.skipStep(loss, gradNorm);
       throw this.fault(Number.isFinite(loss) ? "gradient" : "loss", batch);
     }
-    this.optimizerState = o.optimizer.update(grad, this.optimizerState, this.w, { step: stepIndex, backend: this.chain.backend });
+    // Line search (optim/armijo.ts): the objective on this batch, in training mode, without
+    // updating the batch-norm statistics; transformations that do not search ignore it.
+    const state = this.state;
+    const lineObjective = {
+      value: loss,
+      at: (w: FloatArray) => objectiveValue(this.chain, o.objective, w, batch, { training: true, state }),
+    };
+    this.optimizerState = o.optimizer.update(grad, this.optimizerState, this.w, {
+      step: stepIndex,
+      backend: this.chain.backend,
+      objective: lineObjective,
+    });
     applyUpdates(this.w, grad, this.chain.backend);
     if (!this.parametersFinite()) {
       if (skip) return this.skipStep(loss, gradNorm);
@@ -411,6 +448,7 @@ export class Trainer {
         : null,
       bestParams: this.earlyStopping?.bestParams?.slice() ?? null,
       stepper: this.options.stepper?.saveState?.() ?? null,
+      batchTransform: this.options.batchTransform?.saveState?.() ?? null,
     };
   }
 
@@ -438,6 +476,7 @@ export class Trainer {
     this.step = s.step;
     this.backup = null;
     if (s.stepper && this.options.stepper?.restoreState) this.options.stepper.restoreState(s.stepper);
+    if (s.batchTransform && this.options.batchTransform?.restoreState) this.options.batchTransform.restoreState(s.batchTransform);
     if (this.average && s.average) this.average.restore(s.average);
     this.stopped = false;
     if (this.earlyStopping && s.earlyStopping) {

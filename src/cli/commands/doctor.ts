@@ -12,6 +12,14 @@ export interface DoctorReport {
   description: string;
   native: { available: boolean; addon: string; error: string | null };
   blas: BlasInfo | null;
+  /**
+   * oneDNN (float32 convolution and pooling): whether this backend uses it, the version the addon
+   * was built with (null: built without), why it is not used, and the convolution kernel it picks
+   * for the ConvNet preset's second layer (e.g. `jit:avx2`).
+   */
+  onednn: { used: boolean; version: string | null; reason: string | null; convImpl: string | null };
+  /** Native multi-threaded element-wise kernels (optimizer updates, ReLU) and their OpenMP thread count. */
+  kernels: { used: boolean; threads: number | null };
   threads: number;
   environment: Record<string, string>;
   cpu: { model: string; logicalCores: number; availableParallelism: number };
@@ -25,7 +33,9 @@ const ENV_VARS = [
   "OPENBLAS_L2_SIZE",
   "OPENBLAS_NUM_THREADS",
   "OMP_NUM_THREADS",
+  "OMP_WAIT_POLICY",
   "CHAINOPT_THREADS",
+  "CHAINOPT_ONEDNN",
   "CHAINOPT_BACKEND",
 ];
 
@@ -49,6 +59,28 @@ export function doctorReport(options: { threads?: number; bench?: boolean } = {}
       gemm.push(timeGemm(backend, s, s, s, "float32", { minReps: native ? 5 : 2, maxReps: native ? 20 : 2, minTimeMs: 0 }));
   }
   const cpuList = cpus();
+  const dnnlVersion = native?.dnnlVersion ?? null;
+  let convImpl: string | null = null;
+  if (native?.dnn && native.raw.dnnConvImpl) {
+    try {
+      // The ConvNet preset's second convolution (32 → 64 channels, 3×3, 16×16) at batch 128.
+      convImpl = native.raw.dnnConvImpl(Int32Array.of(128, 32, 16, 16, 64, 16, 16, 3, 3, 1, 1, 1, 1), 0);
+    } catch {
+      convImpl = null;
+    }
+  }
+  const onednn = {
+    used: native?.dnn !== undefined && native !== null,
+    version: dnnlVersion,
+    reason: !native
+      ? "no native backend"
+      : native.dnn
+        ? null
+        : dnnlVersion
+          ? "turned off (CHAINOPT_ONEDNN=0)"
+          : "the native addon was built without oneDNN",
+    convImpl,
+  };
   return {
     backend: backend.name,
     description: backend.describe(),
@@ -58,16 +90,21 @@ export function doctorReport(options: { threads?: number; bench?: boolean } = {}
       error: forcePortable ? "CHAINOPT_BACKEND=portable" : nativeLoadError(),
     },
     blas: native ? native.info() : null,
+    onednn,
+    kernels: { used: native?.kernels !== undefined && native !== null, threads: native?.raw.getOmpThreads?.() ?? null },
     threads: backend.threads,
     environment,
     cpu: { model: cpuList[0]?.model ?? "unknown", logicalCores: cpuList.length, availableParallelism: availableParallelism() },
     node: process.version,
     gemm,
     // No install advice when the portable backend was chosen by name.
-    advice:
-      native || forcePortable
-        ? null
-        : "install OpenBLAS (Debian/Ubuntu: sudo apt-get install libopenblas-dev pkg-config g++), then run `npx chainopt build-native`",
+    advice: forcePortable
+      ? null
+      : !native
+        ? "install OpenBLAS (Debian/Ubuntu: sudo apt-get install libopenblas-dev pkg-config g++), then run `npx chainopt build-native`"
+        : !dnnlVersion
+          ? "for oneDNN's convolution and pooling kernels install oneDNN 2.x (Debian/Ubuntu: sudo apt-get install libdnnl-dev), then run `npx chainopt build-native`"
+          : null,
   };
 }
 
@@ -82,6 +119,13 @@ function formatReport(r: DoctorReport): string {
     row("BLAS config", r.blas.config);
     row("BLAS core", r.blas.coreName);
   }
+  row(
+    "oneDNN",
+    r.onednn.used
+      ? `${r.onednn.version} (convolution, pooling; float32${r.onednn.convImpl ? `; conv kernel ${r.onednn.convImpl}` : ""})`
+      : `not used: ${r.onednn.reason ?? "unknown"}${r.onednn.version ? ` (addon built with ${r.onednn.version})` : ""}`,
+  );
+  row("native kernels", r.kernels.used ? `element-wise, OpenMP, ${r.kernels.threads} threads` : "not used");
   row("threads", String(r.threads));
   row("OPENBLAS_CORETYPE", r.environment.OPENBLAS_CORETYPE ?? "(not set)");
   for (const [k, v] of Object.entries(r.environment)) if (k !== "OPENBLAS_CORETYPE") row(k, v);
@@ -93,7 +137,7 @@ function formatReport(r: DoctorReport): string {
       `${g.bestGflops.toFixed(1)} GFLOP/s (best of ${g.reps}, ${g.bestMs.toFixed(2)} ms; median ${g.medianGflops.toFixed(1)})`,
     );
   }
-  if (r.advice) lines.push("", `For the fast backend: ${r.advice}.`);
+  if (r.advice) lines.push("", `${r.native.available ? "For faster convolutions" : "For the fast backend"}: ${r.advice}.`);
   return lines.join("\n");
 }
 

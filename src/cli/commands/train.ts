@@ -1,5 +1,6 @@
 import { SingleBar } from "cli-progress";
 import { type Command, Option } from "commander";
+import { distributedErrorHandler, distributedFromFlags } from "../../node/distributed/cli.js";
 import { type ResumeInput, readConfigFile, runTrainJob, SECOND_ORDER_METHODS, type TrainConfigInput } from "../../node/train-job.js";
 import type { EpochRecord } from "../../train/trainer.js";
 
@@ -46,7 +47,33 @@ export function register(program: Command): void {
     )
     .option("--lr <eta>", "learning rate (second-order: step size γ, η for ggn; default 1)", num("lr"))
     .option("--damping <mu>", "second-order: initial damping μ (λ of JJᵀ + λI for ggn)", num("damping"))
-    .option("--line-search", "second-order: Armijo backtracking, μ ×10 on failure (default for gauss-newton, newton)")
+    .option(
+      "--line-search [kind]",
+      "armijo: sgd/momentum search the step (first trial --lr, see docs/line-search.md); second-order: Armijo backtracking, μ ×10 on failure (default for gauss-newton, newton)",
+    )
+    // --- Armijo line search of first-order training ---
+    .option("--armijo-c <c>", "line search: sufficient-decrease constant c ∈ (0, 1) (default 1e-4)", num("armijo-c"))
+    .option("--armijo-shrink <beta>", "line search: backtracking factor β ∈ (0, 1) (default 0.5)", num("armijo-shrink"))
+    .addOption(
+      new Option("--armijo-reset <policy>", "line search: first trial step (default increase: min(lr, 2·previous))").choices([
+        "constant",
+        "previous",
+        "increase",
+      ]),
+    )
+    // --- end Armijo ---
+    // --- unsupervised objectives (docs/unsupervised.md) ---
+    .addOption(
+      new Option(
+        "--objective <kind>",
+        "unsupervised objective instead of --loss: convex clustering of the outputs, or auto-encoder",
+      ).choices(["supervised", "clustering", "autoencoder"]),
+    )
+    .option("--clustering-lambda <gamma>", "clustering: fusion strength γ (default 1)", num("clustering-lambda"))
+    .option("--clustering-neighbors <k>", "clustering: k of the k-NN Gaussian weights (default 5)", int("clustering-neighbors"))
+    .option("--clustering-tolerance <tol>", "clustering: relative accuracy of the inner solve (default 1e-6)", num("clustering-tolerance"))
+    // --- end unsupervised ---
+    .option("--diagnostics", "per epoch on a fixed probe batch: top Hessian and Gauss-Newton eigenvalues, (η/2)‖g‖²_H/‖g‖², ‖g‖")
     .option("--no-line-search", "second-order: proximal step with μ = 1/γ (default for ggn)")
     .addOption(new Option("--gn-implementation <impl>", "gauss-newton: fast Gram matrix, or the papers' dual").choices(["gram", "dual"]))
     .addOption(
@@ -90,11 +117,36 @@ export function register(program: Command): void {
       "--resume <run-dir>",
       "continue an interrupted run from its last checkpoint, with the configuration of its config.json (only --epochs may be given, to extend it)",
     )
+    // --- adversarial training (docs/adversarial.md) ---
+    .option("--adversarial <attack>", "adversarial training with this attack: pgd or fgsm")
+    .option("--adv-eps <eps>", "adversarial training: radius ε of the attack, in raw input units (pixels in [0,1])", num("adv-eps"))
+    .option("--adv-norm <norm>", "adversarial training: linf (default) or l2 ball")
+    .option("--adv-steps <k>", "adversarial training: PGD steps (default 10)", int("adv-steps"))
+    .option("--adv-step-size <alpha>", "adversarial training: PGD step size (default 2.5 ε / steps)", num("adv-step-size"))
+    .option(
+      "--adv-mix <m>",
+      "adversarial training: fraction of each batch replaced by adversarial examples (default 1, Madry)",
+      num("adv-mix"),
+    )
+    .option(
+      "--adv-validation-samples <n>",
+      "adversarial training: validation samples attacked each epoch (default 1000)",
+      int("adv-validation-samples"),
+    )
+    // --- end adversarial training ---
+    // --- distributed (docs/distributed.md) ---
+    .option("--distributed", "data-parallel over the ranks of an MPI job (mpirun -np N …; automatic under mpirun with N > 1)")
+    .option("--deterministic-reduce", "distributed: sum gradients in rank order (bit-reproducible for a given N)")
+    // --- end distributed ---
     .option("--max-memory <size>", "refuse models whose estimated memory exceeds this (e.g. 8G; default 80% of the machine's memory)")
     .option("--allow-config-change", "with --resume: train on although config.json differs from the checkpoint's configuration")
     .option("--json", "print one JSON object per epoch and a final one, instead of text")
     .option("--no-progress", "no progress bar")
     .action(async (opts: Record<string, unknown>) => {
+      // --- distributed: MPI init (or a clear error), rank > 0 prints nothing ---
+      const distributed = distributedFromFlags(opts);
+      const silent = distributed !== null && distributed.collective.rank > 0;
+      // --- end distributed ---
       const json = opts.json === true;
       if (typeof opts.resume === "string" && typeof opts.config === "string") {
         throw new Error("--resume continues a run with the configuration saved in its config.json; it cannot be combined with --config");
@@ -118,6 +170,14 @@ export function register(program: Command): void {
         "lr",
         "damping",
         "lineSearch",
+        "armijoC",
+        "armijoShrink",
+        "armijoReset",
+        "diagnostics",
+        "objective",
+        "clusteringLambda",
+        "clusteringNeighbors",
+        "clusteringTolerance",
         "gnImplementation",
         "stepSize",
         "radius",
@@ -138,13 +198,14 @@ export function register(program: Command): void {
         "threads",
         "out",
         "init",
+        ...["adversarial", "advEps", "advNorm", "advSteps", "advStepSize", "advMix", "advValidationSamples"], // adversarial training
         "maxMemory",
       ];
       for (const k of keys) if (opts[k] !== undefined) flags[k] = opts[k];
       if (opts.normalize === false) flags.normalize = false;
       if (opts.shuffle === false) flags.shuffle = false;
       const config = { ...fromFile, ...flags } as TrainConfigInput;
-      const showBar = !json && opts.progress !== false && process.stderr.isTTY === true;
+      const showBar = !json && !silent && opts.progress !== false && process.stderr.isTTY === true;
       const bar = showBar
         ? new SingleBar({
             format: "epoch {epoch} |{bar}| {value}/{total} batches | loss {loss} | {speed} samples/s",
@@ -164,7 +225,9 @@ export function register(program: Command): void {
         process.stderr.write("\nchainopt: stopping after this epoch and saving a checkpoint; press Ctrl-C again to quit now\n");
       };
       process.on("SIGINT", onSigint);
-      const out = (line: string) => process.stdout.write(`${line}\n`);
+      const out = (line: string) => {
+        if (!silent) process.stdout.write(`${line}\n`);
+      };
       if (opts.allowConfigChange === true && typeof opts.resume !== "string")
         throw new Error("--allow-config-change: applies to --resume only");
       const input: TrainConfigInput | ResumeInput =
@@ -177,7 +240,7 @@ export function register(program: Command): void {
           input,
           {
             onStart: ({ run, chain, backend, config: c, resumedFromEpoch, trainSize, certified, smoothing }) => {
-              if (json) return;
+              if (json || silent) return;
               process.stderr.write(`backend: ${backend}\n`);
               const method = certified
                 ? `projected sgd, certified step ${certified.stepSize.toPrecision(4)} (1/L_F, L_F = ${certified.smoothness.toPrecision(4)} on B_R, R = ${formatList(certified.radii)})`
@@ -204,7 +267,8 @@ export function register(program: Command): void {
             },
           },
           signal,
-        );
+          distributed ?? undefined,
+        ).catch(distributedErrorHandler(distributed));
       } finally {
         bar?.stop();
         process.off("SIGINT", onSigint);
@@ -282,6 +346,19 @@ function formatEpoch(r: EpochRecord, extra?: Record<string, number>): string {
   if (extra?.damping !== undefined) parts.push(`damping ${extra.damping.toPrecision(3)}`);
   if (extra?.rejectedSteps) parts.push(`${extra.rejectedSteps} steps rejected in all`);
   if (extra?.projections !== undefined) parts.push(`${extra.projections} projections`);
+  if (extra?.validationRobustAccuracy !== undefined)
+    parts.push(
+      `robust val loss ${extra.validationRobustLoss.toFixed(4)}`,
+      `robust val acc ${(100 * extra.validationRobustAccuracy).toFixed(2)}%`,
+    ); // adversarial training
+  // --- line search and diagnostics (docs/line-search.md, docs/diagnostics.md) ---
+  if (extra?.armijoStep !== undefined) parts.push(`armijo step ${extra.armijoStep.toPrecision(3)} (${extra.armijoEvaluations} evals)`);
+  if (extra?.gaussNewtonTop !== undefined) {
+    parts.push(
+      `λ_H ${extra.hessianTop.toPrecision(3)} λ_GN ${extra.gaussNewtonTop.toPrecision(3)} (η/2)‖g‖²_H/‖g‖² ${extra.curvatureRatio.toPrecision(3)} ‖g‖ ${extra.probeGradNorm.toPrecision(3)}`,
+    );
+  }
+  // --- end ---
   parts.push(
     `|∇F| ${r.gradNorm.toFixed(3)}`,
     `${extra?.stepSize !== undefined ? "step" : "lr"} ${r.learningRate.toPrecision(3)}`,

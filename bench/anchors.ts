@@ -1,0 +1,226 @@
+// Benchmark anchors of the native backend (docs/performance.md): each chainopt step beside what
+// bounds it from below, measured in the same run.
+//
+//   node dist/bench/anchors.js [--threads 1,2] [--reps 5] [--quick] [--json]
+//
+// Rows, at each thread count:
+// - ConvNet preset (conv3x3-32, ReLU, maxpool2, conv3x3-64, ReLU, maxpool2, dense10; 3×32×32,
+//   batch 128): the training step with oneDNN, the same step with oneDNN off (im2col + OpenBLAS),
+//   and the oneDNN-only reference: its two convolutions alone (forward + backward-data +
+//   backward-weights each), the bare primitives called through the addon without the chain.
+// - MLP 784-512-512-10 at batch 128 and MLP 784-4000-1000-4000-10 at batch 256 (the smoothing
+//   paper's network): the training step beside its GEMM roofline, the time of the step's matrix
+//   products alone (each GEMM of forward and backward, with the step's shapes and transposes,
+//   timed on its own in this run; the first layer's input gradient is not computed by a step).
+// - The Adam update alone on the MLP 784-512-512-10's 669 706 float32 parameters: the native
+//   kernel and the portable TypeScript loop.
+// A step is Trainer.trainStep (forward, softmax cross-entropy, backward, checks, SGD momentum 0.9).
+// Medians over `--reps` repetitions of a block of steps, after warm-up.
+import { cpus, loadavg } from "node:os";
+import { createChain } from "../src/chain/chain.js";
+import { convnet, mlp } from "../src/chain/presets.js";
+import type { Backend } from "../src/core/backend.js";
+import { PortableBackend } from "../src/core/portable.js";
+import { Rng } from "../src/core/rng.js";
+import { createDataset, fullBatch } from "../src/data/dataset.js";
+import { timeGemm } from "../src/node/gemm-timing.js";
+import { loadNativeBackend, type NativeBackend } from "../src/node/native-backend.js";
+import { createObjective } from "../src/objectives/objective.js";
+import { scaleByAdam } from "../src/optim/adaptive.js";
+import { sgd } from "../src/optim/aliases.js";
+import { Trainer } from "../src/train/trainer.js";
+
+const args = process.argv.slice(2);
+const arg = (name: string, fallback: string): string => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < args.length ? args[i + 1] : fallback;
+};
+const quick = args.includes("--quick");
+const threadList = arg("threads", "1,2")
+  .split(",")
+  .map((s) => Number(s));
+const reps = Number(arg("reps", quick ? "3" : "5"));
+if (threadList.some((t) => !Number.isInteger(t) || t < 1)) throw new Error("--threads must list positive integers, e.g. 1,2");
+if (!Number.isInteger(reps) || reps < 1) throw new Error("--reps must be a positive integer");
+
+const loaded = loadNativeBackend();
+if (!loaded) throw new Error("the native backend is not built: run `npx chainopt build-native`");
+const native: NativeBackend = loaded;
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const h = s.length >> 1;
+  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
+};
+
+/** Median ms per call of `f` over `reps` blocks of `block` calls, after `warmup` calls. */
+function time(f: () => void, block: number, warmup = 2): number {
+  for (let i = 0; i < warmup; i++) f();
+  const ts: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < block; i++) f();
+    ts.push(Number(process.hrtime.bigint() - t0) / 1e6 / block);
+  }
+  return median(ts);
+}
+
+/** A training step of `spec` at `batch` on `backend`, ms (median). */
+function stepMs(spec: ReturnType<typeof mlp>, shape: number[], batch: number, backend: Backend, block: number): number {
+  const chain = createChain(spec, { backend, dtype: "float32" });
+  const trainer = new Trainer(
+    { chain, objective: createObjective("logistic"), optimizer: sgd({ lr: 0.01, momentum: 0.9 }), batchSize: batch, seed: 0 },
+    { params: chain.initParams(0) },
+  );
+  const d = shape.reduce((a, b) => a * b, 1);
+  const rng = new Rng(123);
+  const x = new Float32Array(batch * d);
+  for (let i = 0; i < x.length; i++) x[i] = rng.normal();
+  const labels = new Int32Array(batch);
+  for (let i = 0; i < batch; i++) labels[i] = i % 10;
+  const b = fullBatch(createDataset({ name: "synthetic", inputShape: shape, x, labels, classes: 10 }), "float32");
+  return time(() => trainer.trainStep(b), block);
+}
+
+/**
+ * The GEMM roofline of an MLP step: Σ over its dense layers (in → out) of the times of forward
+ * Y = X Wᵀ (B×in by out×in transposed), dW = dYᵀ X and dX = dY W (all but the first layer), each
+ * GEMM timed alone with the step's shapes (src/components/dense.ts). Returns ms and GFLOP.
+ */
+function mlpRoofline(widths: number[], batch: number): { ms: number; gflop: number } {
+  let ms = 0;
+  let flop = 0;
+  const opts = { minReps: reps, maxReps: reps, minTimeMs: 0 };
+  for (let l = 0; l + 1 < widths.length; l++) {
+    const [i, o] = [widths[l], widths[l + 1]];
+    ms += timeGemm(native, batch, i, o, "float32", { ...opts, transB: true }).medianMs;
+    ms += timeGemm(native, o, batch, i, "float32", { ...opts, transA: true }).medianMs;
+    flop += 4 * batch * i * o;
+    if (l > 0) {
+      ms += timeGemm(native, batch, o, i, "float32", opts).medianMs;
+      flop += 2 * batch * i * o;
+    }
+  }
+  return { ms, gflop: flop / 1e9 };
+}
+
+/** The ConvNet's two convolutions on the bare oneDNN primitives: forward + backward-data + backward-weights each, ms. */
+function dnnConvolutionsMs(batch: number): number | null {
+  const b = native.raw;
+  if (!b.dnnConvForward || !b.dnnConvBackwardData || !b.dnnConvBackwardWeights) return null;
+  // [N, C, H, W, F, OH, OW, KH, KW, SH, SW, PH, PW]
+  const layers = [
+    [batch, 3, 32, 32, 32, 32, 32, 3, 3, 1, 1, 1, 1],
+    [batch, 32, 16, 16, 64, 16, 16, 3, 3, 1, 1, 1, 1],
+  ].map((g) => {
+    const [n, c, h, w, f, oh, ow, kh, kw] = g;
+    const fill = (len: number) => Float32Array.from({ length: len }, (_, i) => Math.sin(i));
+    return {
+      g: Int32Array.from(g),
+      x: fill(n * c * h * w),
+      w: fill(f * c * kh * kw),
+      bias: fill(f),
+      y: new Float32Array(n * f * oh * ow),
+      dx: new Float32Array(n * c * h * w),
+      dw: new Float32Array(f * c * kh * kw),
+      db: new Float32Array(f),
+    };
+  });
+  return time(() => {
+    for (const t of layers) {
+      b.dnnConvForward!(t.g, t.x, t.w, t.bias, t.y);
+      b.dnnConvBackwardWeights!(t.g, t.x, t.y, t.dw, t.db);
+      b.dnnConvBackwardData!(t.g, t.y, t.w, t.dx);
+    }
+  }, 3);
+}
+
+/** The Adam scaling alone on n float32 parameters, ms: on `backend`'s kernels (native) or the portable loop. */
+function adamMs(n: number, backend: Backend): number {
+  const adam = scaleByAdam();
+  const params = new Float32Array(n);
+  let state = adam.init(params);
+  const g = Float32Array.from({ length: n }, (_, i) => Math.sin(i) * 1e-2);
+  const u = new Float32Array(n);
+  return time(() => {
+    u.set(g);
+    state = adam.update(u, state, params, { step: 0, backend });
+  }, 20);
+}
+
+interface Row {
+  threads: number;
+  row: string;
+  ms: number | null;
+  note: string;
+}
+
+const rows: Row[] = [];
+const portable = new PortableBackend();
+const mlpSmall = [784, 512, 512, 10];
+const mlpLarge = [784, 4000, 1000, 4000, 10];
+const say = (s: string) => process.stderr.write(`${s}\n`);
+const load0 = loadavg()[0];
+for (const threads of threadList) {
+  native.setThreads(threads);
+  say(`threads ${threads} ...`);
+  const dnnOff = native.withPaths({ dnn: false });
+  const dnnOn = native.dnn ? native : null;
+  const conv = convnet({ input: [3, 32, 32] });
+  const convOn = dnnOn ? stepMs(conv, [3, 32, 32], 128, dnnOn, quick ? 1 : 3) : null;
+  const convOff = stepMs(conv, [3, 32, 32], 128, dnnOff, quick ? 1 : 3);
+  const convRef = dnnConvolutionsMs(128);
+  rows.push({ threads, row: "ConvNet step, oneDNN (batch 128)", ms: convOn, note: convOn === null ? "addon without oneDNN" : "" });
+  rows.push({ threads, row: "ConvNet step, im2col + OpenBLAS (batch 128)", ms: convOff, note: "" });
+  rows.push({
+    threads,
+    row: "oneDNN only: the ConvNet's 2 convolutions, fwd + bwd-data + bwd-weights",
+    ms: convRef,
+    note: convOn !== null && convRef !== null ? `step / reference = ${(convOn / convRef).toFixed(2)}` : "",
+  });
+  const small = stepMs(mlp({ input: [1, 28, 28] }), [1, 28, 28], 128, native, quick ? 5 : 20);
+  const smallRoof = mlpRoofline(mlpSmall, 128);
+  rows.push({ threads, row: "MLP 784-512-512-10 step (batch 128)", ms: small, note: "" });
+  rows.push({
+    threads,
+    row: `  its GEMM roofline (${smallRoof.gflop.toFixed(3)} GFLOP)`,
+    ms: smallRoof.ms,
+    note: `step / roofline = ${(small / smallRoof.ms).toFixed(2)}`,
+  });
+  const large = stepMs(mlp({ input: [1, 28, 28], widths: [4000, 1000, 4000] }), [1, 28, 28], 256, native, quick ? 1 : 3);
+  const largeRoof = mlpRoofline(mlpLarge, 256);
+  rows.push({ threads, row: "MLP 784-4000-1000-4000-10 step (batch 256)", ms: large, note: "" });
+  rows.push({
+    threads,
+    row: `  its GEMM roofline (${largeRoof.gflop.toFixed(2)} GFLOP)`,
+    ms: largeRoof.ms,
+    note: `step / roofline = ${(large / largeRoof.ms).toFixed(2)}`,
+  });
+  const nParams = createChain(mlp({ input: [1, 28, 28] }), { dtype: "float32" }).paramSize;
+  const adamNative = native.kernels ? adamMs(nParams, native) : null;
+  rows.push({
+    threads,
+    row: `Adam update alone, ${nParams} float32 parameters, native kernel`,
+    ms: adamNative,
+    note: adamNative !== null ? `${((100 * adamNative) / small).toFixed(1)} % of the MLP 784-512-512-10 step` : "addon without kernels",
+  });
+  if (threads === threadList[0])
+    rows.push({ threads, row: "  the same, portable TypeScript loop (1 thread)", ms: adamMs(nParams, portable), note: "" });
+}
+const load1 = loadavg()[0];
+
+if (args.includes("--json")) {
+  process.stdout.write(
+    `${JSON.stringify({ cpu: cpus()[0]?.model, cores: cpus().length, load: [load0, load1], backend: native.describe(), rows }, null, 2)}\n`,
+  );
+} else {
+  const lines = [
+    `CPU: ${cpus()[0]?.model ?? "unknown"} (${cpus().length} logical cores); load average ${load0.toFixed(1)} before, ${load1.toFixed(1)} after`,
+    `backend: ${native.describe()}`,
+    "",
+    "| threads | row | ms (median) | note |",
+    "|---:|---|---:|---|",
+    ...rows.map((r) => `| ${r.threads} | ${r.row} | ${r.ms === null ? "—" : r.ms.toFixed(2)} | ${r.note} |`),
+  ];
+  process.stdout.write(`${lines.join("\n")}\n`);
+}

@@ -1,0 +1,584 @@
+// chainopt_dnn: float32 convolution and pooling through oneDNN (API v2, e.g. Debian's libdnnl-dev
+// 2.6), registered into the addon's exports by RegisterDnn. Compiled to nothing unless the build
+// found oneDNN (CHAINOPT_HAVE_DNNL, set by native/src/dnnl-flags.mjs): the addon is then exactly
+// the OpenBLAS one.
+//
+// Design notes
+// - Primitives are created once per (kind, geometry) and cached, with the scratch buffers of their
+//   reorders (oneDNN 2.x primitive descriptors are expensive: milliseconds for a JIT kernel).
+// - User tensors are plain NCHW (activations) and OIHW (weights), as chainopt stores them; the
+//   convolutions let oneDNN pick its layout (format_tag::any, usually blocked nChw8c/nChw16c) and
+//   reorder at the call's edges, which pays on every CPU with AVX2 or better. Pooling runs on
+//   NCHW directly (no reorder).
+// - The JS data pointers are wrapped, not copied (dnnl::memory over a user pointer).
+// - oneDNN's CPU runtime is OpenMP: the thread count is omp_set_num_threads, set with OpenBLAS's
+//   (see docs/performance.md).
+
+#include "chainopt_dnn.h"
+
+#ifdef CHAINOPT_HAVE_DNNL
+
+#include <oneapi/dnnl/dnnl.hpp>
+#include <oneapi/dnnl/dnnl_version.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+// Pin the API: this file uses oneDNN v2's operation descriptors (convolution_forward::desc, …),
+// which v3 removed.
+#if DNNL_VERSION_MAJOR != 2
+#error "chainopt_dnn is written for the oneDNN v2 API (DNNL_VERSION_MAJOR == 2)"
+#endif
+
+namespace {
+
+using dnnl::memory;
+using tag = dnnl::memory::format_tag;
+using dt = dnnl::memory::data_type;
+
+dnnl::engine& Engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+dnnl::stream& Stream() {
+  static dnnl::stream stream(Engine());
+  return stream;
+}
+
+std::mutex& CacheMutex() {
+  static std::mutex m;
+  return m;
+}
+
+bool ThrowError(napi_env env, const char* fn, const std::string& message) {
+  const std::string m = std::string(fn) + ": " + message;
+  napi_throw_error(env, "ERR_CHAINOPT_DNNL", m.c_str());
+  return false;
+}
+
+bool GetArgs(napi_env env, napi_callback_info info, const char* fn, size_t expected, napi_value* argv) {
+  size_t argc = expected;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return false;
+  if (argc < expected) return ThrowError(env, fn, "expected " + std::to_string(expected) + " arguments, got " + std::to_string(argc));
+  return true;
+}
+
+// A typed array of the given type (byteOffset applied); null/undefined allowed when `optional`.
+bool GetTyped(napi_env env, napi_value v, const char* fn, const char* name, napi_typedarray_type want, bool optional, void** data,
+              size_t* length) {
+  napi_valuetype vt;
+  napi_typeof(env, v, &vt);
+  if (optional && (vt == napi_null || vt == napi_undefined)) {
+    *data = nullptr;
+    *length = 0;
+    return true;
+  }
+  bool is_typed = false;
+  napi_typedarray_type type;
+  if (napi_is_typedarray(env, v, &is_typed) != napi_ok || !is_typed ||
+      napi_get_typedarray_info(env, v, &type, length, data, nullptr, nullptr) != napi_ok || type != want) {
+    const char* kind = want == napi_float32_array ? "Float32Array" : want == napi_int32_array ? "Int32Array" : "Uint8Array";
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", (std::string(fn) + ": argument '" + name + "' must be a " + kind).c_str());
+    return false;
+  }
+  return true;
+}
+
+bool CheckLength(napi_env env, const char* fn, const char* name, size_t have, int64_t need) {
+  if (static_cast<int64_t>(have) < need) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE",
+                           (std::string(fn) + ": argument '" + name + "' has " + std::to_string(have) + " elements, needs " +
+                            std::to_string(need))
+                               .c_str());
+    return false;
+  }
+  return true;
+}
+
+// Convolution geometry, from an Int32Array [N, C, H, W, F, OH, OW, KH, KW, SH, SW, PH, PW].
+struct ConvGeom {
+  int64_t n, c, h, w, f, oh, ow, kh, kw, sh, sw, ph, pw;
+  // oneDNN's right/bottom padding: the output extent must be (H + PH + PR − KH)/SH + 1 exactly.
+  int64_t prh() const { return (oh - 1) * sh + kh - h - ph; }
+  int64_t prw() const { return (ow - 1) * sw + kw - w - pw; }
+  std::string key(const char* kind) const {
+    std::string k(kind);
+    for (int64_t v : {n, c, h, w, f, oh, ow, kh, kw, sh, sw, ph, pw}) k += "," + std::to_string(v);
+    return k;
+  }
+};
+
+// Pooling geometry, from an Int32Array [N, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW].
+struct PoolGeom {
+  int64_t n, c, h, w, oh, ow, kh, kw, sh, sw, ph, pw;
+  int64_t prh() const { return (oh - 1) * sh + kh - h - ph; }
+  int64_t prw() const { return (ow - 1) * sw + kw - w - pw; }
+  std::string key(const char* kind) const {
+    std::string k(kind);
+    for (int64_t v : {n, c, h, w, oh, ow, kh, kw, sh, sw, ph, pw}) k += "," + std::to_string(v);
+    return k;
+  }
+};
+
+bool GetGeom(napi_env env, napi_value v, const char* fn, size_t count, int64_t* out) {
+  void* data;
+  size_t len;
+  if (!GetTyped(env, v, fn, "geometry", napi_int32_array, false, &data, &len)) return false;
+  if (len != count) return ThrowError(env, fn, "geometry must have " + std::to_string(count) + " entries, got " + std::to_string(len));
+  const int32_t* g = static_cast<const int32_t*>(data);
+  for (size_t i = 0; i < count; i++) {
+    if (g[i] < 0) return ThrowError(env, fn, "geometry entry " + std::to_string(i) + " is negative");
+    out[i] = g[i];
+  }
+  return true;
+}
+
+bool GetConvGeom(napi_env env, napi_value v, const char* fn, ConvGeom* g) {
+  int64_t a[13];
+  if (!GetGeom(env, v, fn, 13, a)) return false;
+  *g = {a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12]};
+  if (g->sh < 1 || g->sw < 1 || g->kh < 1 || g->kw < 1) return ThrowError(env, fn, "kernel and stride must be positive");
+  if (g->prh() < 0 || g->prw() < 0) return ThrowError(env, fn, "geometry needs a negative right padding (unsupported)");
+  return true;
+}
+
+bool GetPoolGeom(napi_env env, napi_value v, const char* fn, PoolGeom* g) {
+  int64_t a[12];
+  if (!GetGeom(env, v, fn, 12, a)) return false;
+  *g = {a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11]};
+  if (g->sh < 1 || g->sw < 1 || g->kh < 1 || g->kw < 1) return ThrowError(env, fn, "window and stride must be positive");
+  if (g->prh() < 0 || g->prw() < 0) return ThrowError(env, fn, "geometry needs a negative right padding (unsupported)");
+  return true;
+}
+
+// A tensor in the primitive's layout: the user's memory itself when the layouts agree, else a
+// cached scratch buffer with the reorders to and from the user's layout.
+struct Staged {
+  memory::desc user_md;
+  memory::desc prim_md;
+  bool same = true;
+  memory scratch;
+  dnnl::reorder to_prim;    // user → primitive (inputs)
+  dnnl::reorder from_prim;  // primitive → user (outputs)
+
+  void init(const memory::desc& user, const memory::desc& prim, bool input) {
+    user_md = user;
+    prim_md = prim;
+    same = user == prim;
+    if (same) return;
+    scratch = memory(prim, Engine());
+    memory u(user, Engine(), DNNL_MEMORY_NONE);
+    if (input) to_prim = dnnl::reorder(u, scratch);
+    else from_prim = dnnl::reorder(scratch, u);
+  }
+  // The memory to hand to the primitive for an input at `ptr` (reordered in when needed).
+  memory in(void* ptr) {
+    memory u(user_md, Engine(), ptr);
+    if (same) return u;
+    to_prim.execute(Stream(), u, scratch);
+    return scratch;
+  }
+  // The memory the primitive writes an output to; call out_done afterwards.
+  memory out(void* ptr) { return same ? memory(user_md, Engine(), ptr) : scratch; }
+  void out_done(void* ptr) {
+    if (same) return;
+    memory u(user_md, Engine(), ptr);
+    from_prim.execute(Stream(), scratch, u);
+  }
+};
+
+memory::desc Plain(const memory::dims& dims, tag t) { return memory::desc(dims, dt::f32, t); }
+
+struct ConvDescs {
+  memory::dims src, wei, bia, dst, strides, pl, pr;
+  explicit ConvDescs(const ConvGeom& g)
+      : src{g.n, g.c, g.h, g.w},
+        wei{g.f, g.c, g.kh, g.kw},
+        bia{g.f},
+        dst{g.n, g.f, g.oh, g.ow},
+        strides{g.sh, g.sw},
+        pl{g.ph, g.pw},
+        pr{g.prh(), g.prw()} {}
+  memory::desc any(const memory::dims& d) const { return memory::desc(d, dt::f32, tag::any); }
+};
+
+dnnl::convolution_forward::primitive_desc ForwardPd(const ConvGeom& g, bool bias) {
+  ConvDescs d(g);
+  // forward_training: the descriptor backward's primitives take as their hint.
+  auto desc = bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                                                     d.any(d.src), d.any(d.wei), Plain(d.bia, tag::x), d.any(d.dst), d.strides, d.pl, d.pr)
+                   : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                                                     d.any(d.src), d.any(d.wei), d.any(d.dst), d.strides, d.pl, d.pr);
+  return dnnl::convolution_forward::primitive_desc(desc, Engine());
+}
+
+struct ConvForward {
+  dnnl::convolution_forward prim;
+  Staged src, wei, dst;
+  std::string impl;
+};
+
+struct ConvBackwardData {
+  dnnl::convolution_backward_data prim;
+  Staged diff_dst, wei, diff_src;
+  std::string impl;
+};
+
+struct ConvBackwardWeights {
+  dnnl::convolution_backward_weights prim;
+  Staged src, diff_dst, diff_wei;
+  std::string impl;
+};
+
+struct PoolForward {
+  dnnl::pooling_forward prim;
+  memory::desc src, dst, ws;
+  bool has_ws = false;
+};
+
+struct PoolBackward {
+  dnnl::pooling_backward prim;
+  memory::desc diff_src, diff_dst, ws;
+  bool has_ws = false;
+};
+
+template <typename T>
+std::unordered_map<std::string, std::unique_ptr<T>>& Cache() {
+  static std::unordered_map<std::string, std::unique_ptr<T>> cache;
+  return cache;
+}
+
+ConvForward& GetConvForward(const ConvGeom& g, bool bias) {
+  auto& cache = Cache<ConvForward>();
+  const std::string key = g.key(bias ? "fb" : "f");
+  auto it = cache.find(key);
+  if (it != cache.end()) return *it->second;
+  auto pd = ForwardPd(g, bias);
+  ConvDescs d(g);
+  auto e = std::make_unique<ConvForward>();
+  e->prim = dnnl::convolution_forward(pd);
+  e->src.init(Plain(d.src, tag::nchw), pd.src_desc(), true);
+  e->wei.init(Plain(d.wei, tag::oihw), pd.weights_desc(), true);
+  e->dst.init(Plain(d.dst, tag::nchw), pd.dst_desc(), false);
+  e->impl = pd.impl_info_str();
+  return *cache.emplace(key, std::move(e)).first->second;
+}
+
+ConvBackwardData& GetConvBackwardData(const ConvGeom& g) {
+  auto& cache = Cache<ConvBackwardData>();
+  const std::string key = g.key("bd");
+  auto it = cache.find(key);
+  if (it != cache.end()) return *it->second;
+  ConvDescs d(g);
+  auto hint = ForwardPd(g, false);
+  auto desc = dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, d.any(d.src), d.any(d.wei), d.any(d.dst),
+                                                    d.strides, d.pl, d.pr);
+  auto pd = dnnl::convolution_backward_data::primitive_desc(desc, Engine(), hint);
+  auto e = std::make_unique<ConvBackwardData>();
+  e->prim = dnnl::convolution_backward_data(pd);
+  e->diff_dst.init(Plain(d.dst, tag::nchw), pd.diff_dst_desc(), true);
+  e->wei.init(Plain(d.wei, tag::oihw), pd.weights_desc(), true);
+  e->diff_src.init(Plain(d.src, tag::nchw), pd.diff_src_desc(), false);
+  e->impl = pd.impl_info_str();
+  return *cache.emplace(key, std::move(e)).first->second;
+}
+
+ConvBackwardWeights& GetConvBackwardWeights(const ConvGeom& g, bool bias) {
+  auto& cache = Cache<ConvBackwardWeights>();
+  const std::string key = g.key(bias ? "bwb" : "bw");
+  auto it = cache.find(key);
+  if (it != cache.end()) return *it->second;
+  ConvDescs d(g);
+  auto hint = ForwardPd(g, bias);
+  auto desc = bias ? dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, d.any(d.src), d.any(d.wei),
+                                                              Plain(d.bia, tag::x), d.any(d.dst), d.strides, d.pl, d.pr)
+                   : dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, d.any(d.src), d.any(d.wei),
+                                                              d.any(d.dst), d.strides, d.pl, d.pr);
+  auto pd = dnnl::convolution_backward_weights::primitive_desc(desc, Engine(), hint);
+  auto e = std::make_unique<ConvBackwardWeights>();
+  e->prim = dnnl::convolution_backward_weights(pd);
+  e->src.init(Plain(d.src, tag::nchw), pd.src_desc(), true);
+  e->diff_dst.init(Plain(d.dst, tag::nchw), pd.diff_dst_desc(), true);
+  e->diff_wei.init(Plain(d.wei, tag::oihw), pd.diff_weights_desc(), false);
+  e->impl = pd.impl_info_str();
+  return *cache.emplace(key, std::move(e)).first->second;
+}
+
+dnnl::algorithm PoolAlgorithm(bool max) {
+  // Average pooling divides by KH·KW, padded zeros included (PyTorch's count_include_pad=True).
+  return max ? dnnl::algorithm::pooling_max : dnnl::algorithm::pooling_avg_include_padding;
+}
+
+dnnl::pooling_forward::primitive_desc PoolForwardPd(const PoolGeom& g, bool max) {
+  auto desc = dnnl::pooling_forward::desc(dnnl::prop_kind::forward_training, PoolAlgorithm(max), Plain({g.n, g.c, g.h, g.w}, tag::nchw),
+                                          Plain({g.n, g.c, g.oh, g.ow}, tag::nchw), {g.sh, g.sw}, {g.kh, g.kw}, {g.ph, g.pw},
+                                          {g.prh(), g.prw()});
+  return dnnl::pooling_forward::primitive_desc(desc, Engine());
+}
+
+PoolForward& GetPoolForward(const PoolGeom& g, bool max) {
+  auto& cache = Cache<PoolForward>();
+  const std::string key = g.key(max ? "pmax" : "pavg");
+  auto it = cache.find(key);
+  if (it != cache.end()) return *it->second;
+  auto pd = PoolForwardPd(g, max);
+  auto e = std::make_unique<PoolForward>();
+  e->prim = dnnl::pooling_forward(pd);
+  e->src = pd.src_desc();
+  e->dst = pd.dst_desc();
+  e->ws = pd.workspace_desc();
+  e->has_ws = e->ws.get_size() > 0;
+  return *cache.emplace(key, std::move(e)).first->second;
+}
+
+PoolBackward& GetPoolBackward(const PoolGeom& g, bool max) {
+  auto& cache = Cache<PoolBackward>();
+  const std::string key = g.key(max ? "bmax" : "bavg");
+  auto it = cache.find(key);
+  if (it != cache.end()) return *it->second;
+  auto hint = PoolForwardPd(g, max);
+  auto desc = dnnl::pooling_backward::desc(PoolAlgorithm(max), Plain({g.n, g.c, g.h, g.w}, tag::nchw),
+                                           Plain({g.n, g.c, g.oh, g.ow}, tag::nchw), {g.sh, g.sw}, {g.kh, g.kw}, {g.ph, g.pw},
+                                           {g.prh(), g.prw()});
+  auto pd = dnnl::pooling_backward::primitive_desc(desc, Engine(), hint);
+  auto e = std::make_unique<PoolBackward>();
+  e->prim = dnnl::pooling_backward(pd);
+  e->diff_src = pd.diff_src_desc();
+  e->diff_dst = pd.diff_dst_desc();
+  e->ws = pd.workspace_desc();
+  e->has_ws = e->ws.get_size() > 0;
+  return *cache.emplace(key, std::move(e)).first->second;
+}
+
+// Runs body, turning a dnnl::error (or any std::exception) into a JS error naming fn.
+template <typename F>
+napi_value Guard(napi_env env, const char* fn, F body) {
+  try {
+    std::lock_guard<std::mutex> lock(CacheMutex());
+    return body();
+  } catch (const dnnl::error& e) {
+    ThrowError(env, fn, std::string("oneDNN: ") + e.what() + " (status " + std::to_string(static_cast<int>(e.status)) + ")");
+  } catch (const std::exception& e) {
+    ThrowError(env, fn, e.what());
+  }
+  return nullptr;
+}
+
+// dnnConvForward(geometry, x, w, b | null, y): y = conv(x, w) + b, NCHW / OIHW float32.
+napi_value ConvForwardEntry(napi_env env, napi_callback_info info) {
+  const char* fn = "dnnConvForward";
+  napi_value argv[5];
+  ConvGeom g;
+  void *x, *w, *b, *y;
+  size_t lx, lw, lb, ly;
+  if (!GetArgs(env, info, fn, 5, argv) || !GetConvGeom(env, argv[0], fn, &g) ||
+      !GetTyped(env, argv[1], fn, "x", napi_float32_array, false, &x, &lx) ||
+      !GetTyped(env, argv[2], fn, "w", napi_float32_array, false, &w, &lw) ||
+      !GetTyped(env, argv[3], fn, "b", napi_float32_array, true, &b, &lb) ||
+      !GetTyped(env, argv[4], fn, "y", napi_float32_array, false, &y, &ly) || !CheckLength(env, fn, "x", lx, g.n * g.c * g.h * g.w) ||
+      !CheckLength(env, fn, "w", lw, g.f * g.c * g.kh * g.kw) || (b && !CheckLength(env, fn, "b", lb, g.f)) ||
+      !CheckLength(env, fn, "y", ly, g.n * g.f * g.oh * g.ow)) {
+    return nullptr;
+  }
+  return Guard(env, fn, [&]() -> napi_value {
+    auto& e = GetConvForward(g, b != nullptr);
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.src.in(x)}, {DNNL_ARG_WEIGHTS, e.wei.in(w)}, {DNNL_ARG_DST, e.dst.out(y)}};
+    if (b) args.emplace(DNNL_ARG_BIAS, memory(Plain({g.f}, tag::x), Engine(), b));
+    e.prim.execute(Stream(), args);
+    e.dst.out_done(y);
+    Stream().wait();
+    return nullptr;
+  });
+}
+
+// dnnConvBackwardData(geometry, dy, w, dx): dx = ∂⟨dy, conv(x, w)⟩/∂x (overwritten).
+napi_value ConvBackwardDataEntry(napi_env env, napi_callback_info info) {
+  const char* fn = "dnnConvBackwardData";
+  napi_value argv[4];
+  ConvGeom g;
+  void *dy, *w, *dx;
+  size_t ldy, lw, ldx;
+  if (!GetArgs(env, info, fn, 4, argv) || !GetConvGeom(env, argv[0], fn, &g) ||
+      !GetTyped(env, argv[1], fn, "dy", napi_float32_array, false, &dy, &ldy) ||
+      !GetTyped(env, argv[2], fn, "w", napi_float32_array, false, &w, &lw) ||
+      !GetTyped(env, argv[3], fn, "dx", napi_float32_array, false, &dx, &ldx) ||
+      !CheckLength(env, fn, "dy", ldy, g.n * g.f * g.oh * g.ow) || !CheckLength(env, fn, "w", lw, g.f * g.c * g.kh * g.kw) ||
+      !CheckLength(env, fn, "dx", ldx, g.n * g.c * g.h * g.w)) {
+    return nullptr;
+  }
+  return Guard(env, fn, [&]() -> napi_value {
+    auto& e = GetConvBackwardData(g);
+    e.prim.execute(Stream(),
+                   {{DNNL_ARG_DIFF_DST, e.diff_dst.in(dy)}, {DNNL_ARG_WEIGHTS, e.wei.in(w)}, {DNNL_ARG_DIFF_SRC, e.diff_src.out(dx)}});
+    e.diff_src.out_done(dx);
+    Stream().wait();
+    return nullptr;
+  });
+}
+
+// dnnConvBackwardWeights(geometry, x, dy, dw, db | null): dw, db = ∂⟨dy, conv(x, w) + b⟩/∂(w, b) (overwritten).
+napi_value ConvBackwardWeightsEntry(napi_env env, napi_callback_info info) {
+  const char* fn = "dnnConvBackwardWeights";
+  napi_value argv[5];
+  ConvGeom g;
+  void *x, *dy, *dw, *db;
+  size_t lx, ldy, ldw, ldb;
+  if (!GetArgs(env, info, fn, 5, argv) || !GetConvGeom(env, argv[0], fn, &g) ||
+      !GetTyped(env, argv[1], fn, "x", napi_float32_array, false, &x, &lx) ||
+      !GetTyped(env, argv[2], fn, "dy", napi_float32_array, false, &dy, &ldy) ||
+      !GetTyped(env, argv[3], fn, "dw", napi_float32_array, false, &dw, &ldw) ||
+      !GetTyped(env, argv[4], fn, "db", napi_float32_array, true, &db, &ldb) ||
+      !CheckLength(env, fn, "x", lx, g.n * g.c * g.h * g.w) || !CheckLength(env, fn, "dy", ldy, g.n * g.f * g.oh * g.ow) ||
+      !CheckLength(env, fn, "dw", ldw, g.f * g.c * g.kh * g.kw) || (db && !CheckLength(env, fn, "db", ldb, g.f))) {
+    return nullptr;
+  }
+  return Guard(env, fn, [&]() -> napi_value {
+    auto& e = GetConvBackwardWeights(g, db != nullptr);
+    std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC, e.src.in(x)}, {DNNL_ARG_DIFF_DST, e.diff_dst.in(dy)}, {DNNL_ARG_DIFF_WEIGHTS, e.diff_wei.out(dw)}};
+    if (db) args.emplace(DNNL_ARG_DIFF_BIAS, memory(Plain({g.f}, tag::x), Engine(), db));
+    e.prim.execute(Stream(), args);
+    e.diff_wei.out_done(dw);
+    Stream().wait();
+    return nullptr;
+  });
+}
+
+// dnnPoolWorkspaceBytes(geometry, max) → bytes of the workspace max pooling's forward writes for backward (0 for average).
+napi_value PoolWorkspaceEntry(napi_env env, napi_callback_info info) {
+  const char* fn = "dnnPoolWorkspaceBytes";
+  napi_value argv[2];
+  PoolGeom g;
+  bool max;
+  if (!GetArgs(env, info, fn, 2, argv) || !GetPoolGeom(env, argv[0], fn, &g)) return nullptr;
+  if (napi_get_value_bool(env, argv[1], &max) != napi_ok) {
+    ThrowError(env, fn, "argument 'max' must be a boolean");
+    return nullptr;
+  }
+  return Guard(env, fn, [&]() -> napi_value {
+    auto& e = GetPoolForward(g, max);
+    napi_value out;
+    napi_create_double(env, e.has_ws ? static_cast<double>(e.ws.get_size()) : 0.0, &out);
+    return out;
+  });
+}
+
+// dnnPoolForward(geometry, max, x, y, ws | null): max or average pooling, NCHW float32; max
+// pooling writes its argmax workspace into ws (dnnPoolWorkspaceBytes bytes).
+napi_value PoolForwardEntry(napi_env env, napi_callback_info info) {
+  const char* fn = "dnnPoolForward";
+  napi_value argv[5];
+  PoolGeom g;
+  bool max;
+  void *x, *y, *ws;
+  size_t lx, ly, lws;
+  if (!GetArgs(env, info, fn, 5, argv) || !GetPoolGeom(env, argv[0], fn, &g)) return nullptr;
+  if (napi_get_value_bool(env, argv[1], &max) != napi_ok) {
+    ThrowError(env, fn, "argument 'max' must be a boolean");
+    return nullptr;
+  }
+  if (!GetTyped(env, argv[2], fn, "x", napi_float32_array, false, &x, &lx) ||
+      !GetTyped(env, argv[3], fn, "y", napi_float32_array, false, &y, &ly) ||
+      !GetTyped(env, argv[4], fn, "ws", napi_uint8_array, true, &ws, &lws) || !CheckLength(env, fn, "x", lx, g.n * g.c * g.h * g.w) ||
+      !CheckLength(env, fn, "y", ly, g.n * g.c * g.oh * g.ow)) {
+    return nullptr;
+  }
+  return Guard(env, fn, [&]() -> napi_value {
+    auto& e = GetPoolForward(g, max);
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(e.src, Engine(), x)}, {DNNL_ARG_DST, memory(e.dst, Engine(), y)}};
+    if (e.has_ws) {
+      if (!ws || lws < e.ws.get_size()) {
+        ThrowError(env, fn, "argument 'ws' must be a Uint8Array of at least " + std::to_string(e.ws.get_size()) + " bytes");
+        return nullptr;
+      }
+      args.emplace(DNNL_ARG_WORKSPACE, memory(e.ws, Engine(), ws));
+    }
+    e.prim.execute(Stream(), args);
+    Stream().wait();
+    return nullptr;
+  });
+}
+
+// dnnPoolBackward(geometry, max, dy, dx, ws | null): dx = Aᵀ dy (overwritten), with max pooling's
+// selection read from the workspace of the matching forward.
+napi_value PoolBackwardEntry(napi_env env, napi_callback_info info) {
+  const char* fn = "dnnPoolBackward";
+  napi_value argv[5];
+  PoolGeom g;
+  bool max;
+  void *dy, *dx, *ws;
+  size_t ldy, ldx, lws;
+  if (!GetArgs(env, info, fn, 5, argv) || !GetPoolGeom(env, argv[0], fn, &g)) return nullptr;
+  if (napi_get_value_bool(env, argv[1], &max) != napi_ok) {
+    ThrowError(env, fn, "argument 'max' must be a boolean");
+    return nullptr;
+  }
+  if (!GetTyped(env, argv[2], fn, "dy", napi_float32_array, false, &dy, &ldy) ||
+      !GetTyped(env, argv[3], fn, "dx", napi_float32_array, false, &dx, &ldx) ||
+      !GetTyped(env, argv[4], fn, "ws", napi_uint8_array, true, &ws, &lws) ||
+      !CheckLength(env, fn, "dy", ldy, g.n * g.c * g.oh * g.ow) || !CheckLength(env, fn, "dx", ldx, g.n * g.c * g.h * g.w)) {
+    return nullptr;
+  }
+  return Guard(env, fn, [&]() -> napi_value {
+    auto& e = GetPoolBackward(g, max);
+    std::unordered_map<int, memory> args{{DNNL_ARG_DIFF_DST, memory(e.diff_dst, Engine(), dy)},
+                                         {DNNL_ARG_DIFF_SRC, memory(e.diff_src, Engine(), dx)}};
+    if (e.has_ws) {
+      if (!ws || lws < e.ws.get_size()) {
+        ThrowError(env, fn, "argument 'ws' must be the forward's workspace (" + std::to_string(e.ws.get_size()) + " bytes)");
+        return nullptr;
+      }
+      args.emplace(DNNL_ARG_WORKSPACE, memory(e.ws, Engine(), ws));
+    }
+    e.prim.execute(Stream(), args);
+    Stream().wait();
+    return nullptr;
+  });
+}
+
+// dnnConvImpl(geometry, which) → the implementation oneDNN chose ("jit:avx2", "gemm:jit", …), for reports.
+napi_value ConvImplEntry(napi_env env, napi_callback_info info) {
+  const char* fn = "dnnConvImpl";
+  napi_value argv[2];
+  ConvGeom g;
+  int32_t which = 0;
+  if (!GetArgs(env, info, fn, 2, argv) || !GetConvGeom(env, argv[0], fn, &g)) return nullptr;
+  napi_get_value_int32(env, argv[1], &which);
+  return Guard(env, fn, [&]() -> napi_value {
+    const std::string s = which == 0 ? GetConvForward(g, true).impl : which == 1 ? GetConvBackwardData(g).impl : GetConvBackwardWeights(g, true).impl;
+    napi_value out;
+    napi_create_string_utf8(env, s.c_str(), NAPI_AUTO_LENGTH, &out);
+    return out;
+  });
+}
+
+}  // namespace
+
+void RegisterDnn(napi_env env, napi_value exports) {
+  const dnnl_version_t* v = dnnl_version();
+  const std::string version = std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
+  napi_value ver;
+  napi_create_string_utf8(env, version.c_str(), NAPI_AUTO_LENGTH, &ver);
+  const napi_property_descriptor props[] = {
+      {"dnnConvForward", nullptr, ConvForwardEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"dnnConvBackwardData", nullptr, ConvBackwardDataEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"dnnConvBackwardWeights", nullptr, ConvBackwardWeightsEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"dnnPoolWorkspaceBytes", nullptr, PoolWorkspaceEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"dnnPoolForward", nullptr, PoolForwardEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"dnnPoolBackward", nullptr, PoolBackwardEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"dnnConvImpl", nullptr, ConvImplEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"dnnlVersion", nullptr, nullptr, nullptr, nullptr, ver, napi_enumerable, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+}
+
+#else
+
+void RegisterDnn(napi_env, napi_value) {}
+
+#endif

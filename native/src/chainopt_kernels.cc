@@ -1,0 +1,361 @@
+// chainopt_kernels: multi-threaded element-wise kernels (optimizer updates, ReLU) for the addon.
+//
+// Design notes
+// - Every kernel is a loop over independent entries: entry i reads and writes only index i, so
+//   the result does not depend on the thread count or the partition at all (no reductions here).
+//   The partition is OpenMP's static schedule: contiguous equal blocks, one per thread.
+// - Arrays below kParallelMin entries run on the calling thread (a fork/join costs a few µs).
+// - Arithmetic mirrors chainopt's TypeScript loops operation for operation: doubles for every
+//   intermediate, one rounding to the array's precision per store, the same association
+//   (JS's `c * g * g` is (c·g)·g), so that a native update equals the portable one bit for bit
+//   (compiled with -ffp-contract=off: no fused multiply-add).
+// - OpenMP is the same runtime oneDNN uses; see docs/performance.md for the threading policy.
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include "chainopt_dnn.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace {
+
+constexpr int64_t kParallelMin = 1 << 15;
+
+bool Fail(napi_env env, const char* fn, const std::string& message) {
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", (std::string(fn) + ": " + message).c_str());
+  return false;
+}
+
+struct Arr {
+  napi_typedarray_type type = napi_float32_array;
+  void* data = nullptr;
+  int64_t length = 0;
+  bool present = false;
+};
+
+// A Float32Array or Float64Array (null/undefined allowed when optional).
+bool GetFloat(napi_env env, napi_value v, const char* fn, const char* name, bool optional, Arr* out) {
+  napi_valuetype vt;
+  napi_typeof(env, v, &vt);
+  if (optional && (vt == napi_null || vt == napi_undefined)) return true;
+  bool is_typed = false;
+  size_t len = 0;
+  if (napi_is_typedarray(env, v, &is_typed) != napi_ok || !is_typed ||
+      napi_get_typedarray_info(env, v, &out->type, &len, &out->data, nullptr, nullptr) != napi_ok ||
+      (out->type != napi_float32_array && out->type != napi_float64_array)) {
+    return Fail(env, fn, std::string("argument '") + name + "' must be a Float32Array or Float64Array");
+  }
+  out->length = static_cast<int64_t>(len);
+  out->present = true;
+  return true;
+}
+
+bool GetNum(napi_env env, napi_value v, const char* fn, const char* name, double* out) {
+  if (napi_get_value_double(env, v, out) != napi_ok) return Fail(env, fn, std::string("argument '") + name + "' must be a number");
+  return true;
+}
+
+bool GetFlag(napi_env env, napi_value v, const char* fn, const char* name, bool* out) {
+  if (napi_get_value_bool(env, v, out) != napi_ok) return Fail(env, fn, std::string("argument '") + name + "' must be a boolean");
+  return true;
+}
+
+bool GetN(napi_env env, napi_value v, const char* fn, int64_t* n) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok || !(d >= 0 && d <= 9007199254740991.0) || d != std::floor(d)) {
+    return Fail(env, fn, "argument 'n' must be a non-negative integer");
+  }
+  *n = static_cast<int64_t>(d);
+  return true;
+}
+
+// All present arrays share the first one's precision and hold at least n entries.
+bool Same(napi_env env, const char* fn, int64_t n, std::initializer_list<std::pair<const char*, const Arr*>> arrays) {
+  const napi_typedarray_type type = arrays.begin()->second->type;
+  for (const auto& [name, a] : arrays) {
+    if (!a->present) continue;
+    if (a->type != type) return Fail(env, fn, std::string("argument '") + name + "' must have the precision of the others");
+    if (a->length < n) {
+      napi_throw_range_error(env, "ERR_OUT_OF_RANGE",
+                             (std::string(fn) + ": argument '" + name + "' has " + std::to_string(a->length) + " elements, needs n = " +
+                              std::to_string(n))
+                                 .c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
+template <typename T>
+T* P(const Arr& a) {
+  return a.present ? static_cast<T*>(a.data) : nullptr;
+}
+
+// Adam / AMSGrad (Kingma & Ba, ICLR 2015, Alg. 1; AMSGrad in PyTorch's form), the loop of
+// scaleByAdam in src/optim/adaptive.ts: m ← β₁m + c₁g, v ← β₂v + (c₂g)g, [v_max ← max(v_max, v)],
+// u ← m / bc₁ / (√v / √bc₂ + ε). The variants are compile-time (AMS) so that each loop has no
+// branch and vectorizes; the arrays must be distinct (__restrict: they are separate state buffers).
+template <typename T, bool AMS>
+void AdamLoop(int64_t n, T* __restrict u, T* __restrict m, T* __restrict v, T* __restrict vmax, double b1, double c1, double b2,
+              double c2, double bc1, double bc2s, double eps) {
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; i++) {
+    const double g = u[i];
+    const T mi = static_cast<T>(b1 * static_cast<double>(m[i]) + c1 * g);
+    const T vi = static_cast<T>(b2 * static_cast<double>(v[i]) + c2 * g * g);
+    m[i] = mi;
+    v[i] = vi;
+    T d = vi;
+    if (AMS) {
+      const T old = vmax[i];
+      d = !(vi <= old) ? vi : old;  // propagates NaN, like torch.maximum
+      vmax[i] = d;
+    }
+    u[i] = static_cast<T>(static_cast<double>(mi) / bc1 / (std::sqrt(static_cast<double>(d)) / bc2s + eps));
+  }
+}
+
+template <typename T>
+void Adam(int64_t n, T* u, T* m, T* v, T* vmax, double b1, double c1, double b2, double c2, double bc1, double bc2s, double eps) {
+  if (vmax) AdamLoop<T, true>(n, u, m, v, vmax, b1, c1, b2, c2, bc1, bc2s, eps);
+  else AdamLoop<T, false>(n, u, m, v, nullptr, b1, c1, b2, c2, bc1, bc2s, eps);
+}
+
+// RMSprop (Tieleman & Hinton 2012, PyTorch form), scaleByRms: ν ← ρν + (1−ρ)g·g, [μ ← ρμ + (1−ρ)g],
+// u ← g / (√(ν [− μ²]) + ε).
+template <typename T, bool CENTERED>
+void RmsLoop(int64_t n, T* __restrict u, T* __restrict nu, T* __restrict mu, double rho, double one, double eps) {
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; i++) {
+    const double g = u[i];
+    const T ni = static_cast<T>(rho * static_cast<double>(nu[i]) + one * g * g);
+    nu[i] = ni;
+    double var = ni;
+    if (CENTERED) {
+      const T mi = static_cast<T>(rho * static_cast<double>(mu[i]) + one * g);
+      mu[i] = mi;
+      var = static_cast<double>(ni) - static_cast<double>(mi) * static_cast<double>(mi);
+    }
+    u[i] = static_cast<T>(g / (std::sqrt(var) + eps));
+  }
+}
+
+template <typename T>
+void Rms(int64_t n, T* u, T* nu, T* mu, double rho, double one, double eps) {
+  if (mu) RmsLoop<T, true>(n, u, nu, mu, rho, one, eps);
+  else RmsLoop<T, false>(n, u, nu, nullptr, rho, one, eps);
+}
+
+// AdaGrad (Duchi, Hazan & Singer 2011), scaleByRss: s ← s + g·g, u ← g / (√s + δ).
+template <typename T>
+void Rss(int64_t n, T* __restrict u, T* __restrict s, double eps) {
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; i++) {
+    const double g = u[i];
+    const T si = static_cast<T>(static_cast<double>(s[i]) + g * g);
+    s[i] = si;
+    u[i] = static_cast<T>(g / (std::sqrt(static_cast<double>(si)) + eps));
+  }
+}
+
+// Heavy-ball momentum, PyTorch form (traceMomentum): v ← g on the first step, else v ← μv + (1−d)g
+// with two roundings, as the portable scal-then-axpy of src/core/kernels.ts (v ← μv, then
+// v ← v + (1−d)g); u ← v, or u ← g + μv with Nesterov.
+template <typename T, bool FIRST, bool NESTEROV>
+void MomentumLoop(int64_t n, T* __restrict u, T* __restrict v, double mu, double keep) {
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; i++) {
+    const double g = u[i];
+    const T vi = FIRST ? static_cast<T>(g) : static_cast<T>(static_cast<double>(static_cast<T>(mu * static_cast<double>(v[i]))) + keep * g);
+    v[i] = vi;
+    u[i] = NESTEROV ? static_cast<T>(g + mu * static_cast<double>(vi)) : vi;
+  }
+}
+
+template <typename T>
+void Momentum(int64_t n, T* u, T* v, double mu, double keep, bool first, bool nesterov) {
+  if (first) {
+    if (nesterov) MomentumLoop<T, true, true>(n, u, v, mu, keep);
+    else MomentumLoop<T, true, false>(n, u, v, mu, keep);
+  } else {
+    if (nesterov) MomentumLoop<T, false, true>(n, u, v, mu, keep);
+    else MomentumLoop<T, false, false>(n, u, v, mu, keep);
+  }
+}
+
+// ReLU y = x > 0 ? x : 0 (NaN and −0 give +0, as the TypeScript kernel).
+template <typename T>
+void ReluForward(int64_t n, const T* x, T* y) {
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : T(0);
+}
+
+// ReLU's derivative applied to v: out = x > 0 ? v : 0 (VJP and JVP alike, the Jacobian is diagonal).
+template <typename T>
+void ReluBackward(int64_t n, const T* x, const T* v, T* out) {
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; i++) {
+    const T xi = x[i];
+    const T vi = v[i];  // loaded unconditionally, so that the select vectorizes
+    out[i] = xi > 0 ? vi : T(0);
+  }
+}
+
+// adamUpdate(n, u, m, v, vmax | null, b1, c1, b2, c2, bc1, bc2Sqrt, eps)
+napi_value AdamEntry(napi_env env, napi_callback_info info) {
+  const char* fn = "adamUpdate";
+  size_t argc = 12;
+  napi_value a[12];
+  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
+  if (argc < 12) return Fail(env, fn, "expected 12 arguments (n, u, m, v, vmax, b1, c1, b2, c2, bc1, bc2Sqrt, eps)"), nullptr;
+  int64_t n;
+  Arr u, m, v, vm;
+  double b1, c1, b2, c2, bc1, bc2s, eps;
+  if (!GetN(env, a[0], fn, &n) || !GetFloat(env, a[1], fn, "u", false, &u) || !GetFloat(env, a[2], fn, "m", false, &m) ||
+      !GetFloat(env, a[3], fn, "v", false, &v) || !GetFloat(env, a[4], fn, "vmax", true, &vm) || !GetNum(env, a[5], fn, "b1", &b1) ||
+      !GetNum(env, a[6], fn, "c1", &c1) || !GetNum(env, a[7], fn, "b2", &b2) || !GetNum(env, a[8], fn, "c2", &c2) ||
+      !GetNum(env, a[9], fn, "bc1", &bc1) || !GetNum(env, a[10], fn, "bc2Sqrt", &bc2s) || !GetNum(env, a[11], fn, "eps", &eps) ||
+      !Same(env, fn, n, {{"u", &u}, {"m", &m}, {"v", &v}, {"vmax", &vm}})) {
+    return nullptr;
+  }
+  if (u.type == napi_float32_array) Adam<float>(n, P<float>(u), P<float>(m), P<float>(v), P<float>(vm), b1, c1, b2, c2, bc1, bc2s, eps);
+  else Adam<double>(n, P<double>(u), P<double>(m), P<double>(v), P<double>(vm), b1, c1, b2, c2, bc1, bc2s, eps);
+  return nullptr;
+}
+
+// rmsUpdate(n, u, nu, mu | null, rho, one, eps)
+napi_value RmsEntry(napi_env env, napi_callback_info info) {
+  const char* fn = "rmsUpdate";
+  size_t argc = 7;
+  napi_value a[7];
+  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
+  if (argc < 7) return Fail(env, fn, "expected 7 arguments (n, u, nu, mu, rho, one, eps)"), nullptr;
+  int64_t n;
+  Arr u, nu, mu;
+  double rho, one, eps;
+  if (!GetN(env, a[0], fn, &n) || !GetFloat(env, a[1], fn, "u", false, &u) || !GetFloat(env, a[2], fn, "nu", false, &nu) ||
+      !GetFloat(env, a[3], fn, "mu", true, &mu) || !GetNum(env, a[4], fn, "rho", &rho) || !GetNum(env, a[5], fn, "one", &one) ||
+      !GetNum(env, a[6], fn, "eps", &eps) || !Same(env, fn, n, {{"u", &u}, {"nu", &nu}, {"mu", &mu}})) {
+    return nullptr;
+  }
+  if (u.type == napi_float32_array) Rms<float>(n, P<float>(u), P<float>(nu), P<float>(mu), rho, one, eps);
+  else Rms<double>(n, P<double>(u), P<double>(nu), P<double>(mu), rho, one, eps);
+  return nullptr;
+}
+
+// rssUpdate(n, u, s, eps)
+napi_value RssEntry(napi_env env, napi_callback_info info) {
+  const char* fn = "rssUpdate";
+  size_t argc = 4;
+  napi_value a[4];
+  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
+  if (argc < 4) return Fail(env, fn, "expected 4 arguments (n, u, s, eps)"), nullptr;
+  int64_t n;
+  Arr u, s;
+  double eps;
+  if (!GetN(env, a[0], fn, &n) || !GetFloat(env, a[1], fn, "u", false, &u) || !GetFloat(env, a[2], fn, "s", false, &s) ||
+      !GetNum(env, a[3], fn, "eps", &eps) || !Same(env, fn, n, {{"u", &u}, {"s", &s}})) {
+    return nullptr;
+  }
+  if (u.type == napi_float32_array) Rss<float>(n, P<float>(u), P<float>(s), eps);
+  else Rss<double>(n, P<double>(u), P<double>(s), eps);
+  return nullptr;
+}
+
+// momentumUpdate(n, u, v, mu, keep, first, nesterov)
+napi_value MomentumEntry(napi_env env, napi_callback_info info) {
+  const char* fn = "momentumUpdate";
+  size_t argc = 7;
+  napi_value a[7];
+  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
+  if (argc < 7) return Fail(env, fn, "expected 7 arguments (n, u, v, mu, keep, first, nesterov)"), nullptr;
+  int64_t n;
+  Arr u, v;
+  double mu, keep;
+  bool first, nesterov;
+  if (!GetN(env, a[0], fn, &n) || !GetFloat(env, a[1], fn, "u", false, &u) || !GetFloat(env, a[2], fn, "v", false, &v) ||
+      !GetNum(env, a[3], fn, "mu", &mu) || !GetNum(env, a[4], fn, "keep", &keep) || !GetFlag(env, a[5], fn, "first", &first) ||
+      !GetFlag(env, a[6], fn, "nesterov", &nesterov) || !Same(env, fn, n, {{"u", &u}, {"v", &v}})) {
+    return nullptr;
+  }
+  if (u.type == napi_float32_array) Momentum<float>(n, P<float>(u), P<float>(v), mu, keep, first, nesterov);
+  else Momentum<double>(n, P<double>(u), P<double>(v), mu, keep, first, nesterov);
+  return nullptr;
+}
+
+// reluForward(n, x, y)
+napi_value ReluForwardEntry(napi_env env, napi_callback_info info) {
+  const char* fn = "reluForward";
+  size_t argc = 3;
+  napi_value a[3];
+  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
+  if (argc < 3) return Fail(env, fn, "expected 3 arguments (n, x, y)"), nullptr;
+  int64_t n;
+  Arr x, y;
+  if (!GetN(env, a[0], fn, &n) || !GetFloat(env, a[1], fn, "x", false, &x) || !GetFloat(env, a[2], fn, "y", false, &y) ||
+      !Same(env, fn, n, {{"x", &x}, {"y", &y}})) {
+    return nullptr;
+  }
+  if (x.type == napi_float32_array) ReluForward<float>(n, P<float>(x), P<float>(y));
+  else ReluForward<double>(n, P<double>(x), P<double>(y));
+  return nullptr;
+}
+
+// reluBackward(n, x, v, out)
+napi_value ReluBackwardEntry(napi_env env, napi_callback_info info) {
+  const char* fn = "reluBackward";
+  size_t argc = 4;
+  napi_value a[4];
+  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
+  if (argc < 4) return Fail(env, fn, "expected 4 arguments (n, x, v, out)"), nullptr;
+  int64_t n;
+  Arr x, v, out;
+  if (!GetN(env, a[0], fn, &n) || !GetFloat(env, a[1], fn, "x", false, &x) || !GetFloat(env, a[2], fn, "v", false, &v) ||
+      !GetFloat(env, a[3], fn, "out", false, &out) || !Same(env, fn, n, {{"x", &x}, {"v", &v}, {"out", &out}})) {
+    return nullptr;
+  }
+  if (x.type == napi_float32_array) ReluBackward<float>(n, P<float>(x), P<float>(v), P<float>(out));
+  else ReluBackward<double>(n, P<double>(x), P<double>(v), P<double>(out));
+  return nullptr;
+}
+
+napi_value OmpThreadsEntry(napi_env env, napi_callback_info) {
+  napi_value out;
+  napi_create_int32(env, GetOmpThreads(), &out);
+  return out;
+}
+
+}  // namespace
+
+void SetOmpThreads(int n) {
+#ifdef _OPENMP
+  omp_set_num_threads(n);
+#else
+  (void)n;
+#endif
+}
+
+int GetOmpThreads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+void RegisterKernels(napi_env env, napi_value exports) {
+  const napi_property_descriptor props[] = {
+      {"adamUpdate", nullptr, AdamEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"rmsUpdate", nullptr, RmsEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"rssUpdate", nullptr, RssEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"momentumUpdate", nullptr, MomentumEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"reluForward", nullptr, ReluForwardEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"reluBackward", nullptr, ReluBackwardEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"getOmpThreads", nullptr, OmpThreadsEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+}

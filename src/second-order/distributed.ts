@@ -1,0 +1,195 @@
+import type { Chain } from "../chain/chain.js";
+import { allreduceSumOrdered, type Collective, shareOf } from "../core/collective.js";
+import { allocate, type FloatArray } from "../core/dtype.js";
+import type { Batch } from "../objectives/batch.js";
+import type { Objective } from "../objectives/objective.js";
+import { Linearization, solveShifted } from "./linearize.js";
+
+// Gram-Gauss-Newton with the Gram matrix split by rows across the ranks of a job (docs/distributed.md).
+//
+// The GGN step (seed 001, Cai et al., "Gram-Gauss-Newton Method: Learning Overparameterized Neural
+// Networks for Regression Problems", arXiv:1905.11675, eq. (7); ggn.ts) on a global batch of B
+// samples, q = B·k outputs:
+//
+//   w⁺ = w − η Jᵀ (J Jᵀ + λ I)⁻¹ r,   r = f(w) − y,   J = ∂f/∂w ∈ R^{q×p}.
+//
+// Rank ρ owns the contiguous share S_ρ of the batch (shareOf) and the q_ρ rows J_ρ of J for its
+// samples. Row-block ρ of the Gram matrix is (J Jᵀ)[S_ρ, :] = J_ρ Jᵀ, so what rank ρ needs from the
+// others is their Jacobian rows: one all-gather of J (q × p) gives every rank Jᵀ; rank ρ then forms
+// its q_ρ × q block by one GEMM (the Gram work, q²p flops, is split N ways), a second all-gather
+// assembles the q × q matrix, and every rank solves the same q × q system (Cholesky, q³/3 flops,
+// repeated on each rank: at q ≤ a few thousand it is small next to q²p) and forms Jᵀ c from the
+// gathered rows, so that every rank ends with the same direction without a further reduction.
+// Communication per step: (q + q²)·(N−1)/N entries received per rank beyond J's q·p.
+// All-gathers carry equal counts (MPI_Allgather), so the per-rank blocks are padded to the largest
+// share (⌈B/N⌉ samples) with zero rows, dropped when the matrix is assembled.
+
+/** The rows [lo, hi) of a batch, as views. */
+export function sliceBatch(batch: Batch, lo: number, hi: number): Batch {
+  if (lo === 0 && hi === batch.size) return batch;
+  const inSize = batch.size > 0 ? batch.x.length / batch.size : 0;
+  const out: { x: FloatArray; size: number; labels?: Int32Array; targets?: FloatArray } = {
+    x: batch.x.subarray(lo * inSize, hi * inSize),
+    size: hi - lo,
+  };
+  if (batch.labels) out.labels = batch.labels.subarray(lo, hi);
+  if (batch.targets) {
+    const t = batch.targets.length / batch.size;
+    out.targets = batch.targets.subarray(lo * t, hi * t);
+  }
+  return out;
+}
+
+/** Seconds spent in each phase of {@link distributedGgnDirection} on this rank. */
+export interface DistributedGgnTimings {
+  /** Forward pass and this rank's Jacobian rows (one VJP per row). */
+  jacobian: number;
+  /** Its q_ρ × q block of J Jᵀ (GEMM). */
+  gram: number;
+  /** The q × q solve and Jᵀ c. */
+  solve: number;
+  /** All-gathers and all-reduces (communication, and waiting for the slowest rank). */
+  communication: number;
+}
+
+/** Options of {@link distributedGgnDirection}. */
+export interface DistributedGgnOptions {
+  /** λ of J Jᵀ + λ I. */
+  damping: number;
+  /** η (default 1). */
+  stepSize?: number;
+  /** Training mode of the components (default true). */
+  training?: boolean;
+  state?: FloatArray;
+  /** Sum the value and gradient in rank order (bit-reproducible for a given N). */
+  deterministic?: boolean;
+}
+
+/** What {@link distributedGgnDirection} returns, the same on every rank. */
+export interface DistributedGgnResult {
+  /** F(w) on the global batch (loss + L2 term). */
+  value: number;
+  /** The GGN direction −η Jᵀ (J Jᵀ + λ I)⁻¹ r (float64, p entries). */
+  direction: Float64Array;
+  /** The global q × q Gram matrix J Jᵀ (float64). */
+  ntk: Float64Array;
+  timings: DistributedGgnTimings;
+}
+
+/**
+ * The GGN direction of a squared-loss objective on the global `batch` (every rank passes the same
+ * batch and parameters; each computes only its share), with the Gram matrix split by rows across
+ * the ranks of `c`. With one rank it is {@link prepareGgn}'s direction up to rounding.
+ */
+export function distributedGgnDirection(
+  c: Collective,
+  chain: Chain,
+  objective: Objective,
+  w: FloatArray,
+  batch: Batch,
+  options: DistributedGgnOptions,
+): DistributedGgnResult {
+  if (objective.loss.type !== "squared") {
+    throw new Error(`ggn: Gram-Gauss-Newton is defined for regression with the squared loss, got the ${objective.loss.type} loss`);
+  }
+  if (!(options.damping >= 0)) throw new Error(`damping: expected λ ≥ 0, got ${options.damping}`);
+  chain.checkParams(w);
+  const timings: DistributedGgnTimings = { jacobian: 0, gram: 0, solve: 0, communication: 0 };
+  let t = performance.now();
+  const lap = (phase: keyof DistributedGgnTimings) => {
+    const now = performance.now();
+    timings[phase] += (now - t) / 1000;
+    t = now;
+  };
+  const N = c.size;
+  const B = batch.size;
+  const k = chain.outputSize;
+  const p = chain.paramSize;
+  const q = B * k;
+  const maxShare = Math.ceil(B / N);
+  const qm = maxShare * k; // padded rows per rank
+  const { lo, hi } = shareOf(c.rank, N, B);
+  const local = sliceBatch(batch, lo, hi);
+  const nr = local.size;
+  const qr = nr * k;
+  const w0 = w.slice();
+  const training = options.training ?? true;
+
+  // This rank's residual, loss, gradient and Jacobian rows J_ρ (qm × p, zero-padded).
+  const jLocal = allocate(chain.dtype, qm * p);
+  const packed = new Float64Array(qm + 1 + p); // residual rows, weighted loss, weighted data gradient
+  if (nr > 0) {
+    const lin = new Linearization(chain, w0, local, training, options.state);
+    const slope = allocate(chain.dtype, qr);
+    const loss = objective.loss.evaluate(lin.output, local, k, slope);
+    // ∇f = (ŷ − y)/n_ρ for the share's mean squared loss, so r = n_ρ ∇f (ggn.ts).
+    const gradC = allocate(chain.dtype, p);
+    lin.vjp(slope, gradC);
+    const weight = nr / B; // the global mean is Σ_ρ (n_ρ/B)·(share mean) (src/train/data-parallel.ts)
+    for (let i = 0; i < p; i++) packed[qm + 1 + i] = weight * gradC[i];
+    packed[qm] = weight * loss;
+    for (let i = 0; i < qr; i++) packed[i] = nr * slope[i];
+    const seed = allocate(chain.dtype, qr);
+    for (let r = 0; r < qr; r++) {
+      seed.fill(0);
+      seed[r] = 1;
+      lin.vjp(seed, jLocal.subarray(r * p, (r + 1) * p));
+    }
+  }
+  lap("jacobian");
+
+  // All-gather J (N·qm × p) and the residuals; sum the loss and gradient.
+  const jAll = allocate(chain.dtype, N * qm * p);
+  c.allgather(jLocal, jAll);
+  const residuals = new Float64Array(N * qm);
+  c.allgather(packed.subarray(0, qm), residuals);
+  const sums = packed.slice(qm);
+  if (options.deterministic) allreduceSumOrdered(c, sums);
+  else c.allreduceSum(sums);
+  lap("communication");
+
+  // Row block ρ of J Jᵀ: J_ρ (qm × p) times J_allᵀ (p × N·qm).
+  const block = allocate(chain.dtype, qm * N * qm);
+  if (qr > 0) chain.backend.gemm(false, true, qr, N * qm, p, 1, jLocal, p, jAll, p, 0, block, N * qm);
+  const block64 = block instanceof Float64Array ? block : Float64Array.from(block);
+  lap("gram");
+  const gramPadded = new Float64Array(N * qm * N * qm);
+  c.allgather(block64, gramPadded);
+  lap("communication");
+
+  // Drop the padding: global row (sample i, output j) of rank ρ's share sits at padded row ρ·qm + (i − lo_ρ)·k + j.
+  const rowOf = new Int32Array(q);
+  for (let rho = 0, g = 0; rho < N; rho++) {
+    const s = shareOf(rho, N, B);
+    for (let r = 0; r < (s.hi - s.lo) * k; r++) rowOf[g++] = rho * qm + r;
+  }
+  const width = N * qm;
+  const ntk = new Float64Array(q * q);
+  const residual = new Float64Array(q);
+  for (let a = 0; a < q; a++) {
+    const ra = rowOf[a] * width;
+    for (let b = 0; b < q; b++) ntk[a * q + b] = gramPadded[ra + rowOf[b]];
+    residual[a] = residuals[rowOf[a]];
+  }
+  // Symmetrize: block ρ's entries and block σ's transposed ones are the same numbers summed in
+  // possibly different orders by the GEMM; averaging makes the matrix exactly symmetric for Cholesky.
+  for (let a = 0; a < q; a++)
+    for (let b = 0; b < a; b++) {
+      const m = 0.5 * (ntk[a * q + b] + ntk[b * q + a]);
+      ntk[a * q + b] = m;
+      ntk[b * q + a] = m;
+    }
+  const coef = solveShifted(chain.backend, ntk, q, options.damping, residual, "ggn");
+  // Jᵀ c from the gathered rows (padded rows get 0).
+  const cPadded = allocate(chain.dtype, width);
+  for (let a = 0; a < q; a++) cPadded[rowOf[a]] = coef[a];
+  const jtc = allocate(chain.dtype, p);
+  chain.backend.gemm(false, false, 1, p, width, 1, cPadded, width, jAll, p, 0, jtc, p); // cᵀ J (1 × p)
+  const eta = options.stepSize ?? 1;
+  const direction = new Float64Array(p);
+  for (let i = 0; i < p; i++) direction[i] = -eta * jtc[i];
+  lap("solve");
+  let r2 = 0;
+  for (let i = 0; i < p; i++) r2 += w0[i] * w0[i];
+  return { value: sums[0] + 0.5 * objective.l2 * r2, direction, ntk, timings };
+}

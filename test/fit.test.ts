@@ -1,0 +1,177 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { createChain } from "../src/chain/chain.js";
+import { Rng } from "../src/core/rng.js";
+import { createDataset, type Dataset } from "../src/data/dataset.js";
+import { fitToRunDir } from "../src/node/fit-run.js";
+import { createObjective } from "../src/objectives/objective.js";
+import { createOptimizer } from "../src/optim/aliases.js";
+import { createSchedule } from "../src/optim/schedules.js";
+import { type FitOptions, fit } from "../src/train/fit.js";
+import { type EpochRecord, NumericalFaultError, Trainer } from "../src/train/trainer.js";
+
+// The public training API: `fit` is the Trainer's epoch loop (bit-identical to driving the Trainer
+// by hand), with callbacks; `fitToRunDir` adds a run directory and resumes bit-identically.
+
+const spec = {
+  input: [5],
+  layers: [{ type: "dense", units: 7 }, { type: "batchNorm" }, { type: "tanh" }, { type: "dense", units: 3 }],
+};
+
+function data(n: number, seed: number): Dataset {
+  const rng = new Rng(seed);
+  const x = new Float32Array(n * 5);
+  const labels = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    let s = 0;
+    for (let j = 0; j < 5; j++) {
+      x[i * 5 + j] = rng.normal();
+      s += (j - 2) * x[i * 5 + j];
+    }
+    labels[i] = s > 1.5 ? 2 : s > -1.5 ? 1 : 0;
+  }
+  return createDataset({ name: `toy-${seed}`, inputShape: [5], x, labels, classes: 3 });
+}
+
+const sets = { train: data(70, 1), validation: data(20, 2), test: data(25, 3) };
+const chain = () => createChain(spec as never, { dtype: "float64" });
+
+function options(overrides: Partial<FitOptions> = {}): FitOptions {
+  const schedule = createSchedule("cosine", { lr: 0.1, totalSteps: 4 * 5 });
+  return {
+    objective: createObjective("logistic", 1e-4),
+    optimizer: createOptimizer("momentum", { lr: schedule, momentum: 0.9 }),
+    learningRate: schedule,
+    batchSize: 16,
+    seed: 4,
+    epochs: 4,
+    average: { kind: "polyak" },
+    ...overrides,
+  };
+}
+
+const bytes = (a: Float32Array | Float64Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+const strip = (r: EpochRecord) => ({ ...r, seconds: 0, samplesPerSecond: 0 });
+
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+const tempDir = () => {
+  const d = mkdtempSync(join(tmpdir(), "chainopt-fit-"));
+  dirs.push(d);
+  return d;
+};
+
+describe("fit", () => {
+  it("is the Trainer's loop: same history, parameters and test numbers as driving the Trainer by hand", async () => {
+    const c = chain();
+    const steps: number[] = [];
+    const ended: number[] = [];
+    const result = await fit(c, sets, {
+      ...options(),
+      callbacks: { onStep: (p) => steps.push(p.batch), onEpochEnd: (r) => void ended.push(r.epoch) },
+    });
+    const o = options();
+    const c2 = chain();
+    const trainer = new Trainer({ ...o, chain: c2 }, { params: c2.initParams(o.seed) });
+    const records: EpochRecord[] = [];
+    for (let e = 0; e < 4; e++) records.push(trainer.runEpoch({ train: sets.train, validation: sets.validation }));
+    assert.deepEqual(result.history.map(strip), records.map(strip));
+    assert.ok(bytes(result.params).equals(bytes(trainer.finalParams())));
+    const test = trainer.evaluate(sets.test, trainer.finalParams());
+    assert.deepEqual(result.test, test);
+    assert.equal(steps.length, 4 * 5); // ⌈70 / 16⌉ = 5 batches per epoch
+    assert.deepEqual(ended, [1, 2, 3, 4]);
+    assert.equal(result.interrupted, false);
+    assert.ok(result.history.every((r) => Number.isFinite(r.valLoss) && r.valAccuracy !== undefined));
+  });
+
+  it("onEpochEnd returning 'stop' interrupts (no test numbers); resuming from the snapshot is bit-identical", async () => {
+    const full = await fit(chain(), sets, options());
+    const first = await fit(chain(), sets, {
+      ...options(),
+      callbacks: { onEpochEnd: (r) => (r.epoch === 2 ? "stop" : undefined) },
+    });
+    assert.equal(first.interrupted, true);
+    assert.equal(first.history.length, 2);
+    assert.equal(first.test, undefined);
+    const rest = await fit(chain(), sets, { ...options(), resume: first.trainer.snapshot() });
+    assert.deepEqual(rest.history.map(strip), full.history.slice(2).map(strip));
+    assert.ok(bytes(rest.params).equals(bytes(full.params)));
+  });
+
+  it("shouldStop before the first epoch trains nothing", async () => {
+    const c = chain();
+    const w0 = c.initParams(4);
+    const r = await fit(c, sets, { ...options({ average: undefined }), callbacks: { shouldStop: () => true } });
+    assert.equal(r.interrupted, true);
+    assert.equal(r.history.length, 0);
+    assert.ok(bytes(r.params).equals(bytes(w0)));
+  });
+
+  it("the NaN policy: stop throws a NumericalFaultError naming the step; skip trains on", async () => {
+    const huge = { optimizer: createOptimizer("sgd", { lr: 1e300 }), learningRate: 1e300, average: undefined };
+    await assert.rejects(fit(chain(), sets, options(huge)), (e: unknown) => e instanceof NumericalFaultError && /step \d+/.test(e.message));
+    const r = await fit(chain(), sets, options({ ...huge, onNaN: "skip" }));
+    assert.equal(r.history.length, 4);
+    assert.ok(r.history.some((h) => h.skippedSteps > 0));
+  });
+});
+
+describe("fitToRunDir", () => {
+  it("writes config, metrics, checkpoints, model and summary; a stopped run resumes bit-identically", async () => {
+    const full = await fitToRunDir(chain(), sets, { ...options(), out: join(tempDir(), "full"), config: { data: "toy" } });
+    const lines = readFileSync(join(full.runDir, "metrics.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      lines.map((l) => l.type),
+      ["epoch", "epoch", "epoch", "epoch", "final"],
+    );
+    const config = JSON.parse(readFileSync(join(full.runDir, "config.json"), "utf8"));
+    assert.equal(config.data, "toy");
+    assert.deepEqual(config.model.input, [5]);
+    const summary = JSON.parse(readFileSync(join(full.runDir, "summary.json"), "utf8"));
+    assert.equal(summary.epochs, 4);
+    assert.equal(summary.testAccuracy, full.test?.accuracy);
+
+    const out = join(tempDir(), "split");
+    const signal = { stopRequested: false };
+    const first = await fitToRunDir(chain(), sets, {
+      ...options(),
+      out,
+      signal,
+      callbacks: {
+        onEpochEnd: (r) => {
+          if (r.epoch === 1) signal.stopRequested = true;
+          return undefined;
+        },
+      },
+    });
+    assert.equal(first.interrupted, true);
+    assert.equal(first.history.length, 1);
+    const rest = await fitToRunDir(chain(), sets, { ...options(), resumeDir: out });
+    assert.equal(rest.interrupted, false);
+    assert.deepEqual(rest.history.map(strip), full.history.map(strip));
+    assert.ok(bytes(rest.params).equals(bytes(full.params)));
+    assert.deepEqual(rest.test, full.test);
+  });
+
+  it("a numerical fault is logged and names the last good checkpoint", async () => {
+    const out = join(tempDir(), "nan");
+    await assert.rejects(
+      fitToRunDir(chain(), sets, { ...options({ optimizer: createOptimizer("sgd", { lr: 1e300 }), average: undefined }), out }),
+      /last good checkpoint is kept: .*last\.safetensors \(epoch 0, step 0\)/,
+    );
+    const lines = readFileSync(join(out, "metrics.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    assert.equal(lines.at(-1).type, "fault");
+  });
+});
