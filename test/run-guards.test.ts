@@ -227,6 +227,12 @@ describe("messages", () => {
     assert.equal(portable.code, 0, portable.stderr);
     assert.match(portable.stderr, /portable TypeScript backend \(CHAINOPT_BACKEND=portable\)/);
     assert.doesNotMatch(portable.stderr, /install OpenBLAS/);
+    const doctor = await runCli(["doctor", "--no-bench"], { CHAINOPT_BACKEND: "portable" });
+    assert.equal(doctor.code, 0, doctor.stderr);
+    assert.doesNotMatch(doctor.stdout + doctor.stderr, /install OpenBLAS/);
+    const doctorBogus = await runCli(["doctor", "--no-bench"], { CHAINOPT_BACKEND: "bogus" });
+    assert.equal(doctorBogus.code, 1);
+    assert.match(doctorBogus.stderr, /CHAINOPT_BACKEND=bogus: unknown backend; allowed values/);
   });
 
   it("analyze accepts --bn-epsilon as an alias of --epsilon-bn", async () => {

@@ -358,7 +358,7 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
   }
   const objective = unsupervised ?? createObjective(config.loss, config.l2);
   const secondOrder = secondOrderMethod ? prepareSecondOrder(config, secondOrderMethod, chain, data) : null;
-  checkLossMatchesData(config.loss, data.train, config.dataset);
+  if (!unsupervised) checkLossMatchesData(config.loss, data.train, config.dataset); // unsupervised objectives drop the labels
   const certified = config.stepSize === "certified" ? prepareCertified(config, chain, objective, data) : null;
   const adversarial = adversarialAttack ? prepareAdversarialTraining(config, adversarialAttack, chain, objective) : null;
   const stepsPerEpoch = Math.ceil(data.train.size / config.batchSize);

@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import type { Backend } from "../../core/backend.js";
 import { portableBackend } from "../../core/portable.js";
 import { type GemmTiming, timeGemm } from "../../node/gemm-timing.js";
+import { backendFromEnv } from "../../node/index.js";
 import { type BlasInfo, loadNativeBackend, nativeAddonPath, nativeLoadError } from "../../node/native-backend.js";
 
 /** What `chainopt doctor --json` prints. */
@@ -40,7 +41,8 @@ const ENV_VARS = [
 
 /** Collects the report; `bench` false skips the GEMM timings. */
 export function doctorReport(options: { threads?: number; bench?: boolean } = {}): DoctorReport {
-  const forcePortable = process.env.CHAINOPT_BACKEND?.trim().toLowerCase() === "portable";
+  // CHAINOPT_BACKEND: auto, openblas or portable; another value is an error naming the choices.
+  const forcePortable = backendFromEnv() === "portable";
   const native = forcePortable ? null : loadNativeBackend();
   if (native && options.threads !== undefined) native.setThreads(options.threads);
   const backend: Backend = native ?? portableBackend;
@@ -95,11 +97,14 @@ export function doctorReport(options: { threads?: number; bench?: boolean } = {}
     cpu: { model: cpuList[0]?.model ?? "unknown", logicalCores: cpuList.length, availableParallelism: availableParallelism() },
     node: process.version,
     gemm,
-    advice: !native
-      ? "install OpenBLAS (Debian/Ubuntu: sudo apt-get install libopenblas-dev pkg-config g++), then run `npx chainopt build-native`"
-      : !dnnlVersion
-        ? "for oneDNN's convolution and pooling kernels install oneDNN 2.x (Debian/Ubuntu: sudo apt-get install libdnnl-dev), then run `npx chainopt build-native`"
-        : null,
+    // No install advice when the portable backend was chosen by name.
+    advice: forcePortable
+      ? null
+      : !native
+        ? "install OpenBLAS (Debian/Ubuntu: sudo apt-get install libopenblas-dev pkg-config g++), then run `npx chainopt build-native`"
+        : !dnnlVersion
+          ? "for oneDNN's convolution and pooling kernels install oneDNN 2.x (Debian/Ubuntu: sudo apt-get install libdnnl-dev), then run `npx chainopt build-native`"
+          : null,
   };
 }
 
