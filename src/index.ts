@@ -29,4 +29,6 @@ export * from "./report/plots.js";
 export * from "./report/schema.js";
 export * from "./second-order/index.js";
 export * from "./smoothing/index.js";
+export * from "./train/cluster-metrics.js";
+export * from "./train/convergence-order.js";
 export * from "./train/diagnostics.js";
