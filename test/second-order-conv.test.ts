@@ -103,6 +103,43 @@ describe("second order on ConvNets with batch-norm", () => {
     }
   }
 
+  it("Hessian-vector product when the convolution processes the batch in several column chunks", () => {
+    // 40×40 inputs, 3×3 kernels: 14 400 column entries per sample, so the 2¹⁷-entry column cap
+    // splits a batch of 12 into chunks of 9 and 3 (conv2d.ts, COLUMN_CAP); a strided second
+    // convolution takes the generic (non-shifted) im2col path with an input tangent.
+    const spec: ModelSpecInput = {
+      input: [1, 40, 40],
+      layers: [
+        { type: "conv2d", filters: 2, kernel: 3, padding: 1 },
+        { type: "batchNorm", affine: true },
+        { type: "tanh" },
+        { type: "conv2d", filters: 2, kernel: 4, stride: 3 },
+        { type: "softplus" },
+        { type: "avgPool2d", size: 13 },
+        { type: "flatten" },
+        { type: "dense", units: 2 },
+      ],
+    };
+    const p = problem(spec, "squared", 0.01, true, 12, 4);
+    assert.ok((p.chain.components[0].createTape(12, "float64") as { chunk: number }).chunk < 12, "the first convolution should be chunked");
+    const v = randomArray(p.chain.paramSize, p.rng);
+    const hv = hvp(p, v);
+    const h = 1e-5;
+    const gp = gradientAt(
+      p,
+      p.w.map((x, i) => x + h * v[i]),
+    );
+    const gm = gradientAt(
+      p,
+      p.w.map((x, i) => x - h * v[i]),
+    );
+    const err = relativeError(
+      hv,
+      gp.map((x, i) => (x - gm[i]) / (2 * h)),
+    );
+    assert.ok(err < 1e-7, `HVP vs FD: ${err}`);
+  });
+
   for (const loss of ["logistic", "squared"] as const) {
     it(`Newton by dynamic programming equals the dense Newton step on a ConvNet with batch-norm (${loss})`, () => {
       const p = problem(convnet(true), loss, 0.01, true);

@@ -59,7 +59,9 @@ export function createEpochExtras(
       }
     }
     if (probe) {
-      const d = curvatureDiagnostics(chain, objective, input.w, probe, input.learningRate, { state: input.state });
+      // The step of the ratio: the last accepted Armijo step in a line-search run, else the learning rate.
+      const step = out.armijoStep ?? input.learningRate;
+      const d = curvatureDiagnostics(chain, objective, input.w, probe, step, { state: input.state });
       out.probeGradNorm = d.gradNorm;
       out.hessianTop = d.hessianTop;
       out.gaussNewtonTop = d.gaussNewtonTop;

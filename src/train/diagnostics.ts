@@ -70,7 +70,8 @@ export function powerIteration(apply: (v: Float64Array) => ArrayLike<number>, n:
  * The curvature diagnostics at w on a probe batch for the step size η: top Hessian and
  * Gauss-Newton eigenvalues, the gradient norm, the curvature along the gradient and the lecture's
  * ratio (η/2)‖g‖²_H/‖g‖². Hessian products need every component's second-order backward; when
- * one lacks it, the Hessian numbers are NaN (the Gauss-Newton ones are always available).
+ * one lacks it, the Hessian numbers are NaN; when the loss has no second derivatives (clustering),
+ * all curvature numbers are NaN and only the gradient norm is given.
  */
 export function curvatureDiagnostics(
   chain: Chain,
@@ -92,12 +93,18 @@ export function curvatureDiagnostics(
     hessian = false;
   }
   const n = chain.paramSize;
-  const gaussNewtonTop = powerIteration(
-    (v) => gaussNewtonVectorProduct(chain, objective, w, probe, v, so),
-    n,
-    iterations,
-    new Rng(options.seed ?? 0),
-  );
+  // Losses without second derivatives (the clustering objective) throw in their Hessian products: NaN then.
+  let gaussNewtonTop = Number.NaN;
+  try {
+    gaussNewtonTop = powerIteration(
+      (v) => gaussNewtonVectorProduct(chain, objective, w, probe, v, so),
+      n,
+      iterations,
+      new Rng(options.seed ?? 0),
+    );
+  } catch {
+    hessian = false;
+  }
   if (!hessian) return { gradNorm, hessianTop: Number.NaN, gaussNewtonTop, gradientCurvature: Number.NaN, ratio: Number.NaN };
   const hessianTop = powerIteration(
     (v) => hessianVectorProduct(chain, objective, w, probe, v, so),
