@@ -23,3 +23,4 @@ export {
   type SecondOrderStepperOptions,
   type SecondOrderStepResult,
 } from "./stepper.js";
+export * from "./distributed.js";
