@@ -18,15 +18,19 @@ import { Linearization, solveShifted } from "./linearize.js";
 //   w⁺ = w − η Jᵀ (J Jᵀ + λ I)⁻¹ r,   r = f(w) − y,   J = ∂f/∂w ∈ R^{q×p}.
 //
 // Rank ρ owns the contiguous share S_ρ of the batch (shareOf) and the q_ρ rows J_ρ of J for its
-// samples. Row-block ρ of the Gram matrix is (J Jᵀ)[S_ρ, :] = J_ρ Jᵀ, so what rank ρ needs from the
-// others is their Jacobian rows: one all-gather of J (q × p) gives every rank Jᵀ; rank ρ then forms
-// its q_ρ × q block by one GEMM (the Gram work, q²p flops, is split N ways), a second all-gather
-// assembles the q × q matrix, and every rank solves the same q × q system (Cholesky, q³/3 flops,
-// repeated on each rank: at q ≤ a few thousand it is small next to q²p) and forms Jᵀ c from the
-// gathered rows, so that every rank ends with the same direction without a further reduction.
-// Communication per step: (q + q²)·(N−1)/N entries received per rank beyond J's q·p.
-// All-gathers carry equal counts (MPI_Allgather), so the per-rank blocks are padded to the largest
-// share (⌈B/N⌉ samples) with zero rows, dropped when the matrix is assembled.
+// samples. Row-block ρ of the Gram matrix is (J Jᵀ)[S_ρ, :] = J_ρ Jᵀ, so rank ρ needs what
+// determines the other ranks' rows:
+// - structured chains (gram.ts, structuredGramApplies): per dense layer t the slopes Δ_t at its
+//   output and its inputs X_t, since the gradient of a dense layer for slope δ at input x is
+//   (δ xᵀ, δ) and ⟨(δ xᵀ, δ), (δ′ x′ᵀ, δ′)⟩ = ⟨δ, δ′⟩(⟨x, x′⟩ + 1): an all-gather of q·m_t + B·n_t
+//   numbers per layer, then (J Jᵀ)[S_ρ, :] = Σ_t (Δ_t[ρ] Δ_tᵀ) ⊙ (X_t[ρ] X_tᵀ + 1) by two GEMMs, and
+//   Jᵀ c = Σ_ρ J_ρᵀ c_ρ by one VJP per rank and an all-reduce;
+// - other chains: J_ρ by one VJP per row, an all-gather of J (q·p numbers), J_ρ Jᵀ by one GEMM and
+//   Jᵀ c from the gathered rows.
+// A second all-gather assembles the q × q matrix and every rank solves the same system (Cholesky,
+// q³/3 flops, repeated on each rank), so every rank ends with the same direction. All-gathers
+// carry equal counts (MPI_Allgather), so the per-rank blocks are padded to the largest share
+// (⌈B/N⌉ samples) with zero rows, dropped when the matrix is assembled.
 
 /** The rows [lo, hi) of a batch, as views. */
 export function sliceBatch(batch: Batch, lo: number, hi: number): Batch {
