@@ -1,7 +1,7 @@
 // Data-parallel scaling over MPI (docs/distributed.md). Run under mpirun with 1, 2, 4 ranks:
 //
 //   mpirun -np N node dist/bench/distributed.js --part train [--steps 12] [--widths 4000,1000,4000] [--batch 256] [--dtype float32]
-//   mpirun -np N node dist/bench/distributed.js --part ggn   [--batch 256] [--reps 3] [--dtype float64] [--check]
+//   mpirun -np N node dist/bench/distributed.js --part ggn   [--batch 256] [--reps 3] [--dtype float64] [--check] [--path auto|generic]
 //
 // train: the MLP 784-W-…-10 (ReLU, logistic loss, random MNIST-sized data) trained with SGD on a
 //   global batch split across the ranks (src/train/data-parallel.ts); median time per step and the
@@ -96,7 +96,10 @@ function ggn(): Record<string, unknown> {
   for (let r = 0; r < reps + 1; r++) {
     collective.barrier();
     const t0 = performance.now();
-    const res = distributedGgnDirection(collective, chain, objective, w, batch, { damping });
+    const res = distributedGgnDirection(collective, chain, objective, w, batch, {
+      damping,
+      path: arg("path", "auto") as "auto" | "generic",
+    });
     const wall = (performance.now() - t0) / 1000;
     if (r > 0) {
       runs.push(res);
@@ -109,6 +112,7 @@ function ggn(): Record<string, unknown> {
     part: "ggn",
     ranks: collective.size,
     model: "tanh mlp 32-256-256-1",
+    path: arg("path", "auto"),
     params: chain.paramSize,
     dtype,
     batch: B,

@@ -33,11 +33,9 @@ const say = (m) => {
   if (!quiet) process.stderr.write(`chainopt: ${m}\n`);
 };
 function fail(message, detail) {
-  if (!quiet || strict) {
-    process.stderr.write(`chainopt: ${message}\n`);
-    if (detail) process.stderr.write(`${detail}\n`);
-    process.stderr.write(`${HOW_TO}\n`);
-  }
+  process.stderr.write(`chainopt: ${message}\n`);
+  if (detail) process.stderr.write(`${detail}\n`);
+  process.stderr.write(`${HOW_TO}\n`);
   process.exit(strict ? 1 : 0);
 }
 const run = (cmd, a, o = {}) => spawnSync(cmd, a, { encoding: "utf8", ...o });

@@ -49,7 +49,7 @@ step_system() {
       log "apt-get failed: chainopt will use its portable (slow) backend until ${missing[*]} are installed"
     fi
   else
-    log "missing for the fast native backend: ${missing[*]}"
+    log "missing for the fast native backend (and the optional MPI addon): ${missing[*]}"
     log "  install them (Debian/Ubuntu: sudo apt-get install -y ${missing[*]}), then run: npm run build:native"
     log "  until then chainopt uses its portable TypeScript backend"
   fi

@@ -40,10 +40,12 @@ describe("distributed GGN", () => {
       const batch = { x, size: B, targets };
       const objective = createObjective("squared", 1e-3);
       const ref = prepareGgn(chain, objective, w, batch);
-      const r = distributedGgnDirection(new SingleProcessCollective(), chain, objective, w, batch, { damping: 0.1, stepSize: 0.5 });
-      assert.ok(maxRel(r.direction, ref.direction(0.1, 0.5)) <= 1e-10, `direction, trial ${trial}`);
-      assert.ok(maxRel(r.ntk, ref.ntk) <= 1e-10, `ntk, trial ${trial}`);
-      assert.ok(Math.abs(r.value - ref.value) <= 1e-12 * Math.abs(ref.value), `value, trial ${trial}`);
+      for (const path of ["auto", "generic"] as const) {
+        const r = distributedGgnDirection(new SingleProcessCollective(), chain, objective, w, batch, { damping: 0.1, stepSize: 0.5, path });
+        assert.ok(maxRel(r.direction, ref.direction(0.1, 0.5)) <= 1e-10, `direction, trial ${trial}, ${path}`);
+        assert.ok(maxRel(r.ntk, ref.ntk) <= 1e-10, `ntk, trial ${trial}, ${path}`);
+        assert.ok(Math.abs(r.value - ref.value) <= 1e-12 * Math.abs(ref.value), `value, trial ${trial}, ${path}`);
+      }
     }
   });
 
@@ -59,14 +61,32 @@ describe("distributed GGN", () => {
     );
   });
 
-  for (const [np, B] of [
-    [2, 37],
-    [3, 20],
+  for (const [np, B, path] of [
+    [2, 37, "auto"],
+    [3, 20, "auto"],
+    [2, 21, "generic"],
   ] as const) {
-    it(`${np} ranks (uneven shares, batch ${B}): the one-process direction to ≤ 1e-10 (float64)`, { skip: MPI_SKIP }, async () => {
+    it(`${np} ranks (uneven shares, batch ${B}, ${path} path): the one-process direction to ≤ 1e-10 (float64)`, {
+      skip: MPI_SKIP,
+    }, async () => {
       const child = spawn(
         MPIRUN as string,
-        ["--oversubscribe", "-np", String(np), process.execPath, BENCH, "--part", "ggn", "--batch", String(B), "--reps", "1", "--check"],
+        [
+          "--oversubscribe",
+          "-np",
+          String(np),
+          process.execPath,
+          BENCH,
+          "--part",
+          "ggn",
+          "--batch",
+          String(B),
+          "--reps",
+          "1",
+          "--check",
+          "--path",
+          path,
+        ],
         { env: { ...process.env, ...MPI_ENV }, stdio: ["ignore", "pipe", "pipe"] },
       );
       let out = "";

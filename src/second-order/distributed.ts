@@ -1,9 +1,13 @@
 import type { Chain } from "../chain/chain.js";
+import { componentContext } from "../chain/chain.js";
+import type { LayerIO } from "../components/component.js";
+import { Dense } from "../components/dense.js";
 import { allreduceSumOrdered, type Collective, shareOf } from "../core/collective.js";
 import { allocate, type FloatArray } from "../core/dtype.js";
 import { now as hostNow } from "../core/host.js";
 import type { Batch } from "../objectives/batch.js";
 import type { Objective } from "../objectives/objective.js";
+import { structuredGramApplies } from "./gram.js";
 import { Linearization, solveShifted } from "./linearize.js";
 
 // Gram-Gauss-Newton with the Gram matrix split by rows across the ranks of a job (docs/distributed.md).
@@ -15,15 +19,19 @@ import { Linearization, solveShifted } from "./linearize.js";
 //   w⁺ = w − η Jᵀ (J Jᵀ + λ I)⁻¹ r,   r = f(w) − y,   J = ∂f/∂w ∈ R^{q×p}.
 //
 // Rank ρ owns the contiguous share S_ρ of the batch (shareOf) and the q_ρ rows J_ρ of J for its
-// samples. Row-block ρ of the Gram matrix is (J Jᵀ)[S_ρ, :] = J_ρ Jᵀ, so what rank ρ needs from the
-// others is their Jacobian rows: one all-gather of J (q × p) gives every rank Jᵀ; rank ρ then forms
-// its q_ρ × q block by one GEMM (the Gram work, q²p flops, is split N ways), a second all-gather
-// assembles the q × q matrix, and every rank solves the same q × q system (Cholesky, q³/3 flops,
-// repeated on each rank: at q ≤ a few thousand it is small next to q²p) and forms Jᵀ c from the
-// gathered rows, so that every rank ends with the same direction without a further reduction.
-// Communication per step: (q + q²)·(N−1)/N entries received per rank beyond J's q·p.
-// All-gathers carry equal counts (MPI_Allgather), so the per-rank blocks are padded to the largest
-// share (⌈B/N⌉ samples) with zero rows, dropped when the matrix is assembled.
+// samples. Row-block ρ of the Gram matrix is (J Jᵀ)[S_ρ, :] = J_ρ Jᵀ, so rank ρ needs what
+// determines the other ranks' rows:
+// - structured chains (gram.ts, structuredGramApplies): per dense layer t the slopes Δ_t at its
+//   output and its inputs X_t, since the gradient of a dense layer for slope δ at input x is
+//   (δ xᵀ, δ) and ⟨(δ xᵀ, δ), (δ′ x′ᵀ, δ′)⟩ = ⟨δ, δ′⟩(⟨x, x′⟩ + 1): an all-gather of q·m_t + B·n_t
+//   numbers per layer, then (J Jᵀ)[S_ρ, :] = Σ_t (Δ_t[ρ] Δ_tᵀ) ⊙ (X_t[ρ] X_tᵀ + 1) by two GEMMs, and
+//   Jᵀ c = Σ_ρ J_ρᵀ c_ρ by one VJP per rank and an all-reduce;
+// - other chains: J_ρ by one VJP per row, an all-gather of J (q·p numbers), J_ρ Jᵀ by one GEMM and
+//   Jᵀ c from the gathered rows.
+// A second all-gather assembles the q × q matrix and every rank solves the same system (Cholesky,
+// q³/3 flops, repeated on each rank), so every rank ends with the same direction. All-gathers
+// carry equal counts (MPI_Allgather), so the per-rank blocks are padded to the largest share
+// (⌈B/N⌉ samples) with zero rows, dropped when the matrix is assembled.
 
 /** The rows [lo, hi) of a batch, as views. */
 export function sliceBatch(batch: Batch, lo: number, hi: number): Batch {
@@ -64,6 +72,8 @@ export interface DistributedGgnOptions {
   state?: FloatArray;
   /** Sum the value and gradient in rank order (bit-reproducible for a given N). */
   deterministic?: boolean;
+  /** "auto" (default): gather the dense layers' factors when the chain allows it; "generic": gather Jacobian rows. */
+  path?: "auto" | "generic";
 }
 
 /** What {@link distributedGgnDirection} returns, the same on every rank. */
@@ -116,11 +126,10 @@ export function distributedGgnDirection(
   const w0 = w.slice();
   const training = options.training ?? true;
 
-  // This rank's residual, loss, gradient and Jacobian rows J_ρ (qm × p, zero-padded).
-  const jLocal = allocate(chain.dtype, qm * p);
+  // This rank's residual, loss and gradient.
   const packed = new Float64Array(qm + 1 + p); // residual rows, weighted loss, weighted data gradient
-  if (nr > 0) {
-    const lin = new Linearization(chain, w0, local, training, options.state);
+  const lin = nr > 0 ? new Linearization(chain, w0, local, training, options.state) : null;
+  if (lin) {
     const slope = allocate(chain.dtype, qr);
     const loss = objective.loss.evaluate(lin.output, local, k, slope);
     // ∇f = (ŷ − y)/n_ρ for the share's mean squared loss, so r = n_ρ ∇f (ggn.ts).
@@ -130,30 +139,78 @@ export function distributedGgnDirection(
     for (let i = 0; i < p; i++) packed[qm + 1 + i] = weight * gradC[i];
     packed[qm] = weight * loss;
     for (let i = 0; i < qr; i++) packed[i] = nr * slope[i];
-    const seed = allocate(chain.dtype, qr);
-    for (let r = 0; r < qr; r++) {
-      seed.fill(0);
-      seed[r] = 1;
-      lin.vjp(seed, jLocal.subarray(r * p, (r + 1) * p));
-    }
   }
-  lap("jacobian");
-
-  // All-gather J (N·qm × p) and the residuals; sum the loss and gradient.
-  const jAll = allocate(chain.dtype, N * qm * p);
-  c.allgather(jLocal, jAll);
+  // Structured chains (every rank must agree: a rank with an empty share votes yes).
+  const vote = new Float64Array([options.path === "generic" ? 0 : lin ? (structuredGramApplies(chain, lin.workspace()) ? 1 : 0) : 1]);
+  c.allreduceSum(vote);
+  const structured = vote[0] === N;
+  const block = allocate(chain.dtype, qm * N * qm);
+  let jAll: FloatArray | null = null;
+  if (structured) {
+    // Gather each dense layer's Δ_t and X_t (q·m_t + B·n_t numbers, not J's q·p) and form this
+    // rank's block Σ_t (Δ_t[ρ] Δ_tᵀ) ⊙ (X_t[ρ] X_tᵀ + β_t) (gram.ts, structured path).
+    const factors = lin ? structuredFactors(chain, lin, nr, training) : null;
+    lap("jacobian");
+    const dense = chain.components
+      .map((comp, i) => ({ comp, i }))
+      .filter((d) => d.comp instanceof Dense)
+      .reverse();
+    const tmp = allocate(chain.dtype, qm * N * qm);
+    const pp = allocate(chain.dtype, maxShare * N * maxShare);
+    for (const { comp, i } of dense) {
+      const m = comp.outputSize;
+      const n = comp.inputSize;
+      const f = factors?.find((x) => x.layer === i);
+      const dl = allocate(chain.dtype, qm * m);
+      const xl = allocate(chain.dtype, maxShare * n);
+      if (f) {
+        dl.set(f.delta.subarray(0, qr * m));
+        xl.set(f.x.subarray(0, nr * n));
+      }
+      const dAll = allocate(chain.dtype, N * qm * m);
+      const xAll = allocate(chain.dtype, N * maxShare * n);
+      const tc = performance.now();
+      c.allgather(dl, dAll);
+      c.allgather(xl, xAll);
+      timings.communication += (performance.now() - tc) / 1000;
+      t = performance.now();
+      if (qr === 0) continue;
+      const bias = comp.paramSize > m * n ? 1 : 0;
+      const W = N * qm;
+      const Ws = N * maxShare;
+      chain.backend.gemm(false, true, qr, W, m, 1, dl, m, dAll, m, 0, tmp, W);
+      chain.backend.gemm(false, true, nr, Ws, n, 1, xl, n, xAll, n, 0, pp, Ws);
+      for (let a = 0; a < qr; a++) {
+        const prow = Math.floor(a / k) * Ws;
+        const base = a * W;
+        for (let col = 0; col < W; col++) block[base + col] += tmp[base + col] * (pp[prow + Math.floor(col / k)] + bias);
+      }
+      lap("gram");
+    }
+  } else {
+    // Generic chains: this rank's Jacobian rows J_ρ (one VJP each), all-gathered, J_ρ J_allᵀ.
+    const jLocal = allocate(chain.dtype, qm * p);
+    if (lin) {
+      const seed = allocate(chain.dtype, qr);
+      for (let r = 0; r < qr; r++) {
+        seed.fill(0);
+        seed[r] = 1;
+        lin.vjp(seed, jLocal.subarray(r * p, (r + 1) * p));
+      }
+    }
+    lap("jacobian");
+    jAll = allocate(chain.dtype, N * qm * p);
+    c.allgather(jLocal, jAll);
+    lap("communication");
+    if (qr > 0) chain.backend.gemm(false, true, qr, N * qm, p, 1, jLocal, p, jAll, p, 0, block, N * qm);
+    lap("gram");
+  }
   const residuals = new Float64Array(N * qm);
   c.allgather(packed.subarray(0, qm), residuals);
   const sums = packed.slice(qm);
   if (options.deterministic) allreduceSumOrdered(c, sums);
   else c.allreduceSum(sums);
-  lap("communication");
-
-  // Row block ρ of J Jᵀ: J_ρ (qm × p) times J_allᵀ (p × N·qm).
-  const block = allocate(chain.dtype, qm * N * qm);
-  if (qr > 0) chain.backend.gemm(false, true, qr, N * qm, p, 1, jLocal, p, jAll, p, 0, block, N * qm);
   const block64 = block instanceof Float64Array ? block : Float64Array.from(block);
-  lap("gram");
   const gramPadded = new Float64Array(N * qm * N * qm);
   c.allgather(block64, gramPadded);
   lap("communication");
@@ -181,11 +238,24 @@ export function distributedGgnDirection(
       ntk[b * q + a] = m;
     }
   const coef = solveShifted(chain.backend, ntk, q, options.damping, residual, "ggn");
-  // Jᵀ c from the gathered rows (padded rows get 0).
-  const cPadded = allocate(chain.dtype, width);
-  for (let a = 0; a < q; a++) cPadded[rowOf[a]] = coef[a];
   const jtc = allocate(chain.dtype, p);
-  chain.backend.gemm(false, false, 1, p, width, 1, cPadded, width, jAll, p, 0, jtc, p); // cᵀ J (1 × p)
+  if (jAll) {
+    // Jᵀ c from the gathered rows (padded rows get 0).
+    const cPadded = allocate(chain.dtype, width);
+    for (let a = 0; a < q; a++) cPadded[rowOf[a]] = coef[a];
+    chain.backend.gemm(false, false, 1, p, width, 1, cPadded, width, jAll, p, 0, jtc, p); // cᵀ J (1 × p)
+  } else {
+    // Jᵀ c = Σ_ρ J_ρᵀ c_ρ: one VJP of this share's part of c, summed over ranks.
+    if (lin) {
+      const cr = allocate(chain.dtype, qr);
+      for (let a = 0; a < qr; a++) cr[a] = coef[lo * k + a];
+      lin.vjp(cr, jtc);
+    }
+    lap("solve");
+    if (options.deterministic) allreduceSumOrdered(c, jtc);
+    else c.allreduceSum(jtc);
+    lap("communication");
+  }
   const eta = options.stepSize ?? 1;
   const direction = new Float64Array(p);
   for (let i = 0; i < p; i++) direction[i] = -eta * jtc[i];
@@ -193,4 +263,61 @@ export function distributedGgnDirection(
   let r2 = 0;
   for (let i = 0; i < p; i++) r2 += w0[i] * w0[i];
   return { value: sums[0] + 0.5 * objective.l2 * r2, direction, ntk, timings };
+}
+
+/**
+ * The per-dense-layer factors of this share's Jacobian rows, for chains where
+ * {@link structuredGramApplies} (gram.ts): the q_ρ output slopes are back-propagated together and
+ * each dense layer t keeps Δ_t (q_ρ × m_t, the slopes at its output) and X_t (n_ρ × n_t, its
+ * inputs), so that ⟨∇_w ψ_a, ∇_w ψ_b⟩ = Σ_t ⟨Δ_t[a], Δ_t[b]⟩ (⟨X_t[i(a)], X_t[i(b)]⟩ + β_t),
+ * β_t = 1 with a bias (gram.ts, structured path). Null when the chain is not structured.
+ */
+function structuredFactors(
+  chain: Chain,
+  lin: Linearization,
+  nr: number,
+  training: boolean,
+): { layer: number; delta: FloatArray; x: FloatArray; bias: number }[] | null {
+  const ws = lin.workspace();
+  if (!structuredGramApplies(chain, ws)) return null;
+  const k = chain.outputSize;
+  const q = nr * k;
+  const comps = chain.components;
+  const ctx = componentContext(chain, q, training, false);
+  const first = comps.findIndex((c) => c.paramSize > 0);
+  const out: { layer: number; delta: FloatArray; x: FloatArray; bias: number }[] = [];
+  let delta = allocate(chain.dtype, q * k);
+  for (let r = 0; r < q; r++) delta[r * k + (r % k)] = 1; // row (i, c): e_c at sample i
+  for (let i = comps.length - 1; i >= Math.max(first, 0); i--) {
+    const c = comps[i];
+    const x = ws.activations[i];
+    if (c instanceof Dense) {
+      const n = c.inputSize;
+      const m = c.outputSize;
+      out.push({ layer: i, delta, x: x.slice(0, nr * n), bias: c.paramSize > m * n ? 1 : 0 });
+      if (i > first) {
+        const next = allocate(chain.dtype, q * n);
+        chain.backend.gemm(false, false, q, n, m, 1, delta, m, chain.paramBlock(lin.w0, i), n, 0, next, n);
+        delta = next;
+      }
+    } else {
+      // Row r of the q-batch is sample ⌊r/k⌋: replicate the component's input and output rows.
+      const xe = replicate(x, nr, c.inputSize, k);
+      const ye = replicate(ws.activations[i + 1], nr, c.outputSize, k);
+      const io: LayerIO<unknown> = { x: xe, y: ye, params: ws.io[i].params, state: ws.io[i].state, tape: null };
+      const next = allocate(chain.dtype, q * c.inputSize);
+      c.backward(ctx, io, delta, next, null);
+      delta = next;
+    }
+  }
+  return out;
+}
+
+function replicate(a: FloatArray, batch: number, size: number, times: number): FloatArray {
+  const out = allocate(a instanceof Float32Array ? "float32" : "float64", batch * size * times);
+  for (let i = 0; i < batch; i++) {
+    const row = a.subarray(i * size, (i + 1) * size);
+    for (let t = 0; t < times; t++) out.set(row, (i * times + t) * size);
+  }
+  return out;
 }

@@ -2,6 +2,7 @@
 // path), Gram-Gauss-Newton, Newton by dynamic programming, and a stepping API. See docs/second-order.md.
 
 export { gaussNewtonVectorProduct, hessianVectorProduct, requireSecondOrder } from "./curvature.js";
+export * from "./distributed.js";
 export {
   type GaussNewtonImplementation,
   type GaussNewtonOptions,
@@ -23,4 +24,3 @@ export {
   type SecondOrderStepperOptions,
   type SecondOrderStepResult,
 } from "./stepper.js";
-export * from "./distributed.js";
