@@ -169,11 +169,11 @@ export function distributedGgnDirection(
       }
       const dAll = allocate(chain.dtype, N * qm * m);
       const xAll = allocate(chain.dtype, N * maxShare * n);
-      const tc = performance.now();
+      const tc = hostNow();
       c.allgather(dl, dAll);
       c.allgather(xl, xAll);
-      timings.communication += (performance.now() - tc) / 1000;
-      t = performance.now();
+      timings.communication += (hostNow() - tc) / 1000;
+      t = hostNow();
       if (qr === 0) continue;
       const bias = comp.paramSize > m * n ? 1 : 0;
       const W = N * qm;
