@@ -54,10 +54,18 @@ export function processAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     // EPERM: it exists but belongs to another user.
     return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+  // A zombie (killed, not yet reaped: common in containers whose init does not reap) still answers
+  // kill(pid, 0) but holds nothing; on Linux its state in /proc/<pid>/stat is "Z" (proc(5)).
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state !== "Z" && state !== "X";
+  } catch {
+    return true; // no /proc (macOS, BSD): kill(pid, 0) is all there is
   }
 }
 

@@ -1,6 +1,6 @@
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import type { Chain } from "../../chain/chain.js";
 import type { Collective } from "../../core/collective.js";
 import type { FloatArray } from "../../core/dtype.js";
@@ -9,6 +9,7 @@ import type { SecondOrderCustomStepper } from "../../train/second-order.js";
 import type { TrainerOptions } from "../../train/trainer.js";
 import { writeJsonAtomic } from "../atomic.js";
 import type { RunDirectory } from "../run-dir.js";
+import { LOCK_FILE } from "../run-lock.js";
 import type { TrainConfig } from "../train-job.js";
 
 /** How `chainopt train --distributed` runs: the job's communicator and the reduction mode. */
@@ -100,7 +101,8 @@ export class DistributedJob {
     process.once("exit", () => this.cleanup());
     const dir = join(scratch, "run");
     // A resumed run: a copy, taken before rank 0 repairs the original (RunDirectory.open).
-    if (resumeDir !== null) cpSync(resumeDir, dir, { recursive: true });
+    // Without rank 0's lock file: this copy is the rank's own (src/node/run-lock.ts).
+    if (resumeDir !== null) cpSync(resumeDir, dir, { recursive: true, filter: (src) => basename(src) !== LOCK_FILE });
     c.barrier();
     return open(dir);
   }
