@@ -116,7 +116,10 @@ describe("fit", () => {
   it("the NaN policy: stop throws a NumericalFaultError naming the step; skip trains on", async () => {
     const huge = { optimizer: createOptimizer("sgd", { lr: 1e300 }), learningRate: 1e300, average: undefined };
     await assert.rejects(fit(chain(), sets, options(huge)), (e: unknown) => e instanceof NumericalFaultError && /step \d+/.test(e.message));
-    const r = await fit(chain(), sets, options({ ...huge, onNaN: "skip" }));
+    // Every step after the first overflows: skip mode stops after an epoch's worth of consecutive
+    // skips (TrainerOptions.maxConsecutiveSkips, docs/training.md) unless the limit is raised.
+    await assert.rejects(fit(chain(), sets, options({ ...huge, onNaN: "skip" })), /consecutive steps were skipped/);
+    const r = await fit(chain(), sets, options({ ...huge, onNaN: "skip", maxConsecutiveSkips: 1000 }));
     assert.equal(r.history.length, 4);
     assert.ok(r.history.some((h) => h.skippedSteps > 0));
   });

@@ -149,6 +149,14 @@ describe("checks before anything is written", () => {
     assert.ok(!existsSync(out));
   });
 
+  it("a validation set as large as the training set fails before the run directory exists", async () => {
+    const out = fresh("validation");
+    const r = await runCli(["train", "--dataset", "mnist", "--limit", "300", "--validation", "300", "--epochs", "1", "--out", out]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /validation/);
+    assert.ok(!existsSync(out));
+  });
+
   it("MNIST test images of another shape fail at loading, naming the file", async () => {
     const dir = fresh("mnist-shape");
     mkdirSync(dir);
