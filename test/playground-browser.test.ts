@@ -164,6 +164,7 @@ describe("the playground page in a real browser (headless Chromium)", () => {
       await page.keyboard.press("Tab");
       assert.equal(await page.evaluate("document.activeElement && document.activeElement.id"), "dataset");
 
+      await page.screenshot({ path: join(shots, "playground-desktop.png"), fullPage: true });
       log("labels and keyboard");
       // Build a chain with the keyboard: widths 6 → 6,4.
       await page.getByLabel("hidden widths (comma-separated)").focus();
@@ -188,7 +189,6 @@ describe("the playground page in a real browser (headless Chromium)", () => {
       assert.ok(after.certifiedGap < before.certifiedGap, `ν ${before.certifiedGap} → ${after.certifiedGap}`);
       assert.ok(after.certifiedGap >= after.measuredGap, `bound ${after.certifiedGap} < measured ${after.measuredGap}`);
       assert.ok(after.stepSize < before.stepSize, "a smaller ε: a less smooth ψ_ε, a smaller certified step");
-      await page.screenshot({ path: join(shots, "playground-desktop.png"), fullPage: true });
 
       log("epsilon moved");
       // URL round trip: a fresh page at the same address computes the same thing.
