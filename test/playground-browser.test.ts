@@ -165,6 +165,9 @@ describe("the playground page in a real browser (headless Chromium)", () => {
       assert.equal(await page.evaluate("document.activeElement && document.activeElement.id"), "dataset");
 
       await page.screenshot({ path: join(shots, "playground-desktop.png"), fullPage: true });
+      await page.setViewportSize({ width: 390, height: 844 }); // a phone
+      await page.screenshot({ path: join(shots, "playground-phone.png"), fullPage: true });
+      await page.setViewportSize({ width: 1280, height: 900 });
       log("labels and keyboard");
       // Build a chain with the keyboard: widths 6 → 6,4.
       await page.getByLabel("hidden widths (comma-separated)").focus();
@@ -243,9 +246,49 @@ describe("the playground page in a real browser (headless Chromium)", () => {
       );
 
       log("exports");
-      // Phone width.
-      await page.setViewportSize({ width: 390, height: 844 });
-      await page.screenshot({ path: join(shots, "playground-phone.png"), fullPage: true });
+
+      // A CSV file the user picks (10 inputs, a real target: a regression set), then its weights
+      // through `chainopt train --init` on a data set of the same shape.
+      const rows = Array.from({ length: 40 }, (_, i) => {
+        const x = Array.from({ length: 10 }, (_, j) => Math.sin(1.3 * i + 0.7 * j));
+        return [...x, Math.cos(i) * 0.5].join(",");
+      });
+      await page.locator("#file").setInputFiles({
+        name: "mine.csv",
+        mimeType: "text/csv",
+        buffer: Buffer.from(`${["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "y"].join(",")}\n${rows.join("\n")}\n`),
+      });
+      await page.waitForFunction(() => (globalThis as unknown as { playground: Results }).playground.state.dataset === "file");
+      r = await settled(page);
+      assert.deepEqual(r.errors, []);
+      assert.deepEqual(r.certificate?.spec.input, [10]);
+      assert.equal(r.certificate?.batch, 40);
+      const fileSpec = await save("Model spec (JSON)", "file-spec.json");
+      const fileWeights = await save("Weights of the certified run (safetensors)", "file-weights.safetensors");
+      const trained = await runCli([
+        "train",
+        "--dataset",
+        "synthetic-teacher",
+        "--model",
+        fileSpec,
+        "--init",
+        fileWeights,
+        "--loss",
+        "squared",
+        "--epochs",
+        "1",
+        "--limit",
+        "200",
+        "--validation",
+        "20",
+        "--out",
+        join(tmp, "run"),
+        "--json",
+      ]);
+      assert.equal(trained.code, 0, trained.stderr);
+      const config = JSON.parse(readFileSync(join(tmp, "run", "config.json"), "utf8")) as Record<string, unknown>;
+      assert.deepEqual(config.init, { file: fileWeights, format: "torch" }, "imported as PyTorch nn.Sequential weights");
+      log("file and train --init");
 
       assert.deepEqual(problems, []);
       assert.deepEqual(foreign, [], "requests outside the page's origin");
