@@ -65,8 +65,24 @@ const QUERY = "data=circles&n=48&widths=6&act=softplus&R=1&lr=0.1&mult=1000&step
 describe("the playground page in a real browser (headless Chromium)", () => {
   const skip = existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM} (apt-get install -y chromium; or set CHAINOPT_CHROMIUM)`;
   it("certifies, trains, flags divergence, smooths, exports and round-trips its state", { skip, timeout: 300_000 }, async () => {
+    const t0 = Date.now();
+    const log = (what: string) => {
+      if (process.env.CHAINOPT_TEST_VERBOSE) process.stderr.write(`playground test: ${((Date.now() - t0) / 1000).toFixed(1)} s: ${what}\n`);
+    };
     ensureBuild();
+    log("built");
     const server = startCli(["playground", "--port", "0"]);
+    // The address it prints (listening from the start: it may print before the browser is up).
+    const address = new Promise<string>((resolve, reject) => {
+      let out = "";
+      server.child.stdout?.on("data", (d: Buffer) => {
+        out += d.toString();
+        const m = /http:\/\/[^\s]+\//.exec(out);
+        if (m) resolve(m[0]);
+      });
+      server.done.then((r) => reject(new Error(`chainopt playground exited: ${r.stderr}`)), reject);
+    });
+    address.catch(() => undefined); // awaited below; this only keeps an early exit from being an unhandled rejection
     const tmp = mkdtempSync(join(tmpdir(), "chainopt-playground-"));
     const shots = process.env.CHAINOPT_UPDATE_SCREENSHOTS ? join(ROOT, "docs", "img") : join(ROOT, "test-artifacts", "playground");
     mkdirSync(shots, { recursive: true });
@@ -84,15 +100,7 @@ describe("the playground page in a real browser (headless Chromium)", () => {
       ],
     });
     try {
-      const base = await new Promise<string>((resolve, reject) => {
-        let out = "";
-        server.child.stdout?.on("data", (d: Buffer) => {
-          out += d.toString();
-          const m = /http:\/\/[^\s]+\//.exec(out);
-          if (m) resolve(m[0]);
-        });
-        server.done.then((r) => reject(new Error(`chainopt playground exited: ${r.stderr}`)), reject);
-      });
+      const base = await address;
       const origin = new URL(base).origin;
       const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 900 } });
       const problems: string[] = [];
@@ -116,10 +124,13 @@ describe("the playground page in a real browser (headless Chromium)", () => {
         return results(page);
       };
 
+      log(`serving ${base}`);
       const page = await context.newPage();
       watch(page);
       await page.goto(`${base}?${QUERY}`);
+      log("loaded");
       let r = await settled(page);
+      log("first computation");
       assert.deepEqual(r.errors, []);
       const cert = r.certificate;
       assert.ok(cert && cert.stepSize > 0 && Number.isFinite(cert.smoothness), "a certified step for a softplus chain");
@@ -153,6 +164,11 @@ describe("the playground page in a real browser (headless Chromium)", () => {
       await page.keyboard.press("Tab");
       assert.equal(await page.evaluate("document.activeElement && document.activeElement.id"), "dataset");
 
+      await page.screenshot({ path: join(shots, "playground-desktop.png"), fullPage: true });
+      await page.setViewportSize({ width: 390, height: 844 }); // a phone
+      await page.screenshot({ path: join(shots, "playground-phone.png"), fullPage: true });
+      await page.setViewportSize({ width: 1280, height: 900 });
+      log("labels and keyboard");
       // Build a chain with the keyboard: widths 6 → 6,4.
       await page.getByLabel("hidden widths (comma-separated)").focus();
       await page.keyboard.press("ControlOrMeta+a");
@@ -164,6 +180,7 @@ describe("the playground page in a real browser (headless Chromium)", () => {
       assert.equal(r.certificate?.rows.length, 3, "input layer + two hidden + output: layers 0..2 with a bi-affine part");
       assert.match(page.url(), /widths=6%2C4/);
 
+      log("chain built");
       // The ε slider, with the keyboard: smaller ε → smaller certified gap; the bound holds.
       const before = r.smoothing!;
       await page.getByLabel("smoothing ε (log₁₀)").focus();
@@ -175,8 +192,8 @@ describe("the playground page in a real browser (headless Chromium)", () => {
       assert.ok(after.certifiedGap < before.certifiedGap, `ν ${before.certifiedGap} → ${after.certifiedGap}`);
       assert.ok(after.certifiedGap >= after.measuredGap, `bound ${after.certifiedGap} < measured ${after.measuredGap}`);
       assert.ok(after.stepSize < before.stepSize, "a smaller ε: a less smooth ψ_ε, a smaller certified step");
-      await page.screenshot({ path: join(shots, "playground-desktop.png"), fullPage: true });
 
+      log("epsilon moved");
       // URL round trip: a fresh page at the same address computes the same thing.
       const url = page.url();
       const page2 = await context.newPage();
@@ -191,6 +208,7 @@ describe("the playground page in a real browser (headless Chromium)", () => {
       );
       await page2.close();
 
+      log("URL round trip");
       // Exports through the CLI: the spec with the page's own analyze command, the weights as
       // `chainopt train --init` imports them (PyTorch nn.Sequential names).
       await page.bringToFront();
@@ -227,9 +245,50 @@ describe("the playground page in a real browser (headless Chromium)", () => {
         r.runs!.reduce((s, x) => s + x.losses.length, 0),
       );
 
-      // Phone width.
-      await page.setViewportSize({ width: 390, height: 844 });
-      await page.screenshot({ path: join(shots, "playground-phone.png"), fullPage: true });
+      log("exports");
+
+      // A CSV file the user picks (10 inputs, a real target: a regression set), then its weights
+      // through `chainopt train --init` on a data set of the same shape.
+      const rows = Array.from({ length: 40 }, (_, i) => {
+        const x = Array.from({ length: 10 }, (_, j) => Math.sin(1.3 * i + 0.7 * j));
+        return [...x, Math.cos(i) * 0.5].join(",");
+      });
+      await page.locator("#file").setInputFiles({
+        name: "mine.csv",
+        mimeType: "text/csv",
+        buffer: Buffer.from(`${["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "y"].join(",")}\n${rows.join("\n")}\n`),
+      });
+      await page.waitForFunction(() => (globalThis as unknown as { playground: Results }).playground.state.dataset === "file");
+      r = await settled(page);
+      assert.deepEqual(r.errors, []);
+      assert.deepEqual(r.certificate?.spec.input, [10]);
+      assert.equal(r.certificate?.batch, 40);
+      const fileSpec = await save("Model spec (JSON)", "file-spec.json");
+      const fileWeights = await save("Weights of the certified run (safetensors)", "file-weights.safetensors");
+      const trained = await runCli([
+        "train",
+        "--dataset",
+        "synthetic-teacher",
+        "--model",
+        fileSpec,
+        "--init",
+        fileWeights,
+        "--loss",
+        "squared",
+        "--epochs",
+        "1",
+        "--limit",
+        "200",
+        "--validation",
+        "20",
+        "--out",
+        join(tmp, "run"),
+        "--json",
+      ]);
+      assert.equal(trained.code, 0, trained.stderr);
+      const config = JSON.parse(readFileSync(join(tmp, "run", "config.json"), "utf8")) as Record<string, unknown>;
+      assert.deepEqual(config.init, { file: fileWeights, format: "torch" }, "imported as PyTorch nn.Sequential weights");
+      log("file and train --init");
 
       assert.deepEqual(problems, []);
       assert.deepEqual(foreign, [], "requests outside the page's origin");

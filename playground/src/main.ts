@@ -17,6 +17,8 @@ let worker: Worker | null = null;
 let mnist: ArrayBuffer | null = null;
 let fileData: PageData | null = null;
 let generation = 0;
+/** Names the invalid fields of the address the page was opened with (they fell back to defaults). */
+const urlNote = initial.problems.length > 0 ? `; ignored invalid address fields: ${initial.problems.join(", ")}` : "";
 
 /** What the page computed last (read by the browser test and the export buttons). */
 const results: {
@@ -111,7 +113,8 @@ function plot(id: string, spec: TopLevelSpec, title: string): void {
   const el = $(id);
   el.setAttribute("role", "img");
   el.setAttribute("aria-label", title);
-  void embed(el, { width: "container", height: 220, ...spec } as TopLevelSpec, { actions: false, renderer: "svg" }).catch((e: Error) => {
+  const config = { legend: { orient: "bottom", columns: 3 } };
+  void embed(el, { width: "container", height: 220, config, ...spec } as TopLevelSpec, { actions: false, renderer: "svg" }).catch((e: Error) => {
     results.errors.push(`plot ${id}: ${e.message}`);
   });
 }
@@ -169,7 +172,7 @@ function show(m: FromWorker): void {
         mark: { type: "line", clip: true },
         encoding: {
           x: { field: "step", type: "quantitative" },
-          y: { field: "loss", type: "quantitative", scale: { type: "log" } },
+          y: { field: "loss", type: "quantitative", scale: { zero: false } },
           color: { field: "run", type: "nominal" },
         },
       }, "training loss against steps for the three step sizes");
@@ -227,14 +230,13 @@ function show(m: FromWorker): void {
       break;
     case "done":
       results.status = "done";
-      if (results.errors.length === 0) setStatus(`done in ${(m.ms / 1000).toFixed(1)} s`, "done");
+      if (results.errors.length === 0) setStatus(`done in ${(m.ms / 1000).toFixed(1)} s${urlNote}`, "done");
       else document.body.dataset.status = "done-with-errors";
       break;
   }
 }
 
 function init(): void {
-  if (initial.problems.length > 0) results.errors.length = 0;
   writeControls();
   for (const key of FIELDS) {
     $(key).addEventListener("change", () => {
@@ -276,7 +278,6 @@ function init(): void {
   $("export-csv").addEventListener("click", () => {
     if (results.runs) download("metrics.csv", metricsCsv(results.runs), "text/csv");
   });
-  if (initial.problems.length > 0) setStatus(`ignored invalid URL fields: ${initial.problems.join(", ")}`, "running");
   history.replaceState(null, "", `?${stateToQuery(state)}`);
   void compute();
 }
