@@ -10,6 +10,7 @@ import { makeDeepLinearTask, modeStrengths, runDeepLinear, saxeCurve, saxeTimeTo
 import { resolveOptions } from "../src/node/experiments/experiment.js";
 import { parseGrid, runOptimizerComparison } from "../src/node/experiments/optimizers.js";
 import { EXPERIMENTS, experimentNames, getExperiment } from "../src/node/experiments/registry.js";
+import { epochMetric } from "../src/node/fit-run.js";
 import { createObjective } from "../src/objectives/objective.js";
 import { sgd } from "../src/optim/aliases.js";
 import { Trainer } from "../src/train/trainer.js";
@@ -212,6 +213,17 @@ describe("optimizer comparison", () => {
     ]) {
       assert.ok(existsSync(join(out, file)), `${file} missing`);
     }
+    // The epoch lines are the run directories' standard ones (epochMetric, as `chainopt train` writes).
+    const sgdFinal = r.finals.find((f) => f.optimizer === "sgd")!;
+    const epochLines = readFileSync(join(out, "final/sgd/metrics.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((m) => m.type === "epoch");
+    assert.equal(epochLines.length, 1);
+    const rec = sgdFinal.records[0];
+    assert.deepEqual({ ...epochLines[0], step: 0, wall: 0 }, JSON.parse(JSON.stringify({ ...epochMetric(rec, 0), step: 0, wall: 0 })));
+    assert.ok(typeof epochLines[0].step === "number" && epochLines[0].step > 0);
     const results = parseCsv(readFileSync(join(out, "results.csv"), "utf8"));
     assert.deepEqual(
       results.map((x) => x.optimizer),

@@ -1,5 +1,4 @@
 import type { z } from "zod";
-import type { DnnPrimitives, PoolWindowGeometry } from "../core/backend.js";
 import type { DType, FloatArray } from "../core/dtype.js";
 import type { Component, ComponentContext, LayerIO } from "./component.js";
 import { Pool2d, poolSpecSchema } from "./pool2d.js";
@@ -43,17 +42,6 @@ export class AvgPool2d extends Pool2d<AvgPoolSpec> implements Component<null> {
     return null;
   }
 
-  /** The pooling's geometry on a batch, for the backend's primitives. */
-  windowGeometry(batch: number): PoolWindowGeometry {
-    return { batch, ...this.geometry };
-  }
-
-  /** The backend's oneDNN primitives when this call runs on them (float32, supported geometry). */
-  private dnnFor(ctx: ComponentContext, x: FloatArray): DnnPrimitives | null {
-    const dnn = ctx.backend.dnn;
-    return dnn && x instanceof Float32Array && dnn.supportsPool(this.windowGeometry(ctx.batch)) ? dnn : null;
-  }
-
   forward(ctx: ComponentContext, io: LayerIO<null>): void {
     const dnn = this.dnnFor(ctx, io.x);
     // oneDNN's pooling_avg_include_padding is this map (divisor kh·kw, padding counted as zeros).
@@ -68,8 +56,9 @@ export class AvgPool2d extends Pool2d<AvgPoolSpec> implements Component<null> {
       dnn.poolBackward(this.windowGeometry(ctx.batch), false, dy as Float32Array, dx as Float32Array, null);
       return;
     }
-    const { h, w, kh, kw, sh, sw, ph, pw, oh: OH, ow: OW } = this.geometry;
-    const planes = ctx.batch * this.geometry.c;
+    const { c, h, w, kh, kw, oh: OH, ow: OW } = this.geometry;
+    const { hLo, hHi, wLo, wHi } = this.windows;
+    const planes = ctx.batch * c;
     const plane = h * w;
     const scale = 1 / (kh * kw);
     dx.fill(0, 0, ctx.batch * this.inputSize);
@@ -77,17 +66,15 @@ export class AvgPool2d extends Pool2d<AvgPoolSpec> implements Component<null> {
     for (let q = 0; q < planes; q++) {
       const base = q * plane;
       for (let oh = 0; oh < OH; oh++) {
-        const h0 = oh * sh - ph;
-        const hLo = h0 < 0 ? 0 : h0;
-        const hHi = h0 + kh > h ? h : h0 + kh;
+        const h0 = hLo[oh];
+        const h1 = hHi[oh];
         for (let ow = 0; ow < OW; ow++) {
-          const w0 = ow * sw - pw;
-          const wLo = w0 < 0 ? 0 : w0;
-          const wHi = w0 + kw > w ? w : w0 + kw;
+          const w0 = wLo[ow];
+          const w1 = wHi[ow];
           const g = dy[o++] * scale;
-          for (let ih = hLo; ih < hHi; ih++) {
+          for (let ih = h0; ih < h1; ih++) {
             const r = base + ih * w;
-            for (let iw = wLo; iw < wHi; iw++) dx[r + iw] += g;
+            for (let iw = w0; iw < w1; iw++) dx[r + iw] += g;
           }
         }
       }
@@ -114,25 +101,24 @@ export class AvgPool2d extends Pool2d<AvgPoolSpec> implements Component<null> {
 
   /** y ← A x (the linear map itself; forward and JVP). */
   private apply(batch: number, x: FloatArray, y: FloatArray): void {
-    const { h, w, kh, kw, sh, sw, ph, pw, oh: OH, ow: OW } = this.geometry;
-    const planes = batch * this.geometry.c;
+    const { c, h, w, kh, kw, oh: OH, ow: OW } = this.geometry;
+    const { hLo, hHi, wLo, wHi } = this.windows;
+    const planes = batch * c;
     const plane = h * w;
     const scale = 1 / (kh * kw);
     let o = 0;
     for (let q = 0; q < planes; q++) {
       const base = q * plane;
       for (let oh = 0; oh < OH; oh++) {
-        const h0 = oh * sh - ph;
-        const hLo = h0 < 0 ? 0 : h0;
-        const hHi = h0 + kh > h ? h : h0 + kh;
+        const h0 = hLo[oh];
+        const h1 = hHi[oh];
         for (let ow = 0; ow < OW; ow++) {
-          const w0 = ow * sw - pw;
-          const wLo = w0 < 0 ? 0 : w0;
-          const wHi = w0 + kw > w ? w : w0 + kw;
+          const w0 = wLo[ow];
+          const w1 = wHi[ow];
           let s = 0;
-          for (let ih = hLo; ih < hHi; ih++) {
+          for (let ih = h0; ih < h1; ih++) {
             const r = base + ih * w;
-            for (let iw = wLo; iw < wHi; iw++) s += x[r + iw];
+            for (let iw = w0; iw < w1; iw++) s += x[r + iw];
           }
           y[o++] = s * scale;
         }

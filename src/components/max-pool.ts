@@ -1,5 +1,4 @@
 import type { z } from "zod";
-import type { DnnPrimitives, PoolWindowGeometry } from "../core/backend.js";
 import type { DType, FloatArray } from "../core/dtype.js";
 import type { Component, ComponentContext, LayerIO } from "./component.js";
 import { Pool2d, poolSpecSchema } from "./pool2d.js";
@@ -83,17 +82,6 @@ export class MaxPool2d extends Pool2d<MaxPoolSpec> implements Component<MaxPoolT
     return { argmax: new Int32Array(batch * this.outputSize), dnn: null };
   }
 
-  /** The pooling's geometry on a batch, for the backend's primitives. */
-  windowGeometry(batch: number): PoolWindowGeometry {
-    return { batch, ...this.geometry };
-  }
-
-  /** The backend's oneDNN primitives when this call runs on them (float32, supported geometry). */
-  private dnnFor(ctx: ComponentContext, x: FloatArray): DnnPrimitives | null {
-    const dnn = ctx.backend.dnn;
-    return dnn && x instanceof Float32Array && dnn.supportsPool(this.windowGeometry(ctx.batch)) ? dnn : null;
-  }
-
   forward(ctx: ComponentContext, io: LayerIO<MaxPoolTape>): void {
     const { x, y } = io;
     const dnn = this.dnnFor(ctx, x);
@@ -114,8 +102,9 @@ export class MaxPool2d extends Pool2d<MaxPoolSpec> implements Component<MaxPoolT
 
   /** y and argmax by the first-maximum rule (the portable forward). */
   private selectMax(batch: number, x: FloatArray, y: FloatArray, argmax: Int32Array): void {
-    const { h, w, kh, kw, sh, sw, ph, pw, oh: OH, ow: OW } = this.geometry;
-    const planes = batch * this.geometry.c;
+    const { c, h, w, kh, kw, sh, sw, ph, pw, oh: OH, ow: OW } = this.geometry;
+    const { hLo, hHi, wLo, wHi } = this.windows;
+    const planes = batch * c;
     const plane = h * w;
     if (x instanceof Float32Array && kh === 2 && kw === 2 && sh === 2 && sw === 2 && ph === 0 && pw === 0) {
       forward2x2Float32(x, y, argmax, planes, h, w, OH, OW);
@@ -125,18 +114,16 @@ export class MaxPool2d extends Pool2d<MaxPoolSpec> implements Component<MaxPoolT
     for (let q = 0; q < planes; q++) {
       const base = q * plane;
       for (let oh = 0; oh < OH; oh++) {
-        const h0 = oh * sh - ph;
-        const hLo = h0 < 0 ? 0 : h0;
-        const hHi = h0 + kh > h ? h : h0 + kh;
+        const h0 = hLo[oh];
+        const h1 = hHi[oh];
         for (let ow = 0; ow < OW; ow++) {
-          const w0 = ow * sw - pw;
-          const wLo = w0 < 0 ? 0 : w0;
-          const wHi = w0 + kw > w ? w : w0 + kw;
-          let best = base + hLo * w + wLo;
+          const w0 = wLo[ow];
+          const w1 = wHi[ow];
+          let best = base + h0 * w + w0;
           let m = x[best];
-          for (let ih = hLo; ih < hHi; ih++) {
+          for (let ih = h0; ih < h1; ih++) {
             const r = base + ih * w;
-            for (let iw = wLo; iw < wHi; iw++) {
+            for (let iw = w0; iw < w1; iw++) {
               const v = x[r + iw];
               // v > m, or v is NaN while m is not (NaNs propagate, as in PyTorch).
               if (!(v <= m) && m >= Number.NEGATIVE_INFINITY) {

@@ -2,7 +2,7 @@ import { z } from "zod";
 import type { DType, FloatArray } from "../core/dtype.js";
 import type { Component, ComponentContext, LayerIO } from "./component.js";
 import { Pool2d } from "./pool2d.js";
-import { type InputBounds, maxInverseWindowWeight, type NonlinearConstants, windowValidCount } from "./smoothness.js";
+import { type InputBounds, maxInverseWindowWeight, type NonlinearConstants } from "./smoothness.js";
 import { paddingPair, pair } from "./spec-fields.js";
 
 /** Spec schema of `{ type: "smoothMaxPool2d", size, stride, padding, mu }`: max-pool windows, log-sum-exp at temperature μ. */
@@ -64,10 +64,11 @@ export class SmoothMaxPool2d extends Pool2d<SmoothMaxPoolSpec> implements Compon
    */
   smoothness(input: InputBounds): NonlinearConstants {
     const g = this.geometry;
+    const { hLo, hHi, wLo, wHi } = this.windows;
     const ell = Math.sqrt(this.windowCoverage());
     const valueAtZero = this.mu * Math.log(this.maxWindowSize()) * Math.sqrt(input.batch * this.outputSize);
-    const colH = maxInverseWindowWeight(g.h, g.oh, g.kh, g.sh, g.ph, (o) => windowValidCount(o, g.h, g.kh, g.sh, g.ph));
-    const colW = maxInverseWindowWeight(g.w, g.ow, g.kw, g.sw, g.pw, (o) => windowValidCount(o, g.w, g.kw, g.sw, g.pw));
+    const colH = maxInverseWindowWeight(g.h, g.oh, g.kh, g.sh, g.ph, (o) => hHi[o] - hLo[o]);
+    const colW = maxInverseWindowWeight(g.w, g.ow, g.kw, g.sw, g.pw, (o) => wHi[o] - wLo[o]);
     return {
       kind: "nonlinear",
       bound: valueAtZero + ell * input.norm,

@@ -156,12 +156,6 @@ export function maxInverseWindowWeight(
   return best;
 }
 
-/** Number of input positions [o·stride − pad, o·stride − pad + kernel) ∩ [0, inSize) of window o. */
-export function windowValidCount(o: number, inSize: number, kernel: number, stride: number, pad: number): number {
-  const start = o * stride - pad;
-  return Math.max(0, Math.min(inSize, start + kernel) - Math.max(0, start));
-}
-
 /**
  * How a non-smooth component is smoothed (docs/smoothing.md; Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), Def. 5): a is (L, K)-smoothable
  * when for every accuracy δ > 0 there is a replacement a_δ with ‖a_δ(x) − a(x)‖ ≤ δ for every input

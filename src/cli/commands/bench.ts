@@ -1,9 +1,9 @@
 import type { Command } from "commander";
-import { runBenchCommand } from "../../node/bench-cli.js";
+import { runBenchCommand } from "../../../bench/cli.js";
 
 /**
  * `chainopt bench`: the side-by-side training benchmarks of `npm run bench` (chainopt native and
- * portable, PyTorch, TensorFlow.js wasm, GEMM against numpy, one MNIST epoch); see src/node/bench.ts.
+ * portable, PyTorch, TensorFlow.js wasm, GEMM against numpy, one MNIST epoch); see bench/side-by-side.ts.
  */
 export function register(program: Command): void {
   program

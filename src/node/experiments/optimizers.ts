@@ -14,6 +14,7 @@ import { valueAndGradient } from "../../oracles/first-order.js";
 import { type Row, toCsv } from "../../report/plots.js";
 import { type EpochRecord, NumericalFaultError, Trainer } from "../../train/trainer.js";
 import { loadDataset } from "../datasets.js";
+import { epochMetric } from "../fit-run.js";
 import { bestBackend } from "../index.js";
 import { plotLines, renderReport } from "../report.js";
 import { RunDirectory } from "../run-dir.js";
@@ -287,17 +288,7 @@ export async function runOptimizerComparison(options: OptimizersOptions = {}, io
         break;
       }
       records.push(r);
-      dir.logMetrics({
-        type: "epoch",
-        step: trainer.step,
-        epoch: r.epoch,
-        train_loss: r.trainLoss,
-        validation_loss: r.valLoss,
-        validation_accuracy: r.valAccuracy,
-        lr: r.learningRate,
-        grad_norm: r.gradNorm,
-        seconds: r.seconds,
-      });
+      dir.logMetrics(epochMetric(r, trainer.step));
       if (!Number.isFinite(r.trainLoss) || !Number.isFinite(r.valLoss ?? Number.NaN)) {
         diverged = true;
         break;
@@ -364,17 +355,7 @@ export async function runOptimizerComparison(options: OptimizersOptions = {}, io
       let step = 0;
       for (const rec of reused.records) {
         step += rec.steps;
-        dir.logMetrics({
-          type: "epoch",
-          step,
-          epoch: rec.epoch,
-          train_loss: rec.trainLoss,
-          validation_loss: rec.valLoss,
-          validation_accuracy: rec.valAccuracy,
-          lr: rec.learningRate,
-          grad_norm: rec.gradNorm,
-          seconds: rec.seconds,
-        });
+        dir.logMetrics(epochMetric(rec, step));
       }
       r = reused;
     } else {

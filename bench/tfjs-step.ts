@@ -1,5 +1,5 @@
-// The TensorFlow.js side of the benchmarks (src/node/bench.ts), run as a child process:
-//   node dist/src/node/bench-tfjs.js '{"batch":128,"warmup":3,"reps":5,"steps":2}'
+// The TensorFlow.js side of the benchmarks (bench/side-by-side.ts), run as a child process:
+//   node dist/bench/tfjs-step.js '{"batch":128,"warmup":3,"reps":5,"steps":2}'
 // Trains the MLP 784-512-512-10 (ReLU, softmax cross-entropy, SGD momentum 0.9, lr 0.01) on a fixed
 // synthetic batch with @tensorflow/tfjs-core on the wasm backend (@tensorflow/tfjs-backend-wasm,
 // devDependencies), and prints one JSON line. The wasm backend has no Conv2DBackpropFilter, so the

@@ -1,6 +1,6 @@
 // Side-by-side training benchmarks (`npm run bench`, `npx chainopt bench`): the same models, batch,
 // optimizer and thread counts on chainopt's native and portable backends, PyTorch (a child python
-// with torch, driven by a script written here) and TensorFlow.js on its wasm backend (a child node,
+// with torch, running bench/torch_step.py) and TensorFlow.js on its wasm backend (a child node,
 // MLP only: the wasm backend has no Conv2DBackpropFilter), plus the GEMM comparison with numpy
 // (bench/gemm.ts) and one MNIST epoch of the default MLP.
 //
@@ -14,17 +14,17 @@ import { existsSync, readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createChain } from "../chain/chain.js";
-import { convnet, mlp } from "../chain/presets.js";
-import type { Backend } from "../core/backend.js";
-import { portableBackend } from "../core/portable.js";
-import { Rng } from "../core/rng.js";
-import { createDataset, fullBatch, splitDataset } from "../data/dataset.js";
-import { createObjective } from "../objectives/objective.js";
-import { sgd } from "../optim/aliases.js";
-import { Trainer } from "../train/trainer.js";
-import { loadMnist } from "./datasets.js";
-import { loadNativeBackend, packageRoot } from "./native-backend.js";
+import { createChain } from "../src/chain/chain.js";
+import { convnet, mlp } from "../src/chain/presets.js";
+import type { Backend } from "../src/core/backend.js";
+import { portableBackend } from "../src/core/portable.js";
+import { Rng } from "../src/core/rng.js";
+import { createDataset, fullBatch, splitDataset } from "../src/data/dataset.js";
+import { loadMnist } from "../src/node/datasets.js";
+import { loadNativeBackend, packageRoot } from "../src/node/native-backend.js";
+import { createObjective } from "../src/objectives/objective.js";
+import { sgd } from "../src/optim/aliases.js";
+import { Trainer } from "../src/train/trainer.js";
 
 export type BenchModel = "mlp" | "convnet";
 
@@ -140,66 +140,14 @@ function timeChainopt(backend: Backend, model: BenchModel, batch: number, thread
   }
 }
 
-/** The PyTorch side: models identical to chainopt's presets (PyTorch's default layouts and init do not change the timing). */
-const TORCH_SCRIPT = `
-import ctypes, json, sys, time
-cfg = json.loads(sys.argv[1])
-import torch
-torch.set_num_threads(cfg["threads"])
-out = {"torch": torch.__version__, "python": sys.executable, "threads": torch.get_num_threads(),
-       "mkldnn": torch.backends.mkldnn.is_available(), "blasConfig": None, "coreName": None, "timings": []}
-try:
-    paths = set()
-    with open("/proc/self/maps") as f:
-        for line in f:
-            p = line.split()[-1]
-            if p.startswith("/") and "openblas" in p.lower():
-                paths.add(p)
-    for p in sorted(paths):
-        lib = ctypes.CDLL(p)
-        if hasattr(lib, "openblas_get_config"):
-            lib.openblas_get_config.restype = ctypes.c_char_p
-            lib.openblas_get_corename.restype = ctypes.c_char_p
-            out["blasConfig"] = lib.openblas_get_config().decode()
-            out["coreName"] = lib.openblas_get_corename().decode()
-            out["blasThreads"] = lib.openblas_get_num_threads()
-            break
-except Exception as e:
-    out["blasError"] = str(e)
-torch.manual_seed(0)
-nn = torch.nn
-def model(name):
-    if name == "mlp":
-        return nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
-    return nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
-                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64 * 8 * 8, 10))
-for job in cfg["jobs"]:
-    name, batch = job["model"], cfg["batch"]
-    m = model(name)
-    x = torch.randn(batch, *( (1, 28, 28) if name == "mlp" else (3, 32, 32) ))
-    y = torch.arange(batch) % 10
-    opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
-    loss_fn = nn.CrossEntropyLoss()
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(m(x), y)
-        loss.backward()
-        opt.step()
-        return loss.item()
-    for _ in range(job["warmup"]):
-        step()
-    times = []
-    for _ in range(job["reps"]):
-        t0 = time.perf_counter()
-        for _ in range(job["steps"]):
-            step()
-        times.append((time.perf_counter() - t0) * 1e3 / job["steps"])
-    s = sorted(times)
-    h = len(s) // 2
-    med = s[h] if len(s) % 2 else (s[h - 1] + s[h]) / 2
-    out["timings"].append({"model": name, "medianMs": med, "bestMs": s[0], "reps": job["reps"], "stepsPerRep": job["steps"]})
-print(json.dumps(out))
-`;
+/**
+ * The PyTorch side, bench/torch_step.py (models identical to chainopt's presets; PyTorch's default
+ * layouts and init do not change the timing), found under the package root so that an installed
+ * package (`npx chainopt bench`) runs it as a source checkout does.
+ */
+export function torchScriptPath(): string {
+  return join(packageRoot(), "bench", "torch_step.py");
+}
 
 interface TorchOutput {
   torch: string;
@@ -226,7 +174,9 @@ function threadEnv(threads: number): NodeJS.ProcessEnv {
 
 function runTorch(python: string, models: BenchModel[], batch: number, threads: number, quick: boolean): TorchOutput | string {
   const jobs = models.map((model) => ({ model, ...plan("pytorch", model, quick) }));
-  const r = spawnSync(python, ["-c", TORCH_SCRIPT, JSON.stringify({ threads, batch, jobs })], {
+  const script = torchScriptPath();
+  if (!existsSync(script)) return `${script} not found`;
+  const r = spawnSync(python, [script, JSON.stringify({ threads, batch, jobs })], {
     env: threadEnv(threads),
     encoding: "utf8",
     maxBuffer: 1 << 24,
@@ -238,8 +188,8 @@ function runTorch(python: string, models: BenchModel[], batch: number, threads: 
 
 /** The TensorFlow.js side runs in a child node (its wasm module and kernels stay out of this process). */
 function runTfjs(batch: number, quick: boolean): { ok: true; detail: string; timing: StepTiming } | { ok: false; detail: string } {
-  const script = join(packageRoot(), "dist", "src", "node", "bench-tfjs.js");
-  const here = fileURLToPath(new URL("./bench-tfjs.js", import.meta.url));
+  const script = join(packageRoot(), "dist", "bench", "tfjs-step.js");
+  const here = fileURLToPath(new URL("./tfjs-step.js", import.meta.url));
   const path = existsSync(here) ? here : script;
   const p = plan("tfjs-wasm", "mlp", quick);
   const r = spawnSync(process.execPath, [path, JSON.stringify({ batch, ...p })], {

@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { type BenchModel, type BenchOptions, formatBenchMarkdown, runBenchmarks } from "./bench.js";
+import { type BenchModel, type BenchOptions, formatBenchMarkdown, runBenchmarks } from "./side-by-side.js";
 
 /** Options of the benchmark command, as parsed from its arguments. */
 export interface BenchArgs extends BenchOptions {
