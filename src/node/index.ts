@@ -76,7 +76,7 @@ export function bestBackend(options: BestBackendOptions = {}): Backend {
 export const BACKEND_CHOICES = ["auto", "openblas", "portable"] as const;
 
 /** Parses `CHAINOPT_BACKEND` (unset or empty: auto); an unknown value is an error naming the variable and the choices. */
-export function backendFromEnv(env: NodeJS.ProcessEnv = process.env): (typeof BACKEND_CHOICES)[number] {
+export function backendFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): (typeof BACKEND_CHOICES)[number] {
   const raw = env.CHAINOPT_BACKEND?.trim().toLowerCase();
   if (!raw) return "auto";
   if (raw === "native") return "openblas";

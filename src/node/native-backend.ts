@@ -369,7 +369,7 @@ export function nativeLoadError(): string | null {
 }
 
 /** `CHAINOPT_ONEDNN=0` turns oneDNN off (im2col + OpenBLAS convolutions); anything else leaves the default. */
-function dnnFromEnv(env: NodeJS.ProcessEnv = process.env): false | undefined {
+function dnnFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): false | undefined {
   return env.CHAINOPT_ONEDNN?.trim() === "0" ? false : undefined;
 }
 

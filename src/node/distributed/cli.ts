@@ -8,7 +8,7 @@ import type { DistributedTraining } from "./train.js";
  */
 export function distributedFromFlags(
   flags: { distributed?: unknown; deterministicReduce?: unknown },
-  env: NodeJS.ProcessEnv = process.env,
+  env: Readonly<Record<string, string | undefined>> = process.env,
 ): DistributedTraining | null {
   const launched = launcherWorldSize(env);
   const wanted = flags.distributed === true || (launched !== null && launched > 1);

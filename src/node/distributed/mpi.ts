@@ -62,7 +62,7 @@ export function mpiLoadError(): string | null {
  * The number of processes the launcher started, from its environment (Open MPI's
  * OMPI_COMM_WORLD_SIZE, the PMI_SIZE of MPICH/Hydra and Slurm's PMI), or null outside a launcher.
  */
-export function launcherWorldSize(env: NodeJS.ProcessEnv = process.env): number | null {
+export function launcherWorldSize(env: Readonly<Record<string, string | undefined>> = process.env): number | null {
   for (const k of ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"]) {
     const v = env[k];
     if (v !== undefined && /^\d+$/.test(v)) return Number(v);
