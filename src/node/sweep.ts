@@ -198,7 +198,11 @@ export function taskDirectory(sweep: Sweep, task: SweepTask): string {
  * The task index from `--task`, else `SLURM_ARRAY_TASK_ID` (Slurm job arrays), else
  * `JOB_COMPLETION_INDEX` (Kubernetes Indexed Jobs); null when none is set (run every task).
  */
-export function taskIndexFrom(flag: string | undefined, count: number, env: Readonly<Record<string, string | undefined>> = process.env): number | null {
+export function taskIndexFrom(
+  flag: string | undefined,
+  count: number,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): number | null {
   const sources: [string, string | undefined][] = [
     ["--task", flag],
     ["SLURM_ARRAY_TASK_ID", env.SLURM_ARRAY_TASK_ID],
