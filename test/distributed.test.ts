@@ -199,7 +199,9 @@ describe("data parallel over MPI", { skip: MPI_SKIP }, () => {
     const seconds = (Date.now() - started) / 1000;
     assert.notEqual(r.code, 0, "mpirun exited with status 0");
     assert.match(r.stderr, /rank 1 of 2: invalid training configuration/);
-    assert.match(r.stderr, /MPI_ABORT/);
+    // (Open MPI's own MPI_ABORT help text is not asserted: it depends on the installation's help
+    // files, and some Debian images fail to print it.) That mpirun returned at all, non-zero, while
+    // rank 0 waited in a collective, is the point: the abort reached every rank.
     process.stderr.write(`# a throwing rank: mpirun exited with ${r.code} after ${seconds.toFixed(1)} s\n`);
   });
 
