@@ -8,95 +8,297 @@ import { checkLineSearchOptions, firstOrderArmijo, resolveLineSearchDefaults } f
 import { checkUnsupervisedOptions } from "./unsupervised-config.js";
 
 // The configuration of `chainopt train`: its schema (the JSON of `--config`, and the flags'
-// target), and ONE validator, {@link resolveTrainConfig}, that parses a configuration, applies the
+// target) with each field's command-line flag (the CLI declares its options from this table), and
+// ONE validator, {@link resolveTrainConfig}, that parses a configuration, applies the
 // defaults that depend on the method and checks the rules between fields, each rule stated once,
 // every error naming the flag at fault. Nothing here reads data or writes files.
 
+/**
+ * One option of `chainopt train`: its command-line flag (the kebab-case of the key, see
+ * {@link flagName}), value placeholder and help. Choices are read from the field's `z.enum`.
+ */
+export interface TrainFlag {
+  /** The value's placeholder (`<n>`, `[kind]` for an optional value); none for a switch. */
+  value?: string;
+  /** The help line of `chainopt train --help`. */
+  help: string;
+  /** How the flag's text becomes the value: a number, an integer, a comma list of either, or text (default). */
+  parse?: "number" | "int" | "numbers" | "ints" | ((text: string, flag: string) => unknown);
+  /** A switch that is on by default: the flag is `--no-<name>` and `help` describes it. */
+  negate?: boolean;
+  /** Also declare `--no-<name>` (setting false) with this help, next to the positive flag. */
+  negation?: string;
+  /** Only in a `--config` file, no flag. */
+  configOnly?: boolean;
+}
+
+/** A schema field with its flag: adding an option of `chainopt train` is one such entry. */
+const field = <S extends z.ZodType>(schema: S, flag: TrainFlag) => ({ schema, flag });
+
+/** The options of `chainopt train`, in the order of `--help`: schema and flag of each. */
+const FIELDS = {
+  model: field(z.union([z.string(), z.record(z.string(), z.unknown())]).default("mlp"), {
+    value: "<preset|spec.json>",
+    help: "model preset (mlp, convnet, vgg16, …) or JSON model spec",
+  }),
+  widths: field(z.array(z.number().int().positive()).optional(), {
+    value: "<list>",
+    help: "hidden widths of the mlp preset, e.g. 512,512",
+    parse: "ints",
+  }),
+  activation: field(z.enum(["relu", "softplus", "sigmoid", "tanh"]).optional(), {
+    value: "<name>",
+    help: "activation of the mlp/convnet presets",
+  }),
+  dataset: field(z.string().default("mnist"), {
+    value: "<name>",
+    help: "mnist, fashion-mnist, cifar10, diabetes, boston, iris, wine, breast-cancer, digits, synthetic-teacher",
+  }),
+  limit: field(z.number().int().positive().optional(), {
+    value: "<n>",
+    help: "use only the first n training and test samples",
+    parse: "int",
+  }),
+  validation: field(z.union([z.number().nonnegative(), z.literal("auto")]).default("auto"), {
+    value: "<n>",
+    help: "validation samples held out of the training set: count, fraction, 0 for none, or auto (default: 10%, at most 5000)",
+    parse: (v, flag) => (v === "auto" ? v : parseNumber(v, flag)),
+  }),
+  normalize: field(z.boolean().default(true), {
+    help: "keep pixels in [0,1] instead of normalizing per channel",
+    negate: true,
+  }),
+  epochs: field(z.number().int().positive().default(10), { value: "<n>", help: "epochs", parse: "int" }),
+  batchSize: field(z.number().int().positive().default(128), { value: "<n>", help: "mini-batch size", parse: "int" }),
+  evalBatchSize: field(z.number().int().positive().default(1000), {
+    value: "<n>",
+    help: "batch size of evaluation",
+    parse: "int",
+    configOnly: true,
+  }),
+  seed: field(z.number().int().nonnegative().default(0), {
+    value: "<n>",
+    help: "seed of initialization, data order and splits",
+    parse: "int",
+  }),
+  dtype: field(z.enum(["float32", "float64"]).default("float32"), { value: "<dtype>", help: "precision" }),
+  loss: field(z.enum(["logistic", "squared"]).default("logistic"), { value: "<loss>", help: "loss" }),
+  l2: field(z.number().nonnegative().default(0), {
+    value: "<lambda>",
+    help: "L2 regularization λ/2‖w‖² in the objective",
+    parse: "number",
+  }),
+  // A first-order optimizer (OPTIMIZER_NAMES) or a second-order method (SECOND_ORDER_METHODS).
+  optimizer: field(z.string().default("momentum"), {
+    value: "<name>",
+    help: "sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw, amsgrad, or second-order: gauss-newton, ggn, newton",
+  }),
+  lr: field(z.number().positive().default(0.02), {
+    value: "<eta>",
+    help: "learning rate (second-order: step size γ, η for ggn; default 1)",
+    parse: "number",
+  }),
+  damping: field(z.number().nonnegative().optional(), {
+    value: "<mu>",
+    help: "second-order: initial damping μ (λ of JJᵀ + λI for ggn)",
+    parse: "number",
+  }),
+  // Second-order: Armijo backtracking on the damping (default on, except for GGN). First order
+  // (sgd, momentum): "armijo" (or true) searches the step (line-search-config.ts).
+  lineSearch: field(z.union([z.boolean(), z.literal("armijo")]).optional(), {
+    value: "[kind]",
+    help: "armijo: sgd/momentum search the step (first trial --lr, see docs/line-search.md); second-order: Armijo backtracking, μ ×10 on failure (default for gauss-newton, newton)",
+    negation: "second-order: proximal step with μ = 1/γ (default for ggn)",
+  }),
+  // --- Armijo line search of first-order training (line-search-config.ts, docs/line-search.md) ---
+  armijoC: field(z.number().gt(0).lt(1).optional(), {
+    value: "<c>",
+    help: "line search: sufficient-decrease constant c ∈ (0, 1) (default 1e-4)",
+    parse: "number",
+  }),
+  armijoShrink: field(z.number().gt(0).lt(1).optional(), {
+    value: "<beta>",
+    help: "line search: backtracking factor β ∈ (0, 1) (default 0.5)",
+    parse: "number",
+  }),
+  armijoReset: field(z.enum(["constant", "previous", "increase"]).optional(), {
+    value: "<policy>",
+    help: "line search: first trial step (default increase: min(lr, 2·previous))",
+  }),
+  // --- end Armijo ---
+  diagnostics: field(z.boolean().optional(), {
+    help: "per epoch on a fixed probe batch: top Hessian and Gauss-Newton eigenvalues, (η/2)‖g‖²_H/‖g‖², ‖g‖ (docs/diagnostics.md)",
+  }),
+  // --- unsupervised objectives (unsupervised-config.ts, docs/unsupervised.md) ---
+  objective: field(z.enum(["supervised", "clustering", "autoencoder"]).optional(), {
+    value: "<kind>",
+    help: "unsupervised objective instead of --loss: convex clustering of the outputs, or auto-encoder",
+  }),
+  clusteringLambda: field(z.number().nonnegative().optional(), {
+    value: "<gamma>",
+    help: "clustering: fusion strength γ (default 1)",
+    parse: "number",
+  }),
+  clusteringNeighbors: field(z.number().int().positive().optional(), {
+    value: "<k>",
+    help: "clustering: k of the k-NN Gaussian weights (default 5)",
+    parse: "int",
+  }),
+  clusteringTolerance: field(z.number().positive().optional(), {
+    value: "<tol>",
+    help: "clustering: relative accuracy of the inner solve (default 1e-6)",
+    parse: "number",
+  }),
+  // --- end unsupervised ---
+  gnImplementation: field(z.enum(["gram", "dual"]).optional(), {
+    value: "<impl>",
+    help: "gauss-newton: fast Gram matrix, or the papers' dual (2q+1 oracle calls)",
+  }),
+  stepSize: field(z.enum(["lr", "certified"]).optional(), {
+    value: "<kind>",
+    help: "certified: projected SGD on B_R with the certified step 1/L_F",
+  }),
+  radius: field(z.number().positive().optional(), {
+    value: "<R>",
+    help: "certified step: radius of B_R = {u : ‖u_t‖ ≤ R} (default 1)",
+    parse: "number",
+  }),
+  radii: field(z.array(z.number().positive()).optional(), {
+    value: "<list>",
+    help: "certified step: one radius per parameterized layer",
+    parse: "numbers",
+  }),
+  recertifyEvery: field(z.number().int().positive().optional(), {
+    value: "<k>",
+    help: "certified step: re-certify on a local ball around the iterate every k epochs",
+    parse: "int",
+  }),
+  localDelta: field(z.number().positive().optional(), {
+    value: "<delta>",
+    help: "certified step: local ball ‖u_t‖ ≤ min(R_t, ‖w_t‖ + δ) (default max R/10)",
+    parse: "number",
+  }),
+  smoothEpsilon: field(z.number().positive().optional(), {
+    value: "<eps>",
+    help: "replace relu/maxPool2d by smooth versions with |F − F_ε| ≤ ε on B_R (--radius); see docs/smoothing.md",
+    parse: "number",
+  }),
+  momentum: field(z.number().min(0).max(1).optional(), {
+    value: "<mu>",
+    help: "momentum μ (sgd, momentum, nesterov, rmsprop)",
+    parse: "number",
+  }),
+  weightDecay: field(z.number().nonnegative().optional(), {
+    value: "<lambda>",
+    help: "weight decay (coupled; decoupled for adamw)",
+    parse: "number",
+  }),
+  schedule: field(z.enum(["constant", "inverse-power", "step", "exponential", "cosine"]).default("cosine"), {
+    value: "<name>",
+    help: "learning-rate schedule",
+  }),
+  schedulePower: field(z.number().positive().optional(), {
+    value: "<alpha>",
+    help: "α of the inverse-power schedule η(t) = η (t+1)^(−α)",
+    parse: "number",
+  }),
+  warmupSteps: field(z.number().int().nonnegative().default(0), { value: "<n>", help: "linear warm-up steps", parse: "int" }),
+  clipNorm: field(z.number().positive().optional(), { value: "<c>", help: "clip gradients to this global norm", parse: "number" }),
+  clipValue: field(z.number().positive().optional(), { value: "<c>", help: "clip gradient entries to [−c, c]", parse: "number" }),
+  average: field(z.enum(["polyak", "ema"]).optional(), { value: "<kind>", help: "evaluate an averaged iterate" }),
+  earlyStopping: field(z.number().int().positive().optional(), {
+    value: "<patience>",
+    help: "stop after this many epochs without validation improvement; restore the best",
+    parse: "int",
+  }),
+  shuffle: field(z.boolean().default(true), { help: "fixed data order (no per-epoch permutation)", negate: true }),
+  onNan: field(z.enum(["stop", "skip"]).default("stop"), {
+    value: "<policy>",
+    help: "on a NaN/Inf loss, gradient or parameter: stop with an error naming the step and layer (the last good checkpoint is kept), or skip (undo) the step and go on",
+  }),
+  threads: field(z.number().int().positive().optional(), {
+    value: "<n>",
+    help: "BLAS threads (default: CHAINOPT_THREADS or OpenBLAS's default)",
+    parse: "int",
+  }),
+  out: field(z.string().optional(), { value: "<dir>", help: "run directory (default runs/<timestamp>-<model>-<dataset>)" }),
+  init: field(z.string().optional(), {
+    value: "<weights.safetensors>",
+    help: "start from these weights (PyTorch state_dict or chainopt checkpoint)",
+  }),
+  // --- adversarial training (src/node/adversarial-train.ts, docs/adversarial.md; checked there, errors name the flag) ---
+  adversarial: field(z.string().optional(), { value: "<attack>", help: "adversarial training with this attack: pgd or fgsm" }),
+  advEps: field(z.number().optional(), {
+    value: "<eps>",
+    help: "adversarial training: radius ε of the attack, in raw input units (pixels in [0,1])",
+    parse: "number",
+  }),
+  advNorm: field(z.string().optional(), { value: "<norm>", help: "adversarial training: linf (default) or l2 ball" }),
+  advSteps: field(z.number().optional(), { value: "<k>", help: "adversarial training: PGD steps (default 10)", parse: "int" }),
+  advStepSize: field(z.number().optional(), {
+    value: "<alpha>",
+    help: "adversarial training: PGD step size (default 2.5 ε / steps)",
+    parse: "number",
+  }),
+  advMix: field(z.number().optional(), {
+    value: "<m>",
+    help: "adversarial training: fraction of each batch replaced by adversarial examples (default 1, Madry)",
+    parse: "number",
+  }),
+  advValidationSamples: field(z.number().optional(), {
+    value: "<n>",
+    help: "adversarial training: validation samples attacked each epoch (default 1000)",
+    parse: "int",
+  }),
+  // --- end adversarial training ---
+  maxMemory: field(z.union([z.number().positive(), z.string()]).optional(), {
+    value: "<size>",
+    help: "refuse models whose estimated memory exceeds this (e.g. 8G; default 80% of the machine's memory)",
+  }),
+};
+
+type TrainShape = { [K in keyof typeof FIELDS]: (typeof FIELDS)[K]["schema"] };
+
 /** Schema of a training configuration (the JSON accepted by `--config`, and the flags' target). */
-export const trainConfigSchema = z
-  .object({
-    model: z.union([z.string(), z.record(z.string(), z.unknown())]).default("mlp"),
-    /** Hidden widths of the `mlp` preset. */
-    widths: z.array(z.number().int().positive()).optional(),
-    activation: z.enum(["relu", "softplus", "sigmoid", "tanh"]).optional(),
-    dataset: z.string().default("mnist"),
-    /** Use only the first N training (and test) samples. */
-    limit: z.number().int().positive().optional(),
-    /** Validation samples held out of the training set: a count, a fraction, or "auto" (10%, at most 5000). */
-    validation: z.union([z.number().nonnegative(), z.literal("auto")]).default("auto"),
-    normalize: z.boolean().default(true),
-    epochs: z.number().int().positive().default(10),
-    batchSize: z.number().int().positive().default(128),
-    evalBatchSize: z.number().int().positive().default(1000),
-    seed: z.number().int().nonnegative().default(0),
-    dtype: z.enum(["float32", "float64"]).default("float32"),
-    loss: z.enum(["logistic", "squared"]).default("logistic"),
-    l2: z.number().nonnegative().default(0),
-    /** A first-order optimizer (OPTIMIZER_NAMES) or a second-order method (SECOND_ORDER_METHODS). */
-    optimizer: z.string().default("momentum"),
-    /** Learning rate; for the second-order methods the step size (γ of the proximal step, η of GGN; default 1). */
-    lr: z.number().positive().default(0.02),
-    /** Second-order methods: initial damping μ (λ of J Jᵀ + λI for GGN). */
-    damping: z.number().nonnegative().optional(),
-    /**
-     * Second-order methods: Armijo backtracking on the damping (default on, except for GGN).
-     * First order (sgd, momentum): "armijo" (or true) searches the step (line-search-config.ts).
-     */
-    lineSearch: z.union([z.boolean(), z.literal("armijo")]).optional(),
-    // --- Armijo line search of first-order training (line-search-config.ts, docs/line-search.md) ---
-    armijoC: z.number().gt(0).lt(1).optional(),
-    armijoShrink: z.number().gt(0).lt(1).optional(),
-    armijoReset: z.enum(["constant", "previous", "increase"]).optional(),
-    // --- end Armijo ---
-    /** Per-epoch curvature diagnostics on a fixed probe batch (epoch-extras.ts, docs/diagnostics.md). */
-    diagnostics: z.boolean().optional(),
-    // --- unsupervised objectives (unsupervised-config.ts, docs/unsupervised.md) ---
-    objective: z.enum(["supervised", "clustering", "autoencoder"]).optional(),
-    clusteringLambda: z.number().nonnegative().optional(),
-    clusteringNeighbors: z.number().int().positive().optional(),
-    clusteringTolerance: z.number().positive().optional(),
-    // --- end unsupervised ---
-    /** Gauss-Newton: "gram" (fast, default) or "dual" (the papers' 2q+1 oracle calls). */
-    gnImplementation: z.enum(["gram", "dual"]).optional(),
-    /** "certified": projected SGD on B_R with the step 1/L_F of the smoothness certificate. */
-    stepSize: z.enum(["lr", "certified"]).optional(),
-    /** R of B_R = {u : ‖u_t‖ ≤ R} (certified step; default 1). */
-    radius: z.number().positive().optional(),
-    /** R_t per parameterized layer (certified step). */
-    radii: z.array(z.number().positive()).optional(),
-    /** Re-certify on a local ball around the iterate every K epochs (certified step). */
-    recertifyEvery: z.number().int().positive().optional(),
-    /** δ of the local ball {u : ‖u_t‖ ≤ min(R_t, ‖w_t‖ + δ)} (default max R_t / 10). */
-    localDelta: z.number().positive().optional(),
-    /** Smooth the model (relu, maxPool2d) so that |F − F_ε| ≤ ε on B_R (src/smoothing, Algorithm 2). */
-    smoothEpsilon: z.number().positive().optional(),
-    momentum: z.number().min(0).max(1).optional(),
-    weightDecay: z.number().nonnegative().optional(),
-    schedule: z.enum(["constant", "inverse-power", "step", "exponential", "cosine"]).default("cosine"),
-    schedulePower: z.number().positive().optional(),
-    warmupSteps: z.number().int().nonnegative().default(0),
-    clipNorm: z.number().positive().optional(),
-    clipValue: z.number().positive().optional(),
-    average: z.enum(["polyak", "ema"]).optional(),
-    earlyStopping: z.number().int().positive().optional(),
-    shuffle: z.boolean().default(true),
-    onNan: z.enum(["stop", "skip"]).default("stop"),
-    threads: z.number().int().positive().optional(),
-    out: z.string().optional(),
-    init: z.string().optional(),
-    // --- adversarial training (src/node/adversarial-train.ts; checked there, errors name the flag) ---
-    adversarial: z.string().optional(),
-    advEps: z.number().optional(),
-    advNorm: z.string().optional(),
-    advSteps: z.number().optional(),
-    advStepSize: z.number().optional(),
-    advMix: z.number().optional(),
-    advValidationSamples: z.number().optional(),
-    // --- end adversarial training ---
-    /** Refuse a model whose estimated memory exceeds this size (bytes or e.g. "8G"; default 80% of the machine). */
-    maxMemory: z.union([z.number().positive(), z.string()]).optional(),
-  })
-  .strict();
+export const trainConfigSchema = z.object(Object.fromEntries(Object.entries(FIELDS).map(([k, f]) => [k, f.schema])) as TrainShape).strict();
+
+/** The flag of each configuration key, in the order of `--help`. */
+export const TRAIN_FLAGS: { readonly [K in keyof typeof FIELDS]: TrainFlag } = Object.fromEntries(
+  Object.entries(FIELDS).map(([k, f]) => [k, f.flag]),
+) as { [K in keyof typeof FIELDS]: TrainFlag };
+
+/** The choices of an enum field (behind `.optional()` / `.default()`), else undefined. */
+export function trainFlagChoices(key: keyof typeof FIELDS): readonly string[] | undefined {
+  let s: z.ZodType = FIELDS[key].schema;
+  while (s instanceof z.ZodOptional || s instanceof z.ZodDefault) s = s.unwrap() as z.ZodType;
+  return s instanceof z.ZodEnum ? (s.options as readonly string[]) : undefined;
+}
+
+// Number("") is 0: an empty value (`--lr ''`) is refused, naming the flag.
+function parseNumber(text: string, flag: string): number {
+  if (text.trim() === "") throw new Error(`${flag} needs a number, got an empty value`);
+  const x = Number(text);
+  if (!Number.isFinite(x)) throw new Error(`${flag}: expected a number, got "${text}"`);
+  return x;
+}
+
+function parseInteger(text: string, flag: string): number {
+  if (text.trim() === "") throw new Error(`${flag} needs an integer, got an empty value`);
+  const x = Number(text);
+  if (!Number.isInteger(x)) throw new Error(`${flag}: expected an integer, got "${text}"`);
+  return x;
+}
+
+/** The parser of a flag's text (`flag`: its spelling, for errors); undefined for plain text. */
+export function trainFlagParser(flag: TrainFlag, name: string): ((text: string) => unknown) | undefined {
+  const p = flag.parse;
+  if (p === undefined) return undefined;
+  if (typeof p === "function") return (t) => p(t, name);
+  if (p === "number") return (t) => parseNumber(t, name);
+  if (p === "int") return (t) => parseInteger(t, name);
+  if (p === "numbers") return (t) => t.split(",").map((x) => parseNumber(x, name));
+  return (t) => t.split(",").map((x) => parseInteger(x, name));
+}
 
 /** A training configuration as written by a user. */
 export type TrainConfigInput = z.input<typeof trainConfigSchema>;
@@ -150,10 +352,10 @@ const SCHEMA_DEFAULTS: Record<string, unknown> = trainConfigSchema.parse({});
  * η of GGN); a certified run is plain projected SGD (`--lr` refused: the step is 1/L_F). A
  * first-order Armijo run (`--line-search armijo`) takes a constant first trial step.
  *
- * `saved`: the configuration was resolved before (config.json of a run being resumed): the
- * defaults are not applied again, and a field counts as given when its value is neither the
- * schema's default nor the value its method fixes, so that the same rules re-check a resolved
- * configuration without refusing the values they set.
+ * `saved`: the configuration was resolved before (config.json of a run being resumed): a field
+ * counts as given when its value differs from the one its method fixes (schedule and warm-up of a
+ * constant step) or else from the schema's default, so that the same rules re-check a resolved
+ * configuration without refusing the values they set themselves.
  */
 export function resolveTrainConfig(input: unknown, options: { source?: string; saved?: boolean } = {}): TrainConfig {
   let config = parseTrainConfig(input, options.source);
@@ -161,10 +363,11 @@ export function resolveTrainConfig(input: unknown, options: { source?: string; s
   const certified = config.stepSize === "certified";
   const constantStep = second || certified;
   // What the user gave: the input's keys, or (saved) the values no default explains.
-  const fixedByMethod = (k: string, v: unknown) =>
-    constantStep && ((k === "schedule" && v === "constant") || (k === "warmupSteps" && v === 0));
+  const fixedByMethod: Record<string, unknown> = constantStep ? { schedule: "constant", warmupSteps: 0 } : {};
   const user: Record<string, unknown> = options.saved
-    ? Object.fromEntries(Object.entries(config).filter(([k, v]) => v !== undefined && v !== SCHEMA_DEFAULTS[k] && !fixedByMethod(k, v)))
+    ? Object.fromEntries(
+        Object.entries(config).filter(([k, v]) => v !== undefined && v !== (k in fixedByMethod ? fixedByMethod[k] : SCHEMA_DEFAULTS[k])),
+      )
     : (input as Record<string, unknown>);
   const given = (k: string) => user[k] !== undefined;
   const c = config as Record<string, unknown>;
