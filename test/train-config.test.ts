@@ -91,6 +91,9 @@ describe("resolveTrainConfig", () => {
     assert.throws(() => resolveTrainConfig({ ...so, schedule: "cosine" }, { saved: true }), /--schedule is an option of the first-order/);
     const cert = resolveTrainConfig({ ...base, stepSize: "certified" });
     assert.throws(() => resolveTrainConfig({ ...cert, optimizer: "adam" }, { saved: true }), /cannot be combined with --optimizer adam/);
-    assert.throws(() => resolveTrainConfig({ ...base, stepSize: "certified", radius: 1, radii: [1] }), /--radius, --radii: give one of them/);
+    assert.throws(
+      () => resolveTrainConfig({ ...base, stepSize: "certified", radius: 1, radii: [1] }),
+      /--radius, --radii: give one of them/,
+    );
   });
 });

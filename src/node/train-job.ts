@@ -6,7 +6,6 @@ import {
   certificateRecord,
   certifiedCheckpointExtra,
   certifiedSummary,
-  dataNorms,
   prepareCertified,
   projectInitialization,
   recertificationsFromMetrics,
@@ -14,42 +13,36 @@ import {
   restoreCertified,
 } from "../certify/projected-sgd.js";
 import { Chain } from "../chain/chain.js";
-import { getPreset, presetNames } from "../chain/presets.js";
-import { type ModelSpec, type ModelSpecInput, parseModelSpec } from "../chain/spec.js";
+import type { ModelSpec } from "../chain/spec.js";
 import type { FloatArray } from "../core/dtype.js";
-import { allFinite } from "../core/vector.js";
 import { createObjective } from "../objectives/objective.js";
-import { createOptimizer } from "../optim/aliases.js";
-import { createSchedule } from "../optim/schedules.js";
 import type { LearningRate } from "../optim/transform.js";
 import { checkSecondOrderBudget, isSecondOrderMethod } from "../second-order/budget.js";
-import { type SmoothResult, smoothingSummary, smoothModelSpec } from "../smoothing/smooth.js";
+import type { SmoothResult } from "../smoothing/smooth.js";
 import { type SecondOrderCustomStepper, secondOrderTrainingStepper } from "../train/second-order.js";
 import { type EpochRecord, type StepProgress, Trainer, type TrainerOptions } from "../train/trainer.js";
 import { type AdversarialTraining, prepareAdversarialTraining, resolveAdversarialAttack } from "./adversarial-train.js";
 import { jsonSafe, writeFileAtomic, writeJsonAtomic } from "./atomic.js";
-import { loadCheckpoint } from "./checkpoint.js";
 import { checkpointConfigRecord, checkResumeConfig } from "./config-digest.js";
 import { DEFAULT_TEST_SPLIT, type LoadedDataset, loadDataset } from "./datasets.js";
 import { DistributedJob, type DistributedTraining } from "./distributed/train.js";
 import { createEpochExtras } from "./epoch-extras.js";
 import { saveTrainerCheckpoint, snapshotFromCheckpoint, trainInRunDirectory } from "./fit-run.js";
 import { bestBackend } from "./index.js";
-import { firstOrderArmijo, wrapWithArmijo } from "./line-search-config.js";
+import { firstOrderArmijo } from "./line-search-config.js";
 import { checkTrainingMemory, optimizerSlots, parseMemorySize } from "./memory.js";
 import { RunDirectory } from "./run-dir.js";
 import { RunLock } from "./run-lock.js";
-import { readSafetensorsHeader } from "./safetensors.js";
-import { importTorchSafetensors } from "./torch-interop.js";
-import {
-  flagName,
-  readConfigFile,
-  readRunTrainConfig,
-  resolveTrainConfig,
-  type TrainConfig,
-  type TrainConfigInput,
-} from "./train-config.js";
+import { flagName, readRunTrainConfig, resolveTrainConfig, type TrainConfig, type TrainConfigInput } from "./train-config.js";
 import { checkFolderWritable, checkLossMatchesData, checkThreads } from "./train-guards.js";
+import {
+  defaultInitialWeights,
+  initialWeights,
+  resolveModelSpec,
+  smoothedModelSpec,
+  stepRule,
+  writeSmoothingRecords,
+} from "./train-setup.js";
 import { dropLabels, presetOutputs, unsupervisedObjective } from "./unsupervised-config.js";
 
 // The `chainopt train` job: resolves a configuration (command-line flags and/or a JSON file,
@@ -61,31 +54,6 @@ import { dropLabels, presetOutputs, unsupervisedObjective } from "./unsupervised
 // is created, so a rejected command writes nothing. Then config.json and an epoch-0 checkpoint are
 // written, and a checkpoint after every epoch (metrics line first, checkpoint second: a kill between
 // the two is repaired by RunDirectory.open, which drops metric lines newer than the checkpoint).
-
-/** Resolves `--model`: a preset name or a JSON spec file, adapted to the data's input shape. */
-export function resolveModelSpec(
-  config: Pick<TrainConfig, "model" | "widths" | "activation">,
-  inputShape: readonly number[],
-  classes: number,
-): ModelSpec {
-  const { model } = config;
-  let spec: ModelSpecInput;
-  let source = "model spec";
-  if (typeof model !== "string") spec = model as ModelSpecInput;
-  else if (model.endsWith(".json") || existsSync(model)) {
-    source = model;
-    spec = readConfigFile(model) as ModelSpecInput;
-  } else {
-    if (!presetNames().includes(model))
-      throw new Error(`model: unknown preset or file "${model}"; presets: ${presetNames().join(", ")}, or a path to a JSON spec`);
-    spec = getPreset(model, { input: [...inputShape], classes, widths: config.widths, activation: config.activation });
-  }
-  const parsed = parseModelSpec(spec, source);
-  const want = inputShape.join("x");
-  if (parsed.input.join("x") !== want)
-    throw new Error(`model.input: the model expects inputs of shape ${parsed.input.join("x")} but the data set has ${want}`);
-  return parsed;
-}
 
 /** Events of a training job, for the command line's printing. */
 export interface TrainJobEvents {
@@ -118,6 +86,7 @@ export {
   type TrainConfigInput,
   trainConfigSchema,
 } from "./train-config.js";
+export { resolveModelSpec } from "./train-setup.js";
 
 /** The final result of a training job. */
 export interface TrainResult {
@@ -190,21 +159,12 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
   if (data.train.size === 0)
     throw new Error(`dataset: ${config.dataset} has no training samples left (limit ${config.limit}, validation ${config.validation})`);
   const classes = data.train.classes ?? data.train.targetSize ?? 1;
-  let spec = resolveModelSpec(config, data.train.inputShape, presetOutputs(config, data.train.inputShape, classes)); // unsupervised: presetOutputs
-  let smoothing: SmoothResult | null = null;
-  if (config.smoothEpsilon !== undefined) {
-    // ψ_ε on B_R for batches of N samples of this data set (docs/smoothing.md).
-    const r = smoothModelSpec(spec, {
-      epsilon: config.smoothEpsilon,
-      radii: config.radii ?? config.radius ?? 1,
-      batch: Math.min(config.batchSize, data.train.size),
-      maxSampleNorm: dataNorms(data.train, config.loss).maxSampleNorm,
-      loss: config.loss,
-      l2: config.l2,
-    });
-    spec = r.spec;
-    smoothing = r.certificate;
-  }
+  // unsupervised: presetOutputs; --smooth-epsilon: the smoothed spec and its certificate (train-setup.ts)
+  const { spec, smoothing } = smoothedModelSpec(
+    config,
+    resolveModelSpec(config, data.train.inputShape, presetOutputs(config, data.train.inputShape, classes)),
+    data.train,
+  );
   let chain: Chain;
   try {
     chain = new Chain(spec, { dtype: config.dtype, backend });
@@ -242,49 +202,14 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
   if (!unsupervised) checkLossMatchesData(config.loss, data.train, config.dataset); // unsupervised objectives drop the labels
   const certified = config.stepSize === "certified" ? prepareCertified(config, chain, objective, data.train) : null;
   const adversarial = adversarialAttack ? prepareAdversarialTraining(config, adversarialAttack, chain, objective) : null;
-  const stepsPerEpoch = Math.ceil(data.train.size / config.batchSize);
-  const lr: LearningRate = certified
-    ? () => certified.current.stepSize
-    : config.schedule === "constant" && config.warmupSteps === 0
-      ? config.lr
-      : createSchedule(config.schedule, {
-          lr: config.lr,
-          power: config.schedulePower,
-          totalSteps: config.schedule === "cosine" ? config.epochs * stepsPerEpoch : undefined,
-          every: config.schedule === "step" ? Math.max(1, Math.floor((config.epochs * stepsPerEpoch) / 3)) : undefined,
-          rate: config.schedule === "exponential" ? 0.1 : undefined,
-          transitionSteps: config.schedule === "exponential" ? config.epochs * stepsPerEpoch : undefined,
-          warmupSteps: config.warmupSteps,
-        });
-  const optimizerOptions: Record<string, unknown> = { lr };
-  if (config.momentum !== undefined) optimizerOptions.momentum = config.momentum;
-  if (config.weightDecay !== undefined) optimizerOptions.weightDecay = config.weightDecay;
-  if (config.clipNorm !== undefined) optimizerOptions.clipNorm = config.clipNorm;
-  if (config.clipValue !== undefined) optimizerOptions.clipValue = config.clipValue;
-  // Second-order runs step with their own stepper; the trainer's optimizer (plain SGD) is unused.
-  const optimizer = firstOrderArmijo(config)
-    ? wrapWithArmijo(config, (unit) => createOptimizer(config.optimizer, { ...optimizerOptions, lr: unit })) // Armijo line search
-    : createOptimizer(secondOrderMethod ? "sgd" : config.optimizer, optimizerOptions);
-
-  let params: FloatArray;
-  let state = chain.initState();
-  let source: string | null = null;
-  if (config.init && !options.skipInit) {
-    const imported =
-      config.init.endsWith(".safetensors") && !isChainoptCheckpoint(config.init) ? importTorchSafetensors(chain, config.init) : null;
-    if (imported) {
-      params = imported.params;
-      if (imported.state) state = imported.state;
-      source = "torch";
-    } else {
-      const ck = loadCheckpoint(config.init, chain);
-      params = ck.params;
-      state = ck.state;
-      source = "chainopt";
-    }
-    if (!allFinite(params)) throw new Error(`init: ${config.init}: the weights contain NaN or infinite values`);
-  } else params = chain.initParams(config.seed);
-  if (certified) projectInitialization(certified, chain, params); // projected SGD starts inside B_R
+  const { lr, optimizer, optimizerOptions } = stepRule(
+    config,
+    Math.ceil(data.train.size / config.batchSize),
+    certified,
+    secondOrderMethod !== null,
+  );
+  const init = options.skipInit ? defaultInitialWeights(chain, config.seed) : initialWeights(chain, config);
+  if (certified) projectInitialization(certified, chain, init.params); // projected SGD starts inside B_R
   const trainerOptions: TrainerOptions = {
     chain,
     objective,
@@ -310,7 +235,7 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
     lr,
     optimizerOptions,
     trainerOptions,
-    init: { params, state, source },
+    init,
     secondOrder,
     certified,
     smoothing,
@@ -463,20 +388,7 @@ async function trainLocked(
   const certificatePath = join(run.dir, "certificate.json");
   if (certified && !last) writeJsonAtomic(certificatePath, jsonSafe(certificateRecord(certified, certifiedSummary(certified, []))));
   const smoothing = prepared.smoothing;
-  if (smoothing && !last) {
-    // The smoothing's full record, and its per-layer summary in the report's schema (src/report/schema.ts).
-    writeJsonAtomic(join(run.dir, "smoothing-certificate.json"), jsonSafe(smoothingSummary(smoothing)));
-    const layers = smoothing.layers.filter((l) => l.layer > 0);
-    writeJsonAtomic(join(run.dir, "smoothing.json"), {
-      title: `Smoothing (ε = ${smoothing.epsilon}, ${smoothing.target})`,
-      layers: layers.map((l) => `${l.layer} ${l.types.join("+")}`),
-      quantities: {
-        radius: layers.map((l) => l.radius),
-        mu: layers.map((l) => (l.parameters.length > 0 ? Math.max(...l.parameters) : 0)),
-      },
-      log: true,
-    });
-  }
+  if (smoothing && !last) writeSmoothingRecords(run.dir, smoothing);
   // The starting point (epoch 0), so that a run killed or faulting in its first epoch keeps a
   // good checkpoint and can be resumed.
   if (!last) saveTrainerCheckpoint(run, trainer, config.optimizer, certifiedCheckpointExtra(certified));
@@ -583,13 +495,4 @@ async function trainLocked(
     certified: certifiedResult,
     secondOrder: secondOrderResult,
   };
-}
-
-function isChainoptCheckpoint(file: string): boolean {
-  try {
-    // The header only (the file may be large): chainopt checkpoints carry their format in __metadata__.
-    return JSON.stringify(readSafetensorsHeader(file).metadata).includes("chainopt.checkpoint");
-  } catch {
-    return false;
-  }
 }
