@@ -3,7 +3,8 @@ import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { z } from "zod";
 import { writeJsonAtomic } from "./atomic.js";
 import type { DistributedTraining } from "./distributed/train.js";
-import { parseTrainConfig, runTrainJob, type TrainConfigInput, type TrainJobEvents, trainConfigSchema } from "./train-job.js";
+import { parseTrainConfig, type TrainConfigInput, trainConfigSchema } from "./train-config.js";
+import { runTrainJob, type TrainJobEvents } from "./train-job.js";
 
 // `chainopt sweep SWEEP.json` (docs/distributed.md): a grid over any `chainopt train` options
 // (seeds, learning rates, smoothing ε, models, data sets …) expanded into numbered tasks, each

@@ -1,6 +1,13 @@
 // Second-order oracles on chains: curvature products, Gauss-Newton (dual reference and Gram fast
 // path), Gram-Gauss-Newton, Newton by dynamic programming, and a stepping API. See docs/second-order.md.
 
+export {
+  checkSecondOrderBudget,
+  isSecondOrderMethod,
+  SECOND_ORDER_MEMORY_LIMIT,
+  SECOND_ORDER_METHODS,
+  secondOrderWorkBytes,
+} from "./budget.js";
 export { gaussNewtonVectorProduct, hessianVectorProduct, requireSecondOrder } from "./curvature.js";
 export * from "./distributed.js";
 export {

@@ -1,144 +1,62 @@
 import { SingleBar } from "cli-progress";
 import { type Command, Option } from "commander";
 import { distributedErrorHandler, distributedFromFlags } from "../../node/distributed/cli.js";
-import { type ResumeInput, readConfigFile, runTrainJob, SECOND_ORDER_METHODS, type TrainConfigInput } from "../../node/train-job.js";
+import {
+  flagName,
+  readConfigFile,
+  SECOND_ORDER_METHODS,
+  TRAIN_FLAGS,
+  type TrainConfigInput,
+  trainFlagChoices,
+  trainFlagParser,
+} from "../../node/train-config.js";
+import { type ResumeInput, runTrainJob } from "../../node/train-job.js";
 import type { EpochRecord } from "../../train/trainer.js";
 
-// Number("") is 0: an empty value (`--lr ''`) is refused here, naming the flag.
-const num = (name: string) => (v: string) => {
-  const x = v.trim() === "" ? Number.NaN : Number(v);
-  if (v.trim() === "") throw new Error(`--${name} needs a number, got an empty value`);
-  if (!Number.isFinite(x)) throw new Error(`--${name}: expected a number, got "${v}"`);
-  return x;
-};
-const int = (name: string) => (v: string) => {
-  const x = v.trim() === "" ? Number.NaN : Number(v);
-  if (v.trim() === "") throw new Error(`--${name} needs an integer, got an empty value`);
-  if (!Number.isInteger(x)) throw new Error(`--${name}: expected an integer, got "${v}"`);
-  return x;
-};
+/**
+ * Declares the configuration's options on the command, from their table in train-config.ts
+ * (flag, value placeholder, help, parser; choices from the schema's enums).
+ */
+function addConfigOptions(command: Command): Command {
+  for (const [key, flag] of Object.entries(TRAIN_FLAGS)) {
+    if (flag.configOnly) continue;
+    const name = flagName(key);
+    const option = new Option(flag.negate ? flagName(key, false) : flag.value ? `${name} ${flag.value}` : name, flag.help);
+    const choices = trainFlagChoices(key as keyof typeof TRAIN_FLAGS);
+    if (choices) option.choices(choices);
+    const parse = trainFlagParser(flag, name);
+    if (parse) option.argParser(parse);
+    command.addOption(option);
+    if (flag.negation) command.addOption(new Option(flagName(key, false), flag.negation));
+  }
+  return command;
+}
+
+/** The configuration given by flags: the keys of the table set on the command line. */
+function configFromFlags(opts: Record<string, unknown>): Record<string, unknown> {
+  const flags: Record<string, unknown> = {};
+  for (const [key, flag] of Object.entries(TRAIN_FLAGS)) {
+    // Commander sets a `--no-x` switch's key to true by default: only `false` was given.
+    if (opts[key] !== undefined && (!flag.negate || opts[key] === false)) flags[key] = opts[key];
+  }
+  return flags;
+}
 
 /** `chainopt train`: trains a model on a data set and reports per-epoch metrics. */
 export function register(program: Command): void {
-  program
+  const command = program
     .command("train")
     .description("train a chain on a data set (default: MLP 784-512-512-10 on MNIST, momentum 0.9, lr 0.02 cosine, 10 epochs)")
-    .option("--config <file>", "JSON file with any of the options below (flags override it)")
-    .option("--model <preset|spec.json>", "model preset (mlp, convnet, vgg16, …) or JSON model spec")
-    .option("--widths <list>", "hidden widths of the mlp preset, e.g. 512,512", (v) => v.split(",").map(int("widths")))
-    .addOption(new Option("--activation <name>", "activation of the mlp/convnet presets").choices(["relu", "softplus", "sigmoid", "tanh"]))
-    .option("--dataset <name>", "mnist, fashion-mnist, cifar10, diabetes, boston, iris, wine, breast-cancer, digits, synthetic-teacher")
-    .option("--limit <n>", "use only the first n training and test samples", int("limit"))
-    .option(
-      "--validation <n>",
-      "validation samples held out of the training set: count, fraction, 0 for none, or auto (default: 10%, at most 5000)",
-      (v) => (v === "auto" ? v : num("validation")(v)),
-    )
-    .option("--no-normalize", "keep pixels in [0,1] instead of normalizing per channel")
-    .option("--epochs <n>", "epochs", int("epochs"))
-    .option("--batch-size <n>", "mini-batch size", int("batch-size"))
-    .option("--seed <n>", "seed of initialization, data order and splits", int("seed"))
-    .addOption(new Option("--dtype <dtype>", "precision").choices(["float32", "float64"]))
-    .addOption(new Option("--loss <loss>", "loss").choices(["logistic", "squared"]))
-    .option("--l2 <lambda>", "L2 regularization λ/2‖w‖² in the objective", num("l2"))
-    .option(
-      "--optimizer <name>",
-      "sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw, amsgrad, or second-order: gauss-newton, ggn, newton",
-    )
-    .option("--lr <eta>", "learning rate (second-order: step size γ, η for ggn; default 1)", num("lr"))
-    .option("--damping <mu>", "second-order: initial damping μ (λ of JJᵀ + λI for ggn)", num("damping"))
-    .option(
-      "--line-search [kind]",
-      "armijo: sgd/momentum search the step (first trial --lr, see docs/line-search.md); second-order: Armijo backtracking, μ ×10 on failure (default for gauss-newton, newton)",
-    )
-    // --- Armijo line search of first-order training ---
-    .option("--armijo-c <c>", "line search: sufficient-decrease constant c ∈ (0, 1) (default 1e-4)", num("armijo-c"))
-    .option("--armijo-shrink <beta>", "line search: backtracking factor β ∈ (0, 1) (default 0.5)", num("armijo-shrink"))
-    .addOption(
-      new Option("--armijo-reset <policy>", "line search: first trial step (default increase: min(lr, 2·previous))").choices([
-        "constant",
-        "previous",
-        "increase",
-      ]),
-    )
-    // --- end Armijo ---
-    // --- unsupervised objectives (docs/unsupervised.md) ---
-    .addOption(
-      new Option(
-        "--objective <kind>",
-        "unsupervised objective instead of --loss: convex clustering of the outputs, or auto-encoder",
-      ).choices(["supervised", "clustering", "autoencoder"]),
-    )
-    .option("--clustering-lambda <gamma>", "clustering: fusion strength γ (default 1)", num("clustering-lambda"))
-    .option("--clustering-neighbors <k>", "clustering: k of the k-NN Gaussian weights (default 5)", int("clustering-neighbors"))
-    .option("--clustering-tolerance <tol>", "clustering: relative accuracy of the inner solve (default 1e-6)", num("clustering-tolerance"))
-    // --- end unsupervised ---
-    .option("--diagnostics", "per epoch on a fixed probe batch: top Hessian and Gauss-Newton eigenvalues, (η/2)‖g‖²_H/‖g‖², ‖g‖")
-    .option("--no-line-search", "second-order: proximal step with μ = 1/γ (default for ggn)")
-    .addOption(new Option("--gn-implementation <impl>", "gauss-newton: fast Gram matrix, or the papers' dual").choices(["gram", "dual"]))
-    .addOption(
-      new Option("--step-size <kind>", "certified: projected SGD on B_R with the certified step 1/L_F").choices(["lr", "certified"]),
-    )
-    .option("--radius <R>", "certified step: radius of B_R = {u : ‖u_t‖ ≤ R} (default 1)", num("radius"))
-    .option("--radii <list>", "certified step: one radius per parameterized layer", (v) => v.split(",").map(num("radii")))
-    .option("--recertify-every <k>", "certified step: re-certify on a local ball around the iterate every k epochs", int("recertify-every"))
-    .option(
-      "--smooth-epsilon <eps>",
-      "replace relu/maxPool2d by smooth versions with |F − F_ε| ≤ ε on B_R (--radius); see docs/smoothing.md",
-      num("smooth-epsilon"),
-    )
-    .option("--local-delta <delta>", "certified step: local ball ‖u_t‖ ≤ min(R_t, ‖w_t‖ + δ) (default max R/10)", num("local-delta"))
-    .option("--momentum <mu>", "momentum μ (sgd, momentum, nesterov, rmsprop)", num("momentum"))
-    .option("--weight-decay <lambda>", "weight decay (coupled; decoupled for adamw)", num("weight-decay"))
-    .addOption(
-      new Option("--schedule <name>", "learning-rate schedule").choices(["constant", "inverse-power", "step", "exponential", "cosine"]),
-    )
-    .option("--schedule-power <alpha>", "α of the inverse-power schedule η(t) = η (t+1)^(−α)", num("schedule-power"))
-    .option("--warmup-steps <n>", "linear warm-up steps", int("warmup-steps"))
-    .option("--clip-norm <c>", "clip gradients to this global norm", num("clip-norm"))
-    .option("--clip-value <c>", "clip gradient entries to [−c, c]", num("clip-value"))
-    .addOption(new Option("--average <kind>", "evaluate an averaged iterate").choices(["polyak", "ema"]))
-    .option(
-      "--early-stopping <patience>",
-      "stop after this many epochs without validation improvement; restore the best",
-      int("early-stopping"),
-    )
-    .option("--no-shuffle", "fixed data order (no per-epoch permutation)")
-    .addOption(
-      new Option(
-        "--on-nan <policy>",
-        "on a NaN/Inf loss, gradient or parameter: stop with an error naming the step and layer (the last good checkpoint is kept), or skip (undo) the step and go on",
-      ).choices(["stop", "skip"]),
-    )
-    .option("--threads <n>", "BLAS threads (default: CHAINOPT_THREADS or OpenBLAS's default)", int("threads"))
-    .option("--out <dir>", "run directory (default runs/<timestamp>-<model>-<dataset>)")
-    .option("--init <weights.safetensors>", "start from these weights (PyTorch state_dict or chainopt checkpoint)")
+    .option("--config <file>", "JSON file with any of the options below (flags override it)");
+  addConfigOptions(command)
     .option(
       "--resume <run-dir>",
       "continue an interrupted run from its last checkpoint, with the configuration of its config.json (only --epochs may be given, to extend it)",
     )
-    // --- adversarial training (docs/adversarial.md) ---
-    .option("--adversarial <attack>", "adversarial training with this attack: pgd or fgsm")
-    .option("--adv-eps <eps>", "adversarial training: radius ε of the attack, in raw input units (pixels in [0,1])", num("adv-eps"))
-    .option("--adv-norm <norm>", "adversarial training: linf (default) or l2 ball")
-    .option("--adv-steps <k>", "adversarial training: PGD steps (default 10)", int("adv-steps"))
-    .option("--adv-step-size <alpha>", "adversarial training: PGD step size (default 2.5 ε / steps)", num("adv-step-size"))
-    .option(
-      "--adv-mix <m>",
-      "adversarial training: fraction of each batch replaced by adversarial examples (default 1, Madry)",
-      num("adv-mix"),
-    )
-    .option(
-      "--adv-validation-samples <n>",
-      "adversarial training: validation samples attacked each epoch (default 1000)",
-      int("adv-validation-samples"),
-    )
-    // --- end adversarial training ---
     // --- distributed (docs/distributed.md) ---
     .option("--distributed", "data-parallel over the ranks of an MPI job (mpirun -np N …; automatic under mpirun with N > 1)")
     .option("--deterministic-reduce", "distributed: sum gradients in rank order (bit-reproducible for a given N)")
     // --- end distributed ---
-    .option("--max-memory <size>", "refuse models whose estimated memory exceeds this (e.g. 8G; default 80% of the machine's memory)")
     .option("--allow-config-change", "with --resume: train on although config.json differs from the checkpoint's configuration")
     .option("--json", "print one JSON object per epoch and a final one, instead of text")
     .option("--no-progress", "no progress bar")
@@ -152,58 +70,7 @@ export function register(program: Command): void {
         throw new Error("--resume continues a run with the configuration saved in its config.json; it cannot be combined with --config");
       }
       const fromFile = typeof opts.config === "string" ? (readConfigFile(opts.config) as Record<string, unknown>) : {};
-      const flags: Record<string, unknown> = {};
-      const keys = [
-        "model",
-        "widths",
-        "activation",
-        "dataset",
-        "limit",
-        "validation",
-        "epochs",
-        "batchSize",
-        "seed",
-        "dtype",
-        "loss",
-        "l2",
-        "optimizer",
-        "lr",
-        "damping",
-        "lineSearch",
-        "armijoC",
-        "armijoShrink",
-        "armijoReset",
-        "diagnostics",
-        "objective",
-        "clusteringLambda",
-        "clusteringNeighbors",
-        "clusteringTolerance",
-        "gnImplementation",
-        "stepSize",
-        "radius",
-        "radii",
-        "recertifyEvery",
-        "localDelta",
-        "smoothEpsilon",
-        "momentum",
-        "weightDecay",
-        "schedule",
-        "schedulePower",
-        "warmupSteps",
-        "clipNorm",
-        "clipValue",
-        "average",
-        "earlyStopping",
-        "onNan",
-        "threads",
-        "out",
-        "init",
-        ...["adversarial", "advEps", "advNorm", "advSteps", "advStepSize", "advMix", "advValidationSamples"], // adversarial training
-        "maxMemory",
-      ];
-      for (const k of keys) if (opts[k] !== undefined) flags[k] = opts[k];
-      if (opts.normalize === false) flags.normalize = false;
-      if (opts.shuffle === false) flags.shuffle = false;
+      const flags = configFromFlags(opts);
       const config = { ...fromFile, ...flags } as TrainConfigInput;
       const showBar = !json && !silent && opts.progress !== false && process.stderr.isTTY === true;
       const bar = showBar

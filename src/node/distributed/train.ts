@@ -10,7 +10,7 @@ import type { TrainerOptions } from "../../train/trainer.js";
 import { writeJsonAtomic } from "../atomic.js";
 import type { RunDirectory } from "../run-dir.js";
 import { LOCK_FILE } from "../run-lock.js";
-import type { TrainConfig } from "../train-job.js";
+import type { TrainConfig } from "../train-config.js";
 
 /** How `chainopt train --distributed` runs: the job's communicator and the reduction mode. */
 export interface DistributedTraining {
