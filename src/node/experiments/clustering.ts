@@ -35,7 +35,7 @@ import { type ExperimentDefinition, type ExperimentIO, type ExperimentOption, re
 /** Options of {@link runClusteringExperiment}. */
 export interface ClusteringExperimentOptions {
   datasets?: string[];
-  /** Samples per data set (the first ones; digits has 1 797). */
+  /** Samples per data set (the first ones; digits has 1 797; mnist: the first training images). */
   samples?: number;
   hidden?: number;
   /** Output (code) dimension p (default: the number of classes). */
