@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { runClusteringExperiment } from "../src/node/experiments/clustering.js";
+import { averagePool, runClusteringExperiment } from "../src/node/experiments/clustering.js";
 import { adjustedRandIndex, convexClusteringWithCount, kMeans } from "../src/train/cluster-metrics.js";
 import { jsonLines, runCli } from "./cli-helpers.js";
 import { knnGaussianWeights, Rng } from "./flat.js";
@@ -130,5 +130,48 @@ describe("unsupervised objectives on the command line", () => {
     for (const v of [row.kmeansRaw, row.convexRaw.ari, row.deep.ari, row.deep.kmeansAri, row.autoencoder.kmeansAri])
       assert.ok(v >= -1 && v <= 1);
     assert.ok(existsSync(join(out, "results.md")) && existsSync(join(out, "summary.json")));
+  });
+
+  it("average pooling: identity for f = 1, block means, the image mean kept; a non-divisor refused", () => {
+    const rng = new Rng(5);
+    const n = 3;
+    const side = 6;
+    const x = Float64Array.from({ length: n * side * side }, () => rng.uniform());
+    assert.deepEqual(averagePool(x, n, side, 1), x);
+    const p = averagePool(x, n, side, 3);
+    assert.equal(p.length, n * 4);
+    for (let i = 0; i < n; i++) {
+      // Block (1, 0) of image i: rows 3..5, columns 0..2.
+      let block = 0;
+      for (let r = 3; r < 6; r++) for (let c = 0; c < 3; c++) block += x[i * 36 + r * 6 + c] / 9;
+      assert.ok(Math.abs(p[i * 4 + 2] - block) < 1e-15);
+      let a = 0;
+      let b = 0;
+      for (let t = 0; t < 36; t++) a += x[i * 36 + t] / 36;
+      for (let t = 0; t < 4; t++) b += p[i * 4 + t] / 4;
+      assert.ok(Math.abs(a - b) < 1e-14);
+    }
+    assert.throws(() => averagePool(x, n, side, 4), /pool: expected a divisor of 6, got 4/);
+  });
+
+  it("the deep-clustering experiment runs on an MNIST subset (pooled) at a tiny scale; a bad pool is refused first", async () => {
+    const out = join(root, "exp-mnist");
+    const r = await runClusteringExperiment({ datasets: ["mnist"], samples: 40, epochs: 3, hidden: 8, pool: 7, out });
+    assert.equal(r.rows.length, 1);
+    const row = r.rows[0];
+    assert.deepEqual([row.dataset, row.samples, row.inputs, row.classes], ["mnist", 40, 16, 10]);
+    for (const v of [row.kmeansRaw, row.convexRaw.ari, row.deep.ari, row.deep.kmeansAri, row.autoencoder.kmeansAri])
+      assert.ok(v >= -1 && v <= 1);
+    for (const v of Object.values(row.seconds)) assert.ok(v >= 0 && Number.isFinite(v));
+    const md = readFileSync(join(out, "results.md"), "utf8");
+    assert.match(md, /average-pooled 7×7 \(4×4 = 16 inputs\)/);
+    assert.match(md, /\| mnist \| 40 \| 16 \| 10 \|/);
+    const bad = join(root, "exp-bad-pool");
+    await assert.rejects(
+      runClusteringExperiment({ datasets: ["mnist"], samples: 40, pool: 5, out: bad }),
+      /pool: expected a divisor of 28/,
+    );
+    await assert.rejects(runClusteringExperiment({ datasets: ["cifar10"], out: bad }), /datasets: expected one of .*mnist, got "cifar10"/);
+    assert.ok(!existsSync(bad));
   });
 });

@@ -126,7 +126,8 @@ export interface ClusterPathPoint {
 /**
  * Searches the fusion strength γ for which convex clustering of the points (n × q) has `k`
  * clusters (bisection on log γ in [lo, hi], the number of clusters read from the fused Ỹ with
- * tau = 2·accuracy + 1e-9·‖Ψ‖); returns the γ whose count is closest to k (ties: smaller γ).
+ * tau = 2·accuracy + 1e-9·‖Ψ‖); returns the γ whose count is closest to k (ties: smaller γ). Each
+ * solve stops at `tolerance` (relative, default 1e-5) or `maxIterations` (default 50 000).
  */
 export function convexClusteringWithCount(
   points: ArrayLike<number>,
@@ -146,7 +147,7 @@ export function convexClusteringWithCount(
   const at = (lambda: number): ClusterPathPoint => {
     const s = solveConvexClustering(points, n, q, edges, lambda, {
       tolerance: options.tolerance ?? 1e-5,
-      maxIterations: 50000,
+      maxIterations: options.maxIterations ?? 50000,
       warmStart: warm,
     });
     warm = s.dual;
