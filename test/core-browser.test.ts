@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import { extname, join, normalize } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { chromiumSkip, launchChromium } from "./browser-helpers.js";
 
 // The core (tensors, chain, oracles, optimizers, certificates, smoothing) is meant to run in a
 // browser on the portable backend. This test proves it: it serves the compiled ES modules of
@@ -12,7 +13,6 @@ import { fileURLToPath } from "node:url";
 // dependency, through an import map), builds a chain, checks a gradient against central finite
 // differences, takes optimizer steps and computes a certificate — all inside the page.
 
-const CHROMIUM = process.env.CHAINOPT_CHROMIUM ?? "/usr/bin/chromium";
 const ROOT = fileURLToPath(new URL("../../", import.meta.url)); // dist/test → repository root
 const TYPES: Record<string, string> = { ".js": "text/javascript", ".html": "text/html", ".json": "application/json" };
 
@@ -75,22 +75,10 @@ function serve(): Promise<Server> {
 }
 
 describe("the portable core in a real browser (headless Chromium)", () => {
-  const skip = existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM} (apt-get install -y chromium; or set CHAINOPT_CHROMIUM)`;
+  const skip = chromiumSkip;
   it("imports chainopt, checks a gradient, trains and certifies without Node", { skip, timeout: 120_000 }, async () => {
-    const playwright = await import("playwright-core");
     const server = await serve();
-    const browser = await playwright.chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-      ],
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage();
       const problems: string[] = [];

@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import { createChain } from "../src/chain/chain.js";
 import type { ModelSpecInput } from "../src/chain/spec.js";
 import { importTorchSafetensors } from "../src/node/torch-interop.js";
+import { chromiumSkip, launchChromium } from "./browser-helpers.js";
 import { runCli, startCli } from "./cli-helpers.js";
 
 // The playground page (docs/playground.md) in headless Chromium, driven by playwright-core: served
@@ -16,7 +17,6 @@ import { runCli, startCli } from "./cli-helpers.js";
 // the CLI, and is checked for console errors, foreign requests, labels and keyboard use.
 // Screenshots go to test-artifacts/playground/ (to docs/img/ with CHAINOPT_UPDATE_SCREENSHOTS=1).
 
-const CHROMIUM = process.env.CHAINOPT_CHROMIUM ?? "/usr/bin/chromium";
 const ROOT = fileURLToPath(new URL("../../", import.meta.url)); // dist/test → repository root
 const DIST = join(ROOT, "playground", "dist");
 
@@ -63,7 +63,7 @@ interface Results {
 const QUERY = "data=circles&n=48&widths=6&act=softplus&R=1&lr=0.1&mult=1000&steps=40&proj=1&eps=0.1&budget=0.2&modes=3,1&seed=0";
 
 describe("the playground page in a real browser (headless Chromium)", () => {
-  const skip = existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM} (apt-get install -y chromium; or set CHAINOPT_CHROMIUM)`;
+  const skip = chromiumSkip;
   it("certifies, trains, flags divergence, smooths, exports and round-trips its state", { skip, timeout: 300_000 }, async () => {
     const t0 = Date.now();
     const log = (what: string) => {
@@ -86,19 +86,7 @@ describe("the playground page in a real browser (headless Chromium)", () => {
     const tmp = mkdtempSync(join(tmpdir(), "chainopt-playground-"));
     const shots = process.env.CHAINOPT_UPDATE_SCREENSHOTS ? join(ROOT, "docs", "img") : join(ROOT, "test-artifacts", "playground");
     mkdirSync(shots, { recursive: true });
-    const playwright = await import("playwright-core");
-    const browser = await playwright.chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-      ],
-    });
+    const browser = await launchChromium();
     try {
       const base = await address;
       const origin = new URL(base).origin;

@@ -6,12 +6,12 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { plotLines, renderReport } from "../src/node/report.js";
 import { toCsv } from "../src/report/plots.js";
+import { chromiumSkip, launchChromium } from "./browser-helpers.js";
 
 // Two small synthetic run directories, metrics.jsonl written by hand as a training run would.
 const root = mkdtempSync(join(tmpdir(), "chainopt-report-"));
 after(() => rmSync(root, { recursive: true, force: true }));
 const ARTIFACTS = process.env.CHAINOPT_TEST_ARTIFACTS ?? fileURLToPath(new URL("../../test-artifacts/", import.meta.url));
-const CHROMIUM = process.env.CHAINOPT_CHROMIUM ?? "/usr/bin/chromium";
 
 function writeRun(name: string, lr: number, scale: number): string {
   const dir = join(root, name);
@@ -144,26 +144,9 @@ describe("report (Node)", () => {
 });
 
 describe("report in a real browser (headless Chromium)", () => {
-  const skip = existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM} (apt-get install -y chromium; or set CHAINOPT_CHROMIUM)`;
+  const skip = chromiumSkip;
   it("loads without console errors and every plot shows its data points", { skip, timeout: 120_000 }, async () => {
-    let playwright: typeof import("playwright-core");
-    try {
-      playwright = await import("playwright-core");
-    } catch {
-      throw new Error("playwright-core is not installed (npm install)");
-    }
-    const browser = await playwright.chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-      ],
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
       const problems: string[] = [];
