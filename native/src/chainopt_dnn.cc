@@ -23,6 +23,9 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 #include <oneapi/dnnl/dnnl_version.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include <cstdint>
 #include <cstdlib>
@@ -105,6 +108,18 @@ bool CheckLength(napi_env env, const char* fn, const char* name, size_t have, in
   return true;
 }
 
+// A primitive's work partition is fixed for the thread count current when it is created (oneDNN
+// with the OpenMP runtime reads omp_get_max_threads() then), so the cache key carries that count:
+// after `--threads` changes, new primitives are created for the new count instead of reusing ones
+// built for the old count.
+std::string KeyPrefix(const char* kind) {
+  std::string k(kind);
+#ifdef _OPENMP
+  k += "@" + std::to_string(omp_get_max_threads());
+#endif
+  return k;
+}
+
 // Convolution geometry, from an Int32Array [N, C, H, W, F, OH, OW, KH, KW, SH, SW, PH, PW].
 struct ConvGeom {
   int64_t n, c, h, w, f, oh, ow, kh, kw, sh, sw, ph, pw;
@@ -112,7 +127,7 @@ struct ConvGeom {
   int64_t prh() const { return (oh - 1) * sh + kh - h - ph; }
   int64_t prw() const { return (ow - 1) * sw + kw - w - pw; }
   std::string key(const char* kind) const {
-    std::string k(kind);
+    std::string k = KeyPrefix(kind);
     for (int64_t v : {n, c, h, w, f, oh, ow, kh, kw, sh, sw, ph, pw}) k += "," + std::to_string(v);
     return k;
   }
@@ -124,7 +139,7 @@ struct PoolGeom {
   int64_t prh() const { return (oh - 1) * sh + kh - h - ph; }
   int64_t prw() const { return (ow - 1) * sw + kw - w - pw; }
   std::string key(const char* kind) const {
-    std::string k(kind);
+    std::string k = KeyPrefix(kind);
     for (int64_t v : {n, c, h, w, oh, ow, kh, kw, sh, sw, ph, pw}) k += "," + std::to_string(v);
     return k;
   }
