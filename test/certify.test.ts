@@ -111,7 +111,7 @@ describe("component constants", () => {
     }
   });
 
-  it("softplus: the printed ℓ = 2, L = 4 (vroulet_elem_deep Sec. 5.2) are loose; ours are ℓ = 1, L = β/4", () => {
+  it("softplus: the printed ℓ = 2, L = 4 (Roulet & Harchaoui, Allerton 2019, Sec. 5.2) are loose; ours are ℓ = 1, L = β/4", () => {
     const chain = createChain({ input: [1], layers: [{ type: "softplus" }] }, { dtype: "float64" });
     const k = constantsOf(chain, 1);
     assert.equal(k.lipschitz, 1);

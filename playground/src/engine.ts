@@ -133,7 +133,7 @@ export function makeProblem(state: PlaygroundState, data: PageData): Problem {
   const chain = createChain(spec, { dtype: "float64" });
   const objective = objectiveOf(data);
   const norms = dataNorms(data);
-  // Certificate of F on B_R for the whole batch (smoothing-net.pdf Algorithm 1, Sec. IV-C; see
+  // Certificate of F on B_R for the whole batch (Roulet & Harchaoui, "On the Smoothing of Deep Networks", CISS 2021, Algorithm 1, Sec. IV-C; see
   // docs/certificates.md): the same call as `chainopt analyze --max-sample-norm`.
   const certificate = certifyObjective(chain, objective, { radii: state.radius, batch: data.size, ...norms });
   return { chain, objective, batch: batchOf(data), spec, certificate, view: certificateView(certificate, spec, chain.paramSize, norms.maxSampleNorm) };
@@ -252,7 +252,7 @@ export function smoothingView(state: PlaygroundState, data: PageData): Smoothing
   const spec = modelSpec(state, data, outputsOf(data), "nonsmooth");
   const original = createChain(spec, { dtype: "float64" });
   const norms = dataNorms(data);
-  // smoothing-net.pdf Algorithm 2 (corrected; docs/smoothing.md): ψ_ε with ‖ψ − ψ_ε‖ ≤ ν on B_R.
+  // Roulet & Harchaoui, CISS 2021, Algorithm 2 (corrected; docs/smoothing.md): ψ_ε with ‖ψ − ψ_ε‖ ≤ ν on B_R.
   const result = smooth(original, {
     epsilon: state.epsilon,
     radii: state.radius,

@@ -416,7 +416,7 @@ export class Conv2d extends Biaffine<Conv2dSpec> implements Component<Conv2dTape
    * (dW, db, ∂X_col) = (G X_colᵀ, G 1, Wᵀ G) for the slope G, bilinear in (G, W) and (G, X_col),
    * so its derivative along the input direction dx (columns Ẋ_col = im2col(dx)), the parameter
    * direction (Ẇ, ḃ) and the slope direction Ġ (ddy) has only the bilinear cross terms (the
-   * second derivatives of a bi-affine map, seed 002 Sec. 2.3; as for the dense layer):
+   * second derivatives of a bi-affine map, Roulet & Harchaoui, "An Elementary Approach…" (Allerton 2019, long version), Sec. 2.3; as for the dense layer):
    *   ddW = Ġ X_colᵀ + G Ẋ_colᵀ,   ddb = Ġ 1,   ddx = col2im(Wᵀ Ġ + Ẇᵀ G).
    * The bias direction ḃ enters no second derivative. Computed in the standard (c, i, j) column
    * order with buffers of its own (the tape's columns are left as forward/backward expect them).

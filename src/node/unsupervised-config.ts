@@ -4,7 +4,7 @@ import { createObjective, type Objective } from "../objectives/objective.js";
 import type { LoadedDataset } from "./datasets.js";
 
 // `chainopt train --objective clustering|autoencoder`: the unsupervised objectives of
-// vroulet_elem_deep.pdf Sec. 2.2 (objectives/clustering.ts, objectives/autoencoder.ts,
+// Roulet & Harchaoui, "An Elementary Approach…" (Allerton 2019), Sec. 2.2 (objectives/clustering.ts, objectives/autoencoder.ts,
 // docs/unsupervised.md). Labels are not used (they are dropped from the data, so no accuracy is
 // reported); the objective replaces --loss.
 

@@ -4,7 +4,7 @@ import type { Loss, LossBounds, LossConstants } from "./loss.js";
 import { SquaredLoss } from "./squared.js";
 
 /**
- * The auto-encoder objective (vroulet_elem_deep.pdf, Sec. 2.2 "Auto-encoders": a chain with
+ * The auto-encoder objective (Roulet & Harchaoui, "An Elementary Approach…" (Allerton 2019), Sec. 2.2 "Auto-encoders": a chain with
  * δ_0 = δ_τ = d and f(ψ(w)) = Σ_i ‖x_i − ψ_i(w)‖²), averaged over the batch as the squared loss:
  * f(Ψ) = (1/(2N)) Σ_i ‖ψ_i − x_i‖², the squared loss whose targets are the batch's own inputs.
  * ∇f = (Ψ − X)/N, ∇²f = I/N. The chain's output size must equal its input size.

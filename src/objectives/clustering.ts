@@ -2,7 +2,7 @@ import type { FloatArray } from "../core/dtype.js";
 import type { Batch } from "./batch.js";
 import type { Loss, LossBounds, LossConstants } from "./loss.js";
 
-// Convex clustering of the chain's outputs (vroulet_elem_deep.pdf, Sec. 2.2 "Unsupervised
+// Convex clustering of the chain's outputs (Roulet & Harchaoui, "An Elementary Approach…" (Allerton 2019), Sec. 2.2 "Unsupervised
 // learning"; Hocking, Joulin, Bach & Vert, "Clusterpath", ICML 2011), solved by the (fast)
 // alternating minimization algorithm of Chi & Lange, "Splitting Methods for Convex Clustering",
 // J. Comput. Graph. Stat. 2015, arXiv:1304.0499. Formulas and derivations: docs/unsupervised.md.
@@ -288,7 +288,7 @@ export interface ConvexClusteringOptions {
 }
 
 /**
- * The convex clustering objective on the chain's outputs Ψ = (ψ_1; …; ψ_N) (vroulet_elem_deep.pdf,
+ * The convex clustering objective on the chain's outputs Ψ = (ψ_1; …; ψ_N) (Roulet & Harchaoui, Allerton 2019,
  * Sec. 2.2; Hocking et al. 2011), averaged over the batch like the other losses:
  *
  *   f(Ψ) = (1/N) min_Y [ Σ_i ½‖y_i − ψ_i‖² + γ Σ_{i<j} w_ij ‖y_i − y_j‖₂ ],

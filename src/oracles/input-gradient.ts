@@ -32,7 +32,7 @@ export interface InputGradient {
 /**
  * Loss and its gradient with respect to the input x of the chain, at parameters w:
  * ∇_x f(ψ(x, w)) = (∂ψ/∂x)ᵀ ∇f(ψ), the output slope ∇f carried back through the components' VJPs
- * (vroulet_elem_deep.pdf, Sec. 3, Alg. 1, with the input as the variable).
+ * (Roulet & Harchaoui, "An Elementary Approach…" (Allerton 2019), Sec. 3, Alg. 1, with the input as the variable).
  */
 export function lossInputGradient(
   chain: Chain,

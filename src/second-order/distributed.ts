@@ -12,7 +12,7 @@ import { Linearization, solveShifted } from "./linearize.js";
 
 // Gram-Gauss-Newton with the Gram matrix split by rows across the ranks of a job (docs/distributed.md).
 //
-// The GGN step (seed 001, Cai et al., "Gram-Gauss-Newton Method: Learning Overparameterized Neural
+// The GGN step (Cai et al., "Gram-Gauss-Newton Method: Learning Overparameterized Neural
 // Networks for Regression Problems", arXiv:1905.11675, eq. (7); ggn.ts) on a global batch of B
 // samples, q = B·k outputs:
 //

@@ -1,7 +1,7 @@
 // Observed order of convergence of an error sequence e_0, e_1, … → 0 (docs/diagnostics.md).
 //
 // If e_{k+1} ≈ C e_k^q, then log e_{k+1} = log C + q log e_k, so log e_{k+1}/log e_k → q as e_k → 0
-// (the estimate the GGN experiment prints next to the quadratic claim of seed 001, Cai et al.
+// (the estimate the GGN experiment prints next to the quadratic claim of Cai et al.
 // "GRAM-GAUSS-NEWTON METHOD", Thm 1). It depends on the scale of e (log C/log e_k vanishes only
 // slowly), so the scale-free estimate log(e_{k+1}/e_k)/log(e_k/e_{k−1}) (Nocedal & Wright,
 // Numerical Optimization, Sec. 2.2 "rates of convergence"; also the usual "computational order of

@@ -20,7 +20,7 @@ import { plotLines } from "../report.js";
 import { RunDirectory } from "../run-dir.js";
 import { type ExperimentDefinition, type ExperimentIO, type ExperimentOption, resolveOptions, silentIO } from "./experiment.js";
 
-// PGD adversarial training against width (seed 001, part I; docs/adversarial.md): the claim is
+// PGD adversarial training against width (Gao, Cai et al., "Convergence of Adversarial Training in Overparametrized Neural Networks", NeurIPS 2019, arXiv:1906.07916; docs/adversarial.md): the claim is
 // that over-parameterized networks reach near-zero *robust* training loss min_w Σ_i max_{δ ∈ B}
 // ℓ(f(w, x_i + δ), y_i) (Madry et al. 2018, arXiv:1706.06083, Eq. (2.1)) close to their
 // initialization.

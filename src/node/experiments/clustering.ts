@@ -16,7 +16,7 @@ import { loadDataset } from "../datasets.js";
 import { RunDirectory } from "../run-dir.js";
 import { type ExperimentDefinition, type ExperimentIO, type ExperimentOption, resolveOptions, silentIO } from "./experiment.js";
 
-// Deep convex clustering (vroulet_elem_deep.pdf, Sec. 2.2; docs/unsupervised.md): adjusted Rand
+// Deep convex clustering (Roulet & Harchaoui, "An Elementary Approach…" (Allerton 2019), Sec. 2.2; docs/unsupervised.md): adjusted Rand
 // index (ARI) against the true classes of
 //   (1) k-means on the raw (standardized) inputs, k = number of classes (10 k-means++ restarts);
 //   (2) convex clustering of the raw inputs, γ searched for k clusters;

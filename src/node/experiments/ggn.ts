@@ -367,7 +367,7 @@ function markdown(
   }
   lines.push(
     "",
-    "Observed order of convergence of the chosen GGN runs (seed 001 claims quadratic, 2), e_k = √(L_k/L_0): log e_{k+1}/log e_k, then log(e_{k+1}/e_k)/log(e_k/e_{k−1}):",
+    "Observed order of convergence of the chosen GGN runs (Cai et al., arXiv:1905.11675, claim quadratic, 2), e_k = √(L_k/L_0): log e_{k+1}/log e_k, then log(e_{k+1}/e_k)/log(e_k/e_{k−1}):",
     "",
   );
   for (const r of runs.filter((x) => x.method === "ggn" && x.chosen)) {
