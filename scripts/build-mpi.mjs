@@ -10,11 +10,10 @@
 // MPI is found through its compiler wrapper (mpicc, mpicc.openmpi, mpicc.mpich, mpicxx ...) or
 // pkg-config (ompi, mpich): see native-mpi/src/mpi-flags.mjs. Without MPI nothing is built and
 // everything but `--distributed` works. Plain JavaScript: it runs at `npm install`.
-import { spawnSync } from "node:child_process";
-import { existsSync, rmSync, statSync } from "node:fs";
-import { createRequire } from "node:module";
+import { existsSync, rmSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { addonUpToDate, findNodeGyp, nodeDirArgs, run, tail } from "./addon-build.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const dir = join(root, "native-mpi");
@@ -38,30 +37,6 @@ function fail(message, detail) {
   process.stderr.write(`${HOW_TO}\n`);
   process.exit(strict ? 1 : 0);
 }
-const run = (cmd, a, o = {}) => spawnSync(cmd, a, { encoding: "utf8", ...o });
-const tail = (t, n = 30) => t.split("\n").slice(-n).join("\n");
-
-function findNodeGyp() {
-  const candidates = [];
-  if (process.env.npm_config_node_gyp) candidates.push(process.env.npm_config_node_gyp);
-  try {
-    candidates.push(createRequire(join(root, "package.json")).resolve("node-gyp/bin/node-gyp.js"));
-  } catch {
-    // Not installed locally.
-  }
-  const prefix = dirname(dirname(process.execPath));
-  candidates.push(join(prefix, "lib", "node_modules", "npm", "node_modules", "node-gyp", "bin", "node-gyp.js"));
-  candidates.push(join(dirname(process.execPath), "node_modules", "npm", "node_modules", "node-gyp", "bin", "node-gyp.js"));
-  for (const c of candidates) if (c && existsSync(c)) return [process.execPath, c];
-  return [process.platform === "win32" ? "npx.cmd" : "npx", "--yes", "node-gyp"];
-}
-
-function nodeDirArgs() {
-  const prefix = dirname(dirname(process.execPath));
-  const inc = join(prefix, "include", "node");
-  return existsSync(join(inc, "node_api.h")) && existsSync(join(inc, "common.gypi")) ? [`--nodedir=${prefix}`] : [];
-}
-
 /** Loads the addon in a child process (without initializing MPI) and prints its MPI library. */
 function probe() {
   const r = run(process.execPath, ["-e", `const b = require(${JSON.stringify(addon)}); console.log(b.libraryVersion())`]);
@@ -69,11 +44,7 @@ function probe() {
 }
 
 function upToDate() {
-  if (!existsSync(addon)) return false;
-  const built = statSync(addon).mtimeMs;
-  return ["binding.gyp", "src/chainopt_mpi.cc", "src/mpi-flags.mjs"]
-    .map((f) => join(dir, f))
-    .every((f) => !existsSync(f) || statSync(f).mtimeMs <= built);
+  return addonUpToDate(addon, dir, ["binding.gyp", "src/chainopt_mpi.cc", "src/mpi-flags.mjs"]);
 }
 
 if (!strict && process.env.CHAINOPT_SKIP_MPI) {
@@ -90,7 +61,7 @@ if (!force && upToDate()) {
 if (!existsSync(join(dir, "binding.gyp"))) fail(`MPI addon sources not found in ${dir}.`);
 const which = run(process.execPath, [join(dir, "src", "mpi-flags.mjs"), "which"]);
 if (which.status !== 0) fail("MPI not found (no mpicc/mpicxx wrapper, pkg-config ompi/mpich fails): the MPI addon was not built.");
-const gyp = findNodeGyp();
+const gyp = findNodeGyp(root);
 say(`building the MPI addon (${which.stdout.trim()}) ...`);
 const result = run(gyp[0], [...gyp.slice(1), "rebuild", ...nodeDirArgs()], { cwd: dir, stdio: verbose ? "inherit" : "pipe" });
 if (result.error || result.status !== 0) {

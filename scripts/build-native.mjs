@@ -12,11 +12,10 @@
 // a local node_modules, the copy bundled with the npm next to this Node, and last `npx node-gyp`.
 // Node's headers come from the installation (`<prefix>/include/node`) when present, so no
 // download from nodejs.org is needed.
-import { spawnSync } from "node:child_process";
-import { existsSync, rmSync, statSync } from "node:fs";
-import { createRequire } from "node:module";
+import { existsSync, rmSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { addonUpToDate, findNodeGyp, nodeDirArgs, run, tail } from "./addon-build.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const nativeDir = join(root, "native");
@@ -42,10 +41,6 @@ function fail(message, detail) {
   process.exit(strict ? 1 : 0);
 }
 
-function run(command, commandArgs, options = {}) {
-  return spawnSync(command, commandArgs, { encoding: "utf8", ...options });
-}
-
 /** Whether OpenBLAS's headers and library can be found (pkg-config, or cblas.h + libopenblas in the default paths). */
 function findOpenBlas() {
   const pc = run("pkg-config", ["--exists", "openblas"]);
@@ -64,30 +59,6 @@ function findOpenBlas() {
   return "default paths (-lopenblas)"; // Let the compiler decide on other platforms.
 }
 
-/** The node-gyp to run, as [command, ...args]. */
-function findNodeGyp() {
-  const candidates = [];
-  if (process.env.npm_config_node_gyp) candidates.push(process.env.npm_config_node_gyp);
-  try {
-    candidates.push(createRequire(join(root, "package.json")).resolve("node-gyp/bin/node-gyp.js"));
-  } catch {
-    // Not installed locally.
-  }
-  const prefix = dirname(dirname(process.execPath));
-  candidates.push(join(prefix, "lib", "node_modules", "npm", "node_modules", "node-gyp", "bin", "node-gyp.js"));
-  candidates.push(join(dirname(process.execPath), "node_modules", "npm", "node_modules", "node-gyp", "bin", "node-gyp.js"));
-  for (const c of candidates) if (c && existsSync(c)) return [process.execPath, c];
-  return [process.platform === "win32" ? "npx.cmd" : "npx", "--yes", "node-gyp"];
-}
-
-/** `--nodedir=<prefix>` when this Node's installation carries its headers, else nothing (node-gyp downloads them). */
-function nodeDirArgs() {
-  const prefix = dirname(dirname(process.execPath));
-  const inc = join(prefix, "include", "node");
-  if (existsSync(join(inc, "node_api.h")) && existsSync(join(inc, "common.gypi"))) return [`--nodedir=${prefix}`];
-  return [];
-}
-
 /** The addon's check line (config, core, threads), or null when it does not load. */
 function probe() {
   const check = run(process.execPath, [
@@ -99,9 +70,7 @@ function probe() {
 
 /** Whether the built addon is newer than its sources. */
 function upToDate() {
-  if (!existsSync(addon)) return false;
-  const built = statSync(addon).mtimeMs;
-  const sources = [
+  return addonUpToDate(addon, nativeDir, [
     "binding.gyp",
     "src/chainopt_blas.cc",
     "src/chainopt_kernels.cc",
@@ -109,12 +78,7 @@ function upToDate() {
     "src/chainopt_dnn.h",
     "src/openblas-flags.mjs",
     "src/dnnl-flags.mjs",
-  ].map((f) => join(nativeDir, f));
-  return sources.every((f) => !existsSync(f) || statSync(f).mtimeMs <= built);
-}
-
-function tail(text, lines = 30) {
-  return text.split("\n").slice(-lines).join("\n");
+  ]);
 }
 
 if (!strict && process.env.CHAINOPT_SKIP_NATIVE) {
@@ -133,7 +97,7 @@ const found = findOpenBlas();
 if (!found) fail("OpenBLAS not found (pkg-config openblas fails, no cblas.h): the native BLAS backend was not built.");
 
 // oneDNN is optional (convolution and pooling primitives): say once whether it is used and how to get it.
-const dnnl = spawnSync(process.execPath, [join(nativeDir, "src", "dnnl-flags.mjs"), "found"], { encoding: "utf8" }).stdout?.trim() ?? "";
+const dnnl = run(process.execPath, [join(nativeDir, "src", "dnnl-flags.mjs"), "found"]).stdout?.trim() ?? "";
 if (dnnl.startsWith("oneDNN")) say(`using ${dnnl} for convolution and pooling`);
 else
   say(
@@ -141,7 +105,7 @@ else
       "For oneDNN's kernels: sudo apt-get install -y libdnnl-dev, then `npx chainopt build-native`.",
   );
 
-const gyp = findNodeGyp();
+const gyp = findNodeGyp(root);
 const gypArgs = [...gyp.slice(1), "rebuild", ...nodeDirArgs()];
 say(`building the native BLAS backend (OpenBLAS via ${found}) ...`);
 const result = run(gyp[0], gypArgs, { cwd: nativeDir, stdio: verbose ? "inherit" : "pipe" });
