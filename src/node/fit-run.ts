@@ -181,6 +181,7 @@ export async function trainInRunDirectory(
         epoch: trainer.epoch,
         test_loss: result.test.loss,
         test_accuracy: result.test.accuracy,
+        test_size: result.test.size,
       });
     }
     run.saveModel(trainer.chain, result.params, trainer.state, { step: trainer.step, epoch: trainer.epoch });
@@ -260,6 +261,12 @@ export interface FitToRunDirOptions extends FitOptions {
   optimizerName?: string;
   /** Set `stopRequested` (e.g. on SIGINT) to stop after the current epoch, with a checkpoint. */
   signal?: { stopRequested: boolean };
+  /**
+   * Numbers of each epoch beyond the {@link EpochRecord} (e.g. an experiment's measurement of the
+   * parameters): written to the epoch's metrics line under snake_case keys, so that they survive a
+   * resume and can be read back from metrics.jsonl.
+   */
+  epochMetrics?(record: EpochRecord, trainer: Trainer): Record<string, number> | undefined;
 }
 
 /**
@@ -269,8 +276,23 @@ export interface FitToRunDirOptions extends FitOptions {
  * continues it: the final parameters are bit-identical to an uninterrupted run's.
  */
 export async function fitToRunDir(chain: Chain, data: TrainData, options: FitToRunDirOptions): Promise<RunFitResult> {
-  const { epochs, params, state, initSeed, resume, callbacks, yieldEveryMs, out, name, resumeDir, config, optimizerName, signal, ...rest } =
-    options;
+  const {
+    epochs,
+    params,
+    state,
+    initSeed,
+    resume,
+    callbacks,
+    yieldEveryMs,
+    out,
+    name,
+    resumeDir,
+    config,
+    optimizerName,
+    signal,
+    epochMetrics,
+    ...rest
+  } = options;
   if (resume) throw new Error("fitToRunDir: resumes from a run directory (resumeDir), not from a snapshot (resume)");
   const trainer = new Trainer(
     { ...rest, chain, onStep: callbacks?.onStep },
@@ -284,5 +306,11 @@ export async function fitToRunDir(chain: Chain, data: TrainData, options: FitToR
     // The starting point (epoch 0), so that a run killed in its first epoch can be resumed.
     saveTrainerCheckpoint(run, trainer, optimizerName ?? "optimizer");
   }
-  return trainInRunDirectory(run, trainer, data, { epochs, optimizerName: optimizerName ?? "optimizer", signal, callbacks });
+  return trainInRunDirectory(run, trainer, data, {
+    epochs,
+    optimizerName: optimizerName ?? "optimizer",
+    signal,
+    callbacks,
+    hooks: epochMetrics ? { epochExtra: epochMetrics } : undefined,
+  });
 }

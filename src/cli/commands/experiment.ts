@@ -60,6 +60,10 @@ function addExperiment(parent: Command, def: ExperimentDefinition): void {
   }
   cmd
     .option("--out <dir>", `run directory (default runs/<timestamp>-${def.name})`)
+    .option(
+      "--resume <dir>",
+      "continue the experiment in this folder (same options): finished runs are read back, an interrupted one resumes",
+    )
     .option("--threads <n>", "BLAS threads of the native backend (default: CHAINOPT_THREADS or OpenBLAS's default)", (v) => {
       const x = Number(v);
       if (!Number.isInteger(x) || x < 1) throw new Error(`--threads: expected a positive integer, got "${v}"`);
@@ -72,6 +76,7 @@ function addExperiment(parent: Command, def: ExperimentDefinition): void {
       const given: Record<string, unknown> = {};
       for (const o of def.options) if (opts[o.key] !== undefined) given[o.key] = opts[o.key];
       if (typeof opts.out === "string") given.out = opts.out;
+      if (typeof opts.resume === "string") given.resume = opts.resume;
       const log = (line: string) => {
         if (!json) process.stdout.write(`${line}\n`);
       };
