@@ -81,7 +81,20 @@ function addExperiment(parent: Command, def: ExperimentDefinition): void {
         if (!json) process.stdout.write(`${line}\n`);
       };
       if (!json) process.stderr.write(`backend: ${backend.describe()}\n`);
-      const outcome = await def.run(given, { log });
+      // Ctrl-C: the current run stops after its epoch with a checkpoint; a second Ctrl-C exits at once.
+      const signal = { stopRequested: false };
+      const onSigint = () => {
+        if (signal.stopRequested) process.exit(130);
+        signal.stopRequested = true;
+        process.stderr.write("stopping after this epoch (Ctrl-C again to exit now)\n");
+      };
+      process.on("SIGINT", onSigint);
+      let outcome: Awaited<ReturnType<ExperimentDefinition["run"]>>;
+      try {
+        outcome = await def.run(given, { log, signal });
+      } finally {
+        process.off("SIGINT", onSigint);
+      }
       if (json) process.stdout.write(`${JSON.stringify({ experiment: def.name, runDir: outcome.runDir, ...outcome.summary })}\n`);
     });
 }

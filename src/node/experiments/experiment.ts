@@ -24,6 +24,11 @@ export interface ExperimentOption {
 /** Where an experiment reports progress (the CLI prints to stdout; tests may collect or drop lines). */
 export interface ExperimentIO {
   log(line: string): void;
+  /**
+   * Set `stopRequested` to stop the experiment after the current epoch of its current run (a
+   * checkpoint is written; `--resume <folder>` continues it). The CLI sets it on Ctrl-C.
+   */
+  signal?: { stopRequested: boolean };
 }
 
 /** What an experiment returns: its run directory and the numbers of its summary.json. */

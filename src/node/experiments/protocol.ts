@@ -63,6 +63,7 @@ export class ExperimentProtocol {
     readonly run: RunDirectory,
     readonly experiment: string,
     private readonly lock: RunLock,
+    private readonly signal?: { stopRequested: boolean },
   ) {}
 
   /** The experiment folder (absolute). */
@@ -74,9 +75,16 @@ export class ExperimentProtocol {
    * Starts experiment `experiment` with configuration `config` (JSON values; written to
    * config.json), or continues the one in `location.resume`, whose configuration must then be the
    * same except for {@link PROTOCOL_VOLATILE_KEYS} (else an Error lists each differing key). Takes
-   * the folder's lock (src/node/run-lock.ts) until {@link finish} or the process ends.
+   * the folder's lock (src/node/run-lock.ts) until {@link finish} or the process ends. Setting
+   * `signal.stopRequested` (e.g. on Ctrl-C) stops the current run after its epoch, with a
+   * checkpoint; {@link train} then throws, naming the folder to resume.
    */
-  static begin(experiment: string, location: ProtocolLocation, config: Record<string, unknown>): ExperimentProtocol {
+  static begin(
+    experiment: string,
+    location: ProtocolLocation,
+    config: Record<string, unknown>,
+    signal?: { stopRequested: boolean },
+  ): ExperimentProtocol {
     const stable = (c: Record<string, unknown>) =>
       JSON.parse(canonicalJson(Object.fromEntries(Object.entries(c).filter(([k]) => !PROTOCOL_VOLATILE_KEYS.includes(k))))) as Record<
         string,
@@ -98,12 +106,12 @@ export class ExperimentProtocol {
         throw new Error(`--resume: the experiment's options differ from those it was started with:\n${lines}`);
       }
       const lock = RunLock.acquire(run.dir);
-      return new ExperimentProtocol(run, experiment, lock);
+      return new ExperimentProtocol(run, experiment, lock, signal);
     }
     run = RunDirectory.create({ out: location.out, root: location.root, name: experiment });
     const lock = RunLock.acquire(run.dir);
     run.writeConfig({ experiment, options: stable(config) });
-    return new ExperimentProtocol(run, experiment, lock);
+    return new ExperimentProtocol(run, experiment, lock, signal);
   }
 
   /** A path inside the experiment folder for a file named from data (made safe, never outside). */
@@ -123,6 +131,7 @@ export class ExperimentProtocol {
     const started = existsSync(join(dir, "config.json")) && existsSync(join(dir, "checkpoints", "last.safetensors"));
     const result = await fitToRunDir(chain, data, {
       ...options,
+      signal: this.signal,
       ...(started ? { resumeDir: dir } : { out: dir }),
       config: { experiment: this.experiment, run: name, ...options.config },
     });
