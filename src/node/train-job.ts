@@ -24,7 +24,7 @@ import { type EpochRecord, type StepProgress, Trainer, type TrainerOptions } fro
 import { type AdversarialTraining, prepareAdversarialTraining, resolveAdversarialAttack } from "./adversarial-train.js";
 import { jsonSafe, writeFileAtomic, writeJsonAtomic } from "./atomic.js";
 import { checkpointConfigRecord, checkResumeConfig } from "./config-digest.js";
-import { DEFAULT_TEST_SPLIT, type LoadedDataset, loadDataset } from "./datasets.js";
+import type { LoadedDataset } from "./datasets.js";
 import { DistributedJob, type DistributedTraining } from "./distributed/train.js";
 import { createEpochExtras } from "./epoch-extras.js";
 import { saveTrainerCheckpoint, snapshotFromCheckpoint, trainInRunDirectory } from "./fit-run.js";
@@ -38,6 +38,7 @@ import { checkFolderWritable, checkLossMatchesData, checkThreads } from "./train
 import {
   defaultInitialWeights,
   initialWeights,
+  loadTrainingData,
   resolveModelSpec,
   smoothedModelSpec,
   stepRule,
@@ -146,16 +147,7 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
   const backend = bestBackend({ quiet: false });
   checkThreads(config.threads, backend);
   if (config.threads !== undefined && "setThreads" in backend) (backend as { setThreads(n: number): void }).setThreads(config.threads);
-  const data: LoadedDataset = await loadDataset(config.dataset, {
-    limit: config.limit,
-    validation: config.validation === "auto" || config.validation > 0 ? config.validation : undefined,
-    // Sets without an official test split (sklearn) get a fixed, seeded one (docs/training.md).
-    test: DEFAULT_TEST_SPLIT.fraction,
-    testSeed: DEFAULT_TEST_SPLIT.seed,
-    seed: config.seed,
-    normalize: config.normalize,
-    standardize: true,
-  });
+  const data: LoadedDataset = await loadTrainingData(config);
   if (data.train.size === 0)
     throw new Error(`dataset: ${config.dataset} has no training samples left (limit ${config.limit}, validation ${config.validation})`);
   const classes = data.train.classes ?? data.train.targetSize ?? 1;

@@ -13,6 +13,7 @@ import type { GradientTransformation, LearningRate } from "../optim/transform.js
 import { type SmoothResult, smoothingSummary, smoothModelSpec } from "../smoothing/smooth.js";
 import { jsonSafe, writeJsonAtomic } from "./atomic.js";
 import { loadCheckpoint } from "./checkpoint.js";
+import { DEFAULT_TEST_SPLIT, type LoadedDataset, loadDataset } from "./datasets.js";
 import { firstOrderArmijo, wrapWithArmijo } from "./line-search-config.js";
 import { readSafetensorsHeader } from "./safetensors.js";
 import { importTorchSafetensors } from "./torch-interop.js";
@@ -167,5 +168,23 @@ export function writeSmoothingRecords(dir: string, smoothing: SmoothResult): voi
       mu: layers.map((l) => (l.parameters.length > 0 ? Math.max(...l.parameters) : 0)),
     },
     log: true,
+  });
+}
+
+/**
+ * The data of a training configuration, split as `chainopt train` splits it (limit, validation,
+ * the seeded test split of sets without one, normalization): the same samples for the same
+ * configuration, so that a run's model can be evaluated again on exactly its splits.
+ */
+export function loadTrainingData(config: TrainConfig): Promise<LoadedDataset> {
+  return loadDataset(config.dataset, {
+    limit: config.limit,
+    validation: config.validation === "auto" || config.validation > 0 ? config.validation : undefined,
+    // Sets without an official test split (sklearn) get a fixed, seeded one (docs/training.md).
+    test: DEFAULT_TEST_SPLIT.fraction,
+    testSeed: DEFAULT_TEST_SPLIT.seed,
+    seed: config.seed,
+    normalize: config.normalize,
+    standardize: true,
   });
 }

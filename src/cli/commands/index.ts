@@ -14,6 +14,7 @@ commands.push((await import("./experiment.js")).register);
 commands.push((await import("./smooth.js")).register);
 commands.push((await import("./bench.js")).register);
 commands.push((await import("./attack.js")).register); // adversarial attacks (docs/adversarial.md)
+commands.push((await import("./evaluate.js")).register);
 commands.push((await import("./ntk.js")).register);
 commands.push((await import("./sweep.js")).register);
 commands.push((await import("./playground.js")).register);
