@@ -6,7 +6,7 @@ import { after, describe, it } from "node:test";
 import { createChain } from "../src/chain/chain.js";
 import { Rng } from "../src/core/rng.js";
 import { createDataset, type Dataset } from "../src/data/dataset.js";
-import { ExperimentProtocol } from "../src/node/experiments/protocol.js";
+import { DIVERGED_FILE, ExperimentProtocol } from "../src/node/experiments/protocol.js";
 import { createObjective } from "../src/objectives/objective.js";
 import { createOptimizer } from "../src/optim/aliases.js";
 import type { EpochRecord } from "../src/train/trainer.js";
@@ -95,6 +95,39 @@ describe("ExperimentProtocol", () => {
       again.history.map((r) => r.trainLoss),
       reference.history.map((r) => r.trainLoss),
     );
+    third.finish({});
+  });
+
+  it("a diverged run is returned and recorded, not retrained on resume; close() releases the lock", async () => {
+    const out = join(tempDir(), "diverged");
+    const blowUp = () => ({ ...fitOptions(), optimizer: createOptimizer("sgd", { lr: 1e300 }), epochs: 3 });
+    const first = ExperimentProtocol.begin("toy", { out }, {});
+    const run = await first.train("huge-lr", chain(), sets, blowUp());
+    assert.equal(run.source, "diverged");
+    assert.equal(run.fault?.type, "fault");
+    assert.ok(typeof run.fault?.what === "string" && run.history.length < 3);
+    assert.equal(run.test, undefined);
+    assert.ok(existsSync(join(run.runDir, DIVERGED_FILE)) && !existsSync(join(run.runDir, "summary.json")));
+    const metrics = readFileSync(join(run.runDir, "metrics.jsonl"), "utf8");
+    assert.equal(metrics.split("\n").filter((l) => l.includes('"type":"fault"')).length, 1);
+    // Stopped before the next run's first epoch: interrupted; close() lets this process resume.
+    const signal = { stopRequested: true };
+    first.close();
+    const second = ExperimentProtocol.begin("toy", { resume: out }, {}, signal);
+    const again = await second.train("huge-lr", chain(), sets, blowUp());
+    assert.equal(again.source, "diverged");
+    assert.deepEqual(again.fault, run.fault);
+    assert.deepEqual(
+      again.history.map((r) => r.trainLoss),
+      run.history.map((r) => r.trainLoss),
+    );
+    assert.ok(bytes(again.params).equals(bytes(run.params)));
+    assert.equal(readFileSync(join(run.runDir, "metrics.jsonl"), "utf8"), metrics, "not trained again");
+    await assert.rejects(second.train("sgd", chain(), sets, fitOptions()), /interrupted; continue with --resume/);
+    second.close();
+    second.close();
+    const third = ExperimentProtocol.begin("toy", { resume: out }, {});
+    assert.equal((await third.train("sgd", chain(), sets, fitOptions())).source, "trained");
     third.finish({});
   });
 

@@ -208,14 +208,17 @@ describe("optimizer comparison", () => {
       "plots/validation-accuracy.svg",
       "plots/validation-loss.svg",
       "plots/grid.svg",
-      "final/sgd/metrics.jsonl",
-      "grid/sgd-lr0.03/metrics.jsonl",
+      "runs/grid-sgd-lr0.03/metrics.jsonl",
+      "runs/grid-adam-lr0.001/summary.json",
     ]) {
       assert.ok(existsSync(join(out, file)), `${file} missing`);
     }
+    // gridEpochs = epochs: the chosen grid run is the final run (no separate final run).
+    assert.ok(!existsSync(join(out, "runs/final-sgd")));
     // The epoch lines are the run directories' standard ones (epochMetric, as `chainopt train` writes).
     const sgdFinal = r.finals.find((f) => f.optimizer === "sgd")!;
-    const epochLines = readFileSync(join(out, "final/sgd/metrics.jsonl"), "utf8")
+    assert.equal(sgdFinal.runDir, join(out, "runs", `grid-sgd-lr${sgdFinal.lr}`));
+    const epochLines = readFileSync(join(sgdFinal.runDir, "metrics.jsonl"), "utf8")
       .trim()
       .split("\n")
       .map((l) => JSON.parse(l) as Record<string, unknown>)
@@ -234,7 +237,68 @@ describe("optimizer comparison", () => {
     assert.match(readFileSync(join(out, "results.md"), "utf8"), /\| adam \| 0\.001 \|/);
     assert.equal(parseCsv(readFileSync(join(out, "grid.csv"), "utf8")).filter((g) => g.chosen === "true").length, 2);
   });
+
+  // Tiny: 2 epochs of final runs (separate from the 1-epoch grid runs), 600 training images.
+  const tiny = {
+    optimizers: ["sgd", "adam"],
+    grid: "sgd=0.05,0.1;adam=1e-3",
+    trainSamples: 600,
+    validation: 100,
+    testSamples: 200,
+    epochs: 2,
+    gridEpochs: 1,
+    widths: [16],
+    report: false,
+  };
+
+  it("stopped during the experiment, it continues with --resume to the same tables as an uninterrupted run", async () => {
+    const def = getExperiment("optimizers");
+    const full = join(root, "optimizers-full");
+    await def.run({ ...tiny, out: full }, { log: () => {} });
+    const split = join(root, "optimizers-split");
+    // Stop after the first grid run: the second stops before its first epoch (with a checkpoint).
+    const signal = { stopRequested: false };
+    const log = (line: string) => {
+      if (line.includes("grid sgd")) signal.stopRequested = true;
+    };
+    await assert.rejects(def.run({ ...tiny, out: split }, { log, signal }), /continue with --resume .*optimizers-split/);
+    assert.ok(!existsSync(join(split, "grid.csv")) && !existsSync(join(split, "summary.json")));
+    await assert.rejects(def.run({ ...tiny, epochs: 3, resume: split }, { log: () => {} }), /epochs: 2 in .*config\.json, 3 now/);
+    const lines: string[] = [];
+    const resumed = await def.run({ ...tiny, resume: split }, { log: (l) => lines.push(l) });
+    assert.equal(resumed.runDir, split);
+    assert.ok(lines.some((l) => l.includes("grid sgd lr=0.05") && l.includes("(read back)")));
+    const timing = ["seconds", "samples_per_second", "update_ms"];
+    for (const table of ["grid.csv", "results.csv"]) {
+      const a = parseCsv(readFileSync(join(full, table), "utf8")).map((row) => withoutKeys(row, timing));
+      const b = parseCsv(readFileSync(join(split, table), "utf8")).map((row) => withoutKeys(row, timing));
+      assert.deepEqual(b, a, table);
+    }
+    assert.ok(existsSync(join(split, "runs/final-adam/model.safetensors")));
+  });
+
+  it("bad options are refused before anything is written, naming the option", async () => {
+    const def = getExperiment("optimizers");
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ grid: "sgd=0.1,-1" }, /grid: sgd: learning rates must be positive/],
+      [{ optimizers: ["nope"], grid: "nope=0.1" }, /nope/],
+      [{ optimizers: [] }, /optimizers: expected at least one/],
+      [{ validation: 600 }, /validation \(600\) must be smaller than trainSamples/],
+      [{ testSamples: 0 }, /testSamples: expected a positive integer/],
+      [{ widths: [16, 0] }, /widths: expected positive integers/],
+      [{ epochs: 1.5 }, /epochs: expected an integer/],
+    ];
+    for (const [bad, message] of cases) {
+      const out = join(root, "optimizers-bad");
+      await assert.rejects(def.run({ ...tiny, ...bad, out }, { log: () => {} }), message);
+      assert.ok(!existsSync(out), `${JSON.stringify(bad)}: ${out} was created`);
+    }
+  });
 });
+
+function withoutKeys(row: Record<string, string>, keys: string[]): Record<string, string> {
+  return Object.fromEntries(Object.entries(row).filter(([k]) => !keys.includes(k)));
+}
 
 describe("experiment registry", () => {
   it("lists deep-linear and optimizers with unique names and validates options", () => {

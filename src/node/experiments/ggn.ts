@@ -1,4 +1,3 @@
-import { writeFileSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { Chain } from "../../chain/chain.js";
 import { getPreset } from "../../chain/presets.js";
@@ -6,15 +5,14 @@ import { parseModelSpec } from "../../chain/spec.js";
 import type { Dataset } from "../../data/dataset.js";
 import { createObjective } from "../../objectives/objective.js";
 import { createOptimizer } from "../../optim/aliases.js";
-import { type Row, toCsv } from "../../report/plots.js";
+import type { Row } from "../../report/plots.js";
 import { convergenceOrders } from "../../train/convergence-order.js";
+import { evaluateDataset } from "../../train/evaluate.js";
 import { secondOrderTrainingStepper } from "../../train/second-order.js";
-import { NumericalFaultError, Trainer } from "../../train/trainer.js";
 import { loadDataset } from "../datasets.js";
 import { bestBackend } from "../index.js";
-import { plotLines } from "../report.js";
-import { RunDirectory } from "../run-dir.js";
 import { type ExperimentDefinition, type ExperimentIO, type ExperimentOption, resolveOptions, silentIO } from "./experiment.js";
+import { ExperimentProtocol } from "./protocol.js";
 
 // Gram-Gauss-Newton against SGD and Adam on over-parameterized regression (docs/second-order.md;
 // Cai et al., "Gram-Gauss-Newton Method" (arXiv:1905.11675): GGN converges fast, quadratically in the over-parameterized regime, where
@@ -36,6 +34,13 @@ import { type ExperimentDefinition, type ExperimentIO, type ExperimentOption, re
 // marked diverged. Choice per method and data set: among runs that reach the target loss
 // (`target` × the initial loss), the fastest in wall-clock time; if none does, the lowest final loss.
 // Runs stop early once the loss is below 1e-12 × the initial loss (float64 round-off territory).
+//
+// Runs. Every training run is one `ExperimentProtocol.train` (src/node/experiments/protocol.ts:
+// `fitToRunDir` in `runs/<data set>-<method>-<value>/`, GGN as the trainer's `stepper`); the full
+// training loss of each epoch is stored in its metrics.jsonl (`full_loss`), so that an interrupted
+// experiment continues with `resume` (finished runs read back, the interrupted one resumed from its
+// last checkpoint) and rebuilds the same tables. A run ended by a numerical fault is recorded by the
+// protocol (`diverged.json`) and read back as diverged.
 //
 // Scale: `scale` ∈ (0, 1] multiplies the epoch budgets (first-order: round(400·scale), GGN:
 // max(2, round(20·scale))). Default scale 1: about 5 minutes on 2 shared cores.
@@ -70,6 +75,8 @@ export interface GgnExperimentOptions {
   png?: boolean;
   out?: string;
   root?: string;
+  /** Continue the experiment in this folder (same options; see {@link ExperimentProtocol}). */
+  resume?: string;
 }
 
 /** One training run of the grid. */
@@ -111,19 +118,23 @@ async function loadRegression(name: string, o: { teacherSamples: number; seed: n
     const d = await loadDataset("synthetic-teacher", { teacher: { trainSize: o.teacherSamples, testSize: 0, widths: [32], seed: o.seed } });
     return { ...d.train, name: "teacher" };
   }
-  if (name !== "diabetes" && name !== "boston") throw new Error(`datasets: expected diabetes, boston or teacher, got "${name}"`);
   const d = await loadDataset(name, { standardize: true });
   return { ...d.train, name };
 }
 
-/** Runs the experiment (see the module comment) and writes its run directory. */
-export async function runGgnExperiment(options: GgnExperimentOptions = {}, io: ExperimentIO = silentIO): Promise<GgnExperimentResult> {
-  const started = performance.now();
+/** Data sets of the experiment. */
+export const GGN_DATASETS: readonly string[] = ["diabetes", "boston", "teacher"];
+
+/** A run stops once its full training loss is at most this fraction of the initial loss (float64 round-off). */
+const ROUND_OFF = 1e-12;
+
+/** The options with defaults filled in, validated (each error names its option). */
+function resolveGgnConfig(options: GgnExperimentOptions) {
   const scale = options.scale ?? 1;
   if (!(scale > 0 && scale <= 1)) throw new Error(`scale: expected a number in (0, 1], got ${scale}`);
   const cfg = {
     scale,
-    datasets: options.datasets ?? ["diabetes", "boston", "teacher"],
+    datasets: options.datasets ?? [...GGN_DATASETS],
     width: options.width ?? 512,
     activation: options.activation ?? "tanh",
     batchSize: options.batchSize ?? 32,
@@ -142,119 +153,156 @@ export async function runGgnExperiment(options: GgnExperimentOptions = {}, io: E
     if (!(Number.isInteger(cfg[k]) && cfg[k] > 0)) throw new Error(`${k}: expected a positive integer, got ${cfg[k]}`);
   }
   if (!(Number.isInteger(cfg.ggnBatch) && cfg.ggnBatch >= 0)) throw new Error(`ggnBatch: expected an integer ≥ 0, got ${cfg.ggnBatch}`);
+  if (!(Number.isInteger(cfg.seed) && cfg.seed >= 0)) throw new Error(`seed: expected an integer ≥ 0, got ${cfg.seed}`);
   if (!(cfg.target > 0 && cfg.target < 1)) throw new Error(`target: expected a number in (0, 1), got ${cfg.target}`);
-  const backend = bestBackend({ threads: options.threads, quiet: true });
-  const run = RunDirectory.create({ out: options.out, root: options.root, name: "ggn" });
-  run.writeConfig({
-    name: "ggn",
-    experiment: "ggn",
-    optimizer: { ggn: { stepSize: 1, damping: cfg.dampingGrid }, sgd: { lr: cfg.sgdGrid }, adam: { lr: cfg.adamGrid } },
-    data: { names: cfg.datasets, standardize: true },
-    seed: cfg.seed,
-    backend: { name: backend.name, threads: backend.threads, description: backend.describe() },
-    machine: { cpu: cpus()[0]?.model ?? "unknown", cores: availableParallelism() },
-    protocol: { ...cfg, loss: "squared", selection: "fastest to the target loss, else lowest final training loss" },
-  });
-  const objective = createObjective("squared");
-  const runs: GgnRun[] = [];
-  const datasets: GgnExperimentResult["datasets"] = [];
-
-  for (const name of cfg.datasets) {
-    const train = await loadRegression(name, cfg);
-    const inputs = train.inputShape[0];
-    const spec = parseModelSpec(getPreset("mlp", { input: [inputs], classes: 1, widths: [cfg.width], activation: cfg.activation }));
-    const chain = new Chain(spec, { dtype: cfg.dtype, backend });
-    const w0 = chain.initParams(cfg.seed);
-    const probe = new Trainer(
-      { chain, objective, optimizer: createOptimizer("sgd", { lr: 1 }), batchSize: train.size, seed: cfg.seed, evalBatchSize: 4096 },
-      { params: w0.slice() },
-    );
-    const initialLoss = probe.evaluate(train).loss;
-    const targetLoss = cfg.target * initialLoss;
-    datasets.push({ name, samples: train.size, inputs, parameters: chain.paramSize, initialLoss, targetLoss });
-    io.log(
-      `${name}: ${train.size} samples × ${inputs} inputs, MLP ${inputs}-${cfg.width}-1 ${cfg.activation} (${chain.paramSize} parameters), initial loss ${fmt(initialLoss, 4)}, target ${fmt(targetLoss, 3)}`,
-    );
-
-    const trainOne = (method: GgnRun["method"], hyper: number): GgnRun => {
-      const ggn = method === "ggn";
-      const trainer = new Trainer(
-        {
-          chain,
-          objective,
-          optimizer: createOptimizer(ggn ? "sgd" : method, { lr: ggn ? 1 : hyper }),
-          learningRate: ggn ? 1 : hyper,
-          stepper: ggn ? secondOrderTrainingStepper({ method: "ggn", damping: hyper, stepSize: 1, gradNorm: false }) : undefined,
-          batchSize: ggn ? cfg.ggnBatch || train.size : cfg.batchSize,
-          seed: cfg.seed,
-          evalBatchSize: 4096,
-        },
-        { params: w0.slice() },
-      );
-      const epochs = ggn ? cfg.ggnEpochs : cfg.epochs;
-      const curve: GgnRun["curve"] = [{ epoch: 0, seconds: 0, loss: initialLoss }];
-      let seconds = 0;
-      let diverged = false;
-      for (let e = 1; e <= epochs; e++) {
-        const t0 = performance.now();
-        try {
-          trainer.runEpoch({ train });
-        } catch (error) {
-          if (!(error instanceof NumericalFaultError)) throw error;
-          diverged = true;
-          break;
-        }
-        seconds += (performance.now() - t0) / 1000;
-        const loss = trainer.evaluate(train).loss;
-        if (!Number.isFinite(loss)) {
-          diverged = true;
-          break;
-        }
-        curve.push({ epoch: e, seconds, loss });
-        if (loss <= 1e-12 * initialLoss) break;
-      }
-      const reached = curve.find((c) => c.loss <= targetLoss);
-      const r: GgnRun = {
-        dataset: name,
-        method,
-        hyper,
-        curve,
-        diverged,
-        finalLoss: diverged ? Number.NaN : (curve.at(-1)?.loss ?? Number.NaN),
-        secondsToTarget: reached ? reached.seconds : null,
-        epochsToTarget: reached ? reached.epoch : null,
-        chosen: false,
-      };
-      io.log(
-        `  ${label(r).padEnd(20)} final loss ${fmt(r.finalLoss).padStart(9)} after ${curve.at(-1)?.epoch} epoch(s), ${fmt(seconds)} s; target ${reached ? `reached at epoch ${reached.epoch}, ${fmt(reached.seconds)} s` : "not reached"}${diverged ? " (diverged)" : ""}`,
-      );
-      return r;
-    };
-
-    const grids: [GgnRun["method"], number[]][] = [
-      ["ggn", cfg.dampingGrid],
-      ["sgd", cfg.sgdGrid],
-      ["adam", cfg.adamGrid],
-    ];
-    for (const [method, grid] of grids) {
-      const mine = grid.map((h) => trainOne(method, h));
-      const score = (r: GgnRun): [number, number] =>
-        r.secondsToTarget !== null ? [0, r.secondsToTarget] : [1, Number.isFinite(r.finalLoss) ? r.finalLoss : Infinity];
-      let best = mine[0];
-      for (const r of mine) {
-        const [a, b] = score(r);
-        const [c, d] = score(best);
-        if (a < c || (a === c && b < d)) best = r;
-      }
-      best.chosen = true;
-      runs.push(...mine);
-    }
+  if (cfg.datasets.length === 0) throw new Error(`datasets: expected one or more of ${GGN_DATASETS.join(", ")}`);
+  for (const d of cfg.datasets) {
+    if (!GGN_DATASETS.includes(d)) throw new Error(`datasets: expected ${GGN_DATASETS.join(", ")}, got "${d}"`);
   }
+  for (const k of ["sgdGrid", "adamGrid", "dampingGrid"] as const) {
+    const g = cfg[k];
+    if (g.length === 0 || g.some((x) => !(Number.isFinite(x) && x > 0)))
+      throw new Error(`${k}: expected positive numbers, got ${JSON.stringify(g)}`);
+  }
+  if (cfg.activation !== "tanh" && cfg.activation !== "softplus")
+    throw new Error(`activation: expected tanh or softplus, got "${cfg.activation}"`);
+  if (cfg.dtype !== "float32" && cfg.dtype !== "float64") throw new Error(`dtype: expected float32 or float64, got "${cfg.dtype}"`);
+  return cfg;
+}
 
-  // Tables.
-  writeFileSync(
-    run.path("grid.csv"),
-    toCsv(
+/**
+ * Runs the experiment (see the module comment) as an {@link ExperimentProtocol}: one run directory
+ * per training run under `runs/<data set>-<method>-<value>/`, then `grid.csv`, `curves.csv`,
+ * `results.md`, `summary.json` and `plots/`. With `resume` set to such a folder, continues it.
+ */
+export async function runGgnExperiment(options: GgnExperimentOptions = {}, io: ExperimentIO = silentIO): Promise<GgnExperimentResult> {
+  const started = performance.now();
+  const cfg = resolveGgnConfig(options);
+  const backend = bestBackend({ threads: options.threads, quiet: true });
+  const sets: Dataset[] = [];
+  for (const name of cfg.datasets) sets.push(await loadRegression(name, cfg));
+  const objective = createObjective("squared");
+  const protocol = ExperimentProtocol.begin(
+    "ggn",
+    { out: options.out, root: options.root, resume: options.resume },
+    {
+      ...cfg,
+      ggnStepSize: 1,
+      loss: "squared",
+      standardize: true,
+      selection: "fastest to the target loss, else lowest final training loss",
+    },
+    io.signal,
+  );
+  try {
+    const runs: GgnRun[] = [];
+    const datasets: GgnExperimentResult["datasets"] = [];
+    for (const train of sets) {
+      const name = train.name;
+      const inputs = train.inputShape[0];
+      const spec = parseModelSpec(getPreset("mlp", { input: [inputs], classes: 1, widths: [cfg.width], activation: cfg.activation }));
+      const chain = new Chain(spec, { dtype: cfg.dtype, backend });
+      // Every run starts from chain.initParams(seed).
+      const initialLoss = evaluateDataset(chain, objective, chain.initParams(cfg.seed), train, {
+        state: chain.initState(),
+        batchSize: 4096,
+      }).loss;
+      const targetLoss = cfg.target * initialLoss;
+      datasets.push({ name, samples: train.size, inputs, parameters: chain.paramSize, initialLoss, targetLoss });
+      io.log(
+        `${name}: ${train.size} samples × ${inputs} inputs, MLP ${inputs}-${cfg.width}-1 ${cfg.activation} (${chain.paramSize} parameters), initial loss ${fmt(initialLoss, 4)}, target ${fmt(targetLoss, 3)}`,
+      );
+
+      const trainOne = async (method: GgnRun["method"], hyper: number): Promise<GgnRun> => {
+        const ggn = method === "ggn";
+        let fullLoss = Number.NaN;
+        const run = await protocol.train(
+          `${name}-${method}-${hyper}`,
+          chain,
+          { train },
+          {
+            objective,
+            optimizer: createOptimizer(ggn ? "sgd" : method, { lr: ggn ? 1 : hyper }),
+            optimizerName: method,
+            learningRate: ggn ? 1 : hyper,
+            stepper: ggn ? secondOrderTrainingStepper({ method: "ggn", damping: hyper, stepSize: 1, gradNorm: false }) : undefined,
+            batchSize: ggn ? cfg.ggnBatch || train.size : cfg.batchSize,
+            seed: cfg.seed,
+            evalBatchSize: 4096,
+            epochs: ggn ? cfg.ggnEpochs : cfg.epochs,
+            // The full training loss after each epoch (outside the epoch's timed seconds), kept in
+            // metrics.jsonl as `full_loss`.
+            epochMetrics: (_r, t) => {
+              fullLoss = t.evaluate(train).loss;
+              return { fullLoss };
+            },
+            // Finished once the loss is non-finite (diverged) or at round-off level.
+            callbacks: {
+              onEpochEnd: (_r, t) => {
+                if (!(Number.isFinite(fullLoss) && fullLoss > ROUND_OFF * initialLoss)) t.stopped = true;
+                return undefined;
+              },
+            },
+            config: { method, [ggn ? "damping" : "lr"]: hyper, data: name },
+          },
+        );
+        // The curve from what the run recorded: epoch 0 is the initialization; seconds are the
+        // cumulative training seconds of the epochs (EpochRecord.seconds, no validation here).
+        const curve: GgnRun["curve"] = [{ epoch: 0, seconds: 0, loss: initialLoss }];
+        let seconds = 0;
+        let diverged = run.source === "diverged";
+        for (const [i, record] of run.history.entries()) {
+          const loss = Number(run.epochs[i]?.full_loss);
+          if (!Number.isFinite(loss)) {
+            diverged = true;
+            break;
+          }
+          seconds += record.seconds;
+          curve.push({ epoch: record.epoch, seconds, loss });
+          if (loss <= ROUND_OFF * initialLoss) break;
+        }
+        const reached = curve.find((c) => c.loss <= targetLoss);
+        const r: GgnRun = {
+          dataset: name,
+          method,
+          hyper,
+          curve,
+          diverged,
+          finalLoss: diverged ? Number.NaN : (curve.at(-1)?.loss ?? Number.NaN),
+          secondsToTarget: reached ? reached.seconds : null,
+          epochsToTarget: reached ? reached.epoch : null,
+          chosen: false,
+        };
+        io.log(
+          `  ${label(r).padEnd(20)} final loss ${fmt(r.finalLoss).padStart(9)} after ${curve.at(-1)?.epoch} epoch(s), ${fmt(seconds)} s; target ${reached ? `reached at epoch ${reached.epoch}, ${fmt(reached.seconds)} s` : "not reached"}${diverged ? " (diverged)" : ""}${run.source === "finished" ? " (read back)" : ""}`,
+        );
+        return r;
+      };
+
+      const grids: [GgnRun["method"], number[]][] = [
+        ["ggn", cfg.dampingGrid],
+        ["sgd", cfg.sgdGrid],
+        ["adam", cfg.adamGrid],
+      ];
+      for (const [method, grid] of grids) {
+        const mine: GgnRun[] = [];
+        for (const h of grid) mine.push(await trainOne(method, h));
+        const score = (r: GgnRun): [number, number] =>
+          r.secondsToTarget !== null ? [0, r.secondsToTarget] : [1, Number.isFinite(r.finalLoss) ? r.finalLoss : Infinity];
+        let best = mine[0];
+        for (const r of mine) {
+          const [a, b] = score(r);
+          const [c, d] = score(best);
+          if (a < c || (a === c && b < d)) best = r;
+        }
+        best.chosen = true;
+        runs.push(...mine);
+      }
+    }
+
+    // Tables.
+    protocol.table(
+      "grid",
       runs.map((r) => ({
         dataset: r.dataset,
         method: r.method,
@@ -268,74 +316,78 @@ export async function runGgnExperiment(options: GgnExperimentOptions = {}, io: E
         diverged: String(r.diverged),
         chosen: String(r.chosen),
       })),
-    ),
-  );
-  const curveRows: Row[] = [];
-  for (const r of runs) {
-    for (const c of r.curve) {
-      curveRows.push({
-        dataset: r.dataset,
-        method: label(r),
-        chosen: String(r.chosen),
-        epoch: c.epoch,
-        seconds: c.seconds,
-        train_loss: c.loss,
-      });
+    );
+    const curveRows: Row[] = [];
+    for (const r of runs) {
+      for (const c of r.curve) {
+        curveRows.push({
+          dataset: r.dataset,
+          method: label(r),
+          chosen: String(r.chosen),
+          epoch: c.epoch,
+          seconds: c.seconds,
+          train_loss: c.loss,
+        });
+      }
     }
-  }
-  writeFileSync(run.path("curves.csv"), toCsv(curveRows));
-  writeFileSync(run.path("results.md"), markdown(cfg, datasets, runs));
+    protocol.table("curves", curveRows);
+    protocol.text("results.md", markdown(cfg, datasets, runs));
 
-  // Plots: the chosen run of each method, per data set.
-  for (const d of datasets) {
-    const rows = curveRows.filter((r) => r.dataset === d.name && r.chosen === "true");
-    const base = { dir: run.plotsDir, png: options.png ?? false, color: "method", y: "train_loss", logY: true, yTitle: "training loss" };
-    await plotLines(rows, {
-      ...base,
-      x: "seconds",
-      name: `${d.name}-loss-vs-time`,
-      title: `${d.name}: training loss against wall-clock time (training steps only)`,
-      xTitle: "seconds",
-    });
-    await plotLines(
-      rows.filter((r) => (r.epoch as number) > 0),
-      {
+    // Plots: the chosen run of each method, per data set.
+    for (const d of datasets) {
+      const rows = curveRows.filter((r) => r.dataset === d.name && r.chosen === "true");
+      const base = { png: options.png ?? false, color: "method", y: "train_loss", logY: true, yTitle: "training loss" };
+      await protocol.plot(rows, {
         ...base,
-        x: "epoch",
-        name: `${d.name}-loss-vs-epoch`,
-        title: `${d.name}: training loss against epochs`,
-        xTitle: "epoch",
-        logX: true,
-      },
-    );
-  }
+        x: "seconds",
+        name: `${d.name}-loss-vs-time`,
+        title: `${d.name}: training loss against wall-clock time (training steps only)`,
+        xTitle: "seconds",
+      });
+      await protocol.plot(
+        rows.filter((r) => (r.epoch as number) > 0),
+        {
+          ...base,
+          x: "epoch",
+          name: `${d.name}-loss-vs-epoch`,
+          title: `${d.name}: training loss against epochs`,
+          xTitle: "epoch",
+          logX: true,
+        },
+      );
+    }
 
-  const seconds = (performance.now() - started) / 1000;
-  const result: GgnExperimentResult = { runDir: run.dir, runs, datasets, seconds, backend: backend.describe() };
-  run.writeSummary({
-    seconds,
-    datasets,
-    chosen: runs
-      .filter((r) => r.chosen)
-      .map((r) => ({
-        dataset: r.dataset,
-        method: r.method,
-        hyper: r.hyper,
-        finalLoss: r.finalLoss,
-        secondsToTarget: r.secondsToTarget,
-        epochsToTarget: r.epochsToTarget,
-        // Observed order of convergence of GGN (train/convergence-order.ts).
-        ...(r.method === "ggn" ? { orders: ggnOrders(r) } : {}),
-      })),
-  });
-  for (const r of runs.filter((x) => x.method === "ggn" && x.chosen)) {
-    const o = ggnOrders(r);
-    io.log(
-      `${r.dataset}: GGN observed order log e_{k+1}/log e_k = ${o.logRatio.map((x) => fmt(x.order)).join(", ") || "—"} (quadratic: → 2)`,
-    );
+    const seconds = (performance.now() - started) / 1000;
+    const result: GgnExperimentResult = { runDir: protocol.dir, runs, datasets, seconds, backend: backend.describe() };
+    protocol.finish({
+      seconds,
+      datasets,
+      backend: { name: backend.name, threads: backend.threads, description: backend.describe() },
+      machine: { cpu: cpus()[0]?.model ?? "unknown", cores: availableParallelism() },
+      chosen: runs
+        .filter((r) => r.chosen)
+        .map((r) => ({
+          dataset: r.dataset,
+          method: r.method,
+          hyper: r.hyper,
+          finalLoss: r.finalLoss,
+          secondsToTarget: r.secondsToTarget,
+          epochsToTarget: r.epochsToTarget,
+          // Observed order of convergence of GGN (train/convergence-order.ts).
+          ...(r.method === "ggn" ? { orders: ggnOrders(r) } : {}),
+        })),
+    });
+    for (const r of runs.filter((x) => x.method === "ggn" && x.chosen)) {
+      const o = ggnOrders(r);
+      io.log(
+        `${r.dataset}: GGN observed order log e_{k+1}/log e_k = ${o.logRatio.map((x) => fmt(x.order)).join(", ") || "—"} (quadratic: → 2)`,
+      );
+    }
+    io.log(`total ${seconds.toFixed(1)} s; run directory: ${protocol.dir}`);
+    return result;
+  } finally {
+    protocol.close();
   }
-  io.log(`total ${seconds.toFixed(1)} s; run directory: ${run.dir}`);
-  return result;
 }
 
 /**

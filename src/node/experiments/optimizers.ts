@@ -1,6 +1,4 @@
-import { writeFileSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
-import { join } from "node:path";
 import { Chain } from "../../chain/chain.js";
 import { getPreset } from "../../chain/presets.js";
 import { parseModelSpec } from "../../chain/spec.js";
@@ -11,15 +9,14 @@ import { createObjective } from "../../objectives/objective.js";
 import { createOptimizer } from "../../optim/aliases.js";
 import { applyUpdates } from "../../optim/transform.js";
 import { valueAndGradient } from "../../oracles/first-order.js";
-import { type Row, toCsv } from "../../report/plots.js";
-import { type EpochRecord, NumericalFaultError, Trainer } from "../../train/trainer.js";
+import type { Row } from "../../report/plots.js";
+import { evaluateDataset } from "../../train/evaluate.js";
+import type { EpochRecord, TrainData } from "../../train/trainer.js";
 import { loadDataset } from "../datasets.js";
-import { epochMetric } from "../fit-run.js";
 import { bestBackend } from "../index.js";
-import { plotLines, renderReport } from "../report.js";
-import { RunDirectory } from "../run-dir.js";
-import { safeJoin } from "../safe-path.js";
+import { renderReport } from "../report.js";
 import { type ExperimentDefinition, type ExperimentIO, type ExperimentOption, resolveOptions, silentIO } from "./experiment.js";
+import { ExperimentProtocol, type ProtocolRun } from "./protocol.js";
 
 // The lecture's first-order methods compared on MNIST (Perraudin & Hofmann, ETH "Deep Learning" lecture 6 (2018), Sec. 2: SGD, momentum, Nesterov,
 // AdaGrad, RMSprop, Adam), each at a learning rate tuned on a small grid.
@@ -38,6 +35,12 @@ import { type ExperimentDefinition, type ExperimentIO, type ExperimentOption, re
 //    the test set. When gridEpochs = epochs the final run would repeat the grid run bit for bit
 //    (same seed), so the grid run is reused and only the test evaluation is added.
 // The test set plays no part in the choice.
+//
+// Runs. Every training run is one `ExperimentProtocol.train` (src/node/experiments/protocol.ts:
+// `fitToRunDir` in `runs/<name>/`), so an interrupted experiment continues with `resume` (finished
+// runs are read back, the interrupted one resumes from its last checkpoint) and the tables are
+// computed from what the runs recorded. A diverged run (numerical fault) is recorded by the
+// protocol (`diverged.json`) and read back as diverged on resume.
 //
 // Scale. `scale` ∈ (0, 1] shrinks the full protocol (60 000-image pool with 5 000 for validation,
 // 10 epochs, grid 5 epochs) in both data and epochs: pool ⌊60 000·scale⌉, validation
@@ -97,6 +100,8 @@ export interface OptimizersOptions {
   png?: boolean;
   out?: string;
   root?: string;
+  /** Continue the experiment in this folder (same options; see {@link ExperimentProtocol}). */
+  resume?: string;
 }
 
 /** One run of the grid. */
@@ -181,11 +186,13 @@ function resolveConfig(o: OptimizersOptions): ResolvedConfig {
   const scale = o.scale ?? 0.6;
   if (!(scale > 0 && scale <= 1)) throw new Error(`scale: expected a number in (0, 1], got ${scale}`);
   const optimizers = o.optimizers ?? Object.keys(DEFAULT_GRIDS);
+  if (optimizers.length === 0) throw new Error("optimizers: expected at least one optimizer");
   const given = typeof o.grid === "string" ? parseGrid(o.grid) : (o.grid ?? {});
   const grid: Record<string, number[]> = {};
   for (const name of optimizers) {
     const lrs = given[name] ?? DEFAULT_GRIDS[name];
-    if (!lrs) throw new Error(`grid: no learning rates for optimizer "${name}" (give --grid "${name}=…")`);
+    if (!lrs || lrs.length === 0) throw new Error(`grid: no learning rates for optimizer "${name}" (give --grid "${name}=…")`);
+    if (lrs.some((x) => !(Number.isFinite(x) && x > 0))) throw new Error(`grid: ${name}: learning rates must be positive numbers`);
     grid[name] = [...lrs].sort((a, b) => a - b);
     createOptimizer(name, { lr: grid[name][0], ...FIXED_HYPERPARAMETERS[name] }); // validates the name
   }
@@ -193,9 +200,16 @@ function resolveConfig(o: OptimizersOptions): ResolvedConfig {
   const validation = o.validation ?? Math.max(1, Math.round(5000 * scale));
   const epochs = o.epochs ?? Math.max(1, Math.round(10 * scale));
   const gridEpochs = o.gridEpochs ?? Math.ceil(epochs / 2);
-  for (const [k, v] of Object.entries({ trainSamples, validation, epochs, gridEpochs, batchSize: o.batchSize ?? 128 })) {
+  const widths = o.widths ?? [512, 512];
+  const ints = { trainSamples, validation, testSamples: o.testSamples ?? 1, epochs, gridEpochs, batchSize: o.batchSize ?? 128 };
+  for (const [k, v] of Object.entries(ints)) {
     if (!(Number.isInteger(v) && v > 0)) throw new Error(`${k}: expected a positive integer, got ${v}`);
   }
+  if (!(Number.isInteger(o.seed ?? 0) && (o.seed ?? 0) >= 0)) throw new Error(`seed: expected an integer ≥ 0, got ${o.seed}`);
+  if (widths.length === 0 || widths.some((w) => !(Number.isInteger(w) && w > 0)))
+    throw new Error(`widths: expected positive integers, got ${JSON.stringify(widths)}`);
+  if (trainSamples > 60000) throw new Error(`trainSamples: MNIST has 60 000 training images, got ${trainSamples}`);
+  if (ints.testSamples > 10000) throw new Error(`testSamples: MNIST has 10 000 test images, got ${ints.testSamples}`);
   if (validation >= trainSamples) throw new Error(`validation (${validation}) must be smaller than trainSamples (${trainSamples})`);
   return {
     scale,
@@ -207,26 +221,20 @@ function resolveConfig(o: OptimizersOptions): ResolvedConfig {
     epochs,
     gridEpochs,
     batchSize: o.batchSize ?? 128,
-    widths: o.widths ?? [512, 512],
+    widths,
     seed: o.seed ?? 0,
   };
-}
-
-interface RunOutcome {
-  records: EpochRecord[];
-  diverged: boolean;
-  trainer: Trainer;
-  seconds: number;
 }
 
 const fmtLr = (lr: number) => Number(lr.toPrecision(3)).toString();
 const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(2)}%` : "n/a");
 
 /**
- * Runs the optimizer comparison (see the module comment) and writes its run directory:
- * `grid.csv`, `results.csv`, `results.md`, `summary.json`, `config.json`, `plots/` (train loss and
- * validation accuracy/loss per epoch, validation accuracy against the learning rate), `grid/<run>/`
- * and `final/<optimizer>/` run directories with their metrics, and `report.html`.
+ * Runs the optimizer comparison (see the module comment) as an {@link ExperimentProtocol} and
+ * writes its folder: `grid.csv`, `results.csv`, `results.md`, `summary.json`, `config.json`,
+ * `plots/` (train loss and validation accuracy/loss per epoch, validation accuracy against the
+ * learning rate), one run directory per training run under `runs/` (`grid-<optimizer>-lr<η>`,
+ * `final-<optimizer>`), and `report.html`. With `resume` set to such a folder, continues it.
  */
 export async function runOptimizerComparison(options: OptimizersOptions = {}, io: ExperimentIO = silentIO): Promise<OptimizersResult> {
   const started = performance.now();
@@ -240,171 +248,121 @@ export async function runOptimizerComparison(options: OptimizersOptions = {}, io
   const test: Dataset = cfg.testSamples !== undefined ? subsetDataset(loaded.test!, cfg.testSamples) : loaded.test!;
   const spec = parseModelSpec(getPreset("mlp", { input: [1, 28, 28], classes: 10, widths: cfg.widths }));
   const chain = new Chain(spec, { dtype: "float32", backend });
-  const init = chain.initParams(cfg.seed);
   const objective = createObjective("logistic");
-
-  const run = RunDirectory.create({ out: options.out, root: options.root, name: "optimizers" });
-  const cpu = cpus()[0]?.model ?? "unknown";
-  run.writeConfig({
-    name: "optimizers",
-    experiment: "optimizers",
-    model: spec,
-    optimizer: { grid: cfg.grid, fixed: Object.fromEntries(cfg.optimizers.map((n) => [n, FIXED_HYPERPARAMETERS[n] ?? {}])) },
-    data: { name: "mnist", normalize: true, train: train.size, validation: validation.size, test: test.size },
-    seed: cfg.seed,
-    backend: { name: backend.name, threads: backend.threads, description: backend.describe() },
-    machine: { cpu, cores: availableParallelism() },
-    protocol: { ...cfg, loss: "logistic", selection: "validation accuracy after the last grid epoch" },
-  });
-  io.log(
-    `optimizers: MNIST ${train.size} train / ${validation.size} validation / ${test.size} test, MLP ${[784, ...cfg.widths, 10].join("-")} (${chain.paramSize} parameters), batch ${cfg.batchSize}; grid ${cfg.gridEpochs} epoch(s), final ${cfg.epochs} epoch(s); ${backend.describe()}`,
+  const protocol = ExperimentProtocol.begin(
+    "optimizers",
+    { out: options.out, root: options.root, resume: options.resume },
+    {
+      ...cfg,
+      fixed: Object.fromEntries(cfg.optimizers.map((n) => [n, FIXED_HYPERPARAMETERS[n] ?? {}])),
+      loss: "logistic",
+      selection: "validation accuracy after the last grid epoch",
+    },
+    io.signal,
   );
-
-  const trainOnce = (name: string, lr: number, epochs: number, dir: RunDirectory, label: string): RunOutcome => {
-    const optimizer = createOptimizer(name, { lr, ...FIXED_HYPERPARAMETERS[name] });
-    const trainer = new Trainer(
-      { chain, objective, optimizer, learningRate: lr, batchSize: cfg.batchSize, seed: cfg.seed, evalBatchSize: 1000 },
-      { params: init.slice() },
+  try {
+    io.log(
+      `optimizers: MNIST ${train.size} train / ${validation.size} validation / ${test.size} test, MLP ${[784, ...cfg.widths, 10].join("-")} (${chain.paramSize} parameters), batch ${cfg.batchSize}; grid ${cfg.gridEpochs} epoch(s), final ${cfg.epochs} epoch(s); ${backend.describe()}`,
     );
-    dir.writeConfig({
-      name: label,
-      model: "mlp",
-      optimizer: { name, lr, ...FIXED_HYPERPARAMETERS[name] },
-      data: { name: "mnist", train: train.size, validation: validation.size },
-      seed: cfg.seed,
-      epochs,
-    });
-    const records: EpochRecord[] = [];
-    let diverged = false;
-    const t0 = performance.now();
-    for (let e = 0; e < epochs; e++) {
-      let r: EpochRecord;
-      try {
-        r = trainer.runEpoch({ train, validation });
-      } catch (error) {
-        if (!(error instanceof NumericalFaultError)) throw error;
-        diverged = true;
-        dir.logMetrics({ type: "diverged", step: trainer.step, epoch: trainer.epoch, message: error.message });
-        break;
-      }
-      records.push(r);
-      dir.logMetrics(epochMetric(r, trainer.step));
-      if (!Number.isFinite(r.trainLoss) || !Number.isFinite(r.valLoss ?? Number.NaN)) {
-        diverged = true;
-        break;
+    // Every run starts from chain.initParams(seed) with the same data order (seed).
+    const trainRun = (run: string, name: string, lr: number, epochs: number, data: TrainData) =>
+      protocol.train(run, chain, data, {
+        objective,
+        optimizer: createOptimizer(name, { lr, ...FIXED_HYPERPARAMETERS[name] }),
+        optimizerName: name,
+        learningRate: lr,
+        batchSize: cfg.batchSize,
+        seed: cfg.seed,
+        evalBatchSize: 1000,
+        epochs,
+        config: {
+          optimizer: { name, lr, ...FIXED_HYPERPARAMETERS[name] },
+          data: { name: "mnist", train: train.size, validation: validation.size },
+        },
+      });
+    // A run diverged when a numerical fault ended it or an epoch's loss was non-finite.
+    const isDiverged = (r: ProtocolRun) =>
+      r.source === "diverged" || r.history.some((x) => !Number.isFinite(x.trainLoss) || !Number.isFinite(x.valLoss ?? Number.NaN));
+    const epochSeconds = (r: ProtocolRun) => r.history.reduce((s, x) => s + x.seconds, 0);
+    const read = (r: ProtocolRun) => (r.source === "finished" ? " (read back)" : "");
+
+    // 1. Grid.
+    const grid: GridEntry[] = [];
+    const gridRuns = new Map<GridEntry, ProtocolRun>();
+    for (const name of cfg.optimizers) {
+      for (const lr of cfg.grid[name]) {
+        const r = await trainRun(`grid-${name}-lr${lr}`, name, lr, cfg.gridEpochs, { train, validation });
+        const diverged = isDiverged(r);
+        const last = r.history.at(-1);
+        const entry: GridEntry = {
+          optimizer: name,
+          lr,
+          epochs: r.history.length,
+          valAccuracy: diverged || !last ? Number.NaN : (last.valAccuracy ?? Number.NaN),
+          valLoss: diverged || !last ? Number.NaN : (last.valLoss ?? Number.NaN),
+          trainLoss: last?.trainLoss ?? Number.NaN,
+          seconds: epochSeconds(r),
+          diverged,
+          chosen: false,
+          runDir: r.runDir,
+        };
+        grid.push(entry);
+        gridRuns.set(entry, r);
+        io.log(
+          `  grid ${`${name} lr=${fmtLr(lr)}`.padEnd(22)} val acc ${pct(entry.valAccuracy).padStart(7)}  val loss ${entry.valLoss.toFixed(4)}  ${entry.seconds.toFixed(1)} s${diverged ? "  (diverged)" : ""}${read(r)}`,
+        );
       }
     }
-    return { records, diverged, trainer, seconds: (performance.now() - t0) / 1000 };
-  };
 
-  // 1. Grid.
-  const grid: GridEntry[] = [];
-  const reusable = new Map<string, RunOutcome>();
-  for (const name of cfg.optimizers) {
-    for (const lr of cfg.grid[name]) {
-      const label = `${name} lr=${fmtLr(lr)}`;
-      const dir = RunDirectory.create({ out: safeJoin(join(run.dir, "grid"), `${name}-lr${fmtLr(lr)}`) });
-      const r = trainOnce(name, lr, cfg.gridEpochs, dir, label);
-      const last = r.records[r.records.length - 1];
-      const entry: GridEntry = {
+    // 2. Choice and 3. final runs.
+    const finals: FinalEntry[] = [];
+    for (const name of cfg.optimizers) {
+      const entries = grid.filter((g) => g.optimizer === name);
+      const score = (g: GridEntry) => (Number.isFinite(g.valAccuracy) ? g.valAccuracy : Number.NEGATIVE_INFINITY);
+      let best = entries[0];
+      for (const g of entries) {
+        if (score(g) > score(best) || (score(g) === score(best) && g.valLoss < best.valLoss)) best = g;
+      }
+      best.chosen = true;
+      const lrs = cfg.grid[name];
+      const atGridEdge = lrs.length > 1 && (best.lr === lrs[0] || best.lr === lrs[lrs.length - 1]);
+      // Identical configuration and seed: when gridEpochs = epochs the chosen grid run is the final
+      // run, evaluated on the test set from its saved parameters.
+      const reused = cfg.gridEpochs === cfg.epochs;
+      const r = reused ? gridRuns.get(best)! : await trainRun(`final-${name}`, name, best.lr, cfg.epochs, { train, validation, test });
+      const diverged = isDiverged(r);
+      const evaluation = diverged
+        ? undefined
+        : reused
+          ? evaluateDataset(chain, objective, r.params, test, { state: r.state, batchSize: 1000 })
+          : r.test;
+      const last = r.history.at(-1);
+      const trainSeconds = epochSeconds(r);
+      const entry: FinalEntry = {
         optimizer: name,
-        lr,
-        epochs: r.records.length,
-        valAccuracy: r.diverged || !last ? Number.NaN : (last.valAccuracy ?? Number.NaN),
-        valLoss: r.diverged || !last ? Number.NaN : (last.valLoss ?? Number.NaN),
+        lr: best.lr,
+        atGridEdge,
+        epochs: r.history.length,
+        testAccuracy: evaluation?.accuracy ?? Number.NaN,
+        testLoss: evaluation?.loss ?? Number.NaN,
+        valAccuracy: last?.valAccuracy ?? Number.NaN,
         trainLoss: last?.trainLoss ?? Number.NaN,
-        seconds: r.seconds,
-        diverged: r.diverged,
-        chosen: false,
-        runDir: dir.dir,
+        seconds: trainSeconds,
+        samplesPerSecond: (r.history.length * train.size) / Math.max(1e-9, trainSeconds),
+        updateMs: timeOptimizerUpdate(name, best.lr, chain.paramSize, chain.backend),
+        diverged,
+        runDir: r.runDir,
+        records: r.history,
       };
-      dir.writeSummary({ valAccuracy: entry.valAccuracy, valLoss: entry.valLoss, diverged: entry.diverged, seconds: entry.seconds });
-      grid.push(entry);
-      if (cfg.gridEpochs === cfg.epochs) reusable.set(`${name}@${lr}`, r);
+      finals.push(entry);
       io.log(
-        `  grid ${label.padEnd(22)} val acc ${pct(entry.valAccuracy).padStart(7)}  val loss ${entry.valLoss.toFixed(4)}  ${entry.seconds.toFixed(1)} s${entry.diverged ? "  (diverged)" : ""}`,
+        `  final ${name.padEnd(9)} lr ${fmtLr(best.lr).padEnd(7)}${atGridEdge ? " (grid edge)" : "            "} test acc ${pct(entry.testAccuracy).padStart(7)}  test loss ${entry.testLoss.toFixed(4)}  ${entry.seconds.toFixed(1)} s${reused ? " (grid run reused)" : read(r)}`,
       );
     }
-  }
 
-  // 2. Choice and 3. final runs.
-  const finals: FinalEntry[] = [];
-  for (const name of cfg.optimizers) {
-    const entries = grid.filter((g) => g.optimizer === name);
-    const score = (g: GridEntry) => (Number.isFinite(g.valAccuracy) ? g.valAccuracy : Number.NEGATIVE_INFINITY);
-    let best = entries[0];
-    for (const g of entries) {
-      if (score(g) > score(best) || (score(g) === score(best) && g.valLoss < best.valLoss)) best = g;
-    }
-    best.chosen = true;
-    const lrs = cfg.grid[name];
-    const atGridEdge = lrs.length > 1 && (best.lr === lrs[0] || best.lr === lrs[lrs.length - 1]);
-    const dir = RunDirectory.create({ out: safeJoin(join(run.dir, "final"), name) });
-    const reused = reusable.get(`${name}@${best.lr}`);
-    let r: RunOutcome;
-    if (reused) {
-      // Identical configuration and seed: the grid run is the final run; copy its records.
-      dir.writeConfig({
-        name,
-        model: "mlp",
-        optimizer: { name, lr: best.lr, ...FIXED_HYPERPARAMETERS[name] },
-        seed: cfg.seed,
-        epochs: cfg.epochs,
-        reusedFrom: best.runDir,
-      });
-      let step = 0;
-      for (const rec of reused.records) {
-        step += rec.steps;
-        dir.logMetrics(epochMetric(rec, step));
-      }
-      r = reused;
-    } else {
-      r = trainOnce(name, best.lr, cfg.epochs, dir, name);
-    }
-    let testLoss = Number.NaN;
-    let testAccuracy = Number.NaN;
-    if (!r.diverged) {
-      const ev = r.trainer.evaluate(test);
-      testLoss = ev.loss;
-      testAccuracy = ev.accuracy ?? Number.NaN;
-      dir.logMetrics({ type: "final", step: r.trainer.step, epoch: r.trainer.epoch, test_loss: testLoss, test_accuracy: testAccuracy });
-    }
-    const last = r.records[r.records.length - 1];
-    const trainSeconds = r.records.reduce((s, x) => s + x.seconds, 0);
-    const entry: FinalEntry = {
-      optimizer: name,
-      lr: best.lr,
-      atGridEdge,
-      epochs: r.records.length,
-      testAccuracy,
-      testLoss,
-      valAccuracy: last?.valAccuracy ?? Number.NaN,
-      trainLoss: last?.trainLoss ?? Number.NaN,
-      seconds: trainSeconds,
-      samplesPerSecond: (r.records.length * train.size) / Math.max(1e-9, trainSeconds),
-      updateMs: timeOptimizerUpdate(name, best.lr, chain.paramSize, chain.backend),
-      diverged: r.diverged,
-      runDir: dir.dir,
-      records: r.records,
-    };
-    dir.writeSummary({
-      lr: best.lr,
-      testAccuracy,
-      testLoss,
-      valAccuracy: entry.valAccuracy,
-      trainLoss: entry.trainLoss,
-      seconds: entry.seconds,
-    });
-    finals.push(entry);
-    io.log(
-      `  final ${name.padEnd(9)} lr ${fmtLr(best.lr).padEnd(7)}${atGridEdge ? " (grid edge)" : "            "} test acc ${pct(testAccuracy).padStart(7)}  test loss ${testLoss.toFixed(4)}  ${entry.seconds.toFixed(1)} s${reused ? " (grid run reused)" : ""}`,
-    );
-  }
-
-  // Tables.
-  writeFileSync(
-    run.path("grid.csv"),
-    toCsv(
+    // Tables.
+    protocol.table(
+      "grid",
       grid.map((g) => ({
         optimizer: g.optimizer,
         lr: g.lr,
@@ -416,111 +374,115 @@ export async function runOptimizerComparison(options: OptimizersOptions = {}, io
         diverged: String(g.diverged),
         chosen: String(g.chosen),
       })),
-    ),
-  );
-  const resultRows: Row[] = finals.map((f) => ({
-    optimizer: f.optimizer,
-    lr: f.lr,
-    grid_edge: String(f.atGridEdge),
-    epochs: f.epochs,
-    test_accuracy: f.testAccuracy,
-    test_loss: f.testLoss,
-    validation_accuracy: f.valAccuracy,
-    train_loss: f.trainLoss,
-    seconds: Number(f.seconds.toFixed(2)),
-    samples_per_second: Math.round(f.samplesPerSecond),
-    update_ms: Number(f.updateMs.toFixed(3)),
-  }));
-  const gradientMs = timeGradient(chain, init, train, cfg.batchSize);
-  writeFileSync(run.path("results.csv"), toCsv(resultRows));
-  writeFileSync(
-    run.path("results.md"),
-    markdownTables(cfg, grid, finals, { train: train.size, validation: validation.size, test: test.size }, gradientMs),
-  );
-
-  // Plots.
-  const curves: Row[] = [];
-  for (const f of finals) {
-    for (const r of f.records) {
-      curves.push({
-        optimizer: `${f.optimizer} (lr ${fmtLr(f.lr)})`,
-        epoch: r.epoch,
-        train_loss: r.trainLoss,
-        validation_loss: r.valLoss ?? null,
-        validation_accuracy: r.valAccuracy ?? null,
-      });
-    }
-  }
-  const base = { dir: run.plotsDir, png: options.png ?? false, color: "optimizer", points: true };
-  await plotLines(curves, {
-    ...base,
-    x: "epoch",
-    y: "train_loss",
-    name: "train-loss",
-    title: "Training loss (mean over each epoch)",
-    yTitle: "training loss",
-    logY: true,
-  });
-  await plotLines(curves, {
-    ...base,
-    x: "epoch",
-    y: "validation_accuracy",
-    name: "validation-accuracy",
-    title: "Validation accuracy",
-    yTitle: "validation accuracy",
-  });
-  await plotLines(curves, {
-    ...base,
-    x: "epoch",
-    y: "validation_loss",
-    name: "validation-loss",
-    title: "Validation loss",
-    yTitle: "validation loss",
-    logY: true,
-  });
-  await plotLines(
-    grid.map((g) => ({ optimizer: g.optimizer, lr: g.lr, validation_accuracy: Number.isFinite(g.valAccuracy) ? g.valAccuracy : null })),
-    {
-      ...base,
-      x: "lr",
-      y: "validation_accuracy",
-      name: "grid",
-      title: `Grid: validation accuracy after ${cfg.gridEpochs} epoch(s)`,
-      xTitle: "learning rate",
-      yTitle: "validation accuracy",
-      logX: true,
-    },
-  );
-  if (options.report ?? true) {
-    await renderReport(
-      finals.map((f) => f.runDir),
-      run.path("report.html"),
-      { title: "chainopt: optimizers on MNIST (MLP)", plotsDir: false },
     );
+    protocol.table(
+      "results",
+      finals.map((f) => ({
+        optimizer: f.optimizer,
+        lr: f.lr,
+        grid_edge: String(f.atGridEdge),
+        epochs: f.epochs,
+        test_accuracy: f.testAccuracy,
+        test_loss: f.testLoss,
+        validation_accuracy: f.valAccuracy,
+        train_loss: f.trainLoss,
+        seconds: Number(f.seconds.toFixed(2)),
+        samples_per_second: Math.round(f.samplesPerSecond),
+        update_ms: Number(f.updateMs.toFixed(3)),
+      })),
+    );
+    const gradientMs = timeGradient(chain, chain.initParams(cfg.seed), train, cfg.batchSize);
+    const sizes = { train: train.size, validation: validation.size, test: test.size };
+    protocol.text("results.md", markdownTables(cfg, grid, finals, sizes, gradientMs));
+
+    // Plots.
+    const curves: Row[] = [];
+    for (const f of finals) {
+      for (const r of f.records) {
+        curves.push({
+          optimizer: `${f.optimizer} (lr ${fmtLr(f.lr)})`,
+          epoch: r.epoch,
+          train_loss: r.trainLoss,
+          validation_loss: r.valLoss ?? null,
+          validation_accuracy: r.valAccuracy ?? null,
+        });
+      }
+    }
+    const base = { png: options.png ?? false, color: "optimizer", points: true };
+    await protocol.plot(curves, {
+      ...base,
+      x: "epoch",
+      y: "train_loss",
+      name: "train-loss",
+      title: "Training loss (mean over each epoch)",
+      yTitle: "training loss",
+      logY: true,
+    });
+    await protocol.plot(curves, {
+      ...base,
+      x: "epoch",
+      y: "validation_accuracy",
+      name: "validation-accuracy",
+      title: "Validation accuracy",
+      yTitle: "validation accuracy",
+    });
+    await protocol.plot(curves, {
+      ...base,
+      x: "epoch",
+      y: "validation_loss",
+      name: "validation-loss",
+      title: "Validation loss",
+      yTitle: "validation loss",
+      logY: true,
+    });
+    await protocol.plot(
+      grid.map((g) => ({ optimizer: g.optimizer, lr: g.lr, validation_accuracy: Number.isFinite(g.valAccuracy) ? g.valAccuracy : null })),
+      {
+        ...base,
+        x: "lr",
+        y: "validation_accuracy",
+        name: "grid",
+        title: `Grid: validation accuracy after ${cfg.gridEpochs} epoch(s)`,
+        xTitle: "learning rate",
+        yTitle: "validation accuracy",
+        logX: true,
+      },
+    );
+    if (options.report ?? true) {
+      await renderReport(
+        finals.map((f) => f.runDir),
+        protocol.path("report.html"),
+        { title: "chainopt: optimizers on MNIST (MLP)", plotsDir: false },
+      );
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const result: OptimizersResult = {
+      runDir: protocol.dir,
+      grid,
+      finals,
+      sizes,
+      epochs: cfg.epochs,
+      gridEpochs: cfg.gridEpochs,
+      seconds,
+      backend: backend.describe(),
+      gradientMs,
+    };
+    protocol.finish({
+      seconds,
+      sizes,
+      epochs: cfg.epochs,
+      gridEpochs: cfg.gridEpochs,
+      gradientMs,
+      backend: { name: backend.name, threads: backend.threads, description: backend.describe() },
+      machine: { cpu: cpus()[0]?.model ?? "unknown", cores: availableParallelism() },
+      grid: grid.map(({ runDir: _d, ...g }) => g),
+      finals: finals.map(({ records: _r, runDir: _d, ...f }) => f),
+    });
+    io.log(`total ${seconds.toFixed(1)} s; run directory: ${protocol.dir}`);
+    return result;
+  } finally {
+    protocol.close();
   }
-  const seconds = (performance.now() - started) / 1000;
-  const result: OptimizersResult = {
-    runDir: run.dir,
-    grid,
-    finals,
-    sizes: { train: train.size, validation: validation.size, test: test.size },
-    epochs: cfg.epochs,
-    gridEpochs: cfg.gridEpochs,
-    seconds,
-    backend: backend.describe(),
-    gradientMs,
-  };
-  run.writeSummary({
-    seconds,
-    sizes: result.sizes,
-    epochs: cfg.epochs,
-    gridEpochs: cfg.gridEpochs,
-    gradientMs,
-    grid: grid.map(({ runDir: _d, ...g }) => g),
-    finals: finals.map(({ records: _r, runDir: _d, ...f }) => f),
-  });
-  io.log(`total ${seconds.toFixed(1)} s; run directory: ${run.dir}`);
-  return result;
 }
 
 function median(xs: number[]): number {

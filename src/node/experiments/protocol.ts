@@ -4,8 +4,8 @@ import type { Chain } from "../../chain/chain.js";
 import type { FloatArray } from "../../core/dtype.js";
 import { type Row, toCsv } from "../../report/plots.js";
 import type { Evaluation } from "../../train/evaluate.js";
-import type { EpochRecord, TrainData } from "../../train/trainer.js";
-import { writeFileAtomic } from "../atomic.js";
+import { type EpochRecord, NumericalFaultError, type TrainData } from "../../train/trainer.js";
+import { jsonSafe, readJsonLines, writeFileAtomic, writeJsonAtomic } from "../atomic.js";
 import { loadCheckpoint } from "../checkpoint.js";
 import { canonicalJson, differingKeys } from "../config-digest.js";
 import { type FitToRunDirOptions, fitToRunDir } from "../fit-run.js";
@@ -21,6 +21,13 @@ import { safeJoin } from "../safe-path.js";
 // (src/node/safe-path.ts). Re-running an experiment with `resume` set to its folder continues it:
 // a finished run is read back from its files instead of trained again, an interrupted one resumes
 // from its last checkpoint (bit-identical to an uninterrupted run), and the tables are rebuilt.
+// A run that diverges (a NumericalFaultError: non-finite loss, gradient or parameters) is a result,
+// not a crash: `train` returns it with `source: "diverged"` and records it in `diverged.json` in its
+// run directory, so that a resumed experiment reads it back instead of training into the same
+// fault again (a resume from the last good checkpoint would repeat the fault bit for bit).
+
+/** The file that marks a run as diverged (the fault's metrics line), in the run's directory. */
+export const DIVERGED_FILE = "diverged.json";
 
 /** Where an experiment writes: a new folder (`out`, or `root/<timestamp>-<name>`), or `resume` to continue one. */
 export interface ProtocolLocation {
@@ -46,10 +53,19 @@ export interface ProtocolRun {
   params: FloatArray;
   /** The final non-trainable state. */
   state: FloatArray;
-  /** Loss and accuracy of the final parameters on the test set, when the data had one. */
+  /** Loss and accuracy of the final parameters on the test set, when the data had one (not when diverged). */
   test?: Evaluation;
-  /** `trained`: trained (or resumed) by this call; `finished`: read back from a finished run. */
-  source: "trained" | "finished";
+  /**
+   * `trained`: trained (or resumed) by this call; `finished`: read back from a finished run;
+   * `diverged`: ended by a numerical fault (now or in an earlier session; see {@link fault}).
+   */
+  source: "trained" | "finished" | "diverged";
+  /**
+   * The fault of a diverged run: its `type: "fault"` metrics line (`step`, `epoch`, `what`,
+   * `component`, `message`). `history`, `epochs`, `params` and `state` are then those of the last
+   * good epoch (its checkpoint).
+   */
+  fault?: MetricRecord;
   /** Wall-clock seconds of the run (all its sessions). */
   seconds: number;
 }
@@ -122,19 +138,36 @@ export class ExperimentProtocol {
   /**
    * Trains run `name` with `fitToRunDir` in `runs/<name>/`, or resumes it there from its last
    * checkpoint, or, when it finished before, reads it back without training. The caller passes the
-   * same chain, data and options each time (they are the experiment's configuration).
+   * same chain, data and options each time (they are the experiment's configuration). A
+   * numerical fault does not throw: the run is returned with `source: "diverged"` (and read back
+   * as such on resume). A stop request (the signal) throws, naming the folder to resume.
    */
   async train(name: string, chain: Chain, data: TrainData, options: ProtocolTrainOptions): Promise<ProtocolRun> {
     const runsDir = join(this.dir, "runs");
     const dir = safeJoin(runsDir, name, "", "run");
+    if (existsSync(join(dir, DIVERGED_FILE))) return this.readDiverged(name, dir, chain);
     if (existsSync(join(dir, "summary.json"))) return this.readFinished(name, dir, chain);
     const started = existsSync(join(dir, "config.json")) && existsSync(join(dir, "checkpoints", "last.safetensors"));
-    const result = await fitToRunDir(chain, data, {
-      ...options,
-      signal: this.signal,
-      ...(started ? { resumeDir: dir } : { out: dir }),
-      config: { experiment: this.experiment, run: name, ...options.config },
-    });
+    let result: Awaited<ReturnType<typeof fitToRunDir>>;
+    try {
+      result = await fitToRunDir(chain, data, {
+        ...options,
+        signal: this.signal,
+        ...(started ? { resumeDir: dir } : { out: dir }),
+        config: { experiment: this.experiment, run: name, ...options.config },
+      });
+    } catch (error) {
+      if (!(error instanceof NumericalFaultError)) throw error;
+      // fitToRunDir logged the fault as the last metrics line and kept the last good checkpoint.
+      const line = readJsonLines<MetricRecord>(join(dir, "metrics.jsonl"))
+        .filter((m) => m.type === "fault")
+        .at(-1);
+      writeJsonAtomic(
+        join(dir, DIVERGED_FILE),
+        jsonSafe(line ?? { type: "fault", step: error.step, epoch: 0, what: error.what, message: error.message }),
+      );
+      return this.readDiverged(name, dir, chain);
+    }
     if (result.interrupted) throw new Error(`${this.experiment}: run ${name} was interrupted; continue with --resume ${this.dir}`);
     const sub = RunDirectory.open(dir);
     return {
@@ -177,6 +210,28 @@ export class ExperimentProtocol {
     };
   }
 
+  /**
+   * A diverged run read back: the epochs before the fault and the last good checkpoint. Reads
+   * metrics.jsonl directly (`RunDirectory.open` would cut the fault line, which lies beyond the
+   * last checkpoint).
+   */
+  private readDiverged(name: string, dir: string, chain: Chain): ProtocolRun {
+    const epochs = readJsonLines<MetricRecord>(join(dir, "metrics.jsonl")).filter((m) => m.type === "epoch");
+    const fault = JSON.parse(readFileSync(join(dir, DIVERGED_FILE), "utf8")) as MetricRecord;
+    const last = loadCheckpoint(join(dir, "checkpoints", "last.safetensors"), chain);
+    return {
+      name,
+      runDir: dir,
+      history: epochs.map((m) => reviveRecord(m.record)),
+      epochs,
+      params: last.params,
+      state: last.state,
+      source: "diverged",
+      fault,
+      seconds: typeof fault.wall === "number" ? fault.wall : 0,
+    };
+  }
+
   /** Writes table `name`.csv in the experiment folder (atomically) and returns its path. */
   table(name: string, rows: Row[]): string {
     const file = this.path(name, ".csv");
@@ -201,6 +256,14 @@ export class ExperimentProtocol {
     this.run.writeSummary(summary);
     this.lock.release();
     return summary;
+  }
+
+  /**
+   * Releases the lock without a summary (idempotent; a no-op after {@link finish}), e.g. in a
+   * `finally` when the experiment stops early, so that the same process may resume it.
+   */
+  close(): void {
+    this.lock.release();
   }
 }
 
