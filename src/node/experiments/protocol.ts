@@ -4,8 +4,8 @@ import type { Chain } from "../../chain/chain.js";
 import type { FloatArray } from "../../core/dtype.js";
 import { type Row, toCsv } from "../../report/plots.js";
 import type { Evaluation } from "../../train/evaluate.js";
-import type { EpochRecord, TrainData } from "../../train/trainer.js";
-import { writeFileAtomic } from "../atomic.js";
+import { type EpochRecord, NumericalFaultError, type TrainData } from "../../train/trainer.js";
+import { readJsonLines, writeFileAtomic } from "../atomic.js";
 import { loadCheckpoint } from "../checkpoint.js";
 import { canonicalJson, differingKeys } from "../config-digest.js";
 import { type FitToRunDirOptions, fitToRunDir } from "../fit-run.js";
@@ -48,14 +48,26 @@ export interface ProtocolRun {
   state: FloatArray;
   /** Loss and accuracy of the final parameters on the test set, when the data had one. */
   test?: Evaluation;
-  /** `trained`: trained (or resumed) by this call; `finished`: read back from a finished run. */
-  source: "trained" | "finished";
+  /**
+   * `trained`: trained (or resumed) by this call; `finished`: read back from a finished run;
+   * `diverged`: stopped by a numerical fault (only with `divergence: "record"`), now or before;
+   * `params` are then those of its last good checkpoint.
+   */
+  source: "trained" | "finished" | "diverged";
+  /** The numerical fault of a diverged run (its `fault` line of metrics.jsonl). */
+  fault?: { step: number; epoch: number; message: string };
   /** Wall-clock seconds of the run (all its sessions). */
   seconds: number;
 }
 
 /** Options of {@link ExperimentProtocol.train}: those of `fitToRunDir` less where it writes. */
-export type ProtocolTrainOptions = Omit<FitToRunDirOptions, "out" | "name" | "resumeDir" | "resume">;
+export type ProtocolTrainOptions = Omit<FitToRunDirOptions, "out" | "name" | "resumeDir" | "resume"> & {
+  /**
+   * What a `NumericalFaultError` does: `throw` (default) rethrows it; `record` returns the run as
+   * `source: "diverged"` (and reads it back as such on resume, without training it again).
+   */
+  divergence?: "throw" | "record";
+};
 
 /** An experiment's folder, its lock, its runs and its result files. */
 export class ExperimentProtocol {
@@ -121,20 +133,41 @@ export class ExperimentProtocol {
 
   /**
    * Trains run `name` with `fitToRunDir` in `runs/<name>/`, or resumes it there from its last
-   * checkpoint, or, when it finished before, reads it back without training. The caller passes the
+   * checkpoint, or, when it finished before, reads it back without training. A finished run asked
+   * for more epochs than it has (and not stopped early) continues from its last checkpoint, so that
+   * an experiment can train several runs in lockstep, one epoch at a time. The caller passes the
    * same chain, data and options each time (they are the experiment's configuration).
    */
   async train(name: string, chain: Chain, data: TrainData, options: ProtocolTrainOptions): Promise<ProtocolRun> {
+    const { divergence, ...fitOptions } = options;
     const runsDir = join(this.dir, "runs");
     const dir = safeJoin(runsDir, name, "", "run");
-    if (existsSync(join(dir, "summary.json"))) return this.readFinished(name, dir, chain);
+    if (divergence === "record") {
+      const fault = readJsonLines<MetricRecord>(join(dir, "metrics.jsonl")).find((m) => m.type === "fault");
+      if (fault) return this.readDiverged(name, dir, chain, fault);
+    }
+    if (existsSync(join(dir, "summary.json"))) {
+      const summary = JSON.parse(readFileSync(join(dir, "summary.json"), "utf8")) as { epochs?: unknown; stoppedEarly?: unknown };
+      if (summary.stoppedEarly === true || !(typeof summary.epochs === "number" && summary.epochs < options.epochs)) {
+        return this.readFinished(name, dir, chain);
+      }
+    }
     const started = existsSync(join(dir, "config.json")) && existsSync(join(dir, "checkpoints", "last.safetensors"));
-    const result = await fitToRunDir(chain, data, {
-      ...options,
-      signal: this.signal,
-      ...(started ? { resumeDir: dir } : { out: dir }),
-      config: { experiment: this.experiment, run: name, ...options.config },
-    });
+    let result: Awaited<ReturnType<typeof fitToRunDir>>;
+    try {
+      result = await fitToRunDir(chain, data, {
+        ...fitOptions,
+        signal: this.signal,
+        ...(started ? { resumeDir: dir } : { out: dir }),
+        config: { experiment: this.experiment, run: name, ...options.config },
+      });
+    } catch (error) {
+      if (divergence === "record" && error instanceof NumericalFaultError) {
+        const fault = readJsonLines<MetricRecord>(join(dir, "metrics.jsonl")).find((m) => m.type === "fault");
+        if (fault) return this.readDiverged(name, dir, chain, fault);
+      }
+      throw error;
+    }
     if (result.interrupted) throw new Error(`${this.experiment}: run ${name} was interrupted; continue with --resume ${this.dir}`);
     const sub = RunDirectory.open(dir);
     return {
@@ -150,11 +183,30 @@ export class ExperimentProtocol {
     };
   }
 
+  /** A diverged run read from its files (not opened: that would drop its `fault` line). */
+  private readDiverged(name: string, dir: string, chain: Chain, fault: MetricRecord): ProtocolRun {
+    const metrics = readJsonLines<MetricRecord>(join(dir, "metrics.jsonl"));
+    const epochs = metrics.filter((m) => m.type === "epoch");
+    const last = loadCheckpoint(join(dir, "checkpoints", "last.safetensors"), chain);
+    const wall = (last.extra as { wall?: unknown } | undefined)?.wall;
+    return {
+      name,
+      runDir: dir,
+      history: epochs.map((m) => reviveRecord(m.record)),
+      epochs,
+      params: last.params,
+      state: last.state,
+      source: "diverged",
+      fault: { step: fault.step, epoch: fault.epoch, message: String(fault.message ?? "") },
+      seconds: typeof wall === "number" ? wall : 0,
+    };
+  }
+
   private readFinished(name: string, dir: string, chain: Chain): ProtocolRun {
     const sub = RunDirectory.open(dir);
     const metrics = sub.readMetrics();
     const epochs = metrics.filter((m) => m.type === "epoch");
-    const final = metrics.find((m) => m.type === "final");
+    const final = metrics.filter((m) => m.type === "final").at(-1);
     const model = loadCheckpoint(sub.modelPath, chain);
     const summary = JSON.parse(readFileSync(sub.summaryPath, "utf8")) as Record<string, unknown>;
     return {
@@ -194,6 +246,11 @@ export class ExperimentProtocol {
   /** Plots `rows` into the experiment's plots/ folder (SVG, CSV, Vega-Lite; PNG unless disabled). */
   async plot(rows: Row[], options: Omit<PlotLinesOptions, "dir">): Promise<void> {
     await plotLines(rows, { ...options, dir: this.run.plotsDir });
+  }
+
+  /** Releases the lock without writing a summary (an experiment that stops on an error or an interruption). */
+  release(): void {
+    this.lock.release();
   }
 
   /** Writes summary.json and releases the lock; returns the summary. */
