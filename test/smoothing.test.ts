@@ -350,7 +350,7 @@ describe("smooth CLI and experiment", () => {
     const m = r.models[0];
     assert.ok(m.reproducible, "the lockstep non-smooth run must repeat pass 1");
     assert.equal(m.runs.length, 2 * 3);
-    assert.equal(m.distances.length, 3 * m.iterations); // 2 ε + the control run
+    assert.equal(m.distances.length, 3 * m.epochs); // 2 ε + the control run, at the end of each epoch
     // Smaller ε, smaller per-layer μ.
     const mu = (e: number) => m.smoothings.find((s) => s.epsilon === e)!.result.layers.find((l) => l.layer === 1)!.parameters[0];
     assert.ok(mu(1e-3) < mu(1));
