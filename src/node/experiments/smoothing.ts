@@ -462,6 +462,9 @@ export async function runSmoothingExperiment(
               },
             );
           }
+          io.log(
+            `  pass 2 seed ${seed}, epoch ${e}: ‖w_ε − w‖/‖w‖ ${others.map((o, i) => `${o.label} ${fe(numberOf(last[i]?.epochs[e - 1] ?? {}, "distance"))}`).join(", ")}`,
+          );
         }
         if (!reference) throw new Error("epochs: expected at least one epoch");
         others.forEach((_, i) => {
