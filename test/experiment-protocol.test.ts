@@ -107,4 +107,56 @@ describe("ExperimentProtocol", () => {
     assert.equal(readFileSync(file, "utf8").split("\n")[0], "a");
     p.finish({});
   });
+
+  it("a finished run asked for more epochs continues (lockstep), bit-identical to one run", async () => {
+    const p = ExperimentProtocol.begin("toy", { out: join(tempDir(), "lockstep") }, {});
+    const whole = await p.train("whole", chain(), sets, fitOptions());
+    let last = await p.train("steps", chain(), sets, { ...fitOptions(), epochs: 1 });
+    assert.equal(last.epochs.length, 1);
+    for (const epochs of [2, 3]) {
+      last = await p.train("steps", chain(), sets, { ...fitOptions(), epochs });
+      assert.equal(last.source, "trained");
+    }
+    assert.ok(bytes(last.params).equals(bytes(whole.params)));
+    assert.deepEqual(
+      last.epochs.map((m) => m.first_weight),
+      whole.epochs.map((m) => m.first_weight),
+    );
+    // Asked for fewer epochs than it has, a finished run is read back as it is.
+    const again = await p.train("steps", chain(), sets, { ...fitOptions(), epochs: 2 });
+    assert.equal(again.source, "finished");
+    assert.equal(again.epochs.length, 3);
+    assert.equal(again.test?.loss, whole.test?.loss);
+    p.finish({});
+  });
+
+  it("a diverged run is recorded with divergence: record (and read back as such), else rethrown", async () => {
+    const p = ExperimentProtocol.begin("toy", { out: join(tempDir(), "diverged") }, {});
+    const blowUp = { ...fitOptions(), optimizer: createOptimizer("sgd", { lr: 1e300 }), learningRate: 1e300 };
+    await assert.rejects(p.train("thrown", chain(), sets, blowUp), (e: Error) => e.name === "NumericalFaultError");
+    const run = await p.train("recorded", chain(), sets, { ...blowUp, divergence: "record" });
+    assert.equal(run.source, "diverged");
+    assert.ok(run.fault && run.fault.step >= 1 && run.fault.message.length > 0);
+    // The params are those of the last good checkpoint (finite).
+    assert.ok(run.params.every((x) => Number.isFinite(x)));
+    const again = await p.train("recorded", chain(), sets, { ...blowUp, divergence: "record" });
+    assert.equal(again.source, "diverged");
+    assert.deepEqual(again.fault, run.fault);
+    assert.ok(bytes(again.params).equals(bytes(run.params)));
+    p.finish({});
+  });
+
+  it("release() frees the folder of an interrupted experiment for --resume in the same process", async () => {
+    const out = join(tempDir(), "released");
+    const first = ExperimentProtocol.begin("toy", { out }, {});
+    await assert.rejects(
+      first.train("sgd", chain(), sets, { ...fitOptions(), callbacks: { onEpochEnd: () => "stop" } }),
+      /interrupted; continue with --resume/,
+    );
+    first.release();
+    assert.ok(!existsSync(join(out, "summary.json")));
+    const second = ExperimentProtocol.begin("toy", { resume: out }, {});
+    assert.equal((await second.train("sgd", chain(), sets, fitOptions())).epochs.length, 3);
+    second.finish({});
+  });
 });
