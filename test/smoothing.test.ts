@@ -368,12 +368,17 @@ describe("smooth CLI and experiment", () => {
       seeds: 1,
       width: 0.01,
       epsilons: [1e-3, 1],
-      stepGrid: [0.01, 0.1],
+      // 1e30 diverges in the burn-in: recorded (objective +∞), and read back as such on resume.
+      stepGrid: [0.01, 0.1, 1e30],
       burnIn: 2,
     };
     const whole = join(root, "whole");
     const w = await runSmoothingExperiment({ ...options, out: whole });
     assert.ok(w.models[0].reproducible);
+    assert.deepEqual(
+      w.models[0].stepGrid.map((g) => g.objective === Number.POSITIVE_INFINITY),
+      [false, false, true],
+    );
     const split = join(root, "split");
     const signal = { stopRequested: false };
     const io = {
