@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { runAdversarialExperiment } from "../src/node/experiments/adversarial.js";
+import { adversarialExperiment, runAdversarialExperiment } from "../src/node/experiments/adversarial.js";
 import { Trainer } from "../src/train/trainer.js";
 import { AdversarialTransform, boxDomain, createChain, createDataset, createObjective, createOptimizer, Rng } from "./flat.js";
 
@@ -79,5 +79,57 @@ describe("adversarial training", () => {
     for (const f of ["curves.csv", "results.md", "summary.json", "config.json", "plots/robust-training-loss.svg"])
       assert.ok(existsSync(join(out, f)), f);
     assert.match(readFileSync(join(out, "results.md"), "utf8"), /\| 32 \|/);
+  });
+
+  it("experiment adversarial: interrupted (Ctrl-C) and resumed, its tables equal an uninterrupted run's", async () => {
+    const options = { widths: [8, 16], trainSamples: 60, testSamples: 30, epochs: 2, steps: 1, evalSteps: 1, batchSize: 20 };
+    const whole = join(root, "whole");
+    await runAdversarialExperiment({ ...options, out: whole });
+    const split = join(root, "split");
+    const signal = { stopRequested: false };
+    const io = {
+      signal,
+      log: (line: string) => {
+        // Stop after the first epoch of the first run.
+        if (line.startsWith("width 8, epoch 1:")) signal.stopRequested = true;
+      },
+    };
+    await assert.rejects(runAdversarialExperiment({ ...options, out: split }, io), /interrupted; continue with --resume/);
+    assert.ok(!existsSync(join(split, "curves.csv")));
+    assert.ok(!existsSync(join(split, "runs", "width-16")), "the second run never started");
+    await assert.rejects(
+      adversarialExperiment.run({ ...options, epochs: 3, resume: split }, { log: () => {} }),
+      /epochs: 2 in .*config\.json, 3 now/,
+    );
+    const lines: string[] = [];
+    await adversarialExperiment.run({ ...options, resume: split }, { log: (l) => lines.push(l) });
+    assert.ok(lines.some((l) => l.startsWith("width 8, epoch 2:")));
+    assert.ok(!lines.some((l) => l.startsWith("width 8, epoch 1:")), "epoch 1 is read back, not trained again");
+    // Every column but the wall clock.
+    const header = readFileSync(join(whole, "curves.csv"), "utf8").split("\n")[0].split(",");
+    const seconds = header.indexOf("seconds");
+    assert.ok(seconds >= 0);
+    // Every column but the wall clock.
+    const cells = (dir: string) =>
+      readFileSync(join(dir, "curves.csv"), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => l.split(",").filter((_, i) => i !== seconds));
+    assert.equal(cells(whole).length, 1 + 2 * 3);
+    assert.deepEqual(cells(split), cells(whole));
+    assert.equal(readFileSync(join(split, "results.md"), "utf8"), readFileSync(join(whole, "results.md"), "utf8"));
+  });
+
+  it("experiment adversarial: a bad option is named and nothing is written", async () => {
+    const out = join(root, "bad");
+    await assert.rejects(runAdversarialExperiment({ epochs: 0, out }), /^Error: epochs: expected a positive integer/);
+    await assert.rejects(runAdversarialExperiment({ widths: [8, 8], out }), /widths: expected distinct widths/);
+    await assert.rejects(adversarialExperiment.run({ norm: "l3", out }, { log: () => {} }), /norm: expected one of linf, l2/);
+    await assert.rejects(adversarialExperiment.run({ certifyRadii: [-1], out }, { log: () => {} }), /certifyRadii/);
+    assert.ok(!existsSync(out));
+    assert.deepEqual(
+      readdirSync(root).filter((d) => d.startsWith("bad")),
+      [],
+    );
   });
 });

@@ -6,7 +6,7 @@ import { after, describe, it } from "node:test";
 import { createChain } from "../src/chain/chain.js";
 import { Rng } from "../src/core/rng.js";
 import { createDataset, type Dataset } from "../src/data/dataset.js";
-import { DIVERGED_FILE, ExperimentProtocol } from "../src/node/experiments/protocol.js";
+import { ExperimentProtocol } from "../src/node/experiments/protocol.js";
 import { createObjective } from "../src/objectives/objective.js";
 import { createOptimizer } from "../src/optim/aliases.js";
 import type { EpochRecord } from "../src/train/trainer.js";
@@ -98,21 +98,20 @@ describe("ExperimentProtocol", () => {
     third.finish({});
   });
 
-  it("a diverged run is returned and recorded, not retrained on resume; close() releases the lock", async () => {
+  it("a diverged run (divergence: record) is returned and read back, not retrained on resume; release() is idempotent", async () => {
     const out = join(tempDir(), "diverged");
-    const blowUp = () => ({ ...fitOptions(), optimizer: createOptimizer("sgd", { lr: 1e300 }), epochs: 3 });
+    const blowUp = () => ({ ...fitOptions(), optimizer: createOptimizer("sgd", { lr: 1e300 }), epochs: 3, divergence: "record" as const });
     const first = ExperimentProtocol.begin("toy", { out }, {});
     const run = await first.train("huge-lr", chain(), sets, blowUp());
     assert.equal(run.source, "diverged");
-    assert.equal(run.fault?.type, "fault");
-    assert.ok(typeof run.fault?.what === "string" && run.history.length < 3);
+    assert.ok(run.fault && run.fault.step >= 1 && run.history.length < 3);
     assert.equal(run.test, undefined);
-    assert.ok(existsSync(join(run.runDir, DIVERGED_FILE)) && !existsSync(join(run.runDir, "summary.json")));
+    assert.ok(!existsSync(join(run.runDir, "summary.json")));
     const metrics = readFileSync(join(run.runDir, "metrics.jsonl"), "utf8");
     assert.equal(metrics.split("\n").filter((l) => l.includes('"type":"fault"')).length, 1);
-    // Stopped before the next run's first epoch: interrupted; close() lets this process resume.
+    // Stopped before the next run's first epoch: interrupted; release() lets this process resume.
     const signal = { stopRequested: true };
-    first.close();
+    first.release();
     const second = ExperimentProtocol.begin("toy", { resume: out }, {}, signal);
     const again = await second.train("huge-lr", chain(), sets, blowUp());
     assert.equal(again.source, "diverged");
@@ -124,8 +123,8 @@ describe("ExperimentProtocol", () => {
     assert.ok(bytes(again.params).equals(bytes(run.params)));
     assert.equal(readFileSync(join(run.runDir, "metrics.jsonl"), "utf8"), metrics, "not trained again");
     await assert.rejects(second.train("sgd", chain(), sets, fitOptions()), /interrupted; continue with --resume/);
-    second.close();
-    second.close();
+    second.release();
+    second.release();
     const third = ExperimentProtocol.begin("toy", { resume: out }, {});
     assert.equal((await third.train("sgd", chain(), sets, fitOptions())).source, "trained");
     third.finish({});
@@ -139,5 +138,57 @@ describe("ExperimentProtocol", () => {
     assert.ok(file.startsWith(p.dir));
     assert.equal(readFileSync(file, "utf8").split("\n")[0], "a");
     p.finish({});
+  });
+
+  it("a finished run asked for more epochs continues (lockstep), bit-identical to one run", async () => {
+    const p = ExperimentProtocol.begin("toy", { out: join(tempDir(), "lockstep") }, {});
+    const whole = await p.train("whole", chain(), sets, fitOptions());
+    let last = await p.train("steps", chain(), sets, { ...fitOptions(), epochs: 1 });
+    assert.equal(last.epochs.length, 1);
+    for (const epochs of [2, 3]) {
+      last = await p.train("steps", chain(), sets, { ...fitOptions(), epochs });
+      assert.equal(last.source, "trained");
+    }
+    assert.ok(bytes(last.params).equals(bytes(whole.params)));
+    assert.deepEqual(
+      last.epochs.map((m) => m.first_weight),
+      whole.epochs.map((m) => m.first_weight),
+    );
+    // Asked for fewer epochs than it has, a finished run is read back as it is.
+    const again = await p.train("steps", chain(), sets, { ...fitOptions(), epochs: 2 });
+    assert.equal(again.source, "finished");
+    assert.equal(again.epochs.length, 3);
+    assert.equal(again.test?.loss, whole.test?.loss);
+    p.finish({});
+  });
+
+  it("a diverged run is recorded with divergence: record (and read back as such), else rethrown", async () => {
+    const p = ExperimentProtocol.begin("toy", { out: join(tempDir(), "diverged") }, {});
+    const blowUp = { ...fitOptions(), optimizer: createOptimizer("sgd", { lr: 1e300 }), learningRate: 1e300 };
+    await assert.rejects(p.train("thrown", chain(), sets, blowUp), (e: Error) => e.name === "NumericalFaultError");
+    const run = await p.train("recorded", chain(), sets, { ...blowUp, divergence: "record" });
+    assert.equal(run.source, "diverged");
+    assert.ok(run.fault && run.fault.step >= 1 && run.fault.message.length > 0);
+    // The params are those of the last good checkpoint (finite).
+    assert.ok(run.params.every((x) => Number.isFinite(x)));
+    const again = await p.train("recorded", chain(), sets, { ...blowUp, divergence: "record" });
+    assert.equal(again.source, "diverged");
+    assert.deepEqual(again.fault, run.fault);
+    assert.ok(bytes(again.params).equals(bytes(run.params)));
+    p.finish({});
+  });
+
+  it("release() frees the folder of an interrupted experiment for --resume in the same process", async () => {
+    const out = join(tempDir(), "released");
+    const first = ExperimentProtocol.begin("toy", { out }, {});
+    await assert.rejects(
+      first.train("sgd", chain(), sets, { ...fitOptions(), callbacks: { onEpochEnd: () => "stop" } }),
+      /interrupted; continue with --resume/,
+    );
+    first.release();
+    assert.ok(!existsSync(join(out, "summary.json")));
+    const second = ExperimentProtocol.begin("toy", { resume: out }, {});
+    assert.equal((await second.train("sgd", chain(), sets, fitOptions())).epochs.length, 3);
+    second.finish({});
   });
 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -10,7 +10,7 @@ import { Relu } from "../src/components/relu.js";
 import type { SmoothMaxPool2d } from "../src/components/smooth-max-pool.js";
 import { SmoothRelu } from "../src/components/smooth-relu.js";
 import { Rng } from "../src/core/rng.js";
-import { runSmoothingExperiment } from "../src/node/experiments/smoothing.js";
+import { runSmoothingExperiment, smoothingExperiment } from "../src/node/experiments/smoothing.js";
 import { createObjective } from "../src/objectives/objective.js";
 import { forward, objectiveValue, vjp } from "../src/oracles/first-order.js";
 import { smooth, smoothModelSpec } from "../src/smoothing/smooth.js";
@@ -350,11 +350,69 @@ describe("smooth CLI and experiment", () => {
     const m = r.models[0];
     assert.ok(m.reproducible, "the lockstep non-smooth run must repeat pass 1");
     assert.equal(m.runs.length, 2 * 3);
-    assert.equal(m.distances.length, 3 * m.iterations); // 2 ε + the control run
+    assert.equal(m.distances.length, 3 * m.epochs); // 2 ε + the control run, at the end of each epoch
     // Smaller ε, smaller per-layer μ.
     const mu = (e: number) => m.smoothings.find((s) => s.epsilon === e)!.result.layers.find((l) => l.layer === 1)!.parameters[0];
     assert.ok(mu(1e-3) < mu(1));
     assert.ok(c.models[0].reproducible);
     assert.equal(c.models[0].runs.length, 2);
+  });
+
+  it("experiment smoothing: interrupted (Ctrl-C) in the lockstep and resumed, its tables equal an uninterrupted run's", async () => {
+    const options = {
+      models: ["mlp"],
+      trainSamples: 64,
+      testSamples: 32,
+      batchSize: 32,
+      epochs: 3,
+      seeds: 1,
+      width: 0.01,
+      epsilons: [1e-3, 1],
+      // 1e30 diverges in the burn-in: recorded (objective +∞), and read back as such on resume.
+      stepGrid: [0.01, 0.1, 1e30],
+      burnIn: 2,
+    };
+    const whole = join(root, "whole");
+    const w = await runSmoothingExperiment({ ...options, out: whole });
+    assert.ok(w.models[0].reproducible);
+    assert.deepEqual(
+      w.models[0].stepGrid.map((g) => g.objective === Number.POSITIVE_INFINITY),
+      [false, false, true],
+    );
+    const split = join(root, "split");
+    const signal = { stopRequested: false };
+    const io = {
+      signal,
+      log: (line: string) => {
+        if (line.startsWith("  pass 2 seed 0, epoch 1:")) signal.stopRequested = true;
+      },
+    };
+    await assert.rejects(runSmoothingExperiment({ ...options, out: split }, io), /interrupted; continue with --resume/);
+    assert.ok(!existsSync(join(split, "mlp-table3.csv")));
+    const lines: string[] = [];
+    await smoothingExperiment.run({ ...options, resume: split }, { log: (l) => lines.push(l) });
+    assert.ok(lines.some((l) => l.startsWith("  pass 2 seed 0, epoch 3:")));
+    const csvs = readdirSync(whole).filter((f) => f.endsWith(".csv"));
+    assert.deepEqual(csvs.sort(), [
+      "mlp-certificates.csv",
+      "mlp-figure4.csv",
+      "mlp-runs.csv",
+      "mlp-step-grid.csv",
+      "mlp-table12.csv",
+      "mlp-table3.csv",
+    ]);
+    // No CSV of the experiment holds a wall-clock number: all must be equal.
+    for (const f of csvs) assert.equal(readFileSync(join(split, f), "utf8"), readFileSync(join(whole, f), "utf8"), f);
+    assert.equal(readFileSync(join(whole, "mlp-figure4.csv"), "utf8").trim().split("\n").length, 1 + 3 * 3);
+  });
+
+  it("experiment smoothing: a bad option is named and nothing is written", async () => {
+    const out = join(root, "bad");
+    await assert.rejects(runSmoothingExperiment({ models: ["mlp", "resnet"], out }), /models: unknown model "resnet"/);
+    await assert.rejects(runSmoothingExperiment({ epsilons: [1, 0], out }), /epsilons: expected positive numbers/);
+    await assert.rejects(runSmoothingExperiment({ stepGrid: [], out }), /stepGrid/);
+    await assert.rejects(smoothingExperiment.run({ seeds: 0, out }, { log: () => {} }), /seeds: expected a positive integer/);
+    await assert.rejects(smoothingExperiment.run({ scale: 2, out }, { log: () => {} }), /scale: expected a number in \(0, 1\]/);
+    assert.ok(!existsSync(out));
   });
 });

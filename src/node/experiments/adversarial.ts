@@ -10,15 +10,12 @@ import { fullBatch, subsetDataset } from "../../data/dataset.js";
 import { createObjective } from "../../objectives/objective.js";
 import { createOptimizer } from "../../optim/aliases.js";
 import { forward } from "../../oracles/first-order.js";
-import { type Row, toCsv } from "../../report/plots.js";
-import { Trainer } from "../../train/trainer.js";
+import type { Row } from "../../report/plots.js";
 import { inputDomainFor } from "../adversarial-train.js";
-import { writeFileAtomic } from "../atomic.js";
 import { loadDataset } from "../datasets.js";
 import { bestBackend } from "../index.js";
-import { plotLines } from "../report.js";
-import { RunDirectory } from "../run-dir.js";
 import { type ExperimentDefinition, type ExperimentIO, type ExperimentOption, resolveOptions, silentIO } from "./experiment.js";
+import { ExperimentProtocol } from "./protocol.js";
 
 // PGD adversarial training against width (Gao, Cai et al., "Convergence of Adversarial Training in Overparametrized Neural Networks", NeurIPS 2019, arXiv:1906.07916; docs/adversarial.md): the claim is
 // that over-parameterized networks reach near-zero *robust* training loss min_w Σ_i max_{δ ∈ B}
@@ -35,6 +32,11 @@ import { type ExperimentDefinition, type ExperimentIO, type ExperimentOption, re
 // generator), the clean training loss, and the relative weight movement ‖w_t − w₀‖/‖w₀‖. At the
 // end: clean and robust test accuracy (PGD, `evalSteps` steps), the certified input Lipschitz
 // constant, and certified ℓ2 accuracy at `certifyRadii` (src/adversarial/lipschitz.ts).
+//
+// Each width is one training run through the public training API (`fitToRunDir`, in
+// `runs/width-<h>/` of the experiment folder, src/node/experiments/protocol.ts): the per-epoch
+// numbers are written to its metrics.jsonl, so that an interrupted experiment resumes
+// (`--resume <folder>`) and its tables equal those of an uninterrupted one.
 
 /** Options of {@link runAdversarialExperiment}. */
 export interface AdversarialExperimentOptions {
@@ -54,6 +56,8 @@ export interface AdversarialExperimentOptions {
   png?: boolean;
   out?: string;
   root?: string;
+  /** Continue the experiment in this folder (same options). */
+  resume?: string;
 }
 
 /** Per width: the curves and the final numbers. */
@@ -92,11 +96,8 @@ function relativeMovement(w: FloatArray, w0: FloatArray): number {
   return Math.sqrt(d / n);
 }
 
-/** Runs the experiment and writes its run directory (config, curves.csv, results.md, plots, summary). */
-export async function runAdversarialExperiment(
-  options: AdversarialExperimentOptions = {},
-  io: ExperimentIO = silentIO,
-): Promise<AdversarialExperimentResult> {
+/** The options with their defaults, validated (each error names its option); nothing is read or written. */
+function resolveConfig(options: AdversarialExperimentOptions) {
   const cfg = {
     widths: options.widths ?? [32, 128, 512, 2048],
     trainSamples: options.trainSamples ?? 1000,
@@ -116,9 +117,26 @@ export async function runAdversarialExperiment(
   }
   if (cfg.widths.length === 0 || cfg.widths.some((w) => !(Number.isInteger(w) && w > 0)))
     throw new Error(`widths: expected positive integers, got ${cfg.widths}`);
+  if (new Set(cfg.widths).size !== cfg.widths.length) throw new Error(`widths: expected distinct widths, got ${cfg.widths}`);
   if (!(cfg.eps >= 0)) throw new Error(`eps: expected a radius ≥ 0, got ${cfg.eps}`);
   if (cfg.norm !== "linf" && cfg.norm !== "l2") throw new Error(`norm: unknown norm ${JSON.stringify(cfg.norm)}; expected linf or l2`);
   if (!(cfg.lr > 0)) throw new Error(`lr: expected a positive number, got ${cfg.lr}`);
+  if (cfg.certifyRadii.some((r) => !(r >= 0))) throw new Error(`certifyRadii: expected radii ≥ 0, got ${cfg.certifyRadii}`);
+  if (!(Number.isInteger(cfg.seed) && cfg.seed >= 0)) throw new Error(`seed: expected an integer ≥ 0, got ${cfg.seed}`);
+  return cfg;
+}
+
+/**
+ * Runs the experiment as a protocol (src/node/experiments/protocol.ts): one training run per width
+ * in `runs/width-<h>/` (`fitToRunDir`; the per-epoch robust loss and weight movement are stored in
+ * its metrics.jsonl), then curves.csv, results.md, plots and summary.json. With `resume` set to the
+ * folder of an interrupted experiment, finished runs are read back and the interrupted one resumes.
+ */
+export async function runAdversarialExperiment(
+  options: AdversarialExperimentOptions = {},
+  io: ExperimentIO = silentIO,
+): Promise<AdversarialExperimentResult> {
+  const cfg = resolveConfig(options);
   const backend = bestBackend({ threads: options.threads, quiet: true });
   const data = await loadDataset("mnist", { normalize: true });
   const train = subsetDataset(data.train, cfg.trainSamples);
@@ -127,103 +145,126 @@ export async function runAdversarialExperiment(
   if (!domain) throw new Error("mnist: no input box");
   const attack: TrainingAttack = { kind: "pgd", norm: cfg.norm, eps: cfg.eps, steps: cfg.steps, domain };
   const evalAttack: TrainingAttack = { ...attack, steps: cfg.evalSteps };
-  const run = RunDirectory.create({ out: options.out, root: options.root, name: "adversarial" });
-  run.writeConfig({
-    name: "adversarial",
-    experiment: "adversarial",
-    data: { name: "mnist", train: train.size, test: test.size, normalize: true },
-    seed: cfg.seed,
-    backend: { name: backend.name, threads: backend.threads, description: backend.describe() },
-    machine: { cpu: cpus()[0]?.model ?? "unknown", cores: availableParallelism() },
-    protocol: { ...cfg, model: "mlp 784-h-10 relu", optimizer: "momentum 0.9, constant lr", attack: "pgd, random start, step 2.5 ε/steps" },
-  });
-  const objective = createObjective("logistic");
-  const started = performance.now();
-  const results: AdversarialWidthResult[] = [];
-  const rows: Row[] = [];
-  for (const width of cfg.widths) {
-    const spec = parseModelSpec(getPreset("mlp", { input: [...train.inputShape], classes: 10, widths: [width], activation: "relu" }));
-    const chain = new Chain(spec, { dtype: "float32", backend });
-    const w0 = chain.initParams(cfg.seed);
-    const trainer = new Trainer(
-      {
-        chain,
-        objective,
-        optimizer: createOptimizer("momentum", { lr: cfg.lr, momentum: 0.9 }),
-        learningRate: cfg.lr,
-        batchSize: cfg.batchSize,
-        seed: cfg.seed,
-        batchTransform: new AdversarialTransform({ loss: objective.loss, attack, mix: 1, seed: cfg.seed + 1 }),
-      },
-      { params: w0.slice() },
-    );
-    const t0 = performance.now();
-    const curve: AdversarialWidthResult["curve"] = [];
-    const measure = (epoch: number) => {
-      const r = datasetRobustness(chain, objective.loss, trainer.w, train, evalAttack, { seed: 1000 + epoch });
-      const point = {
-        epoch,
-        robustTrainLoss: r.robustLoss,
-        robustTrainAccuracy: r.robustAccuracy,
-        cleanTrainLoss: r.cleanLoss,
-        movement: relativeMovement(trainer.w, w0),
-        seconds: (performance.now() - t0) / 1000,
+  const protocol = ExperimentProtocol.begin(
+    "adversarial",
+    { out: options.out, root: options.root, resume: options.resume },
+    cfg,
+    io.signal,
+  );
+  try {
+    const objective = createObjective("logistic");
+    const started = performance.now();
+    const results: AdversarialWidthResult[] = [];
+    const rows: Row[] = [];
+    for (const width of cfg.widths) {
+      const spec = parseModelSpec(getPreset("mlp", { input: [...train.inputShape], classes: 10, widths: [width], activation: "relu" }));
+      const chain = new Chain(spec, { dtype: "float32", backend });
+      // The initialization fitToRunDir uses (chain.initParams(seed)).
+      const w0 = chain.initParams(cfg.seed);
+      const measure = (w: FloatArray, epoch: number) => {
+        const r = datasetRobustness(chain, objective.loss, w, train, evalAttack, { seed: 1000 + epoch });
+        return {
+          robustTrainLoss: r.robustLoss,
+          robustTrainAccuracy: r.robustAccuracy,
+          cleanTrainLoss: r.cleanLoss,
+          movement: relativeMovement(w, w0),
+        };
       };
-      curve.push(point);
-      rows.push({ width: String(width), ...point });
-      io.log(
-        `width ${width}, epoch ${epoch}: robust training loss ${r.robustLoss.toFixed(4)} (robust acc ${(100 * r.robustAccuracy).toFixed(1)}%), clean ${r.cleanLoss.toFixed(4)}, ‖w−w₀‖/‖w₀‖ ${point.movement.toFixed(4)}, ${point.seconds.toFixed(0)} s`,
+      const say = (epoch: number, p: ReturnType<typeof measure>) =>
+        io.log(
+          `width ${width}, epoch ${epoch}: robust training loss ${p.robustTrainLoss.toFixed(4)} (robust acc ${(100 * p.robustTrainAccuracy).toFixed(1)}%), clean ${p.cleanTrainLoss.toFixed(4)}, ‖w−w₀‖/‖w₀‖ ${p.movement.toFixed(4)}`,
+        );
+      const start = measure(w0, 0);
+      say(0, start);
+      const run = await protocol.train(
+        `width-${width}`,
+        chain,
+        { train },
+        {
+          objective,
+          optimizer: createOptimizer("momentum", { lr: cfg.lr, momentum: 0.9 }),
+          optimizerName: "momentum",
+          learningRate: cfg.lr,
+          batchSize: cfg.batchSize,
+          seed: cfg.seed,
+          epochs: cfg.epochs,
+          // Madry's min-max training: every batch replaced by its PGD examples.
+          batchTransform: new AdversarialTransform({ loss: objective.loss, attack, mix: 1, seed: cfg.seed + 1 }),
+          epochMetrics: (record, trainer) => {
+            const p = measure(trainer.w, record.epoch);
+            say(record.epoch, p);
+            return p;
+          },
+        },
       );
-    };
-    measure(0);
-    for (let e = 1; e <= cfg.epochs; e++) {
-      trainer.runEpoch({ train });
-      measure(e);
+      // The curve from metrics.jsonl (the epoch-0 point is recomputed: it depends only on w₀).
+      const num = (m: Record<string, unknown>, k: string) => (typeof m[k] === "number" ? (m[k] as number) : Number(m[k]));
+      const curve: AdversarialWidthResult["curve"] = [
+        { epoch: 0, ...start, seconds: 0 },
+        ...run.epochs.map((m) => ({
+          epoch: m.epoch,
+          robustTrainLoss: num(m, "robust_train_loss"),
+          robustTrainAccuracy: num(m, "robust_train_accuracy"),
+          cleanTrainLoss: num(m, "clean_train_loss"),
+          movement: num(m, "movement"),
+          seconds: num(m, "wall"),
+        })),
+      ];
+      for (const point of curve) rows.push({ width: String(width), ...point });
+      const w = run.params;
+      const rt = datasetRobustness(chain, objective.loss, w, test, evalAttack, { seed: 2000 });
+      const lip = inputLipschitz(chain, w);
+      const scale = inputScale(domain);
+      const tb = fullBatch(test, chain.dtype);
+      const out = Float64Array.from(forward(chain, w, tb.x, tb.size));
+      const radii = certifiedRadii(chain, w, out, tb.labels as Int32Array, tb.size, lip, scale);
+      const correct = [...radii.radius].filter((_, i) => radii.correct[i]).sort((a, b) => a - b);
+      const res: AdversarialWidthResult = {
+        width,
+        parameters: chain.paramSize,
+        curve,
+        cleanTestAccuracy: rt.cleanAccuracy,
+        robustTestAccuracy: rt.robustAccuracy,
+        certifiedLipschitz: lip.lipschitz * scale,
+        medianCertifiedRadius: correct.length > 0 ? correct[Math.floor(correct.length / 2)] : 0,
+        certifiedAccuracy: cfg.certifyRadii.map((eps) => ({ eps, accuracy: certifiedAccuracy(radii, eps) })),
+      };
+      results.push(res);
+      io.log(
+        `width ${width} (${run.source}): clean test accuracy ${(100 * rt.cleanAccuracy).toFixed(2)}%, robust ${(100 * rt.robustAccuracy).toFixed(2)}%, certified Lipschitz ${res.certifiedLipschitz.toPrecision(4)}, certified ℓ2 accuracy ${res.certifiedAccuracy.map((c) => `${(100 * c.accuracy).toFixed(1)}% at ${c.eps}`).join(", ")}`,
+      );
     }
-    const rt = datasetRobustness(chain, objective.loss, trainer.w, test, evalAttack, { seed: 2000 });
-    const lip = inputLipschitz(chain, trainer.w);
-    const scale = inputScale(domain);
-    const tb = fullBatch(test, chain.dtype);
-    const out = Float64Array.from(forward(chain, trainer.w, tb.x, tb.size));
-    const radii = certifiedRadii(chain, trainer.w, out, tb.labels as Int32Array, tb.size, lip, scale);
-    const correct = [...radii.radius].filter((_, i) => radii.correct[i]).sort((a, b) => a - b);
-    const res: AdversarialWidthResult = {
-      width,
-      parameters: chain.paramSize,
-      curve,
-      cleanTestAccuracy: rt.cleanAccuracy,
-      robustTestAccuracy: rt.robustAccuracy,
-      certifiedLipschitz: lip.lipschitz * scale,
-      medianCertifiedRadius: correct.length > 0 ? correct[Math.floor(correct.length / 2)] : 0,
-      certifiedAccuracy: cfg.certifyRadii.map((eps) => ({ eps, accuracy: certifiedAccuracy(radii, eps) })),
-    };
-    results.push(res);
-    io.log(
-      `width ${width}: clean test accuracy ${(100 * rt.cleanAccuracy).toFixed(2)}%, robust ${(100 * rt.robustAccuracy).toFixed(2)}%, certified Lipschitz ${res.certifiedLipschitz.toPrecision(4)}, certified ℓ2 accuracy ${res.certifiedAccuracy.map((c) => `${(100 * c.accuracy).toFixed(1)}% at ${c.eps}`).join(", ")}`,
-    );
+    protocol.table("curves", rows);
+    protocol.text("results.md", markdown(cfg, results));
+    const base = { png: options.png ?? false, color: "width", x: "epoch", xTitle: "epoch" };
+    await protocol.plot(rows, {
+      ...base,
+      y: "robustTrainLoss",
+      name: "robust-training-loss",
+      title: "PGD robust training loss against epochs, per width",
+      yTitle: "robust training loss",
+      logY: true,
+    });
+    await protocol.plot(rows, {
+      ...base,
+      y: "movement",
+      name: "weight-movement",
+      title: "‖w_t − w₀‖ / ‖w₀‖ against epochs, per width",
+      yTitle: "relative movement",
+    });
+    const seconds = (performance.now() - started) / 1000;
+    protocol.finish({
+      seconds,
+      backend: backend.describe(),
+      machine: { cpu: cpus()[0]?.model ?? "unknown", cores: availableParallelism() },
+      widths: results.map(({ curve, ...r }) => ({ ...r, final: curve.at(-1) })),
+    });
+    io.log(`total ${seconds.toFixed(1)} s; folder: ${protocol.dir}`);
+    return { runDir: protocol.dir, widths: results, seconds };
+  } catch (error) {
+    protocol.release();
+    throw error;
   }
-  writeFileAtomic(run.path("curves.csv"), toCsv(rows));
-  writeFileAtomic(run.path("results.md"), markdown(cfg, results));
-  const base = { dir: run.plotsDir, png: options.png ?? false, color: "width", x: "epoch", xTitle: "epoch" };
-  await plotLines(rows, {
-    ...base,
-    y: "robustTrainLoss",
-    name: "robust-training-loss",
-    title: "PGD robust training loss against epochs, per width",
-    yTitle: "robust training loss",
-    logY: true,
-  });
-  await plotLines(rows, {
-    ...base,
-    y: "movement",
-    name: "weight-movement",
-    title: "‖w_t − w₀‖ / ‖w₀‖ against epochs, per width",
-    yTitle: "relative movement",
-  });
-  const seconds = (performance.now() - started) / 1000;
-  run.writeSummary({ seconds, widths: results.map(({ curve, ...r }) => ({ ...r, final: curve.at(-1) })) });
-  io.log(`total ${seconds.toFixed(1)} s; run directory: ${run.dir}`);
-  return { runDir: run.dir, widths: results, seconds };
 }
 
 function markdown(

@@ -40,7 +40,7 @@ import { ExperimentProtocol } from "./protocol.js";
 // training loss of each epoch is stored in its metrics.jsonl (`full_loss`), so that an interrupted
 // experiment continues with `resume` (finished runs read back, the interrupted one resumed from its
 // last checkpoint) and rebuilds the same tables. A run ended by a numerical fault is recorded by the
-// protocol (`diverged.json`) and read back as diverged.
+// protocol (`divergence: "record"`: the fault line of its metrics.jsonl) and read back as diverged.
 //
 // Scale: `scale` ∈ (0, 1] multiplies the epoch budgets (first-order: round(400·scale), GGN:
 // max(2, round(20·scale))). Default scale 1: about 5 minutes on 2 shared cores.
@@ -221,6 +221,7 @@ export async function runGgnExperiment(options: GgnExperimentOptions = {}, io: E
           chain,
           { train },
           {
+            divergence: "record",
             objective,
             optimizer: createOptimizer(ggn ? "sgd" : method, { lr: ggn ? 1 : hyper }),
             optimizerName: method,
@@ -386,7 +387,7 @@ export async function runGgnExperiment(options: GgnExperimentOptions = {}, io: E
     io.log(`total ${seconds.toFixed(1)} s; run directory: ${protocol.dir}`);
     return result;
   } finally {
-    protocol.close();
+    protocol.release();
   }
 }
 

@@ -40,7 +40,7 @@ import { ExperimentProtocol, type ProtocolRun } from "./protocol.js";
 // `fitToRunDir` in `runs/<name>/`), so an interrupted experiment continues with `resume` (finished
 // runs are read back, the interrupted one resumes from its last checkpoint) and the tables are
 // computed from what the runs recorded. A diverged run (numerical fault) is recorded by the
-// protocol (`diverged.json`) and read back as diverged on resume.
+// protocol (`divergence: "record"`: the fault line of its metrics.jsonl) and read back as diverged on resume.
 //
 // Scale. `scale` ∈ (0, 1] shrinks the full protocol (60 000-image pool with 5 000 for validation,
 // 10 epochs, grid 5 epochs) in both data and epochs: pool ⌊60 000·scale⌉, validation
@@ -267,6 +267,7 @@ export async function runOptimizerComparison(options: OptimizersOptions = {}, io
     // Every run starts from chain.initParams(seed) with the same data order (seed).
     const trainRun = (run: string, name: string, lr: number, epochs: number, data: TrainData) =>
       protocol.train(run, chain, data, {
+        divergence: "record",
         objective,
         optimizer: createOptimizer(name, { lr, ...FIXED_HYPERPARAMETERS[name] }),
         optimizerName: name,
@@ -481,7 +482,7 @@ export async function runOptimizerComparison(options: OptimizersOptions = {}, io
     io.log(`total ${seconds.toFixed(1)} s; run directory: ${protocol.dir}`);
     return result;
   } finally {
-    protocol.close();
+    protocol.release();
   }
 }
 

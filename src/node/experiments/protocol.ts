@@ -5,7 +5,7 @@ import type { FloatArray } from "../../core/dtype.js";
 import { type Row, toCsv } from "../../report/plots.js";
 import type { Evaluation } from "../../train/evaluate.js";
 import { type EpochRecord, NumericalFaultError, type TrainData } from "../../train/trainer.js";
-import { jsonSafe, readJsonLines, writeFileAtomic, writeJsonAtomic } from "../atomic.js";
+import { readJsonLines, writeFileAtomic } from "../atomic.js";
 import { loadCheckpoint } from "../checkpoint.js";
 import { canonicalJson, differingKeys } from "../config-digest.js";
 import { type FitToRunDirOptions, fitToRunDir } from "../fit-run.js";
@@ -21,13 +21,11 @@ import { safeJoin } from "../safe-path.js";
 // (src/node/safe-path.ts). Re-running an experiment with `resume` set to its folder continues it:
 // a finished run is read back from its files instead of trained again, an interrupted one resumes
 // from its last checkpoint (bit-identical to an uninterrupted run), and the tables are rebuilt.
-// A run that diverges (a NumericalFaultError: non-finite loss, gradient or parameters) is a result,
-// not a crash: `train` returns it with `source: "diverged"` and records it in `diverged.json` in its
-// run directory, so that a resumed experiment reads it back instead of training into the same
-// fault again (a resume from the last good checkpoint would repeat the fault bit for bit).
-
-/** The file that marks a run as diverged (the fault's metrics line), in the run's directory. */
-export const DIVERGED_FILE = "diverged.json";
+// With `divergence: "record"`, a run that diverges (a NumericalFaultError: non-finite loss,
+// gradient or parameters) is a result, not a crash: `train` returns it with `source: "diverged"`,
+// and a resumed experiment reads it back from the `fault` line of its metrics.jsonl instead of
+// training into the same fault again (a resume from the last good checkpoint would repeat the
+// fault bit for bit).
 
 /** Where an experiment writes: a new folder (`out`, or `root/<timestamp>-<name>`), or `resume` to continue one. */
 export interface ProtocolLocation {
@@ -57,21 +55,24 @@ export interface ProtocolRun {
   test?: Evaluation;
   /**
    * `trained`: trained (or resumed) by this call; `finished`: read back from a finished run;
-   * `diverged`: ended by a numerical fault (now or in an earlier session; see {@link fault}).
+   * `diverged`: stopped by a numerical fault (only with `divergence: "record"`), now or before;
+   * `params` are then those of its last good checkpoint.
    */
   source: "trained" | "finished" | "diverged";
-  /**
-   * The fault of a diverged run: its `type: "fault"` metrics line (`step`, `epoch`, `what`,
-   * `component`, `message`). `history`, `epochs`, `params` and `state` are then those of the last
-   * good epoch (its checkpoint).
-   */
-  fault?: MetricRecord;
+  /** The numerical fault of a diverged run (its `fault` line of metrics.jsonl). */
+  fault?: { step: number; epoch: number; message: string };
   /** Wall-clock seconds of the run (all its sessions). */
   seconds: number;
 }
 
 /** Options of {@link ExperimentProtocol.train}: those of `fitToRunDir` less where it writes. */
-export type ProtocolTrainOptions = Omit<FitToRunDirOptions, "out" | "name" | "resumeDir" | "resume">;
+export type ProtocolTrainOptions = Omit<FitToRunDirOptions, "out" | "name" | "resumeDir" | "resume"> & {
+  /**
+   * What a `NumericalFaultError` does: `throw` (default) rethrows it; `record` returns the run as
+   * `source: "diverged"` (and reads it back as such on resume, without training it again).
+   */
+  divergence?: "throw" | "record";
+};
 
 /** An experiment's folder, its lock, its runs and its result files. */
 export class ExperimentProtocol {
@@ -137,36 +138,40 @@ export class ExperimentProtocol {
 
   /**
    * Trains run `name` with `fitToRunDir` in `runs/<name>/`, or resumes it there from its last
-   * checkpoint, or, when it finished before, reads it back without training. The caller passes the
-   * same chain, data and options each time (they are the experiment's configuration). A
-   * numerical fault does not throw: the run is returned with `source: "diverged"` (and read back
-   * as such on resume). A stop request (the signal) throws, naming the folder to resume.
+   * checkpoint, or, when it finished before, reads it back without training. A finished run asked
+   * for more epochs than it has (and not stopped early) continues from its last checkpoint, so that
+   * an experiment can train several runs in lockstep, one epoch at a time. The caller passes the
+   * same chain, data and options each time (they are the experiment's configuration).
    */
   async train(name: string, chain: Chain, data: TrainData, options: ProtocolTrainOptions): Promise<ProtocolRun> {
+    const { divergence, ...fitOptions } = options;
     const runsDir = join(this.dir, "runs");
     const dir = safeJoin(runsDir, name, "", "run");
-    if (existsSync(join(dir, DIVERGED_FILE))) return this.readDiverged(name, dir, chain);
-    if (existsSync(join(dir, "summary.json"))) return this.readFinished(name, dir, chain);
+    if (divergence === "record") {
+      const fault = readJsonLines<MetricRecord>(join(dir, "metrics.jsonl")).find((m) => m.type === "fault");
+      if (fault) return this.readDiverged(name, dir, chain, fault);
+    }
+    if (existsSync(join(dir, "summary.json"))) {
+      const summary = JSON.parse(readFileSync(join(dir, "summary.json"), "utf8")) as { epochs?: unknown; stoppedEarly?: unknown };
+      if (summary.stoppedEarly === true || !(typeof summary.epochs === "number" && summary.epochs < options.epochs)) {
+        return this.readFinished(name, dir, chain);
+      }
+    }
     const started = existsSync(join(dir, "config.json")) && existsSync(join(dir, "checkpoints", "last.safetensors"));
     let result: Awaited<ReturnType<typeof fitToRunDir>>;
     try {
       result = await fitToRunDir(chain, data, {
-        ...options,
+        ...fitOptions,
         signal: this.signal,
         ...(started ? { resumeDir: dir } : { out: dir }),
         config: { experiment: this.experiment, run: name, ...options.config },
       });
     } catch (error) {
-      if (!(error instanceof NumericalFaultError)) throw error;
-      // fitToRunDir logged the fault as the last metrics line and kept the last good checkpoint.
-      const line = readJsonLines<MetricRecord>(join(dir, "metrics.jsonl"))
-        .filter((m) => m.type === "fault")
-        .at(-1);
-      writeJsonAtomic(
-        join(dir, DIVERGED_FILE),
-        jsonSafe(line ?? { type: "fault", step: error.step, epoch: 0, what: error.what, message: error.message }),
-      );
-      return this.readDiverged(name, dir, chain);
+      if (divergence === "record" && error instanceof NumericalFaultError) {
+        const fault = readJsonLines<MetricRecord>(join(dir, "metrics.jsonl")).find((m) => m.type === "fault");
+        if (fault) return this.readDiverged(name, dir, chain, fault);
+      }
+      throw error;
     }
     if (result.interrupted) throw new Error(`${this.experiment}: run ${name} was interrupted; continue with --resume ${this.dir}`);
     const sub = RunDirectory.open(dir);
@@ -183,11 +188,30 @@ export class ExperimentProtocol {
     };
   }
 
+  /** A diverged run read from its files (not opened: that would drop its `fault` line). */
+  private readDiverged(name: string, dir: string, chain: Chain, fault: MetricRecord): ProtocolRun {
+    const metrics = readJsonLines<MetricRecord>(join(dir, "metrics.jsonl"));
+    const epochs = metrics.filter((m) => m.type === "epoch");
+    const last = loadCheckpoint(join(dir, "checkpoints", "last.safetensors"), chain);
+    const wall = (last.extra as { wall?: unknown } | undefined)?.wall;
+    return {
+      name,
+      runDir: dir,
+      history: epochs.map((m) => reviveRecord(m.record)),
+      epochs,
+      params: last.params,
+      state: last.state,
+      source: "diverged",
+      fault: { step: fault.step, epoch: fault.epoch, message: String(fault.message ?? "") },
+      seconds: typeof wall === "number" ? wall : 0,
+    };
+  }
+
   private readFinished(name: string, dir: string, chain: Chain): ProtocolRun {
     const sub = RunDirectory.open(dir);
     const metrics = sub.readMetrics();
     const epochs = metrics.filter((m) => m.type === "epoch");
-    const final = metrics.find((m) => m.type === "final");
+    const final = metrics.filter((m) => m.type === "final").at(-1);
     const model = loadCheckpoint(sub.modelPath, chain);
     const summary = JSON.parse(readFileSync(sub.summaryPath, "utf8")) as Record<string, unknown>;
     return {
@@ -210,28 +234,6 @@ export class ExperimentProtocol {
     };
   }
 
-  /**
-   * A diverged run read back: the epochs before the fault and the last good checkpoint. Reads
-   * metrics.jsonl directly (`RunDirectory.open` would cut the fault line, which lies beyond the
-   * last checkpoint).
-   */
-  private readDiverged(name: string, dir: string, chain: Chain): ProtocolRun {
-    const epochs = readJsonLines<MetricRecord>(join(dir, "metrics.jsonl")).filter((m) => m.type === "epoch");
-    const fault = JSON.parse(readFileSync(join(dir, DIVERGED_FILE), "utf8")) as MetricRecord;
-    const last = loadCheckpoint(join(dir, "checkpoints", "last.safetensors"), chain);
-    return {
-      name,
-      runDir: dir,
-      history: epochs.map((m) => reviveRecord(m.record)),
-      epochs,
-      params: last.params,
-      state: last.state,
-      source: "diverged",
-      fault,
-      seconds: typeof fault.wall === "number" ? fault.wall : 0,
-    };
-  }
-
   /** Writes table `name`.csv in the experiment folder (atomically) and returns its path. */
   table(name: string, rows: Row[]): string {
     const file = this.path(name, ".csv");
@@ -251,19 +253,19 @@ export class ExperimentProtocol {
     await plotLines(rows, { ...options, dir: this.run.plotsDir });
   }
 
+  /**
+   * Releases the lock without writing a summary (idempotent; a no-op after {@link finish}), e.g. when
+   * the experiment stops on an error or an interruption, so that the same process may resume it.
+   */
+  release(): void {
+    this.lock.release();
+  }
+
   /** Writes summary.json and releases the lock; returns the summary. */
   finish(summary: Record<string, unknown>): Record<string, unknown> {
     this.run.writeSummary(summary);
     this.lock.release();
     return summary;
-  }
-
-  /**
-   * Releases the lock without a summary (idempotent; a no-op after {@link finish}), e.g. in a
-   * `finally` when the experiment stops early, so that the same process may resume it.
-   */
-  close(): void {
-    this.lock.release();
   }
 }
 

@@ -1,21 +1,21 @@
-import { writeFileSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { layerNorms } from "../../certify/certificate.js";
 import { Chain } from "../../chain/chain.js";
 import { type ModelSpec, type ModelSpecInput, parseModelSpec } from "../../chain/spec.js";
 import type { FloatArray } from "../../core/dtype.js";
 import { Rng } from "../../core/rng.js";
-import { BatchLoader, type Dataset, subsetDataset } from "../../data/dataset.js";
-import { createObjective, type Objective } from "../../objectives/objective.js";
-import { valueAndGradient } from "../../oracles/first-order.js";
-import { type Row, toCsv } from "../../report/plots.js";
+import { type Dataset, subsetDataset } from "../../data/dataset.js";
+import { createObjective } from "../../objectives/objective.js";
+import { createOptimizer } from "../../optim/aliases.js";
+import type { Row } from "../../report/plots.js";
 import { type SmoothResult, smooth } from "../../smoothing/smooth.js";
 import { evaluateDataset } from "../../train/evaluate.js";
+import type { Trainer } from "../../train/trainer.js";
+import { jsonSafe } from "../atomic.js";
 import { loadDataset } from "../datasets.js";
 import { bestBackend } from "../index.js";
-import { plotLines } from "../report.js";
-import { RunDirectory } from "../run-dir.js";
 import { type ExperimentDefinition, type ExperimentIO, type ExperimentOption, resolveOptions, silentIO } from "./experiment.js";
+import { ExperimentProtocol, type ProtocolRun } from "./protocol.js";
 
 // Section V of Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021) (docs/smoothing.md): SGD on a non-smooth network and on its
 // smoothings ψ_ε, same seeds, same step, same data order.
@@ -28,12 +28,19 @@ import { type ExperimentDefinition, type ExperimentIO, type ExperimentOption, re
 // - Logistic loss, λ = 1e-6 (r = (λ/2)‖u‖²), SGD with mini-batches of 256 and a constant step
 //   tuned during a 10-iteration burn-in of the non-smooth network (grid recorded: the objective on
 //   1024 training samples after the burn-in, the lowest wins), reused for the smoothed networks.
+//   Here the burn-in is one epoch over the first 10 × 256 training samples (from seed 0).
 // - R_t = the largest ‖u_t‖ along the non-smooth runs (all seeds); ψ_ε smoothed on B_R so that the
 //   OBJECTIVE is ε-accurate (Lemma 8, ν = ε/√2 for the logistic loss), ε ∈ {1e-6, …, 10}.
-// - The non-smooth run of each seed is run twice: once to record R (pass 1), then in lockstep with
-//   the smoothed runs of that seed (pass 2, same initialization and batches), to measure
-//   ‖w_ε(k) − w(k)‖/‖w(k)‖ at every iteration k (Fig. 4); pass 2 reproduces pass 1 bit for bit
-//   (checked).
+// - The non-smooth run of each seed is run twice: once to record R (pass 1: R_t is the largest
+//   ‖u_t‖ over its iterations, recorded per epoch), then in lockstep with the smoothed runs of that
+//   seed (pass 2, same initialization and batches, one epoch at a time), to measure
+//   ‖w_ε(k) − w(k)‖/‖w(k)‖ at the end of every epoch (Fig. 4, whose x axis is the iteration k);
+//   pass 2 reproduces pass 1 bit for bit (checked).
+// - Every SGD run (burn-in, pass 1, pass 2) is one training run through the public training API:
+//   `fitToRunDir` in `runs/<name>/` of the experiment folder (src/node/experiments/protocol.ts),
+//   its per-epoch measurements (norms, distances) in its metrics.jsonl. An interrupted experiment
+//   continues with `resume` (`--resume <folder>`): the tables equal an uninterrupted run's. A run
+//   that diverges (a non-finite loss, gradient or parameter) is recorded as diverged.
 // - Paper: 200 epochs on the full sets, 10 seeds. Here `scale` s keeps the first ⌊s·N⌉ training
 //   images (N = 60 000 MNIST, 50 000 CIFAR-10) and runs max(1, ⌊200 s⌉) epochs; `width` multiplies
 //   the MLP's widths (the full MLP takes ≈ 0.52 s per SGD step of 256 on 2 cores with OpenBLAS,
@@ -70,6 +77,8 @@ export interface SmoothingExperimentOptions {
   png?: boolean;
   out?: string;
   root?: string;
+  /** Continue the experiment in this folder (same options). */
+  resume?: string;
 }
 
 interface ModelSetup {
@@ -128,20 +137,6 @@ function relDistance(a: FloatArray, b: FloatArray): number {
   return Math.sqrt(d / n);
 }
 
-function sgdStep(
-  chain: Chain,
-  objective: Objective,
-  w: FloatArray,
-  grad: FloatArray,
-  batch: ReturnType<BatchLoader["batch"]>,
-  step: number,
-): number {
-  const r = valueAndGradient(chain, objective, w, batch, { grad, training: true });
-  if (!Number.isFinite(r.value)) return Number.NaN;
-  for (let i = 0; i < w.length; i++) w[i] -= step * grad[i];
-  return r.loss;
-}
-
 /** Evaluation of one final network. */
 export interface SmoothingRunResult {
   model: string;
@@ -172,8 +167,11 @@ export interface SmoothingModelResult {
   normsFirst50: { mean: number; std: number }[];
   smoothings: { epsilon: number; result: SmoothResult }[];
   runs: SmoothingRunResult[];
-  /** Figure 4: per ε and iteration, mean and std over seeds of the relative distance (ε = 0: the control run). */
-  distances: { epsilon: number; iteration: number; mean: number; std: number }[];
+  /**
+   * Figure 4: per ε and epoch, mean and std over seeds of the relative distance at the end of the
+   * epoch (`iteration` = epoch × iterations per epoch; ε = 0: the control run).
+   */
+  distances: { epsilon: number; epoch: number; iteration: number; mean: number; std: number }[];
   reproducible: boolean;
   seconds: number;
   secondsPerStep: number;
@@ -190,274 +188,373 @@ export interface SmoothingExperimentResult {
 const fe = (x: number, d = 2): string => (Number.isFinite(x) ? (x === 0 ? "0" : x.toExponential(d)) : "n/a");
 const pct = (x: number): string => (Number.isFinite(x) ? (100 * x).toFixed(2) : "n/a");
 
-/** Runs the experiment (see the module comment) and writes its run directory. */
+/** The options with their defaults, validated (each error names its option); nothing is read or written. */
+function resolveConfig(options: SmoothingExperimentOptions) {
+  const scale = options.scale ?? 0.06;
+  if (!(scale > 0 && scale <= 1)) throw new Error(`scale: expected a number in (0, 1], got ${scale}`);
+  const cfg = {
+    scale,
+    models: options.models ?? ["mlp", "convnet"],
+    epsilons: [...(options.epsilons ?? DEFAULT_EPSILONS)].sort((a, b) => a - b),
+    seeds: options.seeds ?? 2,
+    width: options.width ?? 0.25,
+    stepGrid: options.stepGrid ?? [0.003, 0.01, 0.03, 0.1, 0.3, 1],
+    burnIn: options.burnIn ?? 10,
+    batchSize: options.batchSize ?? 256,
+    l2: options.l2 ?? 1e-6,
+    epochs: options.epochs ?? Math.max(1, Math.round(200 * scale)),
+    trainSamples: options.trainSamples,
+    testSamples: options.testSamples ?? 5000,
+    control: options.control ?? true,
+  };
+  if (cfg.epsilons.length === 0 || cfg.epsilons.some((e) => !(e > 0 && Number.isFinite(e))))
+    throw new Error(`epsilons: expected positive numbers, got ${cfg.epsilons}`);
+  if (new Set(cfg.epsilons).size !== cfg.epsilons.length) throw new Error(`epsilons: expected distinct values, got ${cfg.epsilons}`);
+  for (const [k, v] of Object.entries({
+    seeds: cfg.seeds,
+    burnIn: cfg.burnIn,
+    batchSize: cfg.batchSize,
+    epochs: cfg.epochs,
+    testSamples: cfg.testSamples,
+  })) {
+    if (!(Number.isInteger(v) && v > 0)) throw new Error(`${k}: expected a positive integer, got ${v}`);
+  }
+  if (cfg.trainSamples !== undefined && !(Number.isInteger(cfg.trainSamples) && cfg.trainSamples > 0))
+    throw new Error(`trainSamples: expected a positive integer, got ${cfg.trainSamples}`);
+  if (!(cfg.width > 0 && Number.isFinite(cfg.width))) throw new Error(`width: expected a positive number, got ${cfg.width}`);
+  if (cfg.stepGrid.length === 0 || cfg.stepGrid.some((x) => !(x > 0 && Number.isFinite(x))))
+    throw new Error(`stepGrid: expected positive step sizes, got ${cfg.stepGrid}`);
+  if (new Set(cfg.stepGrid).size !== cfg.stepGrid.length) throw new Error(`stepGrid: expected distinct step sizes, got ${cfg.stepGrid}`);
+  if (!(cfg.l2 >= 0 && Number.isFinite(cfg.l2))) throw new Error(`l2: expected a number ≥ 0, got ${cfg.l2}`);
+  if (cfg.models.length === 0 || new Set(cfg.models).size !== cfg.models.length)
+    throw new Error(`models: expected distinct models among mlp, convnet, got ${cfg.models}`);
+  for (const m of cfg.models) modelSetup(m, cfg.width);
+  return cfg;
+}
+
+/**
+ * Per-iteration parameter norms of a run, reported per epoch (its `epochMetrics`, stored in
+ * metrics.jsonl): the largest ‖u_t‖ over the epoch's iterations (`radius<t>`), and the count, sum
+ * and sum of squares of ‖u_t‖ over its iterations k ≤ 50 (Tables I–II). The trainer is the one
+ * `onEpochStart` reports; the sums restart with each epoch, so that a resumed epoch counts once.
+ */
+function normTracker(chain: Chain) {
+  const tau = chain.layers.filter((l) => l.biaffine >= 0).length;
+  let trainer: Trainer | null = null;
+  let max: number[] = [];
+  let count = 0;
+  let sum: number[] = [];
+  let sumSq: number[] = [];
+  const reset = () => {
+    max = new Array<number>(tau).fill(0);
+    sum = new Array<number>(tau).fill(0);
+    sumSq = new Array<number>(tau).fill(0);
+    count = 0;
+  };
+  reset();
+  return {
+    callbacks: {
+      onEpochStart: (_epoch: number, t: Trainer) => {
+        trainer = t;
+        reset();
+      },
+      onStep: () => {
+        if (!trainer) return;
+        const n = layerNorms(chain, trainer.w);
+        for (let t = 0; t < tau; t++) max[t] = Math.max(max[t], n[t]);
+        if (trainer.step <= 50) {
+          count++;
+          for (let t = 0; t < tau; t++) {
+            sum[t] += n[t];
+            sumSq[t] += n[t] * n[t];
+          }
+        }
+      },
+    },
+    epochMetrics: (): Record<string, number> => {
+      const out: Record<string, number> = { first50Count: count };
+      for (let t = 0; t < tau; t++) {
+        out[`radius${t + 1}`] = max[t];
+        out[`first50Sum${t + 1}`] = sum[t];
+        out[`first50SumSq${t + 1}`] = sumSq[t];
+      }
+      return out;
+    },
+  };
+}
+
+const numberOf = (m: Record<string, unknown>, key: string): number => (typeof m[key] === "number" ? (m[key] as number) : Number(m[key]));
+
+/**
+ * Runs the experiment (see the module comment) as a protocol (src/node/experiments/protocol.ts):
+ * every SGD run is `fitToRunDir` in `runs/<name>/` of the experiment folder, the tables are built
+ * from what the runs recorded, and `resume` continues an interrupted experiment.
+ */
 export async function runSmoothingExperiment(
   options: SmoothingExperimentOptions = {},
   io: ExperimentIO = silentIO,
 ): Promise<SmoothingExperimentResult> {
   const started = performance.now();
-  const scale = options.scale ?? 0.06;
-  if (!(scale > 0 && scale <= 1)) throw new Error(`scale: expected a number in (0, 1], got ${scale}`);
-  const models = options.models ?? ["mlp", "convnet"];
-  const epsilons = [...(options.epsilons ?? DEFAULT_EPSILONS)].sort((a, b) => a - b);
-  if (epsilons.some((e) => !(e > 0))) throw new Error("epsilons: expected positive numbers");
-  const seeds = options.seeds ?? 2;
-  const width = options.width ?? 0.25;
-  const stepGrid = options.stepGrid ?? [0.003, 0.01, 0.03, 0.1, 0.3, 1];
-  const burnIn = options.burnIn ?? 10;
-  const batchSize = options.batchSize ?? 256;
-  const l2 = options.l2 ?? 1e-6;
-  const epochs = options.epochs ?? Math.max(1, Math.round(200 * scale));
-  for (const [k, v] of Object.entries({ seeds, burnIn, batchSize, epochs })) {
-    if (!(Number.isInteger(v) && v > 0)) throw new Error(`${k}: expected a positive integer, got ${v}`);
-  }
+  const cfg = resolveConfig(options);
+  const { epsilons, seeds, batchSize, l2, epochs, control } = cfg;
   const backend = bestBackend({ threads: options.threads, quiet: true });
   const objective = createObjective("logistic", l2);
-  const run = RunDirectory.create({ out: options.out, root: options.root, name: "smoothing" });
-  run.writeConfig({
-    name: "smoothing",
-    experiment: "smoothing",
-    protocol: {
-      scale,
-      models,
-      epsilons,
-      seeds,
-      width,
-      stepGrid,
-      burnIn,
+  const protocol = ExperimentProtocol.begin(
+    "smoothing",
+    { out: options.out, root: options.root, resume: options.resume },
+    { ...cfg, loss: "logistic", target: "objective (Lemma 8)" },
+    io.signal,
+  );
+  try {
+    const results: SmoothingModelResult[] = [];
+    const md: string[] = [
+      `# Smoothing experiment (Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), Sec. V) — scale ${cfg.scale}, ${seeds} seed(s), ε ∈ {${epsilons.join(", ")}}`,
+      "",
+    ];
+    // SGD with a constant step, as in Sec. V-A; the options every run of the experiment shares.
+    const sgd = (step: number) => ({
+      objective,
+      optimizer: createOptimizer("sgd", { lr: step }),
+      optimizerName: "sgd",
+      learningRate: step,
       batchSize,
-      l2,
-      epochs,
-      loss: "logistic",
-      target: "objective (Lemma 8)",
-    },
-    backend: { name: backend.name, threads: backend.threads, description: backend.describe() },
-    machine: { cpu: cpus()[0]?.model ?? "unknown", cores: availableParallelism() },
-  });
-  const results: SmoothingModelResult[] = [];
-  const md: string[] = [
-    `# Smoothing experiment (Roulet & Harchaoui, "On the Smoothing of Deep Networks" (CISS 2021), Sec. V) — scale ${scale}, ${seeds} seed(s), ε ∈ {${epsilons.join(", ")}}`,
-    "",
-  ];
+      divergence: "record" as const,
+    });
 
-  for (const name of models) {
-    const t0 = performance.now();
-    const setup = modelSetup(name, width);
-    const fullN = setup.dataset === "mnist" ? 60000 : 50000;
-    const trainSamples = options.trainSamples ?? Math.max(batchSize, Math.round(fullN * scale));
-    const testSamples = options.testSamples ?? 5000;
-    // `limit` keeps the first samples of each split only (decoding/normalizing the full sets costs seconds).
-    const loaded = await loadDataset(setup.dataset, { normalize: true, limit: Math.max(trainSamples, testSamples) });
-    const train: Dataset = subsetDataset(loaded.train, trainSamples, `${setup.dataset}/train`);
-    const test: Dataset = subsetDataset(loaded.test!, testSamples, `${setup.dataset}/test`);
-    let maxSampleNorm = 0;
-    for (const ds of [train, test]) {
-      const d = ds.x.length / ds.size;
-      for (let i = 0; i < ds.size; i++) {
-        let s = 0;
-        for (let j = i * d; j < (i + 1) * d; j++) s += ds.x[j] * ds.x[j];
-        maxSampleNorm = Math.max(maxSampleNorm, Math.sqrt(s));
-      }
-    }
-    const chain = new Chain(setup.spec, { dtype: "float32", backend });
-    const loader = new BatchLoader(train, { batchSize, dtype: "float32" });
-    const probe = subsetDataset(train, 1024);
-    const itersPerEpoch = loader.batchCount();
-    const iterations = epochs * itersPerEpoch;
-    io.log(
-      `${setup.describe}: ${chain.paramSize} parameters, ${train.size} train / ${test.size} test, ${epochs} epoch(s) = ${iterations} iterations of ${batchSize}`,
-    );
-
-    // 1. Step tuning on the non-smooth network (burn-in from seed 0).
-    const grad = new Float32Array(chain.paramSize);
-    const tuning: { step: number; objective: number }[] = [];
-    for (const step of stepGrid) {
-      const w = chain.initParams(0);
-      const rng = new Rng(0);
-      let order = rng.permutation(train.size);
-      let ok = true;
-      for (let k = 0; k < burnIn && ok; k++) {
-        const b = k % itersPerEpoch;
-        if (b === 0 && k > 0) order = rng.permutation(train.size);
-        ok = Number.isFinite(sgdStep(chain, objective, w, grad, loader.batch(b, order), step));
-      }
-      const ev = ok ? evaluateDataset(chain, objective, w, probe, { batchSize: 256 }) : { loss: Number.NaN };
-      const value = Number.isFinite(ev.loss) ? ev.loss + 0.5 * l2 * sumSquares(w) : Number.POSITIVE_INFINITY;
-      tuning.push({ step, objective: value });
-      io.log(`  step ${step}: objective after ${burnIn} iterations ${fe(value, 4)}`);
-    }
-    const best = tuning.reduce((a, b) => (b.objective < a.objective ? b : a));
-    const step = best.step;
-    io.log(`  chosen step ${step}${step === stepGrid[0] || step === stepGrid[stepGrid.length - 1] ? " (grid edge)" : ""}`);
-
-    // Training loop shared by both passes: nets[0] is the non-smooth network.
-    // `perturb`: index of a net whose initialization is multiplied by (1 + 1e-7·N(0, 1)) entry-wise
-    // (the control run: a rounding-level perturbation of the non-smooth run, about one float32 ulp).
-    const trainSeed = (
-      nets: Chain[],
-      seed: number,
-      onIteration: (k: number, ws: FloatArray[], losses: number[]) => void,
-      perturb = -1,
-    ): FloatArray[] => {
-      const ws = nets.map((n) => n.initParams(seed));
-      if (perturb >= 0) {
-        const pr = new Rng(5000 + seed);
-        const w = ws[perturb];
-        for (let i = 0; i < w.length; i++) w[i] *= 1 + 1e-7 * pr.normal();
-      }
-      const grads = nets.map((n) => new Float32Array(n.paramSize));
-      const alive = nets.map(() => true);
-      const rng = new Rng(1000 + seed);
-      let k = 0;
-      for (let e = 0; e < epochs; e++) {
-        const order = rng.permutation(train.size);
-        for (let b = 0; b < itersPerEpoch; b++) {
-          const batch = loader.batch(b, order);
-          const losses = nets.map((n, i) => {
-            if (!alive[i]) return Number.NaN;
-            const l = sgdStep(n, objective, ws[i], grads[i], batch, step);
-            if (!Number.isFinite(l)) alive[i] = false;
-            return l;
-          });
-          k++;
-          onIteration(k, ws, losses);
+    for (const name of cfg.models) {
+      const t0 = performance.now();
+      const setup = modelSetup(name, cfg.width);
+      const fullN = setup.dataset === "mnist" ? 60000 : 50000;
+      const trainSamples = cfg.trainSamples ?? Math.max(batchSize, Math.round(fullN * cfg.scale));
+      const testSamples = cfg.testSamples;
+      // `limit` keeps the first samples of each split only (decoding/normalizing the full sets costs seconds).
+      const loaded = await loadDataset(setup.dataset, { normalize: true, limit: Math.max(trainSamples, testSamples) });
+      const train: Dataset = subsetDataset(loaded.train, trainSamples, `${setup.dataset}/train`);
+      const test: Dataset = subsetDataset(loaded.test!, testSamples, `${setup.dataset}/test`);
+      let maxSampleNorm = 0;
+      for (const ds of [train, test]) {
+        const d = ds.x.length / ds.size;
+        for (let i = 0; i < ds.size; i++) {
+          let s = 0;
+          for (let j = i * d; j < (i + 1) * d; j++) s += ds.x[j] * ds.x[j];
+          maxSampleNorm = Math.max(maxSampleNorm, Math.sqrt(s));
         }
       }
-      return ws;
-    };
+      const chain = new Chain(setup.spec, { dtype: "float32", backend });
+      const probe = subsetDataset(train, 1024);
+      const itersPerEpoch = Math.ceil(train.size / batchSize);
+      const iterations = epochs * itersPerEpoch;
+      io.log(
+        `${setup.describe}: ${chain.paramSize} parameters, ${train.size} train / ${test.size} test, ${epochs} epoch(s) = ${iterations} iterations of ${batchSize}`,
+      );
 
-    // 2. Pass 1: non-smooth runs, parameter norms along the iterations.
-    const norms: number[][] = []; // per iteration (first 50, all seeds) per layer
-    const tau = chain.layers.filter((l) => l.biaffine >= 0).length;
-    const radii = new Array<number>(tau).fill(0);
-    const pass1: FloatArray[] = [];
-    const tStep = performance.now();
-    for (let seed = 0; seed < seeds; seed++) {
-      const init = chain.initParams(seed);
-      layerNorms(chain, init).forEach((v, t) => {
-        radii[t] = Math.max(radii[t], v);
-      });
-      const [w] = trainSeed([chain], seed, (k, ws) => {
-        const n = layerNorms(chain, ws[0]);
-        n.forEach((v, t) => {
+      // 1. Step tuning on the non-smooth network: a burn-in of `burnIn` iterations from seed 0,
+      // i.e. one epoch over the first burnIn × batchSize training samples (the whole training set
+      // for ⌈burnIn / iterations per epoch⌉ epochs when it is smaller).
+      const burnInData =
+        cfg.burnIn * batchSize <= train.size ? subsetDataset(train, cfg.burnIn * batchSize, `${setup.dataset}/burn-in`) : train;
+      const burnInEpochs = burnInData === train ? Math.ceil(cfg.burnIn / itersPerEpoch) : 1;
+      const tuning: { step: number; objective: number }[] = [];
+      for (const step of cfg.stepGrid) {
+        const run = await protocol.train(
+          `${name}-burn-in-step-${step}`,
+          chain,
+          { train: burnInData },
+          { ...sgd(step), seed: 0, epochs: burnInEpochs },
+        );
+        const ev =
+          run.source === "diverged" ? { loss: Number.NaN } : evaluateDataset(chain, objective, run.params, probe, { batchSize: 256 });
+        const value = Number.isFinite(ev.loss) ? ev.loss + 0.5 * l2 * sumSquares(run.params) : Number.POSITIVE_INFINITY;
+        tuning.push({ step, objective: value });
+        io.log(`  step ${step}: objective after ${cfg.burnIn} iterations ${fe(value, 4)}`);
+      }
+      const best = tuning.reduce((a, b) => (b.objective < a.objective ? b : a));
+      const step = best.step;
+      io.log(`  chosen step ${step}${step === Math.min(...cfg.stepGrid) || step === Math.max(...cfg.stepGrid) ? " (grid edge)" : ""}`);
+      // Seed s: initialization chain.initParams(s), data order from seed 1000 + s (each run of the seed).
+      const seedOptions = (seed: number) => ({ ...sgd(step), seed: 1000 + seed, initSeed: seed, epochs });
+
+      // 2. Pass 1: the non-smooth runs; R_t = the largest ‖u_t‖ along them (initializations included).
+      const tau = chain.layers.filter((l) => l.biaffine >= 0).length;
+      const radii = new Array<number>(tau).fill(0);
+      const first50 = { count: 0, sum: new Array<number>(tau).fill(0), sumSq: new Array<number>(tau).fill(0) };
+      const pass1: FloatArray[] = [];
+      let pass1Seconds = 0;
+      for (let seed = 0; seed < seeds; seed++) {
+        layerNorms(chain, chain.initParams(seed)).forEach((v, t) => {
           radii[t] = Math.max(radii[t], v);
         });
-        if (k <= 50) norms.push(n);
-      });
-      pass1.push(w.slice());
-    }
-    const secondsPerStep = (performance.now() - tStep) / 1000 / (seeds * iterations);
-    const normsFirst50 = radii.map((_, t) => meanStd(norms.map((n) => n[t])));
-    io.log(`  pass 1: R = [${radii.map((r) => r.toFixed(2)).join(", ")}], ${(secondsPerStep * 1000).toFixed(0)} ms/step`);
-
-    // 3. Smoothing per ε (Algorithm 2), objective-level accuracy ε.
-    const smoothings = epsilons.map((epsilon) => ({
-      epsilon,
-      result: smooth(chain, { epsilon, radii, target: "objective", loss: "logistic", l2, batch: batchSize, maxSampleNorm }),
-    }));
-    for (const s of smoothings) {
-      io.log(
-        `  ε = ${s.epsilon}: μ per layer [${s.result.layers
-          .filter((l) => l.layer > 0)
-          .map((l) => (l.parameters.length ? fe(l.parameters[0]) : "0"))
-          .join(", ")}], L_F = ${fe(s.result.certificate.smoothness)}`,
-      );
-    }
-
-    // 4. Pass 2: lockstep, relative distances.
-    // With `control`, a last net: the non-smooth network from a rounding-level perturbed start.
-    const control = options.control ?? true;
-    const nets = [chain, ...smoothings.map((s) => s.result.chain), ...(control ? [chain] : [])];
-    const dist: number[][][] = [...epsilons, ...(control ? [0] : [])].map(() => []); // [ε (then control)][iteration][seed]
-    const runs: SmoothingRunResult[] = [];
-    let reproducible = true;
-    for (let seed = 0; seed < seeds; seed++) {
-      const ws = trainSeed(
-        nets,
-        seed,
-        (k, wk) => {
-          for (let e = 0; e < dist.length; e++) {
-            if (!dist[e][k - 1]) dist[e][k - 1] = [];
-            dist[e][k - 1][seed] = relDistance(wk[e + 1], wk[0]);
+        const tracker = normTracker(chain);
+        const run = await protocol.train(`${name}-seed-${seed}-non-smooth`, chain, { train }, { ...seedOptions(seed), ...tracker });
+        for (const m of run.epochs) {
+          first50.count += numberOf(m, "first50_count");
+          for (let t = 0; t < tau; t++) {
+            radii[t] = Math.max(radii[t], numberOf(m, `radius${t + 1}`));
+            first50.sum[t] += numberOf(m, `first50_sum${t + 1}`);
+            first50.sumSq[t] += numberOf(m, `first50_sum_sq${t + 1}`);
           }
-        },
-        control ? nets.length - 1 : -1,
-      );
-      if (relDistance(ws[0], pass1[seed]) !== 0) reproducible = false;
-      nets.forEach((n, i) => {
-        if (i > epsilons.length) return; // the control run is not evaluated
-        const tr = evaluateDataset(n, objective, ws[i], train, { batchSize: 500 });
-        const te = evaluateDataset(n, objective, ws[i], test, { batchSize: 500 });
-        const epsilon = i === 0 ? 0 : epsilons[i - 1];
-        runs.push({
-          model: name,
-          epsilon,
-          seed,
-          trainLoss: tr.loss,
-          trainAccuracy: tr.accuracy ?? Number.NaN,
-          testLoss: te.loss,
-          testAccuracy: te.accuracy ?? Number.NaN,
-          finalDistance: i === 0 ? 0 : relDistance(ws[i], ws[0]),
-          diverged: !Number.isFinite(tr.loss),
+        }
+        pass1.push(run.params);
+        pass1Seconds += run.seconds;
+      }
+      const secondsPerStep = pass1Seconds / (seeds * iterations);
+      // Mean and sample standard deviation from the sums: var = (Σx² − (Σx)²/n)/(n − 1).
+      const normsFirst50 = radii.map((_, t) => {
+        const n = first50.count;
+        const mean = n > 0 ? first50.sum[t] / n : Number.NaN;
+        const variance = n > 1 ? Math.max(0, first50.sumSq[t] - first50.sum[t] * mean) / (n - 1) : 0;
+        return { mean, std: Math.sqrt(variance) };
+      });
+      io.log(`  pass 1: R = [${radii.map((r) => r.toFixed(2)).join(", ")}], ${(secondsPerStep * 1000).toFixed(0)} ms/step`);
+
+      // 3. Smoothing per ε (Algorithm 2), objective-level accuracy ε.
+      const smoothings = epsilons.map((epsilon) => ({
+        epsilon,
+        result: smooth(chain, { epsilon, radii, target: "objective", loss: "logistic", l2, batch: batchSize, maxSampleNorm }),
+      }));
+      for (const s of smoothings) {
+        io.log(
+          `  ε = ${s.epsilon}: μ per layer [${s.result.layers
+            .filter((l) => l.layer > 0)
+            .map((l) => (l.parameters.length ? fe(l.parameters[0]) : "0"))
+            .join(", ")}], L_F = ${fe(s.result.certificate.smoothness)}`,
+        );
+      }
+
+      // 4. Pass 2, per seed: the non-smooth network again (the reference), each smoothed network
+      // and, with `control`, the non-smooth network from a rounding-level perturbed start
+      // (initialization × (1 + 1e-7·N(0, 1)) entry-wise, about one float32 ulp), trained in lockstep
+      // one epoch at a time; after each epoch every run records ‖w_ε − w‖/‖w‖ against the
+      // reference (Fig. 4, at the end of each epoch).
+      const others = [
+        ...smoothings.map((s) => ({ epsilon: s.epsilon, label: `eps-${s.epsilon}`, chain: s.result.chain })),
+        ...(control ? [{ epsilon: 0, label: "control", chain }] : []),
+      ];
+      const dist: number[][][] = others.map(() => []); // [ε (then control)][epoch][seed]
+      const runs: SmoothingRunResult[] = [];
+      let reproducible = true;
+      for (let seed = 0; seed < seeds; seed++) {
+        const perturbed = chain.initParams(seed);
+        const pr = new Rng(5000 + seed);
+        for (let i = 0; i < perturbed.length; i++) perturbed[i] *= 1 + 1e-7 * pr.normal();
+        let reference: ProtocolRun | null = null;
+        const last: (ProtocolRun | null)[] = others.map(() => null);
+        for (let e = 1; e <= epochs; e++) {
+          const ref: ProtocolRun = await protocol.train(
+            `${name}-seed-${seed}-reference`,
+            chain,
+            { train },
+            { ...seedOptions(seed), epochs: e },
+          );
+          reference = ref;
+          for (const [i, o] of others.entries()) {
+            last[i] = await protocol.train(
+              `${name}-seed-${seed}-${o.label}`,
+              o.chain,
+              { train },
+              {
+                ...seedOptions(seed),
+                epochs: e,
+                ...(o.label === "control" ? { params: perturbed.slice() } : {}),
+                epochMetrics: (_record, trainer) => ({
+                  distance: ref.source === "diverged" ? Number.NaN : relDistance(trainer.w, ref.params),
+                }),
+              },
+            );
+          }
+          io.log(
+            `  pass 2 seed ${seed}, epoch ${e}: ‖w_ε − w‖/‖w‖ ${others.map((o, i) => `${o.label} ${fe(numberOf(last[i]?.epochs[e - 1] ?? {}, "distance"))}`).join(", ")}`,
+          );
+        }
+        if (!reference) throw new Error("epochs: expected at least one epoch");
+        others.forEach((_, i) => {
+          const byEpoch = new Map((last[i]?.epochs ?? []).map((m) => [m.epoch, numberOf(m, "distance")]));
+          for (let e = 1; e <= epochs; e++) {
+            if (!dist[i][e - 1]) dist[i][e - 1] = [];
+            dist[i][e - 1][seed] = byEpoch.get(e) ?? Number.NaN;
+          }
+        });
+        if (reference.source === "diverged" || relDistance(reference.params, pass1[seed]) !== 0) reproducible = false;
+        const finals = [reference, ...last.slice(0, epsilons.length)];
+        finals.forEach((r, i) => {
+          const net = i === 0 ? chain : smoothings[i - 1].result.chain;
+          const diverged = !r || r.source === "diverged";
+          const nan = { loss: Number.NaN, accuracy: Number.NaN };
+          const tr = r && !diverged ? evaluateDataset(net, objective, r.params, train, { batchSize: 500 }) : nan;
+          const te = r && !diverged ? evaluateDataset(net, objective, r.params, test, { batchSize: 500 }) : nan;
+          runs.push({
+            model: name,
+            epsilon: i === 0 ? 0 : epsilons[i - 1],
+            seed,
+            trainLoss: tr.loss,
+            trainAccuracy: tr.accuracy ?? Number.NaN,
+            testLoss: te.loss,
+            testAccuracy: te.accuracy ?? Number.NaN,
+            finalDistance: i === 0 ? 0 : r && !diverged ? relDistance(r.params, reference.params) : Number.NaN,
+            diverged: diverged || !Number.isFinite(tr.loss),
+          });
+        });
+        io.log(`  pass 2 seed ${seed}: non-smooth test acc ${pct(runs[runs.length - 1 - epsilons.length].testAccuracy)}%`);
+      }
+      const distances: SmoothingModelResult["distances"] = [];
+      others.forEach((o, i) => {
+        dist[i].forEach((perSeed, k) => {
+          const s = meanStd(perSeed);
+          distances.push({ epsilon: o.epsilon, epoch: k + 1, iteration: (k + 1) * itersPerEpoch, mean: s.mean, std: s.std });
         });
       });
-      io.log(`  pass 2 seed ${seed}: non-smooth test acc ${pct(runs[runs.length - 1 - epsilons.length].testAccuracy)}%`);
+      const seconds = (performance.now() - t0) / 1000;
+      const result: SmoothingModelResult = {
+        model: name,
+        describe: setup.describe,
+        params: chain.paramSize,
+        trainSize: train.size,
+        testSize: test.size,
+        epochs,
+        iterations,
+        step,
+        stepGrid: tuning,
+        radii,
+        normsFirst50,
+        smoothings,
+        runs,
+        distances,
+        reproducible,
+        seconds,
+        secondsPerStep,
+      };
+      results.push(result);
+      await writeModelOutputs(protocol, result, epsilons, options.png ?? false, md);
+      io.log(`  ${name}: ${seconds.toFixed(1)} s (the reference repeats the non-smooth run: ${reproducible})`);
     }
-    const distances: SmoothingModelResult["distances"] = [];
-    [...epsilons, ...(control ? [0] : [])].forEach((epsilon, e) => {
-      dist[e].forEach((perSeed, k) => {
-        const s = meanStd(perSeed);
-        distances.push({ epsilon, iteration: k + 1, mean: s.mean, std: s.std });
-      });
-    });
-    const seconds = (performance.now() - t0) / 1000;
-    const result: SmoothingModelResult = {
-      model: name,
-      describe: setup.describe,
-      params: chain.paramSize,
-      trainSize: train.size,
-      testSize: test.size,
-      epochs,
-      iterations,
-      step,
-      stepGrid: tuning,
-      radii,
-      normsFirst50,
-      smoothings,
-      runs,
-      distances,
-      reproducible,
+    protocol.text("results.md", `${md.join("\n")}\n`);
+    const seconds = (performance.now() - started) / 1000;
+    protocol.finish({
       seconds,
-      secondsPerStep,
-    };
-    results.push(result);
-    await writeModelOutputs(run, result, epsilons, options.png ?? false, md);
-    io.log(`  ${name}: ${seconds.toFixed(1)} s (pass 2 reproduces pass 1: ${reproducible})`);
+      backend: backend.describe(),
+      machine: { cpu: cpus()[0]?.model ?? "unknown", cores: availableParallelism() },
+      models: results.map((r) => ({
+        model: r.model,
+        describe: r.describe,
+        params: r.params,
+        trainSize: r.trainSize,
+        testSize: r.testSize,
+        epochs: r.epochs,
+        iterations: r.iterations,
+        step: r.step,
+        radii: r.radii,
+        seconds: r.seconds,
+        secondsPerStep: r.secondsPerStep,
+        reproducible: r.reproducible,
+        table3: table3Rows(r),
+      })),
+    });
+    io.log(`total ${seconds.toFixed(1)} s; folder: ${protocol.dir}`);
+    return { runDir: protocol.dir, models: results, seconds, backend: backend.describe() };
+  } catch (error) {
+    protocol.release();
+    throw error;
   }
-  writeFileSync(run.path("results.md"), `${md.join("\n")}\n`);
-  const seconds = (performance.now() - started) / 1000;
-  const summary = {
-    seconds,
-    backend: backend.describe(),
-    models: results.map((r) => ({
-      model: r.model,
-      describe: r.describe,
-      params: r.params,
-      trainSize: r.trainSize,
-      testSize: r.testSize,
-      epochs: r.epochs,
-      iterations: r.iterations,
-      step: r.step,
-      radii: r.radii,
-      seconds: r.seconds,
-      secondsPerStep: r.secondsPerStep,
-      reproducible: r.reproducible,
-      table3: table3Rows(r),
-    })),
-  };
-  run.writeSummary(summary);
-  io.log(`total ${seconds.toFixed(1)} s; run directory: ${run.dir}`);
-  return { runDir: run.dir, models: results, seconds, backend: backend.describe() };
 }
 
 function sumSquares(w: FloatArray): number {
@@ -500,34 +597,32 @@ function table3Rows(r: SmoothingModelResult): Row[] {
 }
 
 async function writeModelOutputs(
-  run: RunDirectory,
+  protocol: ExperimentProtocol,
   r: SmoothingModelResult,
   epsilons: number[],
   png: boolean,
   md: string[],
 ): Promise<void> {
   const m = r.model;
-  writeFileSync(
-    run.path(`${m}-step-grid.csv`),
-    toCsv(r.stepGrid.map((g) => ({ step: g.step, objective: g.objective, chosen: String(g.step === r.step) }))),
+  protocol.table(
+    `${m}-step-grid`,
+    r.stepGrid.map((g) => ({ step: g.step, objective: g.objective, chosen: String(g.step === r.step) })),
   );
-  writeFileSync(
-    run.path(`${m}-runs.csv`),
-    toCsv(
-      r.runs.map((x) => ({
-        epsilon: x.epsilon,
-        seed: x.seed,
-        train_loss: x.trainLoss,
-        train_accuracy: x.trainAccuracy,
-        test_loss: x.testLoss,
-        test_accuracy: x.testAccuracy,
-        final_relative_distance: x.finalDistance,
-        diverged: String(x.diverged),
-      })),
-    ),
+  protocol.table(
+    `${m}-runs`,
+    r.runs.map((x) => ({
+      epsilon: x.epsilon,
+      seed: x.seed,
+      train_loss: x.trainLoss,
+      train_accuracy: x.trainAccuracy,
+      test_loss: x.testLoss,
+      test_accuracy: x.testAccuracy,
+      final_relative_distance: x.finalDistance,
+      diverged: String(x.diverged),
+    })),
   );
   const t3 = table3Rows(r);
-  writeFileSync(run.path(`${m}-table3.csv`), toCsv(t3));
+  protocol.table(`${m}-table3`, t3);
   // Tables I–II: norms over the first 50 iterations, R_t, smoothing per layer for each ε.
   const tau = r.radii.length;
   const t12: Row[] = [];
@@ -545,21 +640,19 @@ async function writeModelOutputs(
     }
     t12.push(row);
   }
-  writeFileSync(run.path(`${m}-table12.csv`), toCsv(t12));
-  writeFileSync(
-    run.path(`${m}-certificates.csv`),
-    toCsv(
-      r.smoothings.map((s) => ({
-        epsilon: s.epsilon,
-        output_accuracy: s.result.outputAccuracy,
-        objective_accuracy: s.result.objective.accuracy,
-        chain_bound: s.result.certificate.chain.bound,
-        chain_lipschitz: s.result.certificate.chain.lipschitz,
-        chain_smoothness: s.result.certificate.chain.smoothness,
-        objective_smoothness: s.result.certificate.smoothness,
-        certified_step: s.result.certificate.stepSize,
-      })),
-    ),
+  protocol.table(`${m}-table12`, t12);
+  protocol.table(
+    `${m}-certificates`,
+    r.smoothings.map((s) => ({
+      epsilon: s.epsilon,
+      output_accuracy: s.result.outputAccuracy,
+      objective_accuracy: s.result.objective.accuracy,
+      chain_bound: s.result.certificate.chain.bound,
+      chain_lipschitz: s.result.certificate.chain.lipschitz,
+      chain_smoothness: s.result.certificate.chain.smoothness,
+      objective_smoothness: s.result.certificate.smoothness,
+      certified_step: s.result.certificate.stepSize,
+    })),
   );
   const eps1 = r.smoothings.find((s) => s.epsilon === 1) ?? r.smoothings[r.smoothings.length - 1];
   // Per-layer file of the report (src/report/schema.ts): smoothing.json for the first model, and
@@ -576,22 +669,22 @@ async function writeModelOutputs(
     },
     log: true,
   };
-  run.writeJson(`${m}-smoothing.json`, perLayer);
-  if (md.length <= 2) run.writeJson("smoothing.json", perLayer);
+  protocol.text(`${m}-smoothing.json`, `${JSON.stringify(jsonSafe(perLayer), null, 2)}\n`);
+  if (md.length <= 2) protocol.text("smoothing.json", `${JSON.stringify(jsonSafe(perLayer), null, 2)}\n`);
   const fig: Row[] = r.distances.map((d) => ({
     epsilon: d.epsilon === 0 ? "control: non-smooth, init ×(1 + 1e-7·N(0,1))" : `log10 ε = ${Math.round(Math.log10(d.epsilon))}`,
+    epoch: d.epoch,
     iteration: d.iteration,
     relative_distance: d.mean,
     std: d.std,
   }));
-  writeFileSync(run.path(`${m}-figure4.csv`), toCsv(fig));
-  await plotLines(fig, {
-    dir: run.plotsDir,
+  protocol.table(`${m}-figure4`, fig);
+  await protocol.plot(fig, {
     name: `${m}-figure4`,
     x: "iteration",
     y: "relative_distance",
     color: "epsilon",
-    title: `${m}: ‖w_ε(k) − w(k)‖/‖w(k)‖ (mean over seeds)`,
+    title: `${m}: ‖w_ε(k) − w(k)‖/‖w(k)‖ at the end of each epoch (mean over seeds)`,
     yTitle: "relative distance",
     logY: true,
     png,
@@ -601,7 +694,7 @@ async function writeModelOutputs(
   md.push(
     `## ${r.describe}`,
     "",
-    `${r.params} parameters; ${r.trainSize} training / ${r.testSize} test samples; ${r.epochs} epoch(s) = ${r.iterations} iterations of SGD; step ${r.step} (burn-in grid: ${r.stepGrid.map((g) => `${g.step} → ${fe(g.objective, 3)}`).join(", ")}); ${(r.secondsPerStep * 1000).toFixed(0)} ms per step; ${r.seconds.toFixed(0)} s in all. Pass 2 reproduces pass 1: ${r.reproducible}.`,
+    `${r.params} parameters; ${r.trainSize} training / ${r.testSize} test samples; ${r.epochs} epoch(s) = ${r.iterations} iterations of SGD; step ${r.step} (burn-in grid: ${r.stepGrid.map((g) => `${g.step} → ${fe(g.objective, 3)}`).join(", ")}); ${(r.secondsPerStep * 1000).toFixed(0)} ms per step; ${r.seconds.toFixed(0)} s in all. The reference run of pass 2 reproduces pass 1: ${r.reproducible}.`,
     "",
     "Table III analogue (mean ± std over seeds; loss = mean logistic loss without the L2 term; accuracy in %):",
     "",
@@ -620,14 +713,15 @@ async function writeModelOutputs(
     `| R_t | ${r.radii.map((x) => x.toFixed(2)).join(" | ")} |`,
     `| smoothing μ | ${t12.map((x) => fe(x[`mu_eps_${eps1.epsilon}`] as number, 1)).join(" | ")} |`,
     "",
-    "Figure 4 analogue: relative distance ‖w_ε(k) − w(k)‖/‖w(k)‖ (mean over seeds) at a few iterations:",
+    "Figure 4 analogue: relative distance ‖w_ε(k) − w(k)‖/‖w(k)‖ (mean over seeds) at the end of a few epochs (k = iterations):",
     "",
   );
-  const marks = [1, 10, 20, 50, 100, 200, 500, 1000, r.iterations].filter((k, i, a) => k <= r.iterations && a.indexOf(k) === i);
-  md.push(`| ε | ${marks.map((k) => `k = ${k}`).join(" | ")} |`, `|---|${marks.map(() => "---").join("|")}|`);
+  const marks = [1, 2, 5, 10, 20, 50, 100, 200, r.epochs].filter((e, i, a) => e <= r.epochs && a.indexOf(e) === i);
+  const perEpoch = r.iterations / r.epochs;
+  md.push(`| ε | ${marks.map((e) => `k = ${e * perEpoch}`).join(" | ")} |`, `|---|${marks.map(() => "---").join("|")}|`);
   for (const e of [...epsilons, 0]) {
     if (!r.distances.some((d) => d.epsilon === e)) continue;
-    const cells = marks.map((k) => fe(r.distances.find((d) => d.epsilon === e && d.iteration === k)?.mean ?? Number.NaN));
+    const cells = marks.map((k) => fe(r.distances.find((d) => d.epsilon === e && d.epoch === k)?.mean ?? Number.NaN));
     md.push(`| ${e === 0 ? "control (non-smooth, init perturbed by 1e-7 relative)" : e} | ${cells.join(" | ")} |`);
   }
   md.push("");
