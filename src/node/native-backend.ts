@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Backend, ConvGeometry, DnnPrimitives, ElementwiseKernels, PoolWindowGeometry } from "../core/backend.js";
+import type { Backend, BatchNormGeometry, ConvGeometry, DnnPrimitives, ElementwiseKernels, PoolWindowGeometry } from "../core/backend.js";
 import type { FloatArray } from "../core/dtype.js";
 
 /** The functions of the N-API addon `native/src/chainopt_blas.cc` (see the comments there). */
@@ -102,6 +102,32 @@ export interface NativeBlasBinding {
   dnnPoolWorkspaceBytes?(g: Int32Array, max: boolean): number;
   dnnPoolForward?(g: Int32Array, max: boolean, x: Float32Array, y: Float32Array, ws: Uint8Array | null): void;
   dnnPoolBackward?(g: Int32Array, max: boolean, dy: Float32Array, dx: Float32Array, ws: Uint8Array | null): void;
+  /** Batch normalization: geometry [N, C, S], flags (1 running statistics, 2 affine), ε. */
+  dnnBatchNormForward?(
+    g: Int32Array,
+    flags: number,
+    epsilon: number,
+    x: Float32Array,
+    scale: Float32Array | null,
+    shift: Float32Array | null,
+    mean: Float32Array,
+    variance: Float32Array,
+    y: Float32Array,
+  ): void;
+  dnnBatchNormBackward?(
+    g: Int32Array,
+    flags: number,
+    epsilon: number,
+    x: Float32Array,
+    dy: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+    scale: Float32Array | null,
+    shift: Float32Array | null,
+    dx: Float32Array | null,
+    dscale: Float32Array | null,
+    dshift: Float32Array | null,
+  ): void;
   /** The implementation oneDNN chose for a convolution (0 forward, 1 backward-data, 2 backward-weights), e.g. `jit:avx2`. */
   dnnConvImpl?(g: Int32Array, which: number): string;
 }
@@ -124,6 +150,16 @@ export function poolGeometryArray(g: PoolWindowGeometry): Int32Array {
   return Int32Array.of(g.batch, g.c, g.h, g.w, g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw);
 }
 
+/** `[N, C, S]`, the addon's batch-norm geometry. */
+export function batchNormGeometryArray(g: BatchNormGeometry): Int32Array {
+  return Int32Array.of(g.batch, g.channels, g.spatial);
+}
+
+/** The addon's batch-norm flags: 1 = running statistics (evaluation mode), 2 = affine (γ, β given). */
+function batchNormFlags(training: boolean, affine: boolean): number {
+  return (training ? 0 : 1) | (affine ? 2 : 0);
+}
+
 /**
  * oneDNN requires the last window to end exactly at the padded border: right padding
  * (out − 1)·stride + kernel − in − pad ≥ 0. It is negative when floor mode drops input rows
@@ -138,7 +174,32 @@ function dnnPrimitives(b: NativeBlasBinding): DnnPrimitives | undefined {
   const { dnnConvForward, dnnConvBackwardData, dnnConvBackwardWeights, dnnPoolWorkspaceBytes, dnnPoolForward, dnnPoolBackward } = b;
   if (!b.dnnlVersion || !dnnConvForward || !dnnConvBackwardData || !dnnConvBackwardWeights) return undefined;
   if (!dnnPoolWorkspaceBytes || !dnnPoolForward || !dnnPoolBackward) return undefined;
+  const { dnnBatchNormForward: bnForward, dnnBatchNormBackward: bnBackward } = b;
+  // Batch-norm entries: absent from addons built before them (the component then stays on TypeScript).
+  const batchNorm: Pick<DnnPrimitives, "batchNormForward" | "batchNormBackward"> =
+    bnForward && bnBackward
+      ? {
+          batchNormForward: (g, training, eps, x, scale, shift, mean, variance, y) =>
+            bnForward(batchNormGeometryArray(g), batchNormFlags(training, scale !== null), eps, x, scale, shift, mean, variance, y),
+          batchNormBackward: (g, training, eps, x, dy, mean, variance, scale, shift, dx, dscale, dshift) =>
+            bnBackward(
+              batchNormGeometryArray(g),
+              batchNormFlags(training, scale !== null),
+              eps,
+              x,
+              dy,
+              mean,
+              variance,
+              scale,
+              shift,
+              dx,
+              dscale,
+              dshift,
+            ),
+        }
+      : {};
   return {
+    ...batchNorm,
     description: `oneDNN ${b.dnnlVersion}`,
     supportsConv: (g) => g.batch > 0 && rightPaddingOk(g.inH, g.outH, g.kh, g.sh, g.ph) && rightPaddingOk(g.inW, g.outW, g.kw, g.sw, g.pw),
     supportsPool: (g) => g.batch > 0 && rightPaddingOk(g.h, g.oh, g.kh, g.sh, g.ph) && rightPaddingOk(g.w, g.ow, g.kw, g.sw, g.pw),
