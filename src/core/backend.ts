@@ -73,8 +73,9 @@ export interface Backend {
    */
   readonly dnn?: DnnPrimitives;
   /**
-   * Optional multi-threaded element-wise kernels (optimizer updates, ReLU). Each computes exactly
-   * what the portable loop it replaces computes (same operations, same roundings), entry by entry.
+   * Optional multi-threaded element-wise kernels (optimizer updates, ReLU, logistic loss). Each
+   * computes exactly what the portable loop it replaces computes (same operations, same roundings),
+   * entry by entry; the logistic loss up to the last bit of exp/log (see {@link ElementwiseKernels.logistic}).
    */
   readonly kernels?: ElementwiseKernels;
 }
@@ -213,4 +214,12 @@ export interface ElementwiseKernels {
   reluForward(n: number, x: FloatArray, y: FloatArray): void;
   /** out = x > 0 ? v : 0. */
   reluBackward(n: number, x: FloatArray, v: FloatArray, out: FloatArray): void;
+  /**
+   * Softmax cross-entropy of `n` rows of `k` outputs with integer labels (src/objectives/logistic.ts):
+   * returns the mean loss and, when `grad` is given, overwrites it with the gradient. The one kernel
+   * here that is *not* bit-identical to its portable loop: the C library's exp/log and JavaScript's
+   * Math.exp/log differ in the last bit for some arguments. Deterministic and independent of the
+   * thread count. Absent from addons built before it.
+   */
+  logistic?(n: number, k: number, output: FloatArray, labels: Int32Array, grad: FloatArray | null): number;
 }

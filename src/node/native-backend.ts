@@ -93,6 +93,7 @@ export interface NativeBlasBinding {
   momentumUpdate?: ElementwiseKernels["momentum"];
   reluForward?: ElementwiseKernels["reluForward"];
   reluBackward?: ElementwiseKernels["reluBackward"];
+  logisticLoss?: ElementwiseKernels["logistic"];
   getOmpThreads?(): number;
   // oneDNN (native/src/chainopt_dnn.cc): present only when the addon was built with oneDNN.
   readonly dnnlVersion?: string;
@@ -214,9 +215,17 @@ function dnnPrimitives(b: NativeBlasBinding): DnnPrimitives | undefined {
 
 /** The element-wise kernels of an addon that has them. */
 function elementwiseKernels(b: NativeBlasBinding): ElementwiseKernels | undefined {
-  const { adamUpdate, rmsUpdate, rssUpdate, momentumUpdate, reluForward, reluBackward } = b;
+  const { adamUpdate, rmsUpdate, rssUpdate, momentumUpdate, reluForward, reluBackward, logisticLoss } = b;
   if (!adamUpdate || !rmsUpdate || !rssUpdate || !momentumUpdate || !reluForward || !reluBackward) return undefined;
-  return { adam: adamUpdate, rms: rmsUpdate, rss: rssUpdate, momentum: momentumUpdate, reluForward, reluBackward };
+  const kernels: ElementwiseKernels = {
+    adam: adamUpdate,
+    rms: rmsUpdate,
+    rss: rssUpdate,
+    momentum: momentumUpdate,
+    reluForward,
+    reluBackward,
+  };
+  return logisticLoss ? { ...kernels, logistic: logisticLoss } : kernels;
 }
 
 /** The interface version of the addon this code was written for (`kAbi` in chainopt_blas.cc). */
