@@ -28,12 +28,16 @@ import { randomArray, relativeError } from "./helpers.js";
 // float64 reference): outputs, gradients, JVP, second order, running statistics, resume.
 
 const native = loadNativeBackend();
-const withDnn = native?.dnn?.batchNormForward ? native.withPaths({ dnn: true }) : null;
+// oneDNN forced on (whatever CHAINOPT_ONEDNN says), when the addon has it.
+const forced = native?.dnnlVersion ? native.withPaths({ dnn: true }) : null;
+const withDnn = forced?.dnn?.batchNormForward ? forced : null;
 const skipDnn = withDnn
   ? false
-  : native
-    ? "native addon built without oneDNN batch-norm (install libdnnl-dev, then `npx chainopt build-native`)"
-    : `native addon not available (${nativeLoadError()})`;
+  : forced
+    ? "native addon built before oneDNN batch-norm (rebuild it: `npx chainopt build-native`)"
+    : native
+      ? "native addon built without oneDNN (install libdnnl-dev, then `npx chainopt build-native`)"
+      : `native addon not available (${nativeLoadError()})`;
 
 /** `backend` with its oneDNN primitives replaced by ones counting their calls (every other kernel delegated). */
 function spied(backend: NativeBackend): { backend: Backend; calls: Record<string, number> } {

@@ -1,7 +1,7 @@
 // chainopt_dnn: float32 convolution, pooling and batch normalization through oneDNN (API v2, e.g.
 // Debian's libdnnl-dev 2.6), registered into the addon's exports by RegisterDnn. Compiled to
-// nothing unless the build found oneDNN (CHAINOPT_HAVE_DNNL, set by native/src/dnnl-flags.mjs): the addon is then exactly
-// the OpenBLAS one.
+// nothing unless the build found oneDNN (CHAINOPT_HAVE_DNNL, set by native/src/dnnl-flags.mjs):
+// the addon is then exactly the OpenBLAS one.
 //
 // Design notes
 // - Primitives are created once per (kind, geometry) and cached with their reorders (oneDNN 2.x

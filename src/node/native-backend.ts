@@ -135,7 +135,7 @@ export interface NativeBlasBinding {
 
 /** Which optional native paths a {@link NativeBackend} uses (both default to "when the addon has them"). */
 export interface NativePaths {
-  /** oneDNN convolution and pooling (float32). */
+  /** oneDNN convolution, pooling and batch normalization (float32). */
   dnn?: boolean;
   /** Multi-threaded element-wise kernels (optimizer updates, ReLU). */
   kernels?: boolean;
@@ -249,7 +249,7 @@ export interface BlasInfo {
 /** Backend over OpenBLAS through the N-API addon: s/dgemm, Cholesky (dpotrf), eigen (dsyevd), LU solve (dgetrf). */
 export class NativeBackend implements Backend {
   readonly name = "openblas";
-  /** oneDNN's convolution and pooling (float32), when the addon has them and they are not turned off. */
+  /** oneDNN's convolution, pooling and batch normalization (float32), when the addon has them and they are not turned off. */
   readonly dnn?: DnnPrimitives;
   /** Multi-threaded element-wise kernels, when the addon has them and they are not turned off. */
   readonly kernels?: ElementwiseKernels;
@@ -311,7 +311,8 @@ export class NativeBackend implements Backend {
 
   describe(): string {
     const i = this.info();
-    const dnn = this.dnn ? `; ${this.dnn.description} for convolution and pooling` : "";
+    const what = this.dnn?.batchNormForward ? "convolution, pooling and batch normalization" : "convolution and pooling";
+    const dnn = this.dnn ? `; ${this.dnn.description} for ${what}` : "";
     return `OpenBLAS ${i.version} via N-API (${i.config}; core ${i.coreName}; ${i.threads} thread${i.threads === 1 ? "" : "s"}${dnn})`;
   }
 
