@@ -168,6 +168,23 @@ describe("oneDNN batch normalization against the TypeScript component and the fl
     assert.equal(calls.batchNormForward, 3);
   });
 
+  it("batch statistics stay accurate for inputs far from zero (mean 1000, spread 1: no one-pass E[x²] − E[x]²)", () => {
+    const g = { batch: 16, channels: 3, spatial: 25 };
+    const rng = new Rng(2);
+    const x = Float32Array.from({ length: 16 * 3 * 25 }, () => 1000 + rng.normal());
+    const mean = new Float32Array(3);
+    const variance = new Float32Array(3);
+    withDnn!.dnn!.batchNormForward!(g, true, 1e-5, x, null, null, mean, variance, new Float32Array(x.length));
+    for (let c = 0; c < 3; c++) {
+      const v: number[] = [];
+      for (let n = 0; n < 16; n++) for (let p = 0; p < 25; p++) v.push(x[(n * 3 + c) * 25 + p]);
+      const mu = v.reduce((a, b) => a + b, 0) / v.length;
+      const s2 = v.reduce((a, b) => a + (b - mu) ** 2, 0) / v.length;
+      assert.ok(Math.abs(mean[c] - mu) <= 1e-6 * mu, `channel ${c}: mean ${mean[c]} vs ${mu}`);
+      assert.ok(Math.abs(variance[c] - s2) <= 1e-4 * s2, `channel ${c}: variance ${variance[c]} vs ${s2}`);
+    }
+  });
+
   it("training needs more than one value per channel on oneDNN too; evaluation without state names the state", () => {
     const chain = createChain({ input: [3], layers: [{ type: "batchNorm" }] }, { dtype: "float32", backend: withDnn! });
     assert.throws(() => forward(chain, chain.initParams(), Float32Array.of(1, 2, 3), 1, { training: true }), /more than one value/);
