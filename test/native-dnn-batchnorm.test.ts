@@ -331,3 +331,14 @@ describe("resume with oneDNN batch-norm on", { skip: skipDnn }, () => {
     }
   });
 });
+
+describe("chainopt doctor reports oneDNN batch-norm", { skip: skipDnn }, () => {
+  it("onednn.batchNorm is true with oneDNN on, false with CHAINOPT_ONEDNN=0", async () => {
+    const on = await runCli(["doctor", "--json", "--no-bench"]);
+    assert.equal(on.code, 0, on.stderr);
+    assert.equal((JSON.parse(on.stdout) as { onednn: { batchNorm: boolean } }).onednn.batchNorm, true);
+    const off = await runCli(["doctor", "--json", "--no-bench"], { CHAINOPT_ONEDNN: "0" });
+    assert.equal(off.code, 0, off.stderr);
+    assert.equal((JSON.parse(off.stdout) as { onednn: { batchNorm: boolean } }).onednn.batchNorm, false);
+  });
+});
