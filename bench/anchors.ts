@@ -14,11 +14,15 @@
 //   timed on its own in this run; the first layer's input gradient is not computed by a step).
 // - The Adam update alone on the MLP 784-512-512-10's 669 706 float32 parameters: the native
 //   kernel and the portable TypeScript loop.
+// - Batch normalization alone (affine, training mode) on 128 × 32 × 32 × 32 float32 activations
+//   (the ConvNet's first convolution's output): forward + backward (data, γ, β) on oneDNN, and the
+//   TypeScript component on the same backend with oneDNN off.
 // A step is Trainer.trainStep (forward, softmax cross-entropy, backward, checks, SGD momentum 0.9).
 // Medians over `--reps` repetitions of a block of steps, after warm-up.
 import { cpus, loadavg } from "node:os";
 import { createChain } from "../src/chain/chain.js";
 import { convnet, mlp } from "../src/chain/presets.js";
+import { BatchNorm, batchNormSpecSchema } from "../src/components/batch-norm.js";
 import type { Backend } from "../src/core/backend.js";
 import { PortableBackend } from "../src/core/portable.js";
 import { Rng } from "../src/core/rng.js";
@@ -148,6 +152,31 @@ function adamMs(n: number, backend: Backend): number {
   }, 20);
 }
 
+/** Batch-norm (affine, training mode) forward + backward on `batch` × [C, H, W] float32 activations, ms. */
+function batchNormMs(backend: Backend, batch: number, shape: [number, number, number]): number {
+  const bn = new BatchNorm(batchNormSpecSchema.parse({ type: "batchNorm", affine: true }), shape);
+  const n = batch * bn.inputSize;
+  const params = new Float32Array(bn.paramSize);
+  bn.initParams(params);
+  const state = new Float32Array(bn.stateSize);
+  bn.initState(state);
+  const io = {
+    x: Float32Array.from({ length: n }, (_, i) => Math.sin(i)),
+    y: new Float32Array(n),
+    params,
+    state,
+    tape: bn.createTape(batch, "float32"),
+  };
+  const dy = Float32Array.from({ length: n }, (_, i) => Math.cos(i));
+  const dx = new Float32Array(n);
+  const dparams = new Float32Array(bn.paramSize);
+  const ctx = { backend, batch, training: true, updateState: true };
+  return time(() => {
+    bn.forward(ctx, io);
+    bn.backward(ctx, io, dy, dx, dparams);
+  }, 3);
+}
+
 interface Row {
   threads: number;
   row: string;
@@ -206,6 +235,16 @@ for (const threads of threadList) {
   });
   if (threads === threadList[0])
     rows.push({ threads, row: "  the same, portable TypeScript loop (1 thread)", ms: adamMs(nParams, portable), note: "" });
+  const bnShape: [number, number, number] = [32, 32, 32];
+  const bnOn = native.dnn?.batchNormForward ? batchNormMs(native, 128, bnShape) : null;
+  const bnOff = batchNormMs(dnnOff, 128, bnShape);
+  rows.push({
+    threads,
+    row: "Batch-norm fwd + bwd (training, affine), 128×32×32×32 float32, oneDNN",
+    ms: bnOn,
+    note: bnOn === null ? "addon without oneDNN batch-norm" : `TypeScript / oneDNN = ${(bnOff / bnOn).toFixed(2)}`,
+  });
+  rows.push({ threads, row: "  the same, TypeScript component (oneDNN off)", ms: bnOff, note: "" });
 }
 const load1 = loadavg()[0];
 

@@ -1,7 +1,7 @@
-// chainopt_dnn: float32 convolution and pooling through oneDNN (API v2, e.g. Debian's libdnnl-dev
-// 2.6), registered into the addon's exports by RegisterDnn. Compiled to nothing unless the build
-// found oneDNN (CHAINOPT_HAVE_DNNL, set by native/src/dnnl-flags.mjs): the addon is then exactly
-// the OpenBLAS one.
+// chainopt_dnn: float32 convolution, pooling and batch normalization through oneDNN (API v2, e.g.
+// Debian's libdnnl-dev 2.6), registered into the addon's exports by RegisterDnn. Compiled to
+// nothing unless the build found oneDNN (CHAINOPT_HAVE_DNNL, set by native/src/dnnl-flags.mjs):
+// the addon is then exactly the OpenBLAS one.
 //
 // Design notes
 // - Primitives are created once per (kind, geometry) and cached with their reorders (oneDNN 2.x
@@ -11,8 +11,8 @@
 //   memory stays at the largest geometry's, not the sum over every batch size ever seen.
 // - User tensors are plain NCHW (activations) and OIHW (weights), as chainopt stores them; the
 //   convolutions let oneDNN pick its layout (format_tag::any, usually blocked nChw8c/nChw16c) and
-//   reorder at the call's edges, which pays on every CPU with AVX2 or better. Pooling runs on
-//   NCHW directly (no reorder).
+//   reorder at the call's edges, which pays on every CPU with AVX2 or better. Pooling and
+//   batch normalization run on NCHW (N×C for flat samples) directly (no reorder).
 // - The JS data pointers are wrapped, not copied (dnnl::memory over a user pointer).
 // - oneDNN's CPU runtime is OpenMP: the thread count is omp_set_num_threads, set with OpenBLAS's
 //   (see docs/performance.md).
@@ -29,6 +29,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <new>
 #include <mutex>
@@ -263,6 +264,22 @@ struct ConvDescs {
   memory::desc any(const memory::dims& d) const { return memory::desc(d, dt::f32, tag::any); }
 };
 
+template <typename T>
+std::unordered_map<std::string, std::unique_ptr<T>>& Cache() {
+  static std::unordered_map<std::string, std::unique_ptr<T>> cache;
+  return cache;
+}
+
+// The cached entry under `key`, created by make() (a std::unique_ptr<T>) on the first lookup; callers
+// hold CacheMutex. make() builds the primitive descriptors, so a hit costs one hash lookup.
+template <typename T, typename Make>
+T& Cached(const std::string& key, Make make) {
+  auto& cache = Cache<T>();
+  auto it = cache.find(key);
+  if (it != cache.end()) return *it->second;
+  return *cache.emplace(key, make()).first->second;
+}
+
 dnnl::convolution_forward::primitive_desc ForwardPd(const ConvGeom& g, bool bias) {
   ConvDescs d(g);
   // forward_training: the descriptor backward's primitives take as their hint.
@@ -273,26 +290,98 @@ dnnl::convolution_forward::primitive_desc ForwardPd(const ConvGeom& g, bool bias
   return dnnl::convolution_forward::primitive_desc(desc, Attr(), Engine());
 }
 
-struct ConvForward {
-  dnnl::convolution_forward prim;
-  Staged src, wei, dst;
-  memory::desc scratchpad;
-  std::string impl;
+// One tensor of a convolution primitive: its execution argument (DNNL_ARG_…), the user's plain
+// layout, and the primitive's layout (queried from its primitive descriptor).
+struct ConvTensor {
+  int arg;
+  memory::desc user;
+  memory::desc prim;
 };
 
-struct ConvBackwardData {
-  dnnl::convolution_backward_data prim;
-  Staged diff_dst, wei, diff_src;
+// A convolution primitive (forward, backward-data or backward-weights) with its staged tensors:
+// each of the three reads two tensors and writes one, any of them possibly in a blocked layout
+// (reordered at the edges, arena slots 0–2), and optionally reads or writes a plain bias vector.
+struct ConvPrimitive {
+  dnnl::primitive prim;
+  int in_arg[2] = {0, 0};
+  Staged in[2];
+  int out_arg = 0;
+  Staged out;
+  int bias_arg = 0;  // DNNL_ARG_BIAS or DNNL_ARG_DIFF_BIAS; 0 when the primitive has none.
+  memory::desc bias;
   memory::desc scratchpad;
   std::string impl;
+
+  // Runs the primitive on user pointers (inputs a0, a1; output o; bias b when it has one).
+  void run(void* a0, void* a1, void* o, void* b) const {
+    memory dst = out.out(o);
+    std::unordered_map<int, memory> args{{in_arg[0], in[0].in(a0)}, {in_arg[1], in[1].in(a1)}, {out_arg, dst}};
+    if (bias_arg) args.emplace(bias_arg, memory(bias, Engine(), b));
+    AddScratchpad(args, scratchpad);
+    prim.execute(Stream(), args);
+    out.out_done(dst, o);
+    Stream().wait();
+  }
 };
 
-struct ConvBackwardWeights {
-  dnnl::convolution_backward_weights prim;
-  Staged src, diff_dst, diff_wei;
-  memory::desc scratchpad;
-  std::string impl;
-};
+// A ConvPrimitive from its primitive descriptor: inputs in0, in1, output out, bias argument (0: none).
+template <typename Prim, typename Pd>
+std::unique_ptr<ConvPrimitive> MakeConv(const Pd& pd, const ConvTensor& in0, const ConvTensor& in1, const ConvTensor& out, int bias_arg,
+                                        const memory::dims& bias_dims) {
+  auto e = std::make_unique<ConvPrimitive>();
+  e->prim = Prim(pd);
+  e->in_arg[0] = in0.arg;
+  e->in_arg[1] = in1.arg;
+  e->out_arg = out.arg;
+  e->in[0].init(in0.user, in0.prim, true, 0);
+  e->in[1].init(in1.user, in1.prim, true, 1);
+  e->out.init(out.user, out.prim, false, 2);
+  e->bias_arg = bias_arg;
+  if (bias_arg) e->bias = Plain(bias_dims, tag::x);
+  e->scratchpad = pd.scratchpad_desc();
+  e->impl = pd.impl_info_str();
+  return e;
+}
+
+// y = conv(x, w) + b: inputs (x, w), output y, bias input b.
+ConvPrimitive& GetConvForward(const ConvGeom& g, bool bias) {
+  return Cached<ConvPrimitive>(g.key(bias ? "fb" : "f"), [&] {
+    ConvDescs d(g);
+    auto pd = ForwardPd(g, bias);
+    return MakeConv<dnnl::convolution_forward>(pd, {DNNL_ARG_SRC, Plain(d.src, tag::nchw), pd.src_desc()},
+                                               {DNNL_ARG_WEIGHTS, Plain(d.wei, tag::oihw), pd.weights_desc()},
+                                               {DNNL_ARG_DST, Plain(d.dst, tag::nchw), pd.dst_desc()}, bias ? DNNL_ARG_BIAS : 0, d.bia);
+  });
+}
+
+// dx = ∂⟨dy, conv(x, w)⟩/∂x: inputs (dy, w), output dx.
+ConvPrimitive& GetConvBackwardData(const ConvGeom& g) {
+  return Cached<ConvPrimitive>(g.key("bd"), [&] {
+    ConvDescs d(g);
+    auto desc = dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, d.any(d.src), d.any(d.wei), d.any(d.dst),
+                                                      d.strides, d.pl, d.pr);
+    auto pd = dnnl::convolution_backward_data::primitive_desc(desc, Attr(), Engine(), ForwardPd(g, false));
+    return MakeConv<dnnl::convolution_backward_data>(pd, {DNNL_ARG_DIFF_DST, Plain(d.dst, tag::nchw), pd.diff_dst_desc()},
+                                                     {DNNL_ARG_WEIGHTS, Plain(d.wei, tag::oihw), pd.weights_desc()},
+                                                     {DNNL_ARG_DIFF_SRC, Plain(d.src, tag::nchw), pd.diff_src_desc()}, 0, d.bia);
+  });
+}
+
+// dw, db = ∂⟨dy, conv(x, w) + b⟩/∂(w, b): inputs (x, dy), output dw, bias output db.
+ConvPrimitive& GetConvBackwardWeights(const ConvGeom& g, bool bias) {
+  return Cached<ConvPrimitive>(g.key(bias ? "bwb" : "bw"), [&] {
+    ConvDescs d(g);
+    auto desc = bias ? dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, d.any(d.src), d.any(d.wei),
+                                                                Plain(d.bia, tag::x), d.any(d.dst), d.strides, d.pl, d.pr)
+                     : dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, d.any(d.src), d.any(d.wei),
+                                                                d.any(d.dst), d.strides, d.pl, d.pr);
+    auto pd = dnnl::convolution_backward_weights::primitive_desc(desc, Attr(), Engine(), ForwardPd(g, bias));
+    return MakeConv<dnnl::convolution_backward_weights>(pd, {DNNL_ARG_SRC, Plain(d.src, tag::nchw), pd.src_desc()},
+                                                        {DNNL_ARG_DIFF_DST, Plain(d.dst, tag::nchw), pd.diff_dst_desc()},
+                                                        {DNNL_ARG_DIFF_WEIGHTS, Plain(d.wei, tag::oihw), pd.diff_weights_desc()},
+                                                        bias ? DNNL_ARG_DIFF_BIAS : 0, d.bia);
+  });
+}
 
 struct PoolForward {
   dnnl::pooling_forward prim;
@@ -305,71 +394,6 @@ struct PoolBackward {
   memory::desc diff_src, diff_dst, ws, scratchpad;
   bool has_ws = false;
 };
-
-template <typename T>
-std::unordered_map<std::string, std::unique_ptr<T>>& Cache() {
-  static std::unordered_map<std::string, std::unique_ptr<T>> cache;
-  return cache;
-}
-
-ConvForward& GetConvForward(const ConvGeom& g, bool bias) {
-  auto& cache = Cache<ConvForward>();
-  const std::string key = g.key(bias ? "fb" : "f");
-  auto it = cache.find(key);
-  if (it != cache.end()) return *it->second;
-  auto pd = ForwardPd(g, bias);
-  ConvDescs d(g);
-  auto e = std::make_unique<ConvForward>();
-  e->prim = dnnl::convolution_forward(pd);
-  e->src.init(Plain(d.src, tag::nchw), pd.src_desc(), true, 0);
-  e->wei.init(Plain(d.wei, tag::oihw), pd.weights_desc(), true, 1);
-  e->dst.init(Plain(d.dst, tag::nchw), pd.dst_desc(), false, 2);
-  e->scratchpad = pd.scratchpad_desc();
-  e->impl = pd.impl_info_str();
-  return *cache.emplace(key, std::move(e)).first->second;
-}
-
-ConvBackwardData& GetConvBackwardData(const ConvGeom& g) {
-  auto& cache = Cache<ConvBackwardData>();
-  const std::string key = g.key("bd");
-  auto it = cache.find(key);
-  if (it != cache.end()) return *it->second;
-  ConvDescs d(g);
-  auto hint = ForwardPd(g, false);
-  auto desc = dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, d.any(d.src), d.any(d.wei), d.any(d.dst),
-                                                    d.strides, d.pl, d.pr);
-  auto pd = dnnl::convolution_backward_data::primitive_desc(desc, Attr(), Engine(), hint);
-  auto e = std::make_unique<ConvBackwardData>();
-  e->prim = dnnl::convolution_backward_data(pd);
-  e->diff_dst.init(Plain(d.dst, tag::nchw), pd.diff_dst_desc(), true, 0);
-  e->wei.init(Plain(d.wei, tag::oihw), pd.weights_desc(), true, 1);
-  e->diff_src.init(Plain(d.src, tag::nchw), pd.diff_src_desc(), false, 2);
-  e->scratchpad = pd.scratchpad_desc();
-  e->impl = pd.impl_info_str();
-  return *cache.emplace(key, std::move(e)).first->second;
-}
-
-ConvBackwardWeights& GetConvBackwardWeights(const ConvGeom& g, bool bias) {
-  auto& cache = Cache<ConvBackwardWeights>();
-  const std::string key = g.key(bias ? "bwb" : "bw");
-  auto it = cache.find(key);
-  if (it != cache.end()) return *it->second;
-  ConvDescs d(g);
-  auto hint = ForwardPd(g, bias);
-  auto desc = bias ? dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, d.any(d.src), d.any(d.wei),
-                                                              Plain(d.bia, tag::x), d.any(d.dst), d.strides, d.pl, d.pr)
-                   : dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, d.any(d.src), d.any(d.wei),
-                                                              d.any(d.dst), d.strides, d.pl, d.pr);
-  auto pd = dnnl::convolution_backward_weights::primitive_desc(desc, Attr(), Engine(), hint);
-  auto e = std::make_unique<ConvBackwardWeights>();
-  e->prim = dnnl::convolution_backward_weights(pd);
-  e->src.init(Plain(d.src, tag::nchw), pd.src_desc(), true, 0);
-  e->diff_dst.init(Plain(d.dst, tag::nchw), pd.diff_dst_desc(), true, 1);
-  e->diff_wei.init(Plain(d.wei, tag::oihw), pd.diff_weights_desc(), false, 2);
-  e->scratchpad = pd.scratchpad_desc();
-  e->impl = pd.impl_info_str();
-  return *cache.emplace(key, std::move(e)).first->second;
-}
 
 dnnl::algorithm PoolAlgorithm(bool max) {
   // Average pooling divides by KH·KW, padded zeros included (PyTorch's count_include_pad=True).
@@ -384,39 +408,106 @@ dnnl::pooling_forward::primitive_desc PoolForwardPd(const PoolGeom& g, bool max)
 }
 
 PoolForward& GetPoolForward(const PoolGeom& g, bool max) {
-  auto& cache = Cache<PoolForward>();
-  const std::string key = g.key(max ? "pmax" : "pavg");
-  auto it = cache.find(key);
-  if (it != cache.end()) return *it->second;
-  auto pd = PoolForwardPd(g, max);
-  auto e = std::make_unique<PoolForward>();
-  e->prim = dnnl::pooling_forward(pd);
-  e->src = pd.src_desc();
-  e->dst = pd.dst_desc();
-  e->ws = pd.workspace_desc();
-  e->has_ws = e->ws.get_size() > 0;
-  e->scratchpad = pd.scratchpad_desc();
-  return *cache.emplace(key, std::move(e)).first->second;
+  return Cached<PoolForward>(g.key(max ? "pmax" : "pavg"), [&] {
+    auto pd = PoolForwardPd(g, max);
+    auto e = std::make_unique<PoolForward>();
+    e->prim = dnnl::pooling_forward(pd);
+    e->src = pd.src_desc();
+    e->dst = pd.dst_desc();
+    e->ws = pd.workspace_desc();
+    e->has_ws = e->ws.get_size() > 0;
+    e->scratchpad = pd.scratchpad_desc();
+    return e;
+  });
 }
 
 PoolBackward& GetPoolBackward(const PoolGeom& g, bool max) {
-  auto& cache = Cache<PoolBackward>();
-  const std::string key = g.key(max ? "bmax" : "bavg");
-  auto it = cache.find(key);
-  if (it != cache.end()) return *it->second;
-  auto hint = PoolForwardPd(g, max);
-  auto desc = dnnl::pooling_backward::desc(PoolAlgorithm(max), Plain({g.n, g.c, g.h, g.w}, tag::nchw),
-                                           Plain({g.n, g.c, g.oh, g.ow}, tag::nchw), {g.sh, g.sw}, {g.kh, g.kw}, {g.ph, g.pw},
-                                           {g.prh(), g.prw()});
-  auto pd = dnnl::pooling_backward::primitive_desc(desc, Attr(), Engine(), hint);
-  auto e = std::make_unique<PoolBackward>();
-  e->prim = dnnl::pooling_backward(pd);
-  e->diff_src = pd.diff_src_desc();
-  e->diff_dst = pd.diff_dst_desc();
-  e->ws = pd.workspace_desc();
-  e->has_ws = e->ws.get_size() > 0;
-  e->scratchpad = pd.scratchpad_desc();
-  return *cache.emplace(key, std::move(e)).first->second;
+  return Cached<PoolBackward>(g.key(max ? "bmax" : "bavg"), [&] {
+    auto hint = PoolForwardPd(g, max);
+    auto desc = dnnl::pooling_backward::desc(PoolAlgorithm(max), Plain({g.n, g.c, g.h, g.w}, tag::nchw),
+                                             Plain({g.n, g.c, g.oh, g.ow}, tag::nchw), {g.sh, g.sw}, {g.kh, g.kw}, {g.ph, g.pw},
+                                             {g.prh(), g.prw()});
+    auto pd = dnnl::pooling_backward::primitive_desc(desc, Attr(), Engine(), hint);
+    auto e = std::make_unique<PoolBackward>();
+    e->prim = dnnl::pooling_backward(pd);
+    e->diff_src = pd.diff_src_desc();
+    e->diff_dst = pd.diff_dst_desc();
+    e->ws = pd.workspace_desc();
+    e->has_ws = e->ws.get_size() > 0;
+    e->scratchpad = pd.scratchpad_desc();
+    return e;
+  });
+}
+
+// Batch-normalization geometry, from an Int32Array [N, C, S]: N samples of C channels with S
+// entries each (S = H·W after a convolution, 1 after a dense layer), stored sample-major then
+// channel-major (NCHW, or N×C).
+struct BnGeom {
+  int64_t n, c, s;
+  // N×C as oneDNN's 2-D `nc`; N×C×S as `nchw` with W = 1 (the statistics run over N·H·W either way).
+  memory::desc data() const { return s == 1 ? Plain({n, c}, tag::nc) : Plain({n, c, s, 1}, tag::nchw); }
+  int64_t size() const { return n * c * s; }
+};
+
+// Flags of the batch-norm entries (bit mask).
+constexpr int kBnGlobalStats = 1;  // Evaluation mode: normalize with the given (running) mean and variance.
+constexpr int kBnAffine = 2;       // y = γ ⊙ x̂ + β, γ (scale) and β (shift) given.
+
+dnnl::normalization_flags BnFlags(int flags) {
+  auto f = dnnl::normalization_flags::none;
+  if (flags & kBnGlobalStats) f |= dnnl::normalization_flags::use_global_stats;
+  if (flags & kBnAffine) f |= dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
+  return f;
+}
+
+std::string BnKey(const char* kind, const BnGeom& g, int flags, float eps) {
+  uint32_t bits;
+  std::memcpy(&bits, &eps, sizeof bits);
+  std::string k = KeyPrefix(kind);
+  for (int64_t v : {g.n, g.c, g.s, static_cast<int64_t>(flags), static_cast<int64_t>(bits)}) k += "," + std::to_string(v);
+  return k;
+}
+
+// forward_training in both modes: with use_global_stats it reads the given statistics instead of
+// computing them, and it is the hint the backward primitive needs.
+dnnl::batch_normalization_forward::primitive_desc BnForwardPd(const BnGeom& g, int flags, float eps) {
+  auto desc = dnnl::batch_normalization_forward::desc(dnnl::prop_kind::forward_training, g.data(), eps, BnFlags(flags));
+  return dnnl::batch_normalization_forward::primitive_desc(desc, Attr(), Engine());
+}
+
+// A batch-norm primitive (forward or backward) on plain user memory: no reorders.
+struct BnPrimitive {
+  dnnl::primitive prim;
+  memory::desc data;        // x, y, dy, dx
+  memory::desc stat;        // per-channel vectors: mean, variance, scale, shift and their gradients
+  memory::desc scratchpad;
+};
+
+BnPrimitive& GetBnForward(const BnGeom& g, int flags, float eps) {
+  return Cached<BnPrimitive>(BnKey("bnf", g, flags, eps), [&] {
+    auto pd = BnForwardPd(g, flags, eps);
+    auto e = std::make_unique<BnPrimitive>();
+    e->prim = dnnl::batch_normalization_forward(pd);
+    e->data = pd.src_desc();
+    e->stat = pd.mean_desc();
+    e->scratchpad = pd.scratchpad_desc();
+    return e;
+  });
+}
+
+// prop_kind::backward (data, scale and shift gradients) when affine, else backward_data.
+BnPrimitive& GetBnBackward(const BnGeom& g, int flags, float eps) {
+  return Cached<BnPrimitive>(BnKey("bnb", g, flags, eps), [&] {
+    const auto prop = flags & kBnAffine ? dnnl::prop_kind::backward : dnnl::prop_kind::backward_data;
+    auto desc = dnnl::batch_normalization_backward::desc(prop, g.data(), g.data(), eps, BnFlags(flags));
+    auto pd = dnnl::batch_normalization_backward::primitive_desc(desc, Attr(), Engine(), BnForwardPd(g, flags, eps));
+    auto e = std::make_unique<BnPrimitive>();
+    e->prim = dnnl::batch_normalization_backward(pd);
+    e->data = pd.src_desc();
+    e->stat = pd.mean_desc();
+    e->scratchpad = pd.scratchpad_desc();
+    return e;
+  });
 }
 
 // Runs body, turning a dnnl::error (or any std::exception) into a JS error naming fn.
@@ -450,14 +541,7 @@ napi_value ConvForwardEntry(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   return Guard(env, fn, [&]() -> napi_value {
-    auto& e = GetConvForward(g, b != nullptr);
-    memory dst = e.dst.out(y);
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.src.in(x)}, {DNNL_ARG_WEIGHTS, e.wei.in(w)}, {DNNL_ARG_DST, dst}};
-    if (b) args.emplace(DNNL_ARG_BIAS, memory(Plain({g.f}, tag::x), Engine(), b));
-    AddScratchpad(args, e.scratchpad);
-    e.prim.execute(Stream(), args);
-    e.dst.out_done(dst, y);
-    Stream().wait();
+    GetConvForward(g, b != nullptr).run(x, w, y, b);
     return nullptr;
   });
 }
@@ -478,13 +562,7 @@ napi_value ConvBackwardDataEntry(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   return Guard(env, fn, [&]() -> napi_value {
-    auto& e = GetConvBackwardData(g);
-    memory diff_src = e.diff_src.out(dx);
-    std::unordered_map<int, memory> args{{DNNL_ARG_DIFF_DST, e.diff_dst.in(dy)}, {DNNL_ARG_WEIGHTS, e.wei.in(w)}, {DNNL_ARG_DIFF_SRC, diff_src}};
-    AddScratchpad(args, e.scratchpad);
-    e.prim.execute(Stream(), args);
-    e.diff_src.out_done(diff_src, dx);
-    Stream().wait();
+    GetConvBackwardData(g).run(dy, w, dx, nullptr);
     return nullptr;
   });
 }
@@ -506,14 +584,7 @@ napi_value ConvBackwardWeightsEntry(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   return Guard(env, fn, [&]() -> napi_value {
-    auto& e = GetConvBackwardWeights(g, db != nullptr);
-    memory diff_wei = e.diff_wei.out(dw);
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.src.in(x)}, {DNNL_ARG_DIFF_DST, e.diff_dst.in(dy)}, {DNNL_ARG_DIFF_WEIGHTS, diff_wei}};
-    if (db) args.emplace(DNNL_ARG_DIFF_BIAS, memory(Plain({g.f}, tag::x), Engine(), db));
-    AddScratchpad(args, e.scratchpad);
-    e.prim.execute(Stream(), args);
-    e.diff_wei.out_done(diff_wei, dw);
-    Stream().wait();
+    GetConvBackwardWeights(g, db != nullptr).run(x, dy, dw, db);
     return nullptr;
   });
 }
@@ -612,6 +683,114 @@ napi_value PoolBackwardEntry(napi_env env, napi_callback_info info) {
   });
 }
 
+// The common arguments of the batch-norm entries: geometry [N, C, S], flags (kBn…), epsilon.
+bool GetBnArgs(napi_env env, const char* fn, napi_value* argv, BnGeom* g, int* flags, float* eps) {
+  int64_t a[3];
+  if (!GetGeom(env, argv[0], fn, 3, a)) return false;
+  *g = {a[0], a[1], a[2]};
+  int32_t f = 0;
+  double e = 0;
+  if (napi_get_value_int32(env, argv[1], &f) != napi_ok || f < 0 || f > 3) return ThrowError(env, fn, "argument 'flags' must be 0–3");
+  if (napi_get_value_double(env, argv[2], &e) != napi_ok || !(e > 0)) return ThrowError(env, fn, "argument 'epsilon' must be a positive number");
+  *flags = f;
+  *eps = static_cast<float>(e);
+  if (g->n < 1 || g->c < 1 || g->s < 1) return ThrowError(env, fn, "geometry entries must be positive");
+  return true;
+}
+
+// dnnBatchNormForward(geometry, flags, epsilon, x, scale | null, shift | null, mean, variance, y):
+// y = γ ⊙ (x − μ)/√(σ² + ε) + β per channel. Training (flags without kBnGlobalStats): μ and the
+// biased σ² of the batch are written to mean and variance; evaluation: they are read from them.
+napi_value BnForwardEntry(napi_env env, napi_callback_info info) {
+  const char* fn = "dnnBatchNormForward";
+  napi_value argv[9];
+  BnGeom g;
+  int flags;
+  float eps;
+  void *x, *scale, *shift, *mean, *var, *y;
+  size_t lx, lscale, lshift, lmean, lvar, ly;
+  if (!GetArgs(env, info, fn, 9, argv) || !GetBnArgs(env, fn, argv, &g, &flags, &eps)) return nullptr;
+  const bool affine = flags & kBnAffine;
+  if (!GetTyped(env, argv[3], fn, "x", napi_float32_array, false, &x, &lx) ||
+      !GetTyped(env, argv[4], fn, "scale", napi_float32_array, !affine, &scale, &lscale) ||
+      !GetTyped(env, argv[5], fn, "shift", napi_float32_array, !affine, &shift, &lshift) ||
+      !GetTyped(env, argv[6], fn, "mean", napi_float32_array, false, &mean, &lmean) ||
+      !GetTyped(env, argv[7], fn, "variance", napi_float32_array, false, &var, &lvar) ||
+      !GetTyped(env, argv[8], fn, "y", napi_float32_array, false, &y, &ly) || !CheckLength(env, fn, "x", lx, g.size()) ||
+      (affine && (!CheckLength(env, fn, "scale", lscale, g.c) || !CheckLength(env, fn, "shift", lshift, g.c))) ||
+      !CheckLength(env, fn, "mean", lmean, g.c) || !CheckLength(env, fn, "variance", lvar, g.c) || !CheckLength(env, fn, "y", ly, g.size())) {
+    return nullptr;
+  }
+  return Guard(env, fn, [&]() -> napi_value {
+    auto& e = GetBnForward(g, flags, eps);
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(e.data, Engine(), x)},
+                                         {DNNL_ARG_DST, memory(e.data, Engine(), y)},
+                                         {DNNL_ARG_MEAN, memory(e.stat, Engine(), mean)},
+                                         {DNNL_ARG_VARIANCE, memory(e.stat, Engine(), var)}};
+    if (affine) {
+      args.emplace(DNNL_ARG_SCALE, memory(e.stat, Engine(), scale));
+      args.emplace(DNNL_ARG_SHIFT, memory(e.stat, Engine(), shift));
+    }
+    AddScratchpad(args, e.scratchpad);
+    e.prim.execute(Stream(), args);
+    Stream().wait();
+    return nullptr;
+  });
+}
+
+// dnnBatchNormBackward(geometry, flags, epsilon, x, dy, mean, variance, scale | null, shift | null,
+// dx | null, dscale | null, dshift | null): the VJP of dnnBatchNormForward with the statistics of its call.
+// Training: through μ and σ² (dx = s·(g − mean(g) − x̂ ⊙ mean(x̂ ⊙ g)), g = γ ⊙ dy); evaluation:
+// dx = γ·s·dy. dscale = Σ dy ⊙ x̂, dshift = Σ dy (affine only). Outputs are overwritten; a null
+// output is computed into scratch and dropped. oneDNN 2.x's backward with use_shift wants the shift
+// argument too, although dx and dγ do not depend on β.
+napi_value BnBackwardEntry(napi_env env, napi_callback_info info) {
+  const char* fn = "dnnBatchNormBackward";
+  napi_value argv[12];
+  BnGeom g;
+  int flags;
+  float eps;
+  void *x, *dy, *mean, *var, *scale, *shift, *dx, *dscale, *dshift;
+  size_t lx, ldy, lmean, lvar, lscale, lshift, ldx, ldscale, ldshift;
+  if (!GetArgs(env, info, fn, 12, argv) || !GetBnArgs(env, fn, argv, &g, &flags, &eps)) return nullptr;
+  const bool affine = flags & kBnAffine;
+  if (!GetTyped(env, argv[3], fn, "x", napi_float32_array, false, &x, &lx) ||
+      !GetTyped(env, argv[4], fn, "dy", napi_float32_array, false, &dy, &ldy) ||
+      !GetTyped(env, argv[5], fn, "mean", napi_float32_array, false, &mean, &lmean) ||
+      !GetTyped(env, argv[6], fn, "variance", napi_float32_array, false, &var, &lvar) ||
+      !GetTyped(env, argv[7], fn, "scale", napi_float32_array, !affine, &scale, &lscale) ||
+      !GetTyped(env, argv[8], fn, "shift", napi_float32_array, !affine, &shift, &lshift) ||
+      !GetTyped(env, argv[9], fn, "dx", napi_float32_array, true, &dx, &ldx) ||
+      !GetTyped(env, argv[10], fn, "dscale", napi_float32_array, true, &dscale, &ldscale) ||
+      !GetTyped(env, argv[11], fn, "dshift", napi_float32_array, true, &dshift, &ldshift) ||
+      !CheckLength(env, fn, "x", lx, g.size()) || !CheckLength(env, fn, "dy", ldy, g.size()) ||
+      !CheckLength(env, fn, "mean", lmean, g.c) || !CheckLength(env, fn, "variance", lvar, g.c) ||
+      (affine && (!CheckLength(env, fn, "scale", lscale, g.c) || !CheckLength(env, fn, "shift", lshift, g.c))) || (dx && !CheckLength(env, fn, "dx", ldx, g.size())) ||
+      (dscale && !CheckLength(env, fn, "dscale", ldscale, g.c)) || (dshift && !CheckLength(env, fn, "dshift", ldshift, g.c))) {
+    return nullptr;
+  }
+  return Guard(env, fn, [&]() -> napi_value {
+    auto& e = GetBnBackward(g, flags, eps);
+    // Outputs the caller does not want go to the arenas (slots 0–2 are free: no reorders here).
+    void* diff_src = dx ? dx : Arena(0, e.data.get_size());
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(e.data, Engine(), x)},
+                                         {DNNL_ARG_DIFF_DST, memory(e.data, Engine(), dy)},
+                                         {DNNL_ARG_MEAN, memory(e.stat, Engine(), mean)},
+                                         {DNNL_ARG_VARIANCE, memory(e.stat, Engine(), var)},
+                                         {DNNL_ARG_DIFF_SRC, memory(e.data, Engine(), diff_src)}};
+    if (affine) {
+      args.emplace(DNNL_ARG_SCALE, memory(e.stat, Engine(), scale));
+      args.emplace(DNNL_ARG_SHIFT, memory(e.stat, Engine(), shift));
+      args.emplace(DNNL_ARG_DIFF_SCALE, memory(e.stat, Engine(), dscale ? dscale : Arena(1, e.stat.get_size())));
+      args.emplace(DNNL_ARG_DIFF_SHIFT, memory(e.stat, Engine(), dshift ? dshift : Arena(2, e.stat.get_size())));
+    }
+    AddScratchpad(args, e.scratchpad);
+    e.prim.execute(Stream(), args);
+    Stream().wait();
+    return nullptr;
+  });
+}
+
 // dnnConvImpl(geometry, which) → the implementation oneDNN chose ("jit:avx2", "gemm:jit", …), for reports.
 napi_value ConvImplEntry(napi_env env, napi_callback_info info) {
   const char* fn = "dnnConvImpl";
@@ -642,6 +821,8 @@ void RegisterDnn(napi_env env, napi_value exports) {
       {"dnnPoolWorkspaceBytes", nullptr, PoolWorkspaceEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"dnnPoolForward", nullptr, PoolForwardEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"dnnPoolBackward", nullptr, PoolBackwardEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"dnnBatchNormForward", nullptr, BnForwardEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"dnnBatchNormBackward", nullptr, BnBackwardEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"dnnConvImpl", nullptr, ConvImplEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"dnnlVersion", nullptr, nullptr, nullptr, nullptr, ver, napi_enumerable, nullptr},
   };

@@ -4,7 +4,7 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 
-// oneDNN convolution and pooling (chainopt_dnn.cc); defines nothing without CHAINOPT_HAVE_DNNL.
+// oneDNN convolution, pooling and batch normalization (chainopt_dnn.cc); defines nothing without CHAINOPT_HAVE_DNNL.
 void RegisterDnn(napi_env env, napi_value exports);
 // Multi-threaded element-wise kernels: optimizer updates, ReLU (chainopt_kernels.cc).
 void RegisterKernels(napi_env env, napi_value exports);

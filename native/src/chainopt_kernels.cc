@@ -10,10 +10,14 @@
 //   (JS's `c * g * g` is (c·g)·g), so that a native update equals the portable one bit for bit
 //   (compiled with -ffp-contract=off: no fused multiply-add).
 // - OpenMP is the same runtime oneDNN uses; see docs/performance.md for the threading policy.
+// - Exception: logisticLoss (softmax cross-entropy) works row by row and sums the rows' losses in
+//   row order on the calling thread (still thread-count independent), and its exp/log are the C
+//   library's, which differ from JavaScript's in the last bit for some arguments.
 
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "chainopt_dnn.h"
 
@@ -323,6 +327,72 @@ napi_value ReluBackwardEntry(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// Softmax cross-entropy (logistic loss) with integer labels, the loop of LogisticLoss.evaluate in
+// src/objectives/logistic.ts, row by row: m = max_j z_j, lse = m + log Σ_j e^{z_j − m},
+// ℓ_i = lse − z_{y_i}, and when grad is given grad_ij = e^{z_ij − lse}/n, grad_{i,y_i} −= 1/n.
+// Rows are independent (parallel over samples); the per-row losses are then summed in row order
+// on the calling thread, so the result does not depend on the thread count. Not bit-identical to
+// the portable loop: the C library's exp/log and JavaScript's Math.exp/log (V8: fdlibm) differ in
+// the last bit for some arguments (docs/performance.md).
+template <typename T>
+double Logistic(int64_t n, int64_t k, const T* z, const int32_t* labels, T* grad) {
+  std::vector<double> rows(static_cast<size_t>(n));
+#pragma omp parallel for schedule(static) if (n * k >= kParallelMin)
+  for (int64_t i = 0; i < n; i++) {
+    const T* zi = z + i * k;
+    double m = zi[0];
+    for (int64_t j = 1; j < k; j++)
+      if (zi[j] > m) m = zi[j];
+    double s = 0;
+    for (int64_t j = 0; j < k; j++) s += std::exp(static_cast<double>(zi[j]) - m);
+    const double lse = m + std::log(s);
+    const int32_t y = labels[i];
+    rows[i] = lse - static_cast<double>(zi[y]);
+    if (grad) {
+      T* gi = grad + i * k;
+      for (int64_t j = 0; j < k; j++) gi[j] = static_cast<T>(std::exp(static_cast<double>(zi[j]) - lse) / static_cast<double>(n));
+      gi[y] = static_cast<T>(static_cast<double>(gi[y]) - 1 / static_cast<double>(n));
+    }
+  }
+  double total = 0;
+  for (int64_t i = 0; i < n; i++) total += rows[i];
+  return total / static_cast<double>(n);
+}
+
+// logisticLoss(n, k, output, labels, grad | null) → the mean loss; labels an Int32Array of n
+// entries in [0, k).
+napi_value LogisticEntry(napi_env env, napi_callback_info info) {
+  const char* fn = "logisticLoss";
+  size_t argc = 5;
+  napi_value a[5];
+  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
+  if (argc < 5) return Fail(env, fn, "expected 5 arguments (n, k, output, labels, grad)"), nullptr;
+  int64_t n, k;
+  Arr z, grad;
+  if (!GetN(env, a[0], fn, &n) || !GetN(env, a[1], fn, &k) || !GetFloat(env, a[2], fn, "output", false, &z) ||
+      !GetFloat(env, a[4], fn, "grad", true, &grad) || !Same(env, fn, n * k, {{"output", &z}, {"grad", &grad}})) {
+    return nullptr;
+  }
+  bool is_typed = false;
+  napi_typedarray_type type;
+  size_t nl = 0;
+  void* data = nullptr;
+  if (napi_is_typedarray(env, a[3], &is_typed) != napi_ok || !is_typed ||
+      napi_get_typedarray_info(env, a[3], &type, &nl, &data, nullptr, nullptr) != napi_ok || type != napi_int32_array) {
+    return Fail(env, fn, "argument 'labels' must be an Int32Array"), nullptr;
+  }
+  if (static_cast<int64_t>(nl) < n) return Fail(env, fn, "argument 'labels' has fewer than n entries"), nullptr;
+  if (k < 1) return Fail(env, fn, "argument 'k' must be positive"), nullptr;
+  const int32_t* labels = static_cast<const int32_t*>(data);
+  for (int64_t i = 0; i < n; i++)
+    if (labels[i] < 0 || labels[i] >= k) return Fail(env, fn, "label " + std::to_string(labels[i]) + " of sample " + std::to_string(i) + " is outside [0, k)"), nullptr;
+  const double loss = z.type == napi_float32_array ? Logistic<float>(n, k, P<float>(z), labels, P<float>(grad))
+                                                   : Logistic<double>(n, k, P<double>(z), labels, P<double>(grad));
+  napi_value out;
+  napi_create_double(env, loss, &out);
+  return out;
+}
+
 napi_value OmpThreadsEntry(napi_env env, napi_callback_info) {
   napi_value out;
   napi_create_int32(env, GetOmpThreads(), &out);
@@ -355,6 +425,7 @@ void RegisterKernels(napi_env env, napi_value exports) {
       {"momentumUpdate", nullptr, MomentumEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"reluForward", nullptr, ReluForwardEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"reluBackward", nullptr, ReluBackwardEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"logisticLoss", nullptr, LogisticEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"getOmpThreads", nullptr, OmpThreadsEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { BatchNormGeometry, DnnPrimitives } from "../core/backend.js";
 import { allocate, type DType, type FloatArray } from "../core/dtype.js";
 import { type Component, type ComponentContext, type LayerIO, type ParamSpec, paramTable } from "./component.js";
 import type { InputBounds, NonlinearConstants } from "./smoothness.js";
@@ -21,15 +22,29 @@ export type BatchNormSpec = z.output<typeof batchNormSpecSchema>;
  */
 export const BATCH_NORM_CURVATURE = 0.8587;
 
+/** What the oneDNN path of a {@link BatchNorm} call leaves for its backward pass. */
+export interface BatchNormDnnTape {
+  /** Per-channel μ and biased σ² of the call: the batch's (training) or a copy of the running ones. */
+  readonly mean: Float32Array;
+  readonly variance: Float32Array;
+  /**
+   * Whether {@link BatchNormTape.xhat} is out of date: oneDNN does not return x̂, so the TypeScript
+   * JVP and second-order backward recompute it from x, μ and 1/√(σ² + ε) when they need it.
+   */
+  xhatStale: boolean;
+}
+
 /** Intermediates of a {@link BatchNorm} call. */
 export interface BatchNormTape {
-  /** The normalized input x̂ (`batch × size`). */
+  /** The normalized input x̂ (`batch × size`); stale after a oneDNN forward until needed (see `dnn`). */
   readonly xhat: FloatArray;
   /** Per channel 1/√(σ² + ε), of the batch (training) or of the running variance (evaluation). */
   readonly invStd: Float64Array;
   /** Per-channel scratch for the VJP/JVP reductions. */
   readonly sum1: Float64Array;
   readonly sum2: Float64Array;
+  /** Set when the call ran on oneDNN (float32 on a backend with {@link DnnPrimitives.batchNormForward}), else null. */
+  dnn: BatchNormDnnTape | null;
 }
 
 /**
@@ -54,6 +69,12 @@ export interface BatchNormTape {
  * Running statistics (PyTorch's convention), updated in training mode when `ctx.updateState`:
  * running ← (1 − momentum)·running + momentum·batch, with the unbiased batch variance
  * σ²·m/(m − 1) for the running variance.
+ *
+ * float32 data on a backend with oneDNN's batch normalization ({@link DnnPrimitives.batchNormForward})
+ * runs forward and backward there (the same formulas: biased batch variance, ε inside the root,
+ * oneDNN's use_global_stats for evaluation mode; the running statistics are updated here from the
+ * μ and σ² it returns, as above). float64, the portable backend, the JVP and the second-order
+ * backward keep the TypeScript loops (the latter two recompute x̂ from the oneDNN call's μ and σ²).
  */
 export class BatchNorm implements Component<BatchNormTape> {
   readonly type = "batchNorm";
@@ -143,7 +164,29 @@ export class BatchNorm implements Component<BatchNormTape> {
       invStd: new Float64Array(c),
       sum1: new Float64Array(c),
       sum2: new Float64Array(c),
+      dnn: null,
     };
+  }
+
+  /**
+   * The backend's oneDNN primitives when this call runs on them: float32 data and parameters, a
+   * backend that has oneDNN's batch normalization. The same answer for forward and backward of one call.
+   */
+  private dnnFor(ctx: ComponentContext, x: FloatArray, params: FloatArray): DnnPrimitives | null {
+    const dnn = ctx.backend.dnn;
+    if (!dnn?.batchNormForward || !dnn.batchNormBackward || !(x instanceof Float32Array) || ctx.batch < 1) return null;
+    return !this.spec.affine || params instanceof Float32Array ? dnn : null;
+  }
+
+  private geometry(batch: number): BatchNormGeometry {
+    return { batch, channels: this.channels, spatial: this.spatial };
+  }
+
+  /** γ and β as float32 views of the parameters (null, null without the affine part). */
+  private scaleShift(params: FloatArray): [Float32Array | null, Float32Array | null] {
+    if (!this.spec.affine) return [null, null];
+    const C = this.channels;
+    return [params.subarray(0, C) as Float32Array, params.subarray(C, 2 * C) as Float32Array];
   }
 
   forward(ctx: ComponentContext, io: LayerIO<BatchNormTape>): void {
@@ -153,13 +196,23 @@ export class BatchNorm implements Component<BatchNormTape> {
     const S = this.spatial;
     const N = ctx.batch;
     const eps = this.spec.epsilon;
+    if (ctx.training && N * S < 2) {
+      throw new Error(`batchNorm: training mode needs more than one value per channel (got batch ${N} × ${S} per channel), as in PyTorch`);
+    }
+    if (!ctx.training && state.length !== 2 * C) {
+      throw new Error(
+        "batchNorm: evaluation mode uses the running statistics, but no state was given; pass `state` " +
+          "(e.g. chain.initState(), updated by training steps) or use training mode",
+      );
+    }
+    const dnn = this.dnnFor(ctx, x, params);
+    if (dnn) {
+      this.forwardDnn(ctx, io, dnn);
+      return;
+    }
+    tape.dnn = null;
     if (ctx.training) {
       const m = N * S;
-      if (m < 2) {
-        throw new Error(
-          `batchNorm: training mode needs more than one value per channel (got batch ${N} × ${S} per channel), as in PyTorch`,
-        );
-      }
       // Two-pass mean and variance, accumulated in float64.
       mean.fill(0);
       variance.fill(0);
@@ -197,12 +250,6 @@ export class BatchNorm implements Component<BatchNormTape> {
         }
       }
     } else {
-      if (state.length !== 2 * C) {
-        throw new Error(
-          "batchNorm: evaluation mode uses the running statistics, but no state was given; pass `state` " +
-            "(e.g. chain.initState(), updated by training steps) or use training mode",
-        );
-      }
       for (let c = 0; c < C; c++) {
         mean[c] = state[c];
         invStd[c] = 1 / Math.sqrt(state[C + c] + eps);
@@ -225,8 +272,83 @@ export class BatchNorm implements Component<BatchNormTape> {
     }
   }
 
+  /**
+   * The forward pass on oneDNN: batch statistics (training) or the running ones (evaluation) in the
+   * tape, the running statistics updated from the batch's μ and σ² exactly as on the TypeScript
+   * path, and 1/√(σ² + ε) kept for the TypeScript JVP.
+   */
+  private forwardDnn(ctx: ComponentContext, io: LayerIO<BatchNormTape>, dnn: DnnPrimitives): void {
+    const { x, y, params, state, tape } = io;
+    const C = this.channels;
+    const eps = this.spec.epsilon;
+    const d = tape.dnn ?? { mean: new Float32Array(C), variance: new Float32Array(C), xhatStale: true };
+    tape.dnn = d;
+    d.xhatStale = true;
+    const { mean, variance } = d;
+    if (!ctx.training) {
+      for (let c = 0; c < C; c++) {
+        mean[c] = state[c];
+        variance[c] = state[C + c];
+      }
+    }
+    const [scale, shift] = this.scaleShift(params);
+    dnn.batchNormForward!(this.geometry(ctx.batch), ctx.training, eps, x as Float32Array, scale, shift, mean, variance, y as Float32Array);
+    for (let c = 0; c < C; c++) tape.invStd[c] = 1 / Math.sqrt(variance[c] + eps);
+    if (ctx.training && ctx.updateState && state.length === 2 * C) {
+      const m = ctx.batch * this.spatial;
+      const mom = this.spec.momentum;
+      const unbias = m / (m - 1);
+      for (let c = 0; c < C; c++) {
+        state[c] = (1 - mom) * state[c] + mom * mean[c];
+        state[C + c] = (1 - mom) * state[C + c] + mom * variance[c] * unbias;
+      }
+    }
+  }
+
+  /** Recomputes x̂ = (x − μ)·s after a oneDNN forward, for the TypeScript JVP and second-order backward. */
+  private freshXhat(ctx: ComponentContext, io: LayerIO<BatchNormTape>): void {
+    const { x, tape } = io;
+    const d = tape.dnn;
+    if (!d?.xhatStale) return;
+    const C = this.channels;
+    const S = this.spatial;
+    for (let n = 0; n < ctx.batch; n++) {
+      for (let c = 0; c < C; c++) {
+        const o = (n * C + c) * S;
+        const mu = d.mean[c];
+        const s = tape.invStd[c];
+        for (let p = 0; p < S; p++) tape.xhat[o + p] = (x[o + p] - mu) * s;
+      }
+    }
+    d.xhatStale = false;
+  }
+
   backward(ctx: ComponentContext, io: LayerIO<BatchNormTape>, dy: FloatArray, dx: FloatArray | null, dparams: FloatArray | null): void {
     const { params, tape } = io;
+    const dnn = tape.dnn ? this.dnnFor(ctx, io.x, params) : null;
+    if (dnn && tape.dnn && dy instanceof Float32Array) {
+      // oneDNN's backward with the forward's statistics (prop_kind::backward; use_global_stats in
+      // evaluation mode): the formulas of the class comment.
+      const C = this.channels;
+      const [scale, shift] = this.scaleShift(params);
+      const dp = dparams && this.spec.affine ? (dparams as Float32Array) : null;
+      dnn.batchNormBackward!(
+        this.geometry(ctx.batch),
+        ctx.training,
+        this.spec.epsilon,
+        io.x as Float32Array,
+        dy,
+        tape.dnn.mean,
+        tape.dnn.variance,
+        scale,
+        shift,
+        dx as Float32Array | null,
+        dp ? dp.subarray(0, C) : null,
+        dp ? dp.subarray(C, 2 * C) : null,
+      );
+      return;
+    }
+    this.freshXhat(ctx, io);
     const { xhat, invStd, sum1, sum2 } = tape;
     const C = this.channels;
     const S = this.spatial;
@@ -264,7 +386,9 @@ export class BatchNorm implements Component<BatchNormTape> {
     }
   }
 
+  /** The JVP stays on TypeScript on every backend (after a oneDNN forward, with x̂ recomputed). */
   jvp(ctx: ComponentContext, io: LayerIO<BatchNormTape>, dx: FloatArray | null, dparams: FloatArray | null, dy: FloatArray): void {
+    this.freshXhat(ctx, io);
     const { params, tape } = io;
     const { xhat, invStd, sum1, sum2 } = tape;
     const C = this.channels;
@@ -313,6 +437,7 @@ export class BatchNorm implements Component<BatchNormTape> {
    *   ddx = (ṡ/s) dx + s (ġ − mean(ġ) − x̂̇ mean(x̂ g) − x̂ mean(x̂̇ g + x̂ ġ));
    * - dγ = Σ dy x̂ and dβ = Σ dy, so ddγ = Σ (ddy x̂ + dy x̂̇) and ddβ = Σ ddy.
    * Evaluation mode (running statistics, an affine map of x): x̂̇ = s t and ddx = s ġ.
+   * TypeScript on every backend (after a oneDNN forward, with x̂ recomputed from its μ and σ²).
    */
   backwardTangent(
     ctx: ComponentContext,
@@ -324,6 +449,7 @@ export class BatchNorm implements Component<BatchNormTape> {
     ddx: FloatArray | null,
     ddparams: FloatArray | null,
   ): void {
+    this.freshXhat(ctx, io);
     const { params, tape } = io;
     const { xhat, invStd } = tape;
     const C = this.channels;

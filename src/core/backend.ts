@@ -67,14 +67,15 @@ export interface Backend {
   /** Solves A X = B for general square A (n×n) in place of B (n×nrhs); returns false if singular. */
   solve?(a: Float64Array, n: number, b: Float64Array, nrhs: number): boolean;
   /**
-   * Optional float32 convolution and pooling primitives (the native backend's oneDNN binding).
+   * Optional float32 convolution, pooling and batch-norm primitives (the native backend's oneDNN binding).
    * Components use them when present and their data is float32, else their im2col + GEMM and
    * scalar loops (float64 always takes those).
    */
   readonly dnn?: DnnPrimitives;
   /**
-   * Optional multi-threaded element-wise kernels (optimizer updates, ReLU). Each computes exactly
-   * what the portable loop it replaces computes (same operations, same roundings), entry by entry.
+   * Optional multi-threaded element-wise kernels (optimizer updates, ReLU, logistic loss). Each
+   * computes exactly what the portable loop it replaces computes (same operations, same roundings),
+   * entry by entry; the logistic loss up to the last bit of exp/log (see {@link ElementwiseKernels.logistic}).
    */
   readonly kernels?: ElementwiseKernels;
 }
@@ -113,7 +114,17 @@ export interface PoolWindowGeometry {
 }
 
 /**
- * float32 convolution and pooling primitives on NCHW tensors (oneDNN: convolution_forward,
+ * Geometry of a batch normalization: `batch` samples of `channels` channels with `spatial` entries
+ * each (H·W after a convolution, 1 after a dense layer), stored NCHW (N×C for flat samples).
+ */
+export interface BatchNormGeometry {
+  readonly batch: number;
+  readonly channels: number;
+  readonly spatial: number;
+}
+
+/**
+ * float32 convolution, pooling and batch-normalization primitives on NCHW tensors (oneDNN: convolution_forward,
  * convolution_backward_data/_weights, pooling_forward/_backward). Outputs are overwritten.
  */
 export interface DnnPrimitives {
@@ -134,6 +145,42 @@ export interface DnnPrimitives {
   poolForward(g: PoolWindowGeometry, max: boolean, x: Float32Array, y: Float32Array, workspace: Uint8Array | null): void;
   /** dx = Aᵀ dy, the adjoint of the pooling (max pooling: through the forward's workspace). */
   poolBackward(g: PoolWindowGeometry, max: boolean, dy: Float32Array, dx: Float32Array, workspace: Uint8Array | null): void;
+  /**
+   * Batch normalization y = γ ⊙ (x − μ)/√(σ² + ε) + β per channel (γ = `scale`, β = `shift`, both
+   * null for y = x̂; see src/components/batch-norm.ts). `training`: μ and the biased σ² of the batch
+   * are written to `mean` and `variance`; else they are read from them (running statistics).
+   * Absent from addons built before it (components then keep their TypeScript loops).
+   */
+  batchNormForward?(
+    g: BatchNormGeometry,
+    training: boolean,
+    epsilon: number,
+    x: Float32Array,
+    scale: Float32Array | null,
+    shift: Float32Array | null,
+    mean: Float32Array,
+    variance: Float32Array,
+    y: Float32Array,
+  ): void;
+  /**
+   * The VJP of {@link DnnPrimitives.batchNormForward} with the statistics of that call: dx (through
+   * μ and σ² in training mode), dγ = Σ dy ⊙ x̂ and dβ = Σ dy. Null outputs are not returned; `scale`
+   * and `shift` are given together (affine) or both null.
+   */
+  batchNormBackward?(
+    g: BatchNormGeometry,
+    training: boolean,
+    epsilon: number,
+    x: Float32Array,
+    dy: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+    scale: Float32Array | null,
+    shift: Float32Array | null,
+    dx: Float32Array | null,
+    dscale: Float32Array | null,
+    dshift: Float32Array | null,
+  ): void;
 }
 
 /**
@@ -167,4 +214,12 @@ export interface ElementwiseKernels {
   reluForward(n: number, x: FloatArray, y: FloatArray): void;
   /** out = x > 0 ? v : 0. */
   reluBackward(n: number, x: FloatArray, v: FloatArray, out: FloatArray): void;
+  /**
+   * Softmax cross-entropy of `n` rows of `k` outputs with integer labels (src/objectives/logistic.ts):
+   * returns the mean loss and, when `grad` is given, overwrites it with the gradient. The one kernel
+   * here that is *not* bit-identical to its portable loop: the C library's exp/log and JavaScript's
+   * Math.exp/log differ in the last bit for some arguments. Deterministic and independent of the
+   * thread count. Absent from addons built before it.
+   */
+  logistic?(n: number, k: number, output: FloatArray, labels: Int32Array, grad: FloatArray | null): number;
 }

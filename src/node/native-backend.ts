@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Backend, ConvGeometry, DnnPrimitives, ElementwiseKernels, PoolWindowGeometry } from "../core/backend.js";
+import type { Backend, BatchNormGeometry, ConvGeometry, DnnPrimitives, ElementwiseKernels, PoolWindowGeometry } from "../core/backend.js";
 import type { FloatArray } from "../core/dtype.js";
 
 /** The functions of the N-API addon `native/src/chainopt_blas.cc` (see the comments there). */
@@ -93,6 +93,7 @@ export interface NativeBlasBinding {
   momentumUpdate?: ElementwiseKernels["momentum"];
   reluForward?: ElementwiseKernels["reluForward"];
   reluBackward?: ElementwiseKernels["reluBackward"];
+  logisticLoss?: ElementwiseKernels["logistic"];
   getOmpThreads?(): number;
   // oneDNN (native/src/chainopt_dnn.cc): present only when the addon was built with oneDNN.
   readonly dnnlVersion?: string;
@@ -102,13 +103,39 @@ export interface NativeBlasBinding {
   dnnPoolWorkspaceBytes?(g: Int32Array, max: boolean): number;
   dnnPoolForward?(g: Int32Array, max: boolean, x: Float32Array, y: Float32Array, ws: Uint8Array | null): void;
   dnnPoolBackward?(g: Int32Array, max: boolean, dy: Float32Array, dx: Float32Array, ws: Uint8Array | null): void;
+  /** Batch normalization: geometry [N, C, S], flags (1 running statistics, 2 affine), ε. */
+  dnnBatchNormForward?(
+    g: Int32Array,
+    flags: number,
+    epsilon: number,
+    x: Float32Array,
+    scale: Float32Array | null,
+    shift: Float32Array | null,
+    mean: Float32Array,
+    variance: Float32Array,
+    y: Float32Array,
+  ): void;
+  dnnBatchNormBackward?(
+    g: Int32Array,
+    flags: number,
+    epsilon: number,
+    x: Float32Array,
+    dy: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+    scale: Float32Array | null,
+    shift: Float32Array | null,
+    dx: Float32Array | null,
+    dscale: Float32Array | null,
+    dshift: Float32Array | null,
+  ): void;
   /** The implementation oneDNN chose for a convolution (0 forward, 1 backward-data, 2 backward-weights), e.g. `jit:avx2`. */
   dnnConvImpl?(g: Int32Array, which: number): string;
 }
 
 /** Which optional native paths a {@link NativeBackend} uses (both default to "when the addon has them"). */
 export interface NativePaths {
-  /** oneDNN convolution and pooling (float32). */
+  /** oneDNN convolution, pooling and batch normalization (float32). */
   dnn?: boolean;
   /** Multi-threaded element-wise kernels (optimizer updates, ReLU). */
   kernels?: boolean;
@@ -122,6 +149,16 @@ export function convGeometryArray(g: ConvGeometry): Int32Array {
 /** `[N, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW]`, the addon's pooling geometry. */
 export function poolGeometryArray(g: PoolWindowGeometry): Int32Array {
   return Int32Array.of(g.batch, g.c, g.h, g.w, g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw);
+}
+
+/** `[N, C, S]`, the addon's batch-norm geometry. */
+export function batchNormGeometryArray(g: BatchNormGeometry): Int32Array {
+  return Int32Array.of(g.batch, g.channels, g.spatial);
+}
+
+/** The addon's batch-norm flags: 1 = running statistics (evaluation mode), 2 = affine (γ, β given). */
+function batchNormFlags(training: boolean, affine: boolean): number {
+  return (training ? 0 : 1) | (affine ? 2 : 0);
 }
 
 /**
@@ -138,7 +175,32 @@ function dnnPrimitives(b: NativeBlasBinding): DnnPrimitives | undefined {
   const { dnnConvForward, dnnConvBackwardData, dnnConvBackwardWeights, dnnPoolWorkspaceBytes, dnnPoolForward, dnnPoolBackward } = b;
   if (!b.dnnlVersion || !dnnConvForward || !dnnConvBackwardData || !dnnConvBackwardWeights) return undefined;
   if (!dnnPoolWorkspaceBytes || !dnnPoolForward || !dnnPoolBackward) return undefined;
+  const { dnnBatchNormForward: bnForward, dnnBatchNormBackward: bnBackward } = b;
+  // Batch-norm entries: absent from addons built before them (the component then stays on TypeScript).
+  const batchNorm: Pick<DnnPrimitives, "batchNormForward" | "batchNormBackward"> =
+    bnForward && bnBackward
+      ? {
+          batchNormForward: (g, training, eps, x, scale, shift, mean, variance, y) =>
+            bnForward(batchNormGeometryArray(g), batchNormFlags(training, scale !== null), eps, x, scale, shift, mean, variance, y),
+          batchNormBackward: (g, training, eps, x, dy, mean, variance, scale, shift, dx, dscale, dshift) =>
+            bnBackward(
+              batchNormGeometryArray(g),
+              batchNormFlags(training, scale !== null),
+              eps,
+              x,
+              dy,
+              mean,
+              variance,
+              scale,
+              shift,
+              dx,
+              dscale,
+              dshift,
+            ),
+        }
+      : {};
   return {
+    ...batchNorm,
     description: `oneDNN ${b.dnnlVersion}`,
     supportsConv: (g) => g.batch > 0 && rightPaddingOk(g.inH, g.outH, g.kh, g.sh, g.ph) && rightPaddingOk(g.inW, g.outW, g.kw, g.sw, g.pw),
     supportsPool: (g) => g.batch > 0 && rightPaddingOk(g.h, g.oh, g.kh, g.sh, g.ph) && rightPaddingOk(g.w, g.ow, g.kw, g.sw, g.pw),
@@ -153,9 +215,17 @@ function dnnPrimitives(b: NativeBlasBinding): DnnPrimitives | undefined {
 
 /** The element-wise kernels of an addon that has them. */
 function elementwiseKernels(b: NativeBlasBinding): ElementwiseKernels | undefined {
-  const { adamUpdate, rmsUpdate, rssUpdate, momentumUpdate, reluForward, reluBackward } = b;
+  const { adamUpdate, rmsUpdate, rssUpdate, momentumUpdate, reluForward, reluBackward, logisticLoss } = b;
   if (!adamUpdate || !rmsUpdate || !rssUpdate || !momentumUpdate || !reluForward || !reluBackward) return undefined;
-  return { adam: adamUpdate, rms: rmsUpdate, rss: rssUpdate, momentum: momentumUpdate, reluForward, reluBackward };
+  const kernels: ElementwiseKernels = {
+    adam: adamUpdate,
+    rms: rmsUpdate,
+    rss: rssUpdate,
+    momentum: momentumUpdate,
+    reluForward,
+    reluBackward,
+  };
+  return logisticLoss ? { ...kernels, logistic: logisticLoss } : kernels;
 }
 
 /** The interface version of the addon this code was written for (`kAbi` in chainopt_blas.cc). */
@@ -179,7 +249,7 @@ export interface BlasInfo {
 /** Backend over OpenBLAS through the N-API addon: s/dgemm, Cholesky (dpotrf), eigen (dsyevd), LU solve (dgetrf). */
 export class NativeBackend implements Backend {
   readonly name = "openblas";
-  /** oneDNN's convolution and pooling (float32), when the addon has them and they are not turned off. */
+  /** oneDNN's convolution, pooling and batch normalization (float32), when the addon has them and they are not turned off. */
   readonly dnn?: DnnPrimitives;
   /** Multi-threaded element-wise kernels, when the addon has them and they are not turned off. */
   readonly kernels?: ElementwiseKernels;
@@ -241,7 +311,8 @@ export class NativeBackend implements Backend {
 
   describe(): string {
     const i = this.info();
-    const dnn = this.dnn ? `; ${this.dnn.description} for convolution and pooling` : "";
+    const what = this.dnn?.batchNormForward ? "convolution, pooling and batch normalization" : "convolution and pooling";
+    const dnn = this.dnn ? `; ${this.dnn.description} for ${what}` : "";
     return `OpenBLAS ${i.version} via N-API (${i.config}; core ${i.coreName}; ${i.threads} thread${i.threads === 1 ? "" : "s"}${dnn})`;
   }
 

@@ -1,3 +1,4 @@
+import type { Backend } from "../core/backend.js";
 import type { FloatArray } from "../core/dtype.js";
 import type { Batch } from "./batch.js";
 import type { Loss, LossBounds, LossConstants } from "./loss.js";
@@ -31,9 +32,13 @@ export class LogisticLoss implements Loss {
     };
   }
 
-  evaluate(output: FloatArray, batch: Batch, k: number, grad: FloatArray | null): number {
+  evaluate(output: FloatArray, batch: Batch, k: number, grad: FloatArray | null, backend?: Backend): number {
     const labels = requireLabels(batch, k);
     const n = batch.size;
+    // The backend's multi-threaded kernel of the same loop (equal up to the last bit of exp/log).
+    const kernel = backend?.kernels?.logistic;
+    const samePrecision = grad === null || grad instanceof Float32Array === output instanceof Float32Array;
+    if (kernel && n > 0 && samePrecision) return kernel(n, k, output, labels, grad);
     let total = 0;
     for (let i = 0; i < n; i++) {
       const o = i * k;

@@ -1,3 +1,4 @@
+import type { Backend } from "../core/backend.js";
 import type { FloatArray } from "../core/dtype.js";
 import type { Batch } from "./batch.js";
 
@@ -10,9 +11,10 @@ export interface Loss {
   readonly type: "squared" | "logistic" | "clustering" | "autoencoder";
   /**
    * f(ŷ); when `grad` is given it receives ∂f/∂ŷ (`N × K`). Throws when the batch lacks the
-   * labels/targets the loss needs.
+   * labels/targets the loss needs. `backend`: the chain's, whose native kernels a loss may use
+   * (the logistic loss: {@link Backend.kernels}' `logistic`); without it, the TypeScript loops.
    */
-  evaluate(output: FloatArray, batch: Batch, outputSize: number, grad: FloatArray | null): number;
+  evaluate(output: FloatArray, batch: Batch, outputSize: number, grad: FloatArray | null, backend?: Backend): number;
   /** out ← ∇²f(ŷ) v, the Hessian of f with respect to the outputs applied to v (`N × K`). */
   hessianVector(output: FloatArray, batch: Batch, outputSize: number, v: FloatArray, out: FloatArray): void;
   /**

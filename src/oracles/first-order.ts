@@ -97,7 +97,7 @@ export function valueAndGradient(
   const k = chain.components.length;
   const output = ws.activations[k];
   const slope = ws.slopes[0].subarray(0, output.length);
-  const loss = objective.loss.evaluate(output, batch, chain.outputSize, slope);
+  const loss = objective.loss.evaluate(output, batch, chain.outputSize, slope, chain.backend);
   const grad = options.grad ?? allocate(chain.dtype, chain.paramSize);
   if (grad.length !== chain.paramSize) throw new Error(`grad: expected ${chain.paramSize} entries, got ${grad.length}`);
   backwardFrom(chain, ws, w, batch.size, training, slope, grad, null);
@@ -207,5 +207,5 @@ export function jvp(
 /** F(w) on a batch (evaluation mode unless `training`). */
 export function objectiveValue(chain: Chain, objective: Objective, w: FloatArray, batch: Batch, options: ForwardOptions = {}): number {
   const out = forward(chain, w, batch.x, batch.size, options);
-  return objective.loss.evaluate(out, batch, chain.outputSize, null) + l2Value(objective.l2, w);
+  return objective.loss.evaluate(out, batch, chain.outputSize, null, chain.backend) + l2Value(objective.l2, w);
 }

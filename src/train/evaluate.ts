@@ -29,7 +29,7 @@ export function evaluateDataset(
   let correct = 0;
   for (const batch of loader.epoch()) {
     const out = forward(chain, w, batch.x, batch.size, { training: false, state: options.state });
-    loss += objective.loss.evaluate(out, batch, chain.outputSize, null) * batch.size;
+    loss += objective.loss.evaluate(out, batch, chain.outputSize, null, chain.backend) * batch.size;
     if (batch.labels) correct += countCorrect(out, batch.labels, batch.size, chain.outputSize);
   }
   const n = Math.max(dataset.size, 1);

@@ -13,11 +13,12 @@ export interface DoctorReport {
   native: { available: boolean; addon: string; error: string | null };
   blas: BlasInfo | null;
   /**
-   * oneDNN (float32 convolution and pooling): whether this backend uses it, the version the addon
-   * was built with (null: built without), why it is not used, and the convolution kernel it picks
-   * for the ConvNet preset's second layer (e.g. `jit:avx2`).
+   * oneDNN (float32 convolution, pooling, batch normalization): whether this backend uses it, the
+   * version the addon was built with (null: built without), why it is not used, the convolution
+   * kernel it picks for the ConvNet preset's second layer (e.g. `jit:avx2`), and whether batch-norm
+   * runs on it too (false for addons built before that binding).
    */
-  onednn: { used: boolean; version: string | null; reason: string | null; convImpl: string | null };
+  onednn: { used: boolean; version: string | null; reason: string | null; convImpl: string | null; batchNorm: boolean };
   /** Native multi-threaded element-wise kernels (optimizer updates, ReLU) and their OpenMP thread count. */
   kernels: { used: boolean; threads: number | null };
   threads: number;
@@ -80,6 +81,7 @@ export function doctorReport(options: { threads?: number; bench?: boolean } = {}
           ? "turned off (CHAINOPT_ONEDNN=0)"
           : "the native addon was built without oneDNN",
     convImpl,
+    batchNorm: native?.dnn?.batchNormForward !== undefined,
   };
   return {
     backend: backend.name,
@@ -122,7 +124,7 @@ function formatReport(r: DoctorReport): string {
   row(
     "oneDNN",
     r.onednn.used
-      ? `${r.onednn.version} (convolution, pooling; float32${r.onednn.convImpl ? `; conv kernel ${r.onednn.convImpl}` : ""})`
+      ? `${r.onednn.version} (convolution, pooling${r.onednn.batchNorm ? ", batch normalization" : ""}; float32${r.onednn.convImpl ? `; conv kernel ${r.onednn.convImpl}` : ""})`
       : `not used: ${r.onednn.reason ?? "unknown"}${r.onednn.version ? ` (addon built with ${r.onednn.version})` : ""}`,
   );
   row("native kernels", r.kernels.used ? `element-wise, OpenMP, ${r.kernels.threads} threads` : "not used");
