@@ -34,6 +34,8 @@ const ENV_VARS = [
   "OPENBLAS_NUM_THREADS",
   "OMP_NUM_THREADS",
   "OMP_WAIT_POLICY",
+  "OPENBLAS_THREAD_TIMEOUT",
+  "CHAINOPT_OPENBLAS",
   "CHAINOPT_THREADS",
   "CHAINOPT_ONEDNN",
   "CHAINOPT_BACKEND",
@@ -115,7 +117,12 @@ function formatReport(r: DoctorReport): string {
   row("description", r.description);
   row("native addon", r.native.available ? r.native.addon : `not available: ${r.native.error ?? "unknown"}`);
   if (r.blas) {
-    row("BLAS library", `${r.blas.library} ${r.blas.version} (${r.blas.parallel})`);
+    row(
+      "BLAS library",
+      `${r.blas.library} ${r.blas.version} (${r.blas.parallel} build${r.blas.libraryPath ? `, ${r.blas.libraryPath}` : ""})`,
+    );
+    row("threading", r.blas.policy);
+    row("thread counts", `OpenBLAS ${r.blas.threads}, OpenMP ${r.blas.ompThreads ?? "n/a"}`);
     row("BLAS config", r.blas.config);
     row("BLAS core", r.blas.coreName);
   }
