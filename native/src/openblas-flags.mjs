@@ -13,7 +13,8 @@
 // Headers come from pkg-config (libopenblas-dev): the API of the three builds is the same.
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 
 function pkgConfig(...args) {
   try {
@@ -46,7 +47,9 @@ export function findOpenMpOpenBlas(env = process.env) {
   return dir ? { dir, reason: null } : { dir: null, reason: "no OpenMP build of OpenBLAS (Debian/Ubuntu: libopenblas0-openmp)" };
 }
 
-const what = process.argv[2];
+// Command-line use only (binding.gyp, build-native.mjs's checks); importing the module prints nothing.
+const main = process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url);
+const what = main ? process.argv[2] : undefined;
 if (what === "cflags") {
   process.stdout.write(`${pkgConfig("--cflags") ?? ""}\n`);
 } else if (what === "libs") {

@@ -112,7 +112,7 @@ export function doctorReport(options: { threads?: number; bench?: boolean } = {}
 
 function formatReport(r: DoctorReport): string {
   const lines: string[] = [];
-  const row = (k: string, v: string) => lines.push(`${`${k}:`.padEnd(20)}${v}`);
+  const row = (k: string, v: string) => lines.push(`${`${k}:`.padEnd(Math.max(20, k.length + 2))}${v}`);
   row("backend", r.backend);
   row("description", r.description);
   row("native addon", r.native.available ? r.native.addon : `not available: ${r.native.error ?? "unknown"}`);
