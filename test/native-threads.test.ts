@@ -82,6 +82,7 @@ describe("native threading: one pool", { skip }, () => {
       // A product under the serial threshold runs on one thread and restores both counts.
       gemm(native!, 8, 8, 8);
       native!.raw.saxpy?.(100_000, 0.5, new Float32Array(100_000), new Float32Array(100_000));
+      native!.raw.saxpy?.(300_000, 0.5, new Float32Array(300_000), new Float32Array(300_000)); // threaded
       assert.deepEqual({ ...counts!(), parallel: 0 }, { openblas: t, openmp: t, parallel: 0 }, `after small calls at ${t}`);
       gemm(native!, 300, 300, 300);
       assert.deepEqual({ ...counts!(), parallel: 0 }, { openblas: t, openmp: t, parallel: 0 }, `after a large GEMM at ${t}`);

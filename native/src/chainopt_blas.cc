@@ -180,14 +180,18 @@ void WithThreadsFor(blasint m, blasint n, blasint k, F f) {
   else f();
 }
 
-// Level-1/2 BLAS (memory-bound: axpy, scal, dot, gemv, ger). In the pthreads build they run on the
-// calling thread: OpenBLAS would wake its own pool for vectors over ~10⁴ entries, and that pool's
-// threads then spin after the call while OpenMP's (oneDNN, element-wise kernels) compute, the
-// contention docs/performance.md describes. In the OpenMP build they share the one pool: unchanged.
+// Level-1/2 BLAS (memory-bound: axpy, scal, dot, gemv, ger) on fewer than this many entries runs
+// on the calling thread, in both builds. OpenBLAS splits such calls over ~10⁴ entries; for the
+// vectors of a training step (a ConvNet's 6·10⁴ parameters) waking the pool costs more than the
+// split gains, and in the pthreads build that pool's workers then idle through the next oneDNN or
+// element-wise region of the other pool (docs/performance.md). Larger vectors (the MLP
+// 784-512-512-10's 6.7·10⁵ parameters, 2.7 MB in float32) keep every thread.
+constexpr double kSerialLevel12 = 262144.0;  // 2^18
+
 template <typename F>
-void Level12(F f) {
-  const int threads = Parallel() == 1 ? openblas_get_num_threads() : 1;
-  if (threads > 1) Serially(threads, f);
+void Level12(double entries, F f) {
+  const int threads = openblas_get_num_threads();
+  if (threads > 1 && entries < kSerialLevel12) Serially(threads, f);
   else f();
 }
 
@@ -243,34 +247,34 @@ bool CheckVector(napi_env env, const char* fn, const char* name, int64_t length,
   return true;
 }
 
-void Axpy(blasint n, float a, const float* x, float* y) { Level12([&] { cblas_saxpy(n, a, x, 1, y, 1); }); }
-void Axpy(blasint n, double a, const double* x, double* y) { Level12([&] { cblas_daxpy(n, a, x, 1, y, 1); }); }
-void Axpby(blasint n, float a, const float* x, float b, float* y) { Level12([&] { cblas_saxpby(n, a, x, 1, b, y, 1); }); }
-void Axpby(blasint n, double a, const double* x, double b, double* y) { Level12([&] { cblas_daxpby(n, a, x, 1, b, y, 1); }); }
-void Scal(blasint n, float a, float* x) { Level12([&] { cblas_sscal(n, a, x, 1); }); }
-void Scal(blasint n, double a, double* x) { Level12([&] { cblas_dscal(n, a, x, 1); }); }
+void Axpy(blasint n, float a, const float* x, float* y) { Level12(n, [&] { cblas_saxpy(n, a, x, 1, y, 1); }); }
+void Axpy(blasint n, double a, const double* x, double* y) { Level12(n, [&] { cblas_daxpy(n, a, x, 1, y, 1); }); }
+void Axpby(blasint n, float a, const float* x, float b, float* y) { Level12(n, [&] { cblas_saxpby(n, a, x, 1, b, y, 1); }); }
+void Axpby(blasint n, double a, const double* x, double b, double* y) { Level12(n, [&] { cblas_daxpby(n, a, x, 1, b, y, 1); }); }
+void Scal(blasint n, float a, float* x) { Level12(n, [&] { cblas_sscal(n, a, x, 1); }); }
+void Scal(blasint n, double a, double* x) { Level12(n, [&] { cblas_dscal(n, a, x, 1); }); }
 // float32 dot products accumulate in double (dsdot), as chainopt's TypeScript dot does.
 double Dot(blasint n, const float* x, const float* y) {
   double r = 0;
-  Level12([&] { r = cblas_dsdot(n, x, 1, y, 1); });
+  Level12(n, [&] { r = cblas_dsdot(n, x, 1, y, 1); });
   return r;
 }
 double Dot(blasint n, const double* x, const double* y) {
   double r = 0;
-  Level12([&] { r = cblas_ddot(n, x, 1, y, 1); });
+  Level12(n, [&] { r = cblas_ddot(n, x, 1, y, 1); });
   return r;
 }
 void Gemv(bool t, blasint m, blasint n, float alpha, const float* a, blasint lda, const float* x, float beta, float* y) {
-  Level12([&] { cblas_sgemv(CblasRowMajor, t ? CblasTrans : CblasNoTrans, m, n, alpha, a, lda, x, 1, beta, y, 1); });
+  Level12(static_cast<double>(m) * n, [&] { cblas_sgemv(CblasRowMajor, t ? CblasTrans : CblasNoTrans, m, n, alpha, a, lda, x, 1, beta, y, 1); });
 }
 void Gemv(bool t, blasint m, blasint n, double alpha, const double* a, blasint lda, const double* x, double beta, double* y) {
-  Level12([&] { cblas_dgemv(CblasRowMajor, t ? CblasTrans : CblasNoTrans, m, n, alpha, a, lda, x, 1, beta, y, 1); });
+  Level12(static_cast<double>(m) * n, [&] { cblas_dgemv(CblasRowMajor, t ? CblasTrans : CblasNoTrans, m, n, alpha, a, lda, x, 1, beta, y, 1); });
 }
 void Ger(blasint m, blasint n, float alpha, const float* x, const float* y, float* a, blasint lda) {
-  Level12([&] { cblas_sger(CblasRowMajor, m, n, alpha, x, 1, y, 1, a, lda); });
+  Level12(static_cast<double>(m) * n, [&] { cblas_sger(CblasRowMajor, m, n, alpha, x, 1, y, 1, a, lda); });
 }
 void Ger(blasint m, blasint n, double alpha, const double* x, const double* y, double* a, blasint lda) {
-  Level12([&] { cblas_dger(CblasRowMajor, m, n, alpha, x, 1, y, 1, a, lda); });
+  Level12(static_cast<double>(m) * n, [&] { cblas_dger(CblasRowMajor, m, n, alpha, x, 1, y, 1, a, lda); });
 }
 
 template <typename T>

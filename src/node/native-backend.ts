@@ -195,10 +195,10 @@ export interface BlasInfo {
 export function threadingPolicy(parallel: BlasInfo["parallel"], env: Readonly<Record<string, string | undefined>> = process.env): string {
   const wait = `OMP_WAIT_POLICY=${env.OMP_WAIT_POLICY ?? "(unset)"}`;
   if (parallel === "openmp")
-    return `one OpenMP pool for OpenBLAS, oneDNN and the element-wise kernels (GEMMs under 8e6 multiply-adds on one thread; ${wait})`;
+    return `one OpenMP pool for OpenBLAS, oneDNN and the element-wise kernels (GEMMs under 8e6 multiply-adds and level-1/2 BLAS under 2^18 entries on one thread; ${wait})`;
   if (parallel === "pthreads")
     return (
-      "two pools, never computing at once: OpenBLAS pthreads (level-1/2 BLAS and GEMMs under 8e6 multiply-adds on one thread; " +
+      "two pools, never computing at once: OpenBLAS pthreads (GEMMs under 8e6 multiply-adds and level-1/2 BLAS under 2^18 entries on one thread; " +
       `OPENBLAS_THREAD_TIMEOUT=${env.OPENBLAS_THREAD_TIMEOUT ?? "(unset)"}) and OpenMP for oneDNN and the kernels (${wait}); ` +
       "for one pool install OpenBLAS's OpenMP build (Debian/Ubuntu: libopenblas0-openmp) and rebuild the addon"
     );
