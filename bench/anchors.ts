@@ -227,12 +227,13 @@ const load1 = loadavg()[0];
 
 if (args.includes("--json")) {
   process.stdout.write(
-    `${JSON.stringify({ cpu: cpus()[0]?.model, cores: cpus().length, load: [load0, load1], backend: native.describe(), rows }, null, 2)}\n`,
+    `${JSON.stringify({ cpu: cpus()[0]?.model, cores: cpus().length, load: [load0, load1], backend: native.describe(), threading: native.info().policy, rows }, null, 2)}\n`,
   );
 } else {
   const lines = [
     `CPU: ${cpus()[0]?.model ?? "unknown"} (${cpus().length} logical cores); load average ${load0.toFixed(1)} before, ${load1.toFixed(1)} after`,
     `backend: ${native.describe()}`,
+    `threading: ${native.info().policy}`,
     "",
     "| threads | row | ms (median) | note |",
     "|---:|---|---:|---|",

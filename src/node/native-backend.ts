@@ -193,7 +193,7 @@ export interface BlasInfo {
  * threads sleeping instead of spinning.
  */
 export function threadingPolicy(parallel: BlasInfo["parallel"], env: Readonly<Record<string, string | undefined>> = process.env): string {
-  const wait = `OMP_WAIT_POLICY=${env.OMP_WAIT_POLICY ?? "(unset)"}`;
+  const wait = `OMP_WAIT_POLICY=${env.OMP_WAIT_POLICY ?? "(unset)"}${env.GOMP_SPINCOUNT !== undefined ? `, GOMP_SPINCOUNT=${env.GOMP_SPINCOUNT}` : ""}`;
   if (parallel === "openmp")
     return `one OpenMP pool for OpenBLAS, oneDNN and the element-wise kernels (GEMMs under 8e6 multiply-adds and level-1/2 BLAS under 2^18 entries on one thread; ${wait})`;
   if (parallel === "pthreads")
@@ -447,7 +447,9 @@ export function loadNativeBackend(): NativeBackend | null {
   try {
     // OpenMP (oneDNN and the element-wise kernels) waits passively between parallel regions, so that
     // its idle threads do not spin against OpenBLAS's (docs/performance.md). Read when libgomp loads.
-    if (process.env.OMP_WAIT_POLICY === undefined) setByLoader.OMP_WAIT_POLICY = process.env.OMP_WAIT_POLICY = "PASSIVE";
+    // A user's GOMP_SPINCOUNT (libgomp: spin that many iterations, then sleep) counts as a choice too.
+    if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined)
+      setByLoader.OMP_WAIT_POLICY = process.env.OMP_WAIT_POLICY = "PASSIVE";
     // The same for OpenBLAS's pthreads build: its idle workers sleep after 2^4 cycles instead of
     // spinning for 2^28 (read when libopenblas loads; the OpenMP build ignores it).
     if (process.env.OPENBLAS_THREAD_TIMEOUT === undefined) setByLoader.OPENBLAS_THREAD_TIMEOUT = process.env.OPENBLAS_THREAD_TIMEOUT = "4";
