@@ -1,7 +1,7 @@
 // Benchmark anchors of the native backend (docs/performance.md): each chainopt step beside what
 // bounds it from below, measured in the same run.
 //
-//   node dist/bench/anchors.js [--threads 1,2] [--reps 5] [--quick] [--json]
+//   node dist/bench/anchors.js [--threads 1,2] [--reps 5] [--quick] [--json] [--only steps,epoch,gn] [--no-torch]
 //
 // Rows, at each thread count:
 // - ConvNet preset (conv3x3-32, ReLU, maxpool2, conv3x3-64, ReLU, maxpool2, dense10; 3×32×32,
@@ -17,6 +17,12 @@
 // - Batch normalization alone (affine, training mode) on 128 × 32 × 32 × 32 float32 activations
 //   (the ConvNet's first convolution's output): forward + backward (data, γ, β) on oneDNN, and the
 //   TypeScript component on the same backend with oneDNN off.
+// - The MNIST epoch (bench/epoch-rows.ts): `chainopt train --model mlp --dataset mnist --epochs 1
+//   --validation 0 --optimizer sgd --momentum 0 --batch-size 128` in a child process, its epoch
+//   seconds beside 469 × the plain-SGD step time measured here; and PyTorch's epoch on the same
+//   work (bench/torch_epoch.py; skipped with --no-torch or without /usr/bin/python3 + torch).
+// - A Gauss-Newton step (Gram, q = 1280) beside a gradient step, MLP 784-512-512-10 at batch 128.
+// `--only` picks row groups: steps (the rows above the MNIST epoch), epoch, gn (default: all).
 // A step is Trainer.trainStep (forward, softmax cross-entropy, backward, checks, SGD momentum 0.9).
 // Medians over `--reps` repetitions of a block of steps, after warm-up.
 import { cpus, loadavg } from "node:os";
@@ -33,6 +39,7 @@ import { createObjective } from "../src/objectives/objective.js";
 import { scaleByAdam } from "../src/optim/adaptive.js";
 import { sgd } from "../src/optim/aliases.js";
 import { Trainer } from "../src/train/trainer.js";
+import { gaussNewtonRows, mnistEpochRows } from "./epoch-rows.js";
 
 const args = process.argv.slice(2);
 const arg = (name: string, fallback: string): string => {
@@ -46,6 +53,8 @@ const threadList = arg("threads", "1,2")
 const reps = Number(arg("reps", quick ? "3" : "5"));
 if (threadList.some((t) => !Number.isInteger(t) || t < 1)) throw new Error("--threads must list positive integers, e.g. 1,2");
 if (!Number.isInteger(reps) || reps < 1) throw new Error("--reps must be a positive integer");
+const groups = new Set(arg("only", "steps,epoch,gn").split(","));
+for (const g of groups) if (!["steps", "epoch", "gn"].includes(g)) throw new Error(`--only: unknown group '${g}' (steps, epoch, gn)`);
 
 const loaded = loadNativeBackend();
 if (!loaded) throw new Error("the native backend is not built: run `npx chainopt build-native`");
@@ -193,6 +202,13 @@ const load0 = loadavg()[0];
 for (const threads of threadList) {
   native.setThreads(threads);
   say(`threads ${threads} ...`);
+  if (groups.has("steps")) stepRows(threads);
+  if (groups.has("epoch")) rows.push(...mnistEpochRows(native, threads, { stepReps: quick ? 5 : 20, torch: !args.includes("--no-torch") }));
+  if (groups.has("gn")) rows.push(...gaussNewtonRows(native, threads, { batch: 128, reps: quick ? 2 : Math.max(3, reps) }));
+}
+
+/** The step rows (ConvNet, MLPs, Adam) at `threads`. */
+function stepRows(threads: number): void {
   const dnnOff = native.withPaths({ dnn: false });
   const dnnOn = native.dnn ? native : null;
   const conv = convnet({ input: [3, 32, 32] });
@@ -250,12 +266,13 @@ const load1 = loadavg()[0];
 
 if (args.includes("--json")) {
   process.stdout.write(
-    `${JSON.stringify({ cpu: cpus()[0]?.model, cores: cpus().length, load: [load0, load1], backend: native.describe(), rows }, null, 2)}\n`,
+    `${JSON.stringify({ cpu: cpus()[0]?.model, cores: cpus().length, load: [load0, load1], backend: native.describe(), threading: native.info().policy, rows }, null, 2)}\n`,
   );
 } else {
   const lines = [
     `CPU: ${cpus()[0]?.model ?? "unknown"} (${cpus().length} logical cores); load average ${load0.toFixed(1)} before, ${load1.toFixed(1)} after`,
     `backend: ${native.describe()}`,
+    `threading: ${native.info().policy}`,
     "",
     "| threads | row | ms (median) | note |",
     "|---:|---|---:|---|",

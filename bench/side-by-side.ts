@@ -21,7 +21,7 @@ import { portableBackend } from "../src/core/portable.js";
 import { Rng } from "../src/core/rng.js";
 import { createDataset, fullBatch, splitDataset } from "../src/data/dataset.js";
 import { loadMnist } from "../src/node/datasets.js";
-import { loadNativeBackend, packageRoot } from "../src/node/native-backend.js";
+import { loadNativeBackend, packageRoot, userEnvironment } from "../src/node/native-backend.js";
 import { createObjective } from "../src/objectives/objective.js";
 import { sgd } from "../src/optim/aliases.js";
 import { Trainer } from "../src/train/trainer.js";
@@ -169,7 +169,8 @@ function defaultPython(): string {
 /** Thread variables for a child at `threads` threads (OpenBLAS, OpenMP, MKL), the rest of the environment unchanged. */
 function threadEnv(threads: number): NodeJS.ProcessEnv {
   const t = String(threads);
-  return { ...process.env, OMP_NUM_THREADS: t, OPENBLAS_NUM_THREADS: t, MKL_NUM_THREADS: t };
+  // Without the threading defaults chainopt's loader set in this process (native-backend.ts).
+  return { ...userEnvironment(), OMP_NUM_THREADS: t, OPENBLAS_NUM_THREADS: t, MKL_NUM_THREADS: t };
 }
 
 function runTorch(python: string, models: BenchModel[], batch: number, threads: number, quick: boolean): TorchOutput | string {

@@ -15,6 +15,7 @@
 import { existsSync, rmSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { findOpenMpOpenBlas } from "../native/src/openblas-flags.mjs";
 import { addonUpToDate, findNodeGyp, nodeDirArgs, run, tail } from "./addon-build.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -59,13 +60,16 @@ function findOpenBlas() {
   return "default paths (-lopenblas)"; // Let the compiler decide on other platforms.
 }
 
-/** The addon's check line (config, core, threads), or null when it does not load. */
+/** The addon's check line (config, core, threads, OpenBLAS build) and openblas_get_parallel(), or ok: false when it does not load. */
 function probe() {
   const check = run(process.execPath, [
     "-e",
-    `const b = require(${JSON.stringify(addon)}); console.log(b.getConfig() + " (core " + b.getCorename() + ", " + b.getNumThreads() + " threads)" + (b.dnnlVersion ? "; oneDNN " + b.dnnlVersion : "; without oneDNN"))`,
+    `const b = require(${JSON.stringify(addon)}); const p = b.getParallel(); console.log(p + " " + b.getConfig() + " (core " + b.getCorename() + ", " + b.getNumThreads() + " threads, " + (["sequential", "pthreads", "OpenMP"][p] ?? "unknown") + " build" + (b.getBlasLibrary ? " " + b.getBlasLibrary() : "") + ")" + (b.dnnlVersion ? "; oneDNN " + b.dnnlVersion : "; without oneDNN"))`,
   ]);
-  return check.status === 0 ? { ok: true, line: check.stdout.trim() } : { ok: false, line: tail(check.stderr ?? "") };
+  if (check.status !== 0) return { ok: false, line: tail(check.stderr ?? "") };
+  const out = check.stdout.trim();
+  const space = out.indexOf(" ");
+  return { ok: true, parallel: Number(out.slice(0, space)), line: out.slice(space + 1) };
 }
 
 /** Whether the built addon is newer than its sources. */
@@ -85,9 +89,12 @@ if (!strict && process.env.CHAINOPT_SKIP_NATIVE) {
   say("CHAINOPT_SKIP_NATIVE is set: not building the native BLAS backend.");
   process.exit(0);
 }
+// The OpenMP build of OpenBLAS is preferred (native/src/openblas-flags.mjs, docs/performance.md):
+// an addon linked to another build is rebuilt once that one is installed.
+const wantOpenMp = findOpenMpOpenBlas().dir !== null;
 if (!force && upToDate()) {
   const p = probe();
-  if (p.ok) {
+  if (p.ok && (!wantOpenMp || p.parallel === 2)) {
     say(`native BLAS backend up to date: ${p.line}`);
     process.exit(0);
   }
@@ -107,7 +114,11 @@ else
 
 const gyp = findNodeGyp(root);
 const gypArgs = [...gyp.slice(1), "rebuild", ...nodeDirArgs()];
-say(`building the native BLAS backend (OpenBLAS via ${found}) ...`);
+say(
+  wantOpenMp
+    ? `building the native BLAS backend (OpenBLAS's OpenMP build in ${findOpenMpOpenBlas().dir}: one thread pool with oneDNN) ...`
+    : `building the native BLAS backend (OpenBLAS via ${found}; for one OpenMP thread pool: sudo apt-get install -y libopenblas0-openmp) ...`,
+);
 const result = run(gyp[0], gypArgs, { cwd: nativeDir, stdio: verbose ? "inherit" : "pipe" });
 if (result.error || result.status !== 0) {
   // node-gyp's "gyp info" lines only echo its arguments: keep the compiler's and gyp's errors.

@@ -11,7 +11,7 @@
 # Adding a step: write a function `step_<name>` below and add <name> to STEPS (in order).
 set -euo pipefail
 
-STEPS=(system onednn browser npm build native mpi)
+STEPS=(system openblas_openmp onednn browser npm build native mpi)
 
 cd "$(dirname "$0")/.."
 
@@ -54,6 +54,30 @@ step_system() {
     log "  until then chainopt uses its portable TypeScript backend"
   fi
 }
+
+# --- step openblas_openmp (docs/performance.md, "Threading policy") ------------------------------
+# OpenBLAS's OpenMP build (Debian/Ubuntu `libopenblas0-openmp`, /usr/lib/<triplet>/openblas-openmp/):
+# the native addon links it when present, so that OpenBLAS, oneDNN and chainopt's kernels share one
+# OpenMP thread pool. It does not change the system's default BLAS (the alternatives keep the
+# pthreads build). Optional and never fatal: without it the addon links the pthreads build.
+step_openblas_openmp() {
+  [ -n "${CHAINOPT_OPENBLAS:-}" ] && [ "${CHAINOPT_OPENBLAS}" = pthreads ] && return 0
+  ls /usr/lib/*/openblas-openmp/libopenblas.so.0 >/dev/null 2>&1 && return 0
+  is_debian_like || return 0
+  if [ "$(id -u)" -eq 0 ] && [ -z "${CHAINOPT_NO_APT:-}" ]; then
+    log "installing libopenblas0-openmp with apt-get (one OpenMP thread pool for OpenBLAS and oneDNN) ..."
+    if DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libopenblas0-openmp >/dev/null 2>&1 ||
+      { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libopenblas0-openmp >/dev/null 2>&1; }; then
+      log "installed libopenblas0-openmp"
+    else
+      log "apt-get install libopenblas0-openmp failed: the addon uses OpenBLAS's pthreads build (two thread pools)"
+    fi
+  else
+    log "libopenblas0-openmp missing: the addon uses OpenBLAS's pthreads build (for one thread pool: sudo apt-get install -y libopenblas0-openmp, then npm run build:native)"
+  fi
+}
+# --- end step openblas_openmp ---------------------------------------------------------------------
 
 # --- step onednn (docs/performance.md) ----------------------------------------------------------
 # oneDNN 2.x (Debian/Ubuntu `libdnnl-dev`) for the native addon's float32 convolution and pooling.

@@ -19,6 +19,10 @@
 
 #include "chainopt_dnn.h"
 
+#if defined(__linux__) || defined(__APPLE__)
+#include <dlfcn.h>
+#endif
+
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -142,14 +146,53 @@ bool CheckMatrix(napi_env env, const char* fn, const char* name, const char* ldN
 // against 116 ms at 1. Large products (the MLP's 128×784×512 ≈ 51M) keep every thread.
 constexpr double kSerialGemmWork = 8.0e6;
 
+// openblas_get_parallel(): 0 sequential, 1 pthreads, 2 OpenMP build (read once at load).
+int g_parallel = -1;
+int Parallel() {
+  if (g_parallel < 0) g_parallel = openblas_get_parallel();
+  return g_parallel;
+}
+
+// Sets OpenBLAS's and OpenMP's thread counts to n. In OpenBLAS's OpenMP build the two are one pool:
+// OpenBLAS reads omp_get_max_threads() at each call (and some versions set it in
+// openblas_set_num_threads), so both are always set together (docs/performance.md).
+void SetBothThreads(int n) {
+  openblas_set_num_threads(n);
+  SetOmpThreads(n);
+}
+
+// Runs f with OpenBLAS on one thread, then restores `threads` (both counts: in the OpenMP build,
+// openblas_set_num_threads(1) may have set OpenMP's count too). With one thread OpenBLAS runs
+// serially on the calling thread whichever build it is (its num_cpu_avail returns 1 at once).
+template <typename F>
+void Serially(int threads, F f) {
+  openblas_set_num_threads(1);
+  f();
+  if (Parallel() == 2) SetBothThreads(threads);
+  else openblas_set_num_threads(threads);
+}
+
 // Runs f with OpenBLAS limited to one thread when the product is small (see kSerialGemmWork).
 template <typename F>
 void WithThreadsFor(blasint m, blasint n, blasint k, F f) {
   const int threads = openblas_get_num_threads();
-  const bool serial = threads > 1 && static_cast<double>(m) * n * k < kSerialGemmWork;
-  if (serial) openblas_set_num_threads(1);
-  f();
-  if (serial) openblas_set_num_threads(threads);
+  if (threads > 1 && static_cast<double>(m) * n * k < kSerialGemmWork) Serially(threads, f);
+  else f();
+}
+
+// Level-1/2 BLAS (memory-bound: axpy, scal, dot, gemv, ger) on fewer than this many entries runs
+// on the calling thread, in both builds. OpenBLAS splits such calls over ~10⁴ entries; for the
+// vectors of a training step (a ConvNet's 6·10⁴ parameters) waking the pool costs more than the
+// split gains, and in the pthreads build that pool's workers then idle through the next oneDNN or
+// element-wise region of the other pool (docs/performance.md). Larger vectors (the MLP
+// 784-512-512-10's 6.7·10⁵ parameters, 2.7 MB in float32) keep every thread.
+constexpr double kSerialLevel12 = 262144.0;  // 2^18
+
+template <typename F>
+void Level12(double entries, F f) {
+  const int threads = openblas_get_num_threads();
+  if (threads > 1 && entries < kSerialLevel12) Serially(threads, f);
+  else f();
 }
 
 void Gemm(float alpha, float beta, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, blasint m, blasint n, blasint k, const float* a, blasint lda,
@@ -204,26 +247,34 @@ bool CheckVector(napi_env env, const char* fn, const char* name, int64_t length,
   return true;
 }
 
-void Axpy(blasint n, float a, const float* x, float* y) { cblas_saxpy(n, a, x, 1, y, 1); }
-void Axpy(blasint n, double a, const double* x, double* y) { cblas_daxpy(n, a, x, 1, y, 1); }
-void Axpby(blasint n, float a, const float* x, float b, float* y) { cblas_saxpby(n, a, x, 1, b, y, 1); }
-void Axpby(blasint n, double a, const double* x, double b, double* y) { cblas_daxpby(n, a, x, 1, b, y, 1); }
-void Scal(blasint n, float a, float* x) { cblas_sscal(n, a, x, 1); }
-void Scal(blasint n, double a, double* x) { cblas_dscal(n, a, x, 1); }
+void Axpy(blasint n, float a, const float* x, float* y) { Level12(n, [&] { cblas_saxpy(n, a, x, 1, y, 1); }); }
+void Axpy(blasint n, double a, const double* x, double* y) { Level12(n, [&] { cblas_daxpy(n, a, x, 1, y, 1); }); }
+void Axpby(blasint n, float a, const float* x, float b, float* y) { Level12(n, [&] { cblas_saxpby(n, a, x, 1, b, y, 1); }); }
+void Axpby(blasint n, double a, const double* x, double b, double* y) { Level12(n, [&] { cblas_daxpby(n, a, x, 1, b, y, 1); }); }
+void Scal(blasint n, float a, float* x) { Level12(n, [&] { cblas_sscal(n, a, x, 1); }); }
+void Scal(blasint n, double a, double* x) { Level12(n, [&] { cblas_dscal(n, a, x, 1); }); }
 // float32 dot products accumulate in double (dsdot), as chainopt's TypeScript dot does.
-double Dot(blasint n, const float* x, const float* y) { return cblas_dsdot(n, x, 1, y, 1); }
-double Dot(blasint n, const double* x, const double* y) { return cblas_ddot(n, x, 1, y, 1); }
+double Dot(blasint n, const float* x, const float* y) {
+  double r = 0;
+  Level12(n, [&] { r = cblas_dsdot(n, x, 1, y, 1); });
+  return r;
+}
+double Dot(blasint n, const double* x, const double* y) {
+  double r = 0;
+  Level12(n, [&] { r = cblas_ddot(n, x, 1, y, 1); });
+  return r;
+}
 void Gemv(bool t, blasint m, blasint n, float alpha, const float* a, blasint lda, const float* x, float beta, float* y) {
-  cblas_sgemv(CblasRowMajor, t ? CblasTrans : CblasNoTrans, m, n, alpha, a, lda, x, 1, beta, y, 1);
+  Level12(static_cast<double>(m) * n, [&] { cblas_sgemv(CblasRowMajor, t ? CblasTrans : CblasNoTrans, m, n, alpha, a, lda, x, 1, beta, y, 1); });
 }
 void Gemv(bool t, blasint m, blasint n, double alpha, const double* a, blasint lda, const double* x, double beta, double* y) {
-  cblas_dgemv(CblasRowMajor, t ? CblasTrans : CblasNoTrans, m, n, alpha, a, lda, x, 1, beta, y, 1);
+  Level12(static_cast<double>(m) * n, [&] { cblas_dgemv(CblasRowMajor, t ? CblasTrans : CblasNoTrans, m, n, alpha, a, lda, x, 1, beta, y, 1); });
 }
 void Ger(blasint m, blasint n, float alpha, const float* x, const float* y, float* a, blasint lda) {
-  cblas_sger(CblasRowMajor, m, n, alpha, x, 1, y, 1, a, lda);
+  Level12(static_cast<double>(m) * n, [&] { cblas_sger(CblasRowMajor, m, n, alpha, x, 1, y, 1, a, lda); });
 }
 void Ger(blasint m, blasint n, double alpha, const double* x, const double* y, double* a, blasint lda) {
-  cblas_dger(CblasRowMajor, m, n, alpha, x, 1, y, 1, a, lda);
+  Level12(static_cast<double>(m) * n, [&] { cblas_dger(CblasRowMajor, m, n, alpha, x, 1, y, 1, a, lda); });
 }
 
 template <typename T>
@@ -511,14 +562,25 @@ napi_value SetNumThreads(napi_env env, napi_callback_info info) {
     ThrowRange(env, fn, "argument 'n' must be an integer in [1, 4096], got " + std::to_string(n));
     return nullptr;
   }
-  openblas_set_num_threads(static_cast<int>(n));
-  SetOmpThreads(static_cast<int>(n));  // oneDNN and the element-wise kernels (docs/performance.md)
+  SetBothThreads(static_cast<int>(n));  // OpenBLAS, and OpenMP: oneDNN and the element-wise kernels (docs/performance.md)
   return nullptr;
+}
+
+// getThreadCounts() → { openblas, openmp, parallel }: openblas_get_num_threads(),
+// omp_get_max_threads() (1 without OpenMP) and openblas_get_parallel(), to check that one setting
+// reached both.
+napi_value GetThreadCounts(napi_env env, napi_callback_info) {
+  napi_value out;
+  napi_create_object(env, &out);
+  napi_set_named_property(env, out, "openblas", Int(env, openblas_get_num_threads()));
+  napi_set_named_property(env, out, "openmp", Int(env, GetOmpThreads()));
+  napi_set_named_property(env, out, "parallel", Int(env, Parallel()));
+  return out;
 }
 
 napi_value GetNumThreads(napi_env env, napi_callback_info) { return Int(env, openblas_get_num_threads()); }
 napi_value GetNumProcs(napi_env env, napi_callback_info) { return Int(env, openblas_get_num_procs()); }
-napi_value GetParallel(napi_env env, napi_callback_info) { return Int(env, openblas_get_parallel()); }
+napi_value GetParallel(napi_env env, napi_callback_info) { return Int(env, Parallel()); }
 
 napi_value Str(napi_env env, const char* s) {
   napi_value out;
@@ -528,6 +590,16 @@ napi_value Str(napi_env env, const char* s) {
 
 napi_value GetConfig(napi_env env, napi_callback_info) { return Str(env, openblas_get_config()); }
 napi_value GetCorename(napi_env env, napi_callback_info) { return Str(env, openblas_get_corename()); }
+
+// The file of the OpenBLAS library the dynamic loader picked (e.g.
+// /usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0), or "" when unknown.
+napi_value GetBlasLibrary(napi_env env, napi_callback_info) {
+#if defined(__linux__) || defined(__APPLE__)
+  Dl_info dl{};
+  if (dladdr(reinterpret_cast<void*>(&openblas_get_config), &dl) != 0 && dl.dli_fname != nullptr) return Str(env, dl.dli_fname);
+#endif
+  return Str(env, "");
+}
 
 napi_value Init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
@@ -553,6 +625,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"getNumThreads", nullptr, GetNumThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"getNumProcs", nullptr, GetNumProcs, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"getParallel", nullptr, GetParallel, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"getThreadCounts", nullptr, GetThreadCounts, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"getBlasLibrary", nullptr, GetBlasLibrary, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"getConfig", nullptr, GetConfig, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"getCorename", nullptr, GetCorename, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"abi", nullptr, nullptr, nullptr, nullptr, Int(env, kAbi), napi_enumerable, nullptr},

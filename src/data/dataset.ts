@@ -265,11 +265,15 @@ export class BatchLoader {
     const x = out.x;
     const src = ds.x;
     const t = ds.targetSize ?? 0;
+    // One TypedArray.set per row: a memcpy (or, into float64 batches, the engine's exact
+    // float32 → float64 conversion loop) instead of a JavaScript loop per element; the row view it
+    // needs is one small allocation.
     for (let k = 0; k < n; k++) {
       const i = order ? order[start + k] : start + k;
       if (!(i >= 0 && i < ds.size)) throw new RangeError(`sample index ${i} outside [0, ${ds.size})`);
-      // Element-wise copy: converts float32 → float64 when needed and allocates no subarray views.
-      for (let j = 0, a = i * d, b = k * d; j < d; j++) x[b + j] = src[a + j];
+      const a = i * d;
+      const b = k * d;
+      x.set(src.subarray(a, a + d), b);
       if (out.labels) out.labels[k] = ds.labels![i];
       if (out.targets) for (let j = 0, a = i * t, b = k * t; j < t; j++) out.targets[b + j] = ds.targets![a + j];
     }

@@ -14,7 +14,9 @@ export {
   nativeAddonPath,
   nativeLoadError,
   packageRoot,
+  threadingPolicy,
   threadsFromEnv,
+  userEnvironment,
 } from "./native-backend.js";
 
 /** Options of {@link bestBackend}. */

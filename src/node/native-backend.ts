@@ -84,6 +84,10 @@ export interface NativeBlasBinding {
   getNumThreads(): number;
   getNumProcs(): number;
   getParallel(): number;
+  /** OpenBLAS's and OpenMP's configured thread counts and `openblas_get_parallel()` (absent from older addons). */
+  getThreadCounts?(): { openblas: number; openmp: number; parallel: number };
+  /** The file of the OpenBLAS library the loader picked ("" when unknown; absent from older addons). */
+  getBlasLibrary?(): string;
   getConfig(): string;
   getCorename(): string;
   // Element-wise kernels (native/src/chainopt_kernels.cc; absent from older addons).
@@ -242,8 +246,34 @@ export interface BlasInfo {
   threads: number;
   /** 0 sequential, 1 pthreads, 2 OpenMP (`openblas_get_parallel()`). */
   parallel: "sequential" | "pthreads" | "openmp" | "unknown";
+  /** The OpenBLAS library file the addon loaded (null when the addon cannot say). */
+  libraryPath: string | null;
+  /** OpenMP's thread count (oneDNN, element-wise kernels; and OpenBLAS in its OpenMP build). */
+  ompThreads: number | null;
+  /** The threading policy in effect (docs/performance.md, "Threading policy"). */
+  policy: string;
   /** Path of the loaded addon. */
   addonPath: string;
+}
+
+/**
+ * The threading policy for an OpenBLAS build (docs/performance.md, "Threading policy"): one
+ * OpenMP pool when OpenBLAS is its OpenMP build; otherwise two pools that never compute at once,
+ * with OpenBLAS's level-1/2 calls and small GEMMs on the calling thread and both pools' idle
+ * threads sleeping instead of spinning.
+ */
+export function threadingPolicy(parallel: BlasInfo["parallel"], env: Readonly<Record<string, string | undefined>> = process.env): string {
+  const wait = `OMP_WAIT_POLICY=${env.OMP_WAIT_POLICY ?? "(unset)"}${env.GOMP_SPINCOUNT !== undefined ? `, GOMP_SPINCOUNT=${env.GOMP_SPINCOUNT}` : ""}`;
+  if (parallel === "openmp")
+    return `one OpenMP pool for OpenBLAS, oneDNN and the element-wise kernels (GEMMs under 8e6 multiply-adds and level-1/2 BLAS under 2^18 entries on one thread; ${wait})`;
+  if (parallel === "pthreads")
+    return (
+      "two pools, never computing at once: OpenBLAS pthreads (GEMMs under 8e6 multiply-adds and level-1/2 BLAS under 2^18 entries on one thread; " +
+      `OPENBLAS_THREAD_TIMEOUT=${env.OPENBLAS_THREAD_TIMEOUT ?? "(unset)"}) and OpenMP for oneDNN and the kernels (${wait}); ` +
+      "for one pool install OpenBLAS's OpenMP build (Debian/Ubuntu: libopenblas0-openmp) and rebuild the addon"
+    );
+  if (parallel === "sequential") return `sequential OpenBLAS; OpenMP threads for oneDNN and the element-wise kernels only (${wait})`;
+  return "unknown OpenBLAS threading";
 }
 
 /** Backend over OpenBLAS through the N-API addon: s/dgemm, Cholesky (dpotrf), eigen (dsyevd), LU solve (dgetrf). */
@@ -305,6 +335,9 @@ export class NativeBackend implements Backend {
       coreName: this.binding.getCorename(),
       threads: this.threads,
       parallel,
+      libraryPath: this.binding.getBlasLibrary?.() || null,
+      ompThreads: this.binding.getThreadCounts?.().openmp ?? this.binding.getOmpThreads?.() ?? null,
+      policy: threadingPolicy(parallel),
       addonPath: this.addonPath,
     };
   }
@@ -313,7 +346,8 @@ export class NativeBackend implements Backend {
     const i = this.info();
     const what = this.dnn?.batchNormForward ? "convolution, pooling and batch normalization" : "convolution and pooling";
     const dnn = this.dnn ? `; ${this.dnn.description} for ${what}` : "";
-    return `OpenBLAS ${i.version} via N-API (${i.config}; core ${i.coreName}; ${i.threads} thread${i.threads === 1 ? "" : "s"}${dnn})`;
+    const build = i.parallel === "openmp" ? "OpenMP build, one thread pool" : `${i.parallel} build`;
+    return `OpenBLAS ${i.version} via N-API (${i.config}; core ${i.coreName}; ${build}; ${i.threads} thread${i.threads === 1 ? "" : "s"}${dnn})`;
   }
 
   gemm(
@@ -431,6 +465,20 @@ export function nativeAddonPath(): string {
 
 let cached: { backend: NativeBackend | null; error: string | null } | undefined;
 
+/** The environment variables {@link loadNativeBackend} set itself (threading defaults), with their values. */
+const setByLoader: Record<string, string> = {};
+
+/**
+ * `env` without the threading defaults {@link loadNativeBackend} put into this process's
+ * environment, for child processes that must see the user's environment only (e.g. PyTorch in
+ * the benchmarks, whose own OpenBLAS and OpenMP would otherwise inherit chainopt's wait policies).
+ */
+export function userEnvironment(env: Readonly<Record<string, string | undefined>> = process.env): Record<string, string | undefined> {
+  const out = { ...env };
+  for (const [k, v] of Object.entries(setByLoader)) if (out[k] === v) delete out[k];
+  return out;
+}
+
 /**
  * Why the last {@link loadNativeBackend} returned null: `not built` or the loader's error
  * (e.g. a missing libopenblas.so.0); null if it loaded.
@@ -470,7 +518,12 @@ export function loadNativeBackend(): NativeBackend | null {
   try {
     // OpenMP (oneDNN and the element-wise kernels) waits passively between parallel regions, so that
     // its idle threads do not spin against OpenBLAS's (docs/performance.md). Read when libgomp loads.
-    if (process.env.OMP_WAIT_POLICY === undefined) process.env.OMP_WAIT_POLICY = "PASSIVE";
+    // A user's GOMP_SPINCOUNT (libgomp: spin that many iterations, then sleep) counts as a choice too.
+    if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined)
+      setByLoader.OMP_WAIT_POLICY = process.env.OMP_WAIT_POLICY = "PASSIVE";
+    // The same for OpenBLAS's pthreads build: its idle workers sleep after 2^4 cycles instead of
+    // spinning for 2^28 (read when libopenblas loads; the OpenMP build ignores it).
+    if (process.env.OPENBLAS_THREAD_TIMEOUT === undefined) setByLoader.OPENBLAS_THREAD_TIMEOUT = process.env.OPENBLAS_THREAD_TIMEOUT = "4";
     const binding = createRequire(import.meta.url)(path) as NativeBlasBinding;
     if (binding.abi !== ADDON_ABI)
       throw new Error(`addon interface ${binding.abi}, expected ${ADDON_ABI}: rebuild it with \`npx chainopt build-native\``);

