@@ -227,7 +227,7 @@ describe("standardization and synthetic teacher", () => {
   });
 });
 
-function fitStandardization2(x: Float32Array, d: number) {
+function fitStandardization2(x: Float32Array | Float64Array, d: number) {
   const n = x.length / d;
   const mean = new Array(d).fill(0);
   const std = new Array(d).fill(0);

@@ -6,9 +6,10 @@ import type { Batch } from "../objectives/batch.js";
 // them from files live in src/node/datasets.ts.
 
 /**
- * An in-memory data set of `size` samples. Inputs are stored once, in float32, batch-major
- * (`size × inputSize`, NCHW for images); the conversion to the chain's precision happens when
- * batching ({@link BatchLoader}). Classification sets carry `labels` in [0, classes), regression
+ * An in-memory data set of `size` samples. Inputs are stored once, batch-major (`size ×
+ * inputSize`, NCHW for images), in float32 (the readers' format) or float64 (data computed in
+ * double precision, e.g. an experiment's exactly whitened inputs, which a float64 chain then sees
+ * unrounded); the conversion to the chain's precision happens when batching ({@link BatchLoader}). Classification sets carry `labels` in [0, classes), regression
  * sets carry `targets` (`size × targetSize`).
  */
 export interface Dataset {
@@ -16,11 +17,11 @@ export interface Dataset {
   /** Shape of one sample, e.g. [1, 28, 28] or [13]. */
   readonly inputShape: readonly number[];
   readonly size: number;
-  readonly x: Float32Array;
+  readonly x: Float32Array | Float64Array;
   readonly labels?: Int32Array;
   /** Number of classes (present iff `labels` is). */
   readonly classes?: number;
-  readonly targets?: Float32Array;
+  readonly targets?: Float32Array | Float64Array;
   /** Values per target (present iff `targets` is). */
   readonly targetSize?: number;
 }
@@ -29,11 +30,11 @@ export interface Dataset {
 export interface DatasetInit {
   name: string;
   inputShape: readonly number[];
-  x: Float32Array;
+  x: Float32Array | Float64Array;
   size?: number;
   labels?: Int32Array;
   classes?: number;
-  targets?: Float32Array;
+  targets?: Float32Array | Float64Array;
   targetSize?: number;
   /** Check that every input and target is finite (default true; an O(size × inputSize) pass). */
   checkFinite?: boolean;
@@ -87,7 +88,7 @@ export function validateDataset(ds: Dataset, options: { checkFinite?: boolean } 
     fail(`input shape must be positive integers, got [${ds.inputShape.join(", ")}]`);
   }
   if (!Number.isInteger(ds.size) || ds.size < 0) fail(`size must be a non-negative integer, got ${ds.size}`);
-  if (!(ds.x instanceof Float32Array)) fail("x must be a Float32Array");
+  if (!(ds.x instanceof Float32Array || ds.x instanceof Float64Array)) fail("x must be a Float32Array or a Float64Array");
   const inputSize = inputSizeOf(ds);
   if (ds.x.length !== ds.size * inputSize) {
     fail(`x has ${ds.x.length} values, expected size × inputSize = ${ds.size} × ${inputSize} = ${ds.size * inputSize}`);
@@ -104,7 +105,8 @@ export function validateDataset(ds: Dataset, options: { checkFinite?: boolean } 
     }
   } else if (ds.classes !== undefined) fail("classes given without labels");
   if (ds.targets) {
-    if (!(ds.targets instanceof Float32Array)) fail("targets must be a Float32Array");
+    if (!(ds.targets instanceof Float32Array || ds.targets instanceof Float64Array))
+      fail("targets must be a Float32Array or a Float64Array");
     const t = ds.targetSize ?? -1;
     if (!Number.isInteger(t) || t < 1) fail(`targetSize must be a positive integer, got ${ds.targetSize}`);
     if (ds.targets.length !== ds.size * t) fail(`targets have ${ds.targets.length} values, expected ${ds.size} × ${t}`);
@@ -119,7 +121,7 @@ export function validateDataset(ds: Dataset, options: { checkFinite?: boolean } 
   }
 }
 
-function firstNonFinite(a: Float32Array): number {
+function firstNonFinite(a: Float32Array | Float64Array): number {
   for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return i;
   return -1;
 }

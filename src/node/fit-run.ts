@@ -119,6 +119,15 @@ export interface RunDirectoryTraining {
   signal?: { stopRequested: boolean };
   /** The caller's callbacks (`onEpochEnd` runs after the epoch's checkpoint; `onStep` is the trainer's option). */
   callbacks?: FitCallbacks;
+  /**
+   * Checkpoint every this many epochs (default 1), and always after the last epoch, when early
+   * stopping ends the run, and when `signal` asks to stop (a callback's `"stop"` between
+   * checkpoints: the resume repeats the epochs since the last one). For runs of many tiny epochs (e.g. one
+   * full-batch step each), whose per-epoch checkpoint and fsyncs would cost more than the step.
+   * The metrics lines of the epochs in between are fsynced with the next checkpoint's; a resume
+   * repeats the epochs after the last checkpoint (bit-identically, as always).
+   */
+  checkpointEvery?: number;
 }
 
 /** What {@link trainInRunDirectory} and {@link fitToRunDir} return. */
@@ -145,6 +154,8 @@ export async function trainInRunDirectory(
 ): Promise<RunFitResult> {
   const hooks = options.hooks ?? {};
   const signal = options.signal;
+  const every = options.checkpointEvery ?? 1;
+  if (!(Number.isInteger(every) && every >= 1)) throw new Error(`checkpointEvery: expected a positive integer, got ${every}`);
   const started = performance.now();
   const history: EpochRecord[] = run
     .readMetrics()
@@ -159,9 +170,11 @@ export async function trainInRunDirectory(
     },
     onEpochEnd: (record, t) => {
       const extra = hooks.epochExtra?.(record, t);
-      run.logMetrics(epochMetric(record, t.step, extra));
+      const checkpoint = t.epoch % every === 0 || t.epoch >= options.epochs || t.stopped || signal?.stopRequested === true;
+      // fsync with the checkpoint, which also makes the unsynced lines before it durable.
+      run.logMetrics(epochMetric(record, t.step, extra), { fsync: checkpoint });
       hooks.afterEpochMetrics?.(record, t);
-      saveTrainerCheckpoint(run, t, options.optimizerName, hooks.checkpointExtra?.());
+      if (checkpoint) saveTrainerCheckpoint(run, t, options.optimizerName, hooks.checkpointExtra?.());
       hooks.onEpoch?.(record, extra && Object.keys(extra).length > 0 ? extra : undefined);
       return user.onEpochEnd?.(record, t);
     },
@@ -267,6 +280,8 @@ export interface FitToRunDirOptions extends FitOptions {
    * resume and can be read back from metrics.jsonl.
    */
   epochMetrics?(record: EpochRecord, trainer: Trainer): Record<string, number> | undefined;
+  /** Checkpoint every this many epochs (default 1); see {@link RunDirectoryTraining.checkpointEvery}. */
+  checkpointEvery?: number;
 }
 
 /**
@@ -291,9 +306,12 @@ export async function fitToRunDir(chain: Chain, data: TrainData, options: FitToR
     optimizerName,
     signal,
     epochMetrics,
+    checkpointEvery,
     ...rest
   } = options;
   if (resume) throw new Error("fitToRunDir: resumes from a run directory (resumeDir), not from a snapshot (resume)");
+  if (checkpointEvery !== undefined && !(Number.isInteger(checkpointEvery) && checkpointEvery >= 1))
+    throw new Error(`checkpointEvery: expected a positive integer, got ${checkpointEvery}`);
   const trainer = new Trainer(
     { ...rest, chain, onStep: callbacks?.onStep },
     { params: params ?? chain.initParams(initSeed ?? options.seed), state },
@@ -311,6 +329,7 @@ export async function fitToRunDir(chain: Chain, data: TrainData, options: FitToR
     optimizerName: optimizerName ?? "optimizer",
     signal,
     callbacks,
+    checkpointEvery,
     hooks: epochMetrics ? { epochExtra: epochMetrics } : undefined,
   });
 }

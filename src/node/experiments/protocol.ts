@@ -196,6 +196,14 @@ export class ExperimentProtocol {
     await plotLines(rows, { ...options, dir: this.run.plotsDir });
   }
 
+  /**
+   * Releases the folder's lock without writing a summary, e.g. when a run was interrupted or
+   * failed, so that the same process may resume the experiment (a no-op after {@link finish}).
+   */
+  release(): void {
+    this.lock.release();
+  }
+
   /** Writes summary.json and releases the lock; returns the summary. */
   finish(summary: Record<string, unknown>): Record<string, unknown> {
     this.run.writeSummary(summary);
