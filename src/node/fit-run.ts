@@ -14,10 +14,13 @@ import { type MetricRecord, type RunConfig, RunDirectory } from "./run-dir.js";
 
 // ---------------------------------------------------------------------------------------------
 // The trainer checkpoint codec: trainer state beside the optimizer's in a checkpoint. Tensors
-// `optimizer.__average` (the averaged iterate) and `optimizer.__best` (early stopping's best
-// parameters); counters in `extra` (JSON, non-finite numbers as strings).
+// `optimizer.__average` (the averaged iterate), `optimizer.__best` (early stopping's best
+// parameters) and `optimizer.__loss` (the loss's own state, e.g. a warm start); counters in
+// `extra` (JSON, non-finite numbers as strings).
 const AVERAGE_TENSOR = "__average";
 const BEST_TENSOR = "__best";
+/** The loss's own state (e.g. the clustering objective's warm start), see `Loss.saveState`. */
+const LOSS_TENSOR = "__loss";
 
 /**
  * Saves the trainer's complete state as the run's last checkpoint. `extra` adds JSON-safe
@@ -34,6 +37,7 @@ export function saveTrainerCheckpoint(
   const tensors: Record<string, FloatArray> = { ...saved.tensors };
   if (s.average) tensors[AVERAGE_TENSOR] = s.average.averaged;
   if (s.bestParams) tensors[BEST_TENSOR] = s.bestParams;
+  if (s.loss) tensors[LOSS_TENSOR] = s.loss;
   run.saveCheckpoint(trainer.chain, {
     params: s.params,
     state: s.state,
@@ -56,7 +60,8 @@ export function saveTrainerCheckpoint(
 /** The trainer snapshot stored in a checkpoint written by {@link saveTrainerCheckpoint}. */
 export function snapshotFromCheckpoint(trainer: Trainer, ck: LoadedCheckpoint): TrainerSnapshot {
   const tensors: Record<string, FloatArray> = {};
-  for (const [k, v] of Object.entries(ck.optimizer?.tensors ?? {})) if (k !== AVERAGE_TENSOR && k !== BEST_TENSOR) tensors[k] = v;
+  for (const [k, v] of Object.entries(ck.optimizer?.tensors ?? {}))
+    if (k !== AVERAGE_TENSOR && k !== BEST_TENSOR && k !== LOSS_TENSOR) tensors[k] = v;
   const optimizerState = stateFromTensors(trainer.optimizerState, { tensors, scalars: ck.optimizer?.scalars ?? {} });
   const extra = ck.extra as {
     average?: { count: number };
@@ -84,6 +89,7 @@ export function snapshotFromCheckpoint(trainer: Trainer, ck: LoadedCheckpoint): 
     bestParams: ck.optimizer?.tensors[BEST_TENSOR] ?? null,
     stepper: extra.stepper ? Object.fromEntries(Object.entries(extra.stepper).map(([k, v]) => [k, Number(v)])) : null,
     batchTransform: extra.batchTransform ? Object.fromEntries(Object.entries(extra.batchTransform).map(([k, v]) => [k, Number(v)])) : null,
+    loss: ck.optimizer?.tensors[LOSS_TENSOR] ?? null,
   };
 }
 

@@ -312,6 +312,8 @@ export class ConvexClusteringLoss implements Loss {
   /** The last solve: its batch size, edges and solution. */
   last: { n: number; edges: ClusterEdge[]; solution: ConvexClusteringSolution } | null = null;
   private cache: { x: ArrayLike<number>; n: number; edges: ClusterEdge[] } | null = null;
+  /** A warm start restored from a snapshot ({@link restoreState}), used by the next solve. */
+  private restored: Float64Array | null = null;
 
   constructor(options: ConvexClusteringOptions = {}) {
     this.lambda = options.lambda ?? 1;
@@ -339,7 +341,8 @@ export class ConvexClusteringLoss implements Loss {
   evaluate(output: FloatArray, batch: Batch, outputSize: number, grad: FloatArray | null): number {
     const n = batch.size;
     const edges = this.edgesOf(batch);
-    const warm = this.last && this.last.edges === edges ? this.last.solution.dual : undefined;
+    const warm = this.last && this.last.edges === edges ? this.last.solution.dual : (this.restored ?? undefined);
+    this.restored = null;
     const sol = solveConvexClustering(output.subarray(0, n * outputSize), n, outputSize, edges, this.lambda, {
       tolerance: this.tolerance,
       maxIterations: this.maxIterations,
@@ -348,6 +351,20 @@ export class ConvexClusteringLoss implements Loss {
     this.last = { n, edges, solution: sol };
     if (grad) for (let t = 0; t < n * outputSize; t++) grad[t] = (output[t] - sol.y[t]) / n;
     return sol.value / n;
+  }
+
+  /** The last solve's dual (the next solve's warm start), for snapshots; null before the first solve. */
+  saveState(): Float64Array | null {
+    return this.last ? this.last.solution.dual.slice() : null;
+  }
+
+  /**
+   * Restores a warm start saved by {@link saveState}: the next solve starts from it (when its size
+   * fits that batch's edges × outputs; else from zero), as it would have without the interruption.
+   */
+  restoreState(state: FloatArray): void {
+    this.last = null;
+    this.restored = Float64Array.from(state);
   }
 
   hessianVector(): void {
