@@ -168,13 +168,31 @@ export interface SplitOptions {
   seed?: number;
 }
 
+/**
+ * A validation size that cannot be split off `size` samples (not a count or a fraction, or leaving
+ * no training samples); callers that know where the size came from (a flag, a configuration
+ * field) name it, see src/node/train-guards.ts.
+ */
+export class ValidationSizeError extends RangeError {
+  override name = "ValidationSizeError";
+  constructor(
+    message: string,
+    /** The requested validation size (count or fraction). */
+    readonly validation: number,
+    /** The samples it was to be split off. */
+    readonly size: number,
+  ) {
+    super(message);
+  }
+}
+
 /** Number of validation samples asked for by `validation` (count or fraction) out of `size`. */
 export function validationCount(validation: number, size: number): number {
   if (!(validation > 0) || !Number.isFinite(validation))
-    throw new RangeError(`validation must be a count ≥ 1 or a fraction in (0, 1), got ${validation}`);
+    throw new ValidationSizeError(`validation must be a count ≥ 1 or a fraction in (0, 1), got ${validation}`, validation, size);
   const n = validation < 1 ? Math.round(validation * size) : validation;
-  if (!Number.isInteger(n)) throw new RangeError(`validation count must be an integer, got ${validation}`);
-  if (n >= size) throw new RangeError(`validation (${n} samples) must leave training samples out of ${size}`);
+  if (!Number.isInteger(n)) throw new ValidationSizeError(`validation count must be an integer, got ${validation}`, validation, size);
+  if (n >= size) throw new ValidationSizeError(`validation (${n} samples) must leave training samples out of ${size}`, validation, size);
   return n;
 }
 

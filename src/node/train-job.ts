@@ -34,7 +34,7 @@ import { checkTrainingMemory, optimizerSlots, parseMemorySize } from "./memory.j
 import { RunDirectory } from "./run-dir.js";
 import { RunLock } from "./run-lock.js";
 import { flagName, readRunTrainConfig, resolveTrainConfig, type TrainConfig, type TrainConfigInput } from "./train-config.js";
-import { checkFolderWritable, checkLossMatchesData, checkThreads } from "./train-guards.js";
+import { checkFolderWritable, checkLossMatchesData, checkThreads, validationFlagError } from "./train-guards.js";
 import {
   defaultInitialWeights,
   initialWeights,
@@ -155,6 +155,8 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
     seed: config.seed,
     normalize: config.normalize,
     standardize: true,
+  }).catch((error: unknown) => {
+    throw validationFlagError(error, config.dataset); // --validation too large: name the flag (train-guards.ts)
   });
   if (data.train.size === 0)
     throw new Error(`dataset: ${config.dataset} has no training samples left (limit ${config.limit}, validation ${config.validation})`);
