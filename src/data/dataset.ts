@@ -45,6 +45,11 @@ export class DatasetError extends Error {
   override name = "DatasetError";
 }
 
+/** A new zeroed array of `length` values in the precision of `like` (a data set keeps its precision). */
+function sameKind(like: Float32Array | Float64Array, length: number): Float32Array | Float64Array {
+  return like instanceof Float64Array ? new Float64Array(length) : new Float32Array(length);
+}
+
 /** Values per sample. */
 export function inputSizeOf(ds: Pick<Dataset, "inputShape">): number {
   return sizeOf(ds.inputShape);
@@ -147,9 +152,9 @@ export function subsetDataset(ds: Dataset, selection: ArrayLike<number> | number
     };
   }
   const k = selection.length;
-  const x = new Float32Array(k * d);
+  const x = sameKind(ds.x, k * d);
   const labels = ds.labels ? new Int32Array(k) : undefined;
-  const targets = ds.targets ? new Float32Array(k * t) : undefined;
+  const targets = ds.targets ? sameKind(ds.targets, k * t) : undefined;
   for (let j = 0; j < k; j++) {
     const i = selection[j];
     if (!Number.isInteger(i) || i < 0 || i >= ds.size) throw new RangeError(`subsetDataset: index ${i} outside [0, ${ds.size})`);
@@ -407,7 +412,7 @@ export function fitTargetStandardization(ds: Dataset, epsilon?: number): Standar
 export function standardizeInputs(ds: Dataset, s: Standardization): Dataset {
   if (s.mean.length !== inputSizeOf(ds))
     throw new DatasetError(`standardization of ${s.mean.length} features for inputs of ${inputSizeOf(ds)}`);
-  return { ...ds, x: applyStandardization(ds.x, s, new Float32Array(ds.x.length)) };
+  return { ...ds, x: applyStandardization(ds.x, s, sameKind(ds.x, ds.x.length)) };
 }
 
 /** A copy of `ds` with standardized targets (`s` from {@link fitTargetStandardization} on the training set). */
@@ -415,7 +420,7 @@ export function standardizeTargets(ds: Dataset, s: Standardization): Dataset {
   if (!ds.targets) throw new DatasetError(`data set ${JSON.stringify(ds.name)}: no regression targets to standardize`);
   if (s.mean.length !== ds.targetSize)
     throw new DatasetError(`standardization of ${s.mean.length} targets for targets of ${ds.targetSize}`);
-  return { ...ds, targets: applyStandardization(ds.targets, s, new Float32Array(ds.targets.length)) };
+  return { ...ds, targets: applyStandardization(ds.targets, s, sameKind(ds.targets, ds.targets.length)) };
 }
 
 /**
