@@ -127,11 +127,11 @@ export interface RunDirectoryTraining {
   callbacks?: FitCallbacks;
   /**
    * Checkpoint every this many epochs (default 1), and always after the last epoch, when early
-   * stopping ends the run, and when `signal` asks to stop (a callback's `"stop"` between
-   * checkpoints: the resume repeats the epochs since the last one). For runs of many tiny epochs (e.g. one
+   * stopping ends the run, and when `signal` asks to stop. For runs of many tiny epochs (e.g. one
    * full-batch step each), whose per-epoch checkpoint and fsyncs would cost more than the step.
    * The metrics lines of the epochs in between are fsynced with the next checkpoint's; a resume
-   * repeats the epochs after the last checkpoint (bit-identically, as always).
+   * repeats the epochs after the last checkpoint (e.g. after a callback's `"stop"` between
+   * checkpoints), bit-identically as always.
    */
   checkpointEvery?: number;
 }
