@@ -5,6 +5,8 @@
 interface HostGlobals {
   performance?: { now(): number };
   setTimeout?: (callback: () => void, ms: number) => unknown;
+  /** Node's: runs after the pending timers, I/O and signal callbacks, without setTimeout's ≥ 1 ms delay. */
+  setImmediate?: (callback: () => void) => unknown;
 }
 
 const host = globalThis as HostGlobals;
@@ -15,13 +17,16 @@ export function now(): number {
 }
 
 /**
- * Resolves on a later turn of the host's event loop (a `setTimeout(…, 0)` macrotask), so that
- * timers, I/O callbacks and signal handlers (Ctrl-C) run during a long computation. Where the
- * host has no timers it resolves after the pending microtasks.
+ * Resolves on a later turn of the host's event loop (a `setImmediate` macrotask in Node, else
+ * `setTimeout(…, 0)`), so that timers, I/O callbacks and signal handlers (Ctrl-C) run during a
+ * long computation. `setImmediate` first: Node clamps `setTimeout(…, 0)` to 1 ms, which a loop of
+ * thousands of tiny epochs (one yield each) would spend idle. Where the host has no timers it
+ * resolves after the pending microtasks.
  */
 export function yieldToHost(): Promise<void> {
   return new Promise<void>((resolve) => {
-    if (host.setTimeout) host.setTimeout(resolve, 0);
+    if (host.setImmediate) host.setImmediate(resolve);
+    else if (host.setTimeout) host.setTimeout(resolve, 0);
     else void Promise.resolve().then(resolve);
   });
 }
