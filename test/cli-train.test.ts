@@ -214,7 +214,7 @@ describe("chainopt train: errors before training, nothing written", () => {
     {
       name: "too large a validation split",
       args: () => ["--validation", "5000"],
-      message: /validation \(5000 samples\) must leave training samples/,
+      message: /--validation 5000 \(configuration field "validation"\): mnist has \d+ training samples .*leaves no training samples/,
     },
     {
       name: "missing --init weights",

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { averagePool, runClusteringExperiment } from "../src/node/experiments/clustering.js";
+import { averagePool, type ClusteringExperimentOptions, runClusteringExperiment } from "../src/node/experiments/clustering.js";
 import { adjustedRandIndex, convexClusteringWithCount, kMeans } from "../src/train/cluster-metrics.js";
 import { jsonLines, runCli } from "./cli-helpers.js";
 import { knnGaussianWeights, Rng } from "./flat.js";
@@ -130,6 +130,51 @@ describe("unsupervised objectives on the command line", () => {
     for (const v of [row.kmeansRaw, row.convexRaw.ari, row.deep.ari, row.deep.kmeansAri, row.autoencoder.kmeansAri])
       assert.ok(v >= -1 && v <= 1);
     assert.ok(existsSync(join(out, "results.md")) && existsSync(join(out, "summary.json")));
+  });
+
+  it("the deep-clustering experiment stopped through io.signal resumes to the uninterrupted tables; bad options write nothing", async () => {
+    const tiny = { datasets: ["iris"], samples: 60, epochs: 5, hidden: 8 };
+    const full = join(root, "exp-full");
+    await runClusteringExperiment({ ...tiny, out: full });
+    const out = join(root, "exp-stopped");
+    // Stop during the auto-encoder run (the deep run has 5 epochs; the signal is read twice per epoch).
+    let reads = 0;
+    const signal = {
+      get stopRequested() {
+        return ++reads > 16;
+      },
+    };
+    await assert.rejects(
+      runClusteringExperiment({ ...tiny, out }, { log: () => {}, signal }),
+      /run iris-autoencoder was interrupted; continue with --resume/,
+    );
+    assert.ok(
+      existsSync(join(out, "runs", "iris-deep", "summary.json")) && !existsSync(join(out, "runs", "iris-autoencoder", "summary.json")),
+    );
+    assert.ok(!existsSync(join(out, "results.csv")));
+    const resumed = await runClusteringExperiment({ ...tiny, resume: out });
+    assert.equal(resumed.runDir, out);
+    // Equal tables, wall-clock columns aside.
+    const table = (dir: string) => {
+      const lines = readFileSync(join(dir, "results.csv"), "utf8").trim().split("\n");
+      const keep = lines[0].split(",").map((column) => !column.startsWith("seconds"));
+      return lines.map((line) => line.split(",").filter((_, i) => keep[i]));
+    };
+    assert.deepEqual(table(out), table(full));
+    assert.equal(table(out)[0].length, 20);
+    const rows = (dir: string) =>
+      (JSON.parse(readFileSync(join(dir, "summary.json"), "utf8")).rows as Record<string, unknown>[]).map(({ seconds, ...r }) => r);
+    assert.deepEqual(rows(out), rows(full));
+    for (const [bad, message] of [
+      [{ epochs: 0 }, /epochs: expected a positive integer, got 0/],
+      [{ lr: -1 }, /lr: expected a positive number, got -1/],
+      [{ samples: 1.5 }, /samples: expected a positive integer/],
+      [{ datasets: [] }, /datasets: expected at least one data set/],
+    ] as [ClusteringExperimentOptions, RegExp][]) {
+      const dir = join(root, "exp-bad");
+      await assert.rejects(runClusteringExperiment({ ...tiny, ...bad, out: dir }), message);
+      assert.ok(!existsSync(dir));
+    }
   });
 
   it("average pooling: identity for f = 1, block means, the image mean kept; a non-divisor refused", () => {

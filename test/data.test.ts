@@ -207,6 +207,30 @@ describe("BatchLoader", () => {
   });
 });
 
+describe("float64 data sets", () => {
+  it("keep their precision through subsets, splits and standardization; a float64 chain's batches hold the exact values", () => {
+    const rng = new Rng(3);
+    const x = Float64Array.from({ length: 12 * 2 }, () => rng.normal() / 3);
+    const targets = Float64Array.from({ length: 12 }, () => rng.normal() / 3);
+    const ds = createDataset({ name: "f64", inputShape: [2], x, targets });
+    const { train, validation } = splitDataset(ds, { validation: 4, seed: 1 });
+    const z = standardizeInputs(train, fitInputStandardization(train));
+    for (const part of [train, validation, z, subsetDataset(ds, 5), standardizeTargets(train, fitTargetStandardization(train))]) {
+      assert.ok(part.x instanceof Float64Array && (part === z || part.targets instanceof Float64Array), part.name);
+    }
+    const exact = new BatchLoader(ds, { batchSize: 12, dtype: "float64" }).batch(0);
+    assert.deepEqual(exact.x, x);
+    assert.deepEqual(exact.targets, targets);
+    const rounded = new BatchLoader(ds, { batchSize: 12, dtype: "float32" }).batch(0);
+    assert.deepEqual(rounded.x, Float32Array.from(x));
+    assert.notDeepEqual(Float64Array.from(rounded.x), x);
+    assert.throws(
+      () => createDataset({ name: "int", inputShape: [2], x: new Int32Array(4) as never, labels: new Int32Array(2) }),
+      /x must be a Float32Array or a Float64Array/,
+    );
+  });
+});
+
 describe("standardization and synthetic teacher", () => {
   it("fits on train and applies to other splits; targets invert back", () => {
     const { train, test } = syntheticTeacher({ inputDim: 4, widths: [8, 8], noise: 0.1, trainSize: 200, testSize: 50, seed: 2 });
@@ -227,7 +251,7 @@ describe("standardization and synthetic teacher", () => {
   });
 });
 
-function fitStandardization2(x: Float32Array, d: number) {
+function fitStandardization2(x: Float32Array | Float64Array, d: number) {
   const n = x.length / d;
   const mean = new Array(d).fill(0);
   const std = new Array(d).fill(0);

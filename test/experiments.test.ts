@@ -6,13 +6,21 @@ import { after, describe, it } from "node:test";
 import { Chain } from "../src/chain/chain.js";
 import { parseModelSpec } from "../src/chain/spec.js";
 import { Rng } from "../src/core/rng.js";
-import { makeDeepLinearTask, modeStrengths, runDeepLinear, saxeCurve, saxeTimeTo } from "../src/node/experiments/deep-linear.js";
+import {
+  type DeepLinearOptions,
+  makeDeepLinearTask,
+  modeStrengths,
+  runDeepLinear,
+  saxeCurve,
+  saxeTimeTo,
+} from "../src/node/experiments/deep-linear.js";
 import { resolveOptions } from "../src/node/experiments/experiment.js";
 import { parseGrid, runOptimizerComparison } from "../src/node/experiments/optimizers.js";
 import { EXPERIMENTS, experimentNames, getExperiment } from "../src/node/experiments/registry.js";
 import { epochMetric } from "../src/node/fit-run.js";
 import { createObjective } from "../src/objectives/objective.js";
 import { sgd } from "../src/optim/aliases.js";
+import { forward } from "../src/oracles/first-order.js";
 import { Trainer } from "../src/train/trainer.js";
 
 const root = mkdtempSync(join(tmpdir(), "chainopt-experiments-"));
@@ -299,6 +307,97 @@ describe("optimizer comparison", () => {
 function withoutKeys(row: Record<string, string>, keys: string[]): Record<string, string> {
   return Object.fromEntries(Object.entries(row).filter(([k]) => !keys.includes(k)));
 }
+describe("deep linear as a protocol (runs through fitToRunDir)", () => {
+  const tiny = {
+    inputs: 3,
+    outputs: 3,
+    hidden: 8,
+    strengths: [1, 0.5],
+    samples: 6,
+    lr: 0.05,
+    time: 6,
+    initScale: 0.05,
+    points: 30,
+    plots: false,
+  };
+  const read = (dir: string, name: string) => readFileSync(join(dir, name), "utf8");
+
+  it("the strengths recorded per epoch equal a hand-written full-batch GD loop's, step for step", async () => {
+    const out = join(root, "dl-protocol");
+    const r = await runDeepLinear({ ...tiny, out });
+    assert.equal(r.steps, 120);
+    assert.ok(existsSync(join(out, "runs", "linear", "metrics.jsonl")) && existsSync(join(out, "runs", "tanh", "summary.json")));
+    // The reference: the same networks, data and initialization, stepped by hand with Trainer.trainStep.
+    const task = makeDeepLinearTask({ inputs: 3, outputs: 3, samples: 6, strengths: tiny.strengths, seed: 0 });
+    const rows = parseCsv(read(out, "curves.csv"));
+    for (const [column, layers] of [
+      [
+        "simulated",
+        [
+          { type: "dense", units: 8, bias: false },
+          { type: "dense", units: 3, bias: false },
+        ],
+      ],
+      ["tanh", [{ type: "dense", units: 8, bias: false }, { type: "tanh" }, { type: "dense", units: 3, bias: false }]],
+    ] as const) {
+      const chain = new Chain(parseModelSpec({ input: [3], layers: layers as never }), { dtype: "float64" });
+      const rng = new Rng(1);
+      const w0 = new Float64Array(chain.paramSize);
+      for (let i = 0; i < w0.length; i++) w0[i] = tiny.initScale * rng.normal();
+      const trainer = new Trainer(
+        { chain, objective: createObjective("squared"), optimizer: sgd({ lr: tiny.lr }), batchSize: 6, seed: 0, shuffle: false },
+        { params: w0 },
+      );
+      const batch = { x: task.x, size: 6, targets: task.y };
+      const byStep = new Map<number, Float64Array>();
+      for (let step = 0; step <= r.steps; step++) {
+        byStep.set(step, modeStrengths(task, forward(chain, trainer.w, task.x, 6)));
+        if (step < r.steps) trainer.trainStep(batch);
+      }
+      for (const row of rows)
+        assert.equal(Number(row[column]), byStep.get(Number(row.step))?.[Number(row.mode) - 1], `${column} at step ${row.step}`);
+    }
+  });
+
+  it("stopped through io.signal it throws naming --resume; resumed, its tables equal an uninterrupted run's", async () => {
+    const full = join(root, "dl-full");
+    const reference = await runDeepLinear({ ...tiny, out: full });
+    const out = join(root, "dl-stopped");
+    // Stop during the second (tanh) run: the signal is read twice per epoch (after it and before the next).
+    let reads = 0;
+    const signal = {
+      get stopRequested() {
+        return ++reads > 2 * reference.steps + 50;
+      },
+    };
+    await assert.rejects(runDeepLinear({ ...tiny, out }, { log: () => {}, signal }), /run tanh was interrupted; continue with --resume/);
+    assert.ok(existsSync(join(out, "runs", "linear", "summary.json")) && !existsSync(join(out, "runs", "tanh", "summary.json")));
+    assert.ok(!existsSync(join(out, "curves.csv")));
+    const resumed = await runDeepLinear({ ...tiny, resume: out });
+    assert.equal(resumed.runDir, out);
+    for (const f of ["curves.csv", "modes.csv"]) assert.equal(read(out, f), read(full, f), f);
+    const summary = (dir: string) => {
+      const { seconds, wall, ...rest } = JSON.parse(read(dir, "summary.json")) as Record<string, unknown>;
+      return rest;
+    };
+    assert.deepEqual(summary(out), summary(full));
+    // A resume with other options is refused, naming the option.
+    await assert.rejects(runDeepLinear({ ...tiny, lr: 0.04, resume: out }), /lr: 0\.05 in .*config\.json, 0\.04 now/);
+  });
+
+  it("a bad option is refused before anything is written", async () => {
+    for (const [bad, message] of [
+      [{ lr: -1 }, /lr: expected a positive number/],
+      [{ strengths: [1, 0.5, 0.2, 0.1] }, /strengths: 4 modes need inputs and outputs ≥ 4/],
+      [{ samples: 2 }, /samples: whitening 3 inputs needs at least 3 samples/],
+      [{ time: -2 }, /time: expected a positive number/],
+    ] as [DeepLinearOptions, RegExp][]) {
+      const out = join(root, "dl-bad");
+      await assert.rejects(runDeepLinear({ ...tiny, ...bad, out }), message);
+      assert.ok(!existsSync(out), `${JSON.stringify(bad)}: ${out} was written`);
+    }
+  });
+});
 
 describe("experiment registry", () => {
   it("lists deep-linear and optimizers with unique names and validates options", () => {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -7,6 +7,7 @@ import { createChain } from "../src/chain/chain.js";
 import { Rng } from "../src/core/rng.js";
 import { createDataset, type Dataset } from "../src/data/dataset.js";
 import { fitToRunDir } from "../src/node/fit-run.js";
+import { ConvexClusteringLoss } from "../src/objectives/clustering.js";
 import { createObjective } from "../src/objectives/objective.js";
 import { createOptimizer } from "../src/optim/aliases.js";
 import { createSchedule } from "../src/optim/schedules.js";
@@ -163,6 +164,84 @@ describe("fitToRunDir", () => {
     assert.deepEqual(rest.history.map(strip), full.history.map(strip));
     assert.ok(bytes(rest.params).equals(bytes(full.params)));
     assert.deepEqual(rest.test, full.test);
+  });
+
+  it("checkpointEvery: checkpoints every k epochs, at the end and on a stop request; resumes bit-identically", async () => {
+    const every = { ...options(), checkpointEvery: 3 };
+    const lastEpoch = (dir: string) => JSON.parse(readFileSync(join(dir, "checkpoints", "index.json"), "utf8")).last.epoch as number;
+    const full = await fitToRunDir(chain(), sets, { ...every, out: join(tempDir(), "full") });
+    assert.equal(lastEpoch(full.runDir), 4);
+    const reference = await fitToRunDir(chain(), sets, { ...options(), out: join(tempDir(), "every-epoch") });
+    assert.ok(bytes(full.params).equals(bytes(reference.params)));
+    // Stopped by the caller at epoch 2 (no checkpoint there): the resume repeats epochs 1-2 from epoch 0.
+    const byCallback = join(tempDir(), "callback");
+    const first = await fitToRunDir(chain(), sets, {
+      ...every,
+      out: byCallback,
+      callbacks: { onEpochEnd: (r) => (r.epoch === 2 ? "stop" : undefined) },
+    });
+    assert.equal(first.interrupted, true);
+    assert.equal(lastEpoch(byCallback), 0);
+    // Stopped through the signal at epoch 2: checkpointed there.
+    const bySignal = join(tempDir(), "signal");
+    const signal = { stopRequested: false };
+    await fitToRunDir(chain(), sets, {
+      ...every,
+      out: bySignal,
+      signal,
+      callbacks: {
+        onEpochStart: (e) => {
+          if (e === 2) signal.stopRequested = true;
+        },
+      },
+    });
+    assert.equal(lastEpoch(bySignal), 2);
+    for (const dir of [byCallback, bySignal]) {
+      const rest = await fitToRunDir(chain(), sets, { ...every, resumeDir: dir });
+      assert.deepEqual(rest.history.map(strip), full.history.map(strip));
+      assert.ok(bytes(rest.params).equals(bytes(full.params)));
+      const epochs = readFileSync(join(dir, "metrics.jsonl"), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l))
+        .filter((l) => l.type === "epoch")
+        .map((l) => l.epoch);
+      assert.deepEqual(epochs, [1, 2, 3, 4]);
+    }
+    const bad = join(tempDir(), "bad");
+    await assert.rejects(
+      fitToRunDir(chain(), sets, { ...options(), checkpointEvery: 0, out: bad }),
+      /checkpointEvery: expected a positive integer/,
+    );
+    assert.ok(!existsSync(bad));
+  });
+
+  it("a loss with state (the clustering objective's warm start) is checkpointed: the resume is bit-identical", async () => {
+    // Full-batch, loose inner accuracy: each epoch's inner solve depends on where it is warm-started.
+    const clustering = (overrides: Partial<FitOptions> = {}): FitOptions => ({
+      objective: createObjective(new ConvexClusteringLoss({ lambda: 0.05, neighbors: 5, tolerance: 1e-2, maxIterations: 20 })),
+      optimizer: createOptimizer("adam", { lr: 0.01 }),
+      batchSize: sets.train.size,
+      shuffle: false,
+      seed: 1,
+      epochs: 4,
+      ...overrides,
+    });
+    const train = { train: sets.train };
+    const full = await fitToRunDir(chain(), train, { ...clustering(), out: join(tempDir(), "full") });
+    const out = join(tempDir(), "split");
+    await fitToRunDir(chain(), train, { ...clustering(), out, callbacks: { onEpochEnd: (r) => (r.epoch === 2 ? "stop" : undefined) } });
+    const rest = await fitToRunDir(chain(), train, { ...clustering(), resumeDir: out });
+    assert.ok(bytes(rest.params).equals(bytes(full.params)));
+    assert.deepEqual(rest.history.map(strip), full.history.map(strip));
+    // The warm start matters here: resumed without it, the run takes another path.
+    const first = await fit(chain(), train, clustering({ epochs: 2 }));
+    const snapshot = first.trainer.snapshot();
+    assert.ok(snapshot.loss instanceof Float64Array && snapshot.loss.length > 0);
+    const cold = await fit(chain(), train, clustering({ resume: { ...snapshot, loss: null } }));
+    const warm = await fit(chain(), train, clustering({ resume: snapshot }));
+    assert.ok(bytes(warm.params).equals(bytes(full.params)));
+    assert.ok(!bytes(cold.params).equals(bytes(full.params)));
   });
 
   it("a numerical fault is logged and names the last good checkpoint", async () => {

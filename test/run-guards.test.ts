@@ -157,6 +157,39 @@ describe("checks before anything is written", () => {
     assert.ok(!existsSync(out));
   });
 
+  it("--validation larger than the data set (iris, 120 training samples) names the flag, the field and the size; nothing written", async (t) => {
+    try {
+      await loadDataset("iris");
+    } catch (e) {
+      t.skip(`sklearn data not available: ${(e as Error).message}`);
+      return;
+    }
+    for (const [validation, why] of [
+      ["200", /that leaves no training samples/],
+      ["120", /that leaves no training samples/],
+      ["0.9999", /a fraction of 0\.9999 is 120 samples, which leaves no training samples/],
+      ["1.5", /expected a count ≥ 1 or a fraction in \(0, 1\)/],
+    ] as const) {
+      const out = fresh("validation-iris");
+      const r = await runCli(["train", "--dataset", "iris", "--validation", validation, "--epochs", "1", "--out", out]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(
+        r.stderr,
+        new RegExp(`--validation ${validation.replace(".", "\\.")} \\(configuration field "validation"\\): iris has 120 training samples`),
+      );
+      assert.match(r.stderr, why);
+      assert.ok(!existsSync(out));
+    }
+    // The same from a configuration file.
+    const config = join(root, "validation.json");
+    writeFileSync(config, JSON.stringify({ dataset: "iris", validation: 500, epochs: 1 }));
+    const out = fresh("validation-config");
+    const r = await runCli(["train", "--config", config, "--out", out]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /--validation 500 \(configuration field "validation"\): iris has 120 training samples/);
+    assert.ok(!existsSync(out));
+  });
+
   it("MNIST test images of another shape fail at loading, naming the file", async () => {
     const dir = fresh("mnist-shape");
     mkdirSync(dir);

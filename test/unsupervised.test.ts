@@ -153,6 +153,40 @@ describe("convex clustering: the objective f(Ψ) and its gradient Ψ − Y*", ()
   });
 });
 
+describe("convex clustering objective: batches and warm starts", () => {
+  it("a reused batch buffer refilled with other samples gets its own k-NN graph; a restored warm start applies to its batch only", () => {
+    const rng = new Rng(9);
+    const n = 10;
+    const a = randomArray(n * 3, rng);
+    const b = randomArray(n * 3, rng);
+    const psi = randomArray(n * 2, rng);
+    const options = { lambda: 0.3, neighbors: 3, tolerance: 1e-3, maxIterations: 30 };
+    // A batch loader fills one buffer with each batch.
+    const buffer = Float64Array.from(a);
+    const loss = new ConvexClusteringLoss(options);
+    loss.evaluate(psi, { x: buffer, size: n }, 2, null);
+    const graphA = loss.last?.edges;
+    buffer.set(b);
+    loss.evaluate(psi, { x: buffer, size: n }, 2, null);
+    assert.notEqual(loss.last?.edges, graphA);
+    assert.deepEqual(loss.last?.edges, knnGaussianWeights(b, n, 3, 3));
+    // Warm start: the state saved after a solve on b restarts the next solve on b exactly as before.
+    const saved = loss.saveState();
+    assert.ok(saved);
+    const next = loss.evaluate(psi, { x: Float64Array.from(b), size: n }, 2, null);
+    const restored = new ConvexClusteringLoss(options);
+    restored.restoreState(saved);
+    assert.equal(restored.evaluate(psi, { x: Float64Array.from(b), size: n }, 2, null), next);
+    // On another batch it is not used: a cold start, as in a fresh loss.
+    const other = new ConvexClusteringLoss(options);
+    other.restoreState(saved);
+    assert.equal(
+      other.evaluate(psi, { x: a, size: n }, 2, null),
+      new ConvexClusteringLoss(options).evaluate(psi, { x: a, size: n }, 2, null),
+    );
+  });
+});
+
 describe("auto-encoder objective", () => {
   it("f = ‖Ψ − X‖²/(2N): gradient check through a chain whose output shape equals its input's; shape mismatch named", () => {
     const rng = new Rng(6);

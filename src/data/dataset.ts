@@ -6,9 +6,10 @@ import type { Batch } from "../objectives/batch.js";
 // them from files live in src/node/datasets.ts.
 
 /**
- * An in-memory data set of `size` samples. Inputs are stored once, in float32, batch-major
- * (`size × inputSize`, NCHW for images); the conversion to the chain's precision happens when
- * batching ({@link BatchLoader}). Classification sets carry `labels` in [0, classes), regression
+ * An in-memory data set of `size` samples. Inputs are stored once, batch-major (`size ×
+ * inputSize`, NCHW for images), in float32 (the readers' format) or float64 (data computed in
+ * double precision, e.g. an experiment's exactly whitened inputs, which a float64 chain then sees
+ * unrounded); the conversion to the chain's precision happens when batching ({@link BatchLoader}). Classification sets carry `labels` in [0, classes), regression
  * sets carry `targets` (`size × targetSize`).
  */
 export interface Dataset {
@@ -16,11 +17,11 @@ export interface Dataset {
   /** Shape of one sample, e.g. [1, 28, 28] or [13]. */
   readonly inputShape: readonly number[];
   readonly size: number;
-  readonly x: Float32Array;
+  readonly x: Float32Array | Float64Array;
   readonly labels?: Int32Array;
   /** Number of classes (present iff `labels` is). */
   readonly classes?: number;
-  readonly targets?: Float32Array;
+  readonly targets?: Float32Array | Float64Array;
   /** Values per target (present iff `targets` is). */
   readonly targetSize?: number;
 }
@@ -29,11 +30,11 @@ export interface Dataset {
 export interface DatasetInit {
   name: string;
   inputShape: readonly number[];
-  x: Float32Array;
+  x: Float32Array | Float64Array;
   size?: number;
   labels?: Int32Array;
   classes?: number;
-  targets?: Float32Array;
+  targets?: Float32Array | Float64Array;
   targetSize?: number;
   /** Check that every input and target is finite (default true; an O(size × inputSize) pass). */
   checkFinite?: boolean;
@@ -42,6 +43,11 @@ export interface DatasetInit {
 /** Error for an inconsistent data set (wrong lengths, labels out of range, non-finite values). */
 export class DatasetError extends Error {
   override name = "DatasetError";
+}
+
+/** A new zeroed array of `length` values in the precision of `like` (a data set keeps its precision). */
+function sameKind(like: Float32Array | Float64Array, length: number): Float32Array | Float64Array {
+  return like instanceof Float64Array ? new Float64Array(length) : new Float32Array(length);
 }
 
 /** Values per sample. */
@@ -87,7 +93,7 @@ export function validateDataset(ds: Dataset, options: { checkFinite?: boolean } 
     fail(`input shape must be positive integers, got [${ds.inputShape.join(", ")}]`);
   }
   if (!Number.isInteger(ds.size) || ds.size < 0) fail(`size must be a non-negative integer, got ${ds.size}`);
-  if (!(ds.x instanceof Float32Array)) fail("x must be a Float32Array");
+  if (!(ds.x instanceof Float32Array || ds.x instanceof Float64Array)) fail("x must be a Float32Array or a Float64Array");
   const inputSize = inputSizeOf(ds);
   if (ds.x.length !== ds.size * inputSize) {
     fail(`x has ${ds.x.length} values, expected size × inputSize = ${ds.size} × ${inputSize} = ${ds.size * inputSize}`);
@@ -104,7 +110,8 @@ export function validateDataset(ds: Dataset, options: { checkFinite?: boolean } 
     }
   } else if (ds.classes !== undefined) fail("classes given without labels");
   if (ds.targets) {
-    if (!(ds.targets instanceof Float32Array)) fail("targets must be a Float32Array");
+    if (!(ds.targets instanceof Float32Array || ds.targets instanceof Float64Array))
+      fail("targets must be a Float32Array or a Float64Array");
     const t = ds.targetSize ?? -1;
     if (!Number.isInteger(t) || t < 1) fail(`targetSize must be a positive integer, got ${ds.targetSize}`);
     if (ds.targets.length !== ds.size * t) fail(`targets have ${ds.targets.length} values, expected ${ds.size} × ${t}`);
@@ -119,7 +126,7 @@ export function validateDataset(ds: Dataset, options: { checkFinite?: boolean } 
   }
 }
 
-function firstNonFinite(a: Float32Array): number {
+function firstNonFinite(a: Float32Array | Float64Array): number {
   for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return i;
   return -1;
 }
@@ -145,9 +152,9 @@ export function subsetDataset(ds: Dataset, selection: ArrayLike<number> | number
     };
   }
   const k = selection.length;
-  const x = new Float32Array(k * d);
+  const x = sameKind(ds.x, k * d);
   const labels = ds.labels ? new Int32Array(k) : undefined;
-  const targets = ds.targets ? new Float32Array(k * t) : undefined;
+  const targets = ds.targets ? sameKind(ds.targets, k * t) : undefined;
   for (let j = 0; j < k; j++) {
     const i = selection[j];
     if (!Number.isInteger(i) || i < 0 || i >= ds.size) throw new RangeError(`subsetDataset: index ${i} outside [0, ${ds.size})`);
@@ -166,13 +173,31 @@ export interface SplitOptions {
   seed?: number;
 }
 
+/**
+ * A validation size that cannot be split off `size` samples (not a count or a fraction, or leaving
+ * no training samples); callers that know where the size came from (a flag, a configuration
+ * field) name it, see src/node/train-guards.ts.
+ */
+export class ValidationSizeError extends RangeError {
+  override name = "ValidationSizeError";
+  constructor(
+    message: string,
+    /** The requested validation size (count or fraction). */
+    readonly validation: number,
+    /** The samples it was to be split off. */
+    readonly size: number,
+  ) {
+    super(message);
+  }
+}
+
 /** Number of validation samples asked for by `validation` (count or fraction) out of `size`. */
 export function validationCount(validation: number, size: number): number {
   if (!(validation > 0) || !Number.isFinite(validation))
-    throw new RangeError(`validation must be a count ≥ 1 or a fraction in (0, 1), got ${validation}`);
+    throw new ValidationSizeError(`validation must be a count ≥ 1 or a fraction in (0, 1), got ${validation}`, validation, size);
   const n = validation < 1 ? Math.round(validation * size) : validation;
-  if (!Number.isInteger(n)) throw new RangeError(`validation count must be an integer, got ${validation}`);
-  if (n >= size) throw new RangeError(`validation (${n} samples) must leave training samples out of ${size}`);
+  if (!Number.isInteger(n)) throw new ValidationSizeError(`validation count must be an integer, got ${validation}`, validation, size);
+  if (n >= size) throw new ValidationSizeError(`validation (${n} samples) must leave training samples out of ${size}`, validation, size);
   return n;
 }
 
@@ -391,7 +416,7 @@ export function fitTargetStandardization(ds: Dataset, epsilon?: number): Standar
 export function standardizeInputs(ds: Dataset, s: Standardization): Dataset {
   if (s.mean.length !== inputSizeOf(ds))
     throw new DatasetError(`standardization of ${s.mean.length} features for inputs of ${inputSizeOf(ds)}`);
-  return { ...ds, x: applyStandardization(ds.x, s, new Float32Array(ds.x.length)) };
+  return { ...ds, x: applyStandardization(ds.x, s, sameKind(ds.x, ds.x.length)) };
 }
 
 /** A copy of `ds` with standardized targets (`s` from {@link fitTargetStandardization} on the training set). */
@@ -399,7 +424,7 @@ export function standardizeTargets(ds: Dataset, s: Standardization): Dataset {
   if (!ds.targets) throw new DatasetError(`data set ${JSON.stringify(ds.name)}: no regression targets to standardize`);
   if (s.mean.length !== ds.targetSize)
     throw new DatasetError(`standardization of ${s.mean.length} targets for targets of ${ds.targetSize}`);
-  return { ...ds, targets: applyStandardization(ds.targets, s, new Float32Array(ds.targets.length)) };
+  return { ...ds, targets: applyStandardization(ds.targets, s, sameKind(ds.targets, ds.targets.length)) };
 }
 
 /**

@@ -16,7 +16,8 @@ export const PROBE_SIZE = 64;
 /** The fixed probe batch: the first min(PROBE_SIZE, n) training samples, in the chain's precision. */
 export function probeBatch(chain: Chain, train: Dataset): Batch {
   const p = subsetDataset(train, Math.min(PROBE_SIZE, train.size));
-  const conv = (a: Float32Array): FloatArray => (chain.dtype === "float64" ? Float64Array.from(a) : a);
+  const conv = (a: Float32Array | Float64Array): FloatArray =>
+    chain.dtype === "float64" ? Float64Array.from(a) : a instanceof Float32Array ? a : Float32Array.from(a);
   return { x: conv(p.x), size: p.size, ...(p.labels ? { labels: p.labels } : {}), ...(p.targets ? { targets: conv(p.targets) } : {}) };
 }
 

@@ -14,10 +14,13 @@ import { type MetricRecord, type RunConfig, RunDirectory } from "./run-dir.js";
 
 // ---------------------------------------------------------------------------------------------
 // The trainer checkpoint codec: trainer state beside the optimizer's in a checkpoint. Tensors
-// `optimizer.__average` (the averaged iterate) and `optimizer.__best` (early stopping's best
-// parameters); counters in `extra` (JSON, non-finite numbers as strings).
+// `optimizer.__average` (the averaged iterate), `optimizer.__best` (early stopping's best
+// parameters) and `optimizer.__loss` (the loss's own state, e.g. a warm start); counters in
+// `extra` (JSON, non-finite numbers as strings).
 const AVERAGE_TENSOR = "__average";
 const BEST_TENSOR = "__best";
+/** The loss's own state (e.g. the clustering objective's warm start), see `Loss.saveState`. */
+const LOSS_TENSOR = "__loss";
 
 /**
  * Saves the trainer's complete state as the run's last checkpoint. `extra` adds JSON-safe
@@ -34,6 +37,7 @@ export function saveTrainerCheckpoint(
   const tensors: Record<string, FloatArray> = { ...saved.tensors };
   if (s.average) tensors[AVERAGE_TENSOR] = s.average.averaged;
   if (s.bestParams) tensors[BEST_TENSOR] = s.bestParams;
+  if (s.loss) tensors[LOSS_TENSOR] = s.loss;
   run.saveCheckpoint(trainer.chain, {
     params: s.params,
     state: s.state,
@@ -56,7 +60,8 @@ export function saveTrainerCheckpoint(
 /** The trainer snapshot stored in a checkpoint written by {@link saveTrainerCheckpoint}. */
 export function snapshotFromCheckpoint(trainer: Trainer, ck: LoadedCheckpoint): TrainerSnapshot {
   const tensors: Record<string, FloatArray> = {};
-  for (const [k, v] of Object.entries(ck.optimizer?.tensors ?? {})) if (k !== AVERAGE_TENSOR && k !== BEST_TENSOR) tensors[k] = v;
+  for (const [k, v] of Object.entries(ck.optimizer?.tensors ?? {}))
+    if (k !== AVERAGE_TENSOR && k !== BEST_TENSOR && k !== LOSS_TENSOR) tensors[k] = v;
   const optimizerState = stateFromTensors(trainer.optimizerState, { tensors, scalars: ck.optimizer?.scalars ?? {} });
   const extra = ck.extra as {
     average?: { count: number };
@@ -84,6 +89,7 @@ export function snapshotFromCheckpoint(trainer: Trainer, ck: LoadedCheckpoint): 
     bestParams: ck.optimizer?.tensors[BEST_TENSOR] ?? null,
     stepper: extra.stepper ? Object.fromEntries(Object.entries(extra.stepper).map(([k, v]) => [k, Number(v)])) : null,
     batchTransform: extra.batchTransform ? Object.fromEntries(Object.entries(extra.batchTransform).map(([k, v]) => [k, Number(v)])) : null,
+    loss: ck.optimizer?.tensors[LOSS_TENSOR] ?? null,
   };
 }
 
@@ -119,6 +125,15 @@ export interface RunDirectoryTraining {
   signal?: { stopRequested: boolean };
   /** The caller's callbacks (`onEpochEnd` runs after the epoch's checkpoint; `onStep` is the trainer's option). */
   callbacks?: FitCallbacks;
+  /**
+   * Checkpoint every this many epochs (default 1), and always after the last epoch, when early
+   * stopping ends the run, and when `signal` asks to stop. For runs of many tiny epochs (e.g. one
+   * full-batch step each), whose per-epoch checkpoint and fsyncs would cost more than the step.
+   * The metrics lines of the epochs in between are fsynced with the next checkpoint's; a resume
+   * repeats the epochs after the last checkpoint (e.g. after a callback's `"stop"` between
+   * checkpoints), bit-identically as always.
+   */
+  checkpointEvery?: number;
 }
 
 /** What {@link trainInRunDirectory} and {@link fitToRunDir} return. */
@@ -145,6 +160,8 @@ export async function trainInRunDirectory(
 ): Promise<RunFitResult> {
   const hooks = options.hooks ?? {};
   const signal = options.signal;
+  const every = options.checkpointEvery ?? 1;
+  if (!(Number.isInteger(every) && every >= 1)) throw new Error(`checkpointEvery: expected a positive integer, got ${every}`);
   const started = performance.now();
   const history: EpochRecord[] = run
     .readMetrics()
@@ -159,9 +176,11 @@ export async function trainInRunDirectory(
     },
     onEpochEnd: (record, t) => {
       const extra = hooks.epochExtra?.(record, t);
-      run.logMetrics(epochMetric(record, t.step, extra));
+      const checkpoint = t.epoch % every === 0 || t.epoch >= options.epochs || t.stopped || signal?.stopRequested === true;
+      // fsync with the checkpoint, which also makes the unsynced lines before it durable.
+      run.logMetrics(epochMetric(record, t.step, extra), { fsync: checkpoint });
       hooks.afterEpochMetrics?.(record, t);
-      saveTrainerCheckpoint(run, t, options.optimizerName, hooks.checkpointExtra?.());
+      if (checkpoint) saveTrainerCheckpoint(run, t, options.optimizerName, hooks.checkpointExtra?.());
       hooks.onEpoch?.(record, extra && Object.keys(extra).length > 0 ? extra : undefined);
       return user.onEpochEnd?.(record, t);
     },
@@ -267,6 +286,8 @@ export interface FitToRunDirOptions extends FitOptions {
    * resume and can be read back from metrics.jsonl.
    */
   epochMetrics?(record: EpochRecord, trainer: Trainer): Record<string, number> | undefined;
+  /** Checkpoint every this many epochs (default 1); see {@link RunDirectoryTraining.checkpointEvery}. */
+  checkpointEvery?: number;
 }
 
 /**
@@ -291,9 +312,12 @@ export async function fitToRunDir(chain: Chain, data: TrainData, options: FitToR
     optimizerName,
     signal,
     epochMetrics,
+    checkpointEvery,
     ...rest
   } = options;
   if (resume) throw new Error("fitToRunDir: resumes from a run directory (resumeDir), not from a snapshot (resume)");
+  if (checkpointEvery !== undefined && !(Number.isInteger(checkpointEvery) && checkpointEvery >= 1))
+    throw new Error(`checkpointEvery: expected a positive integer, got ${checkpointEvery}`);
   const trainer = new Trainer(
     { ...rest, chain, onStep: callbacks?.onStep },
     { params: params ?? chain.initParams(initSeed ?? options.seed), state },
@@ -311,6 +335,7 @@ export async function fitToRunDir(chain: Chain, data: TrainData, options: FitToR
     optimizerName: optimizerName ?? "optimizer",
     signal,
     callbacks,
+    checkpointEvery,
     hooks: epochMetrics ? { epochExtra: epochMetrics } : undefined,
   });
 }

@@ -2,7 +2,7 @@ import { accessSync, constants, existsSync, mkdirSync, statSync } from "node:fs"
 import { availableParallelism } from "node:os";
 import { dirname, resolve } from "node:path";
 import type { Backend } from "../core/backend.js";
-import type { Dataset } from "../data/dataset.js";
+import { type Dataset, ValidationSizeError } from "../data/dataset.js";
 
 /**
  * Checks of a training job's inputs that must pass before anything is written (docs/training.md,
@@ -26,6 +26,23 @@ export function describeFsError(error: unknown): string {
   const e = error as NodeJS.ErrnoException;
   const words = e?.code ? FS_ERRORS[e.code] : undefined;
   return words ? `${words} (${e.code})` : String(e?.message ?? error);
+}
+
+/**
+ * A validation size the data set cannot give (from src/data's split) as an error naming the flag
+ * `--validation` and the configuration field `validation`, and the training samples there are
+ * (after `--limit` and the data set's test split); other errors are returned unchanged.
+ */
+export function validationFlagError(error: unknown, dataset: string): unknown {
+  if (!(error instanceof ValidationSizeError)) return error;
+  const { validation, size } = error;
+  const why =
+    Number.isFinite(validation) && validation > 0 && (validation < 1 || Number.isInteger(validation))
+      ? `${validation < 1 ? `a fraction of ${validation} is ${Math.round(validation * size)} samples, which leaves` : "that leaves"} no training samples`
+      : "expected a count ≥ 1 or a fraction in (0, 1)";
+  return new Error(
+    `--validation ${validation} (configuration field "validation"): ${dataset} has ${size} training samples (after --limit and its test split); ${why}. Use a count below ${size} or a fraction in (0, 1)`,
+  );
 }
 
 /** The nearest existing ancestor of `path` (itself when it exists). */

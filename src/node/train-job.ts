@@ -34,7 +34,7 @@ import { checkTrainingMemory, optimizerSlots, parseMemorySize } from "./memory.j
 import { RunDirectory } from "./run-dir.js";
 import { RunLock } from "./run-lock.js";
 import { flagName, readRunTrainConfig, resolveTrainConfig, type TrainConfig, type TrainConfigInput } from "./train-config.js";
-import { checkFolderWritable, checkLossMatchesData, checkThreads } from "./train-guards.js";
+import { checkFolderWritable, checkLossMatchesData, checkThreads, validationFlagError } from "./train-guards.js";
 import {
   defaultInitialWeights,
   initialWeights,
@@ -147,7 +147,9 @@ async function prepareTrainJob(config: TrainConfig, events: TrainJobEvents, opti
   const backend = bestBackend({ quiet: false });
   checkThreads(config.threads, backend);
   if (config.threads !== undefined && "setThreads" in backend) (backend as { setThreads(n: number): void }).setThreads(config.threads);
-  const data: LoadedDataset = await loadTrainingData(config);
+  const data: LoadedDataset = await loadTrainingData(config).catch((error: unknown) => {
+    throw validationFlagError(error, config.dataset); // --validation too large: name the flag (train-guards.ts)
+  });
   if (data.train.size === 0)
     throw new Error(`dataset: ${config.dataset} has no training samples left (limit ${config.limit}, validation ${config.validation})`);
   const classes = data.train.classes ?? data.train.targetSize ?? 1;

@@ -287,6 +287,24 @@ export interface ConvexClusteringOptions {
   maxIterations?: number;
 }
 
+/** Whether two arrays hold the same values. */
+function sameValues(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Two numbers that tell batches apart (Σ x_t and Σ t·x_t), to match a restored warm start with its batch. */
+function fingerprint(x: ArrayLike<number>): [number, number] {
+  let a = 0;
+  let b = 0;
+  for (let t = 0; t < x.length; t++) {
+    a += x[t];
+    b += t * x[t];
+  }
+  return [a, b];
+}
+
 /**
  * The convex clustering objective on the chain's outputs Ψ = (ψ_1; …; ψ_N) (Roulet & Harchaoui, Allerton 2019,
  * Sec. 2.2; Hocking et al. 2011), averaged over the batch like the other losses:
@@ -311,7 +329,10 @@ export class ConvexClusteringLoss implements Loss {
   readonly maxIterations: number;
   /** The last solve: its batch size, edges and solution. */
   last: { n: number; edges: ClusterEdge[]; solution: ConvexClusteringSolution } | null = null;
-  private cache: { x: ArrayLike<number>; n: number; edges: ClusterEdge[] } | null = null;
+  /** The last batch's inputs (a copy: batch buffers are reused) and its graph. */
+  private cache: { x: Float64Array; n: number; edges: ClusterEdge[] } | null = null;
+  /** A warm start restored from a snapshot ({@link restoreState}): its batch's fingerprint and dual. */
+  private restored: { key: [number, number]; dual: Float64Array } | null = null;
 
   constructor(options: ConvexClusteringOptions = {}) {
     this.lambda = options.lambda ?? 1;
@@ -326,20 +347,28 @@ export class ConvexClusteringLoss implements Loss {
     if (!(this.tolerance > 0)) throw new Error(`clustering: tolerance must be > 0, got ${this.tolerance}`);
   }
 
-  /** The k-NN Gaussian weight graph of a batch (cached for the same input array and size). */
+  /**
+   * The k-NN Gaussian weight graph of a batch, cached for the same inputs: compared by value (an
+   * O(N·d) pass beside the O(N²·d) graph), since a batch loader refills one buffer with each batch.
+   */
   edgesOf(batch: Batch): ClusterEdge[] {
-    if (this.cache && this.cache.x === batch.x && this.cache.n === batch.size) return this.cache.edges;
     const n = batch.size;
-    const d = batch.x.length / n;
-    const edges = knnGaussianWeights(batch.x, n, d, this.neighbors, this.phi);
-    this.cache = { x: batch.x, n, edges };
+    const x = batch.x;
+    if (this.cache && this.cache.n === n && sameValues(this.cache.x, x)) return this.cache.edges;
+    const d = x.length / n;
+    const edges = knnGaussianWeights(x, n, d, this.neighbors, this.phi);
+    this.cache = { x: Float64Array.from(x), n, edges };
     return edges;
   }
 
   evaluate(output: FloatArray, batch: Batch, outputSize: number, grad: FloatArray | null): number {
     const n = batch.size;
     const edges = this.edgesOf(batch);
-    const warm = this.last && this.last.edges === edges ? this.last.solution.dual : undefined;
+    let warm = this.last && this.last.edges === edges ? this.last.solution.dual : undefined;
+    // A restored warm start applies to the batch it was saved for (as it would have without the interruption).
+    const key = this.restored?.key;
+    if (key && this.cache && fingerprint(this.cache.x).every((v, i) => v === key[i])) warm = this.restored?.dual;
+    this.restored = null;
     const sol = solveConvexClustering(output.subarray(0, n * outputSize), n, outputSize, edges, this.lambda, {
       tolerance: this.tolerance,
       maxIterations: this.maxIterations,
@@ -348,6 +377,25 @@ export class ConvexClusteringLoss implements Loss {
     this.last = { n, edges, solution: sol };
     if (grad) for (let t = 0; t < n * outputSize; t++) grad[t] = (output[t] - sol.y[t]) / n;
     return sol.value / n;
+  }
+
+  /**
+   * The next solve's warm start, for snapshots: a fingerprint of the last batch's inputs (two
+   * numbers), then the last solve's dual; null before the first solve.
+   */
+  saveState(): Float64Array | null {
+    if (!this.last || !this.cache) return null;
+    const dual = this.last.solution.dual;
+    const out = new Float64Array(2 + dual.length);
+    out.set(fingerprint(this.cache.x));
+    out.set(dual, 2);
+    return out;
+  }
+
+  /** Restores what {@link saveState} returned: the next solve on that same batch starts from its dual. */
+  restoreState(state: FloatArray): void {
+    this.last = null;
+    this.restored = state.length >= 2 ? { key: [state[0], state[1]], dual: Float64Array.from(state.subarray(2)) } : null;
   }
 
   hessianVector(): void {

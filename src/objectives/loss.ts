@@ -22,6 +22,14 @@ export interface Loss {
    * (docs/certificates.md; used by `src/certify/`). Optional: an objective whose loss lacks it is not certified.
    */
   smoothness?(bounds: LossBounds): LossConstants;
+  /**
+   * State the loss carries from one evaluation to the next (e.g. the clustering objective's warm
+   * start), or null when it has none yet: saved in trainer snapshots and checkpoints so that a
+   * resumed run is bit-identical to an uninterrupted one. Optional: stateless losses omit it.
+   */
+  saveState?(): FloatArray | null;
+  /** Restores what {@link Loss.saveState} returned (used by the next evaluation). */
+  restoreState?(state: FloatArray): void;
 }
 
 /** Where a loss's constants are stated: batches of `batch` outputs of size `outputSize`, ‖ŷ‖_F ≤ `norm`. */

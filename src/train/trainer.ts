@@ -165,6 +165,8 @@ export interface TrainerSnapshot {
   stepper?: Record<string, number> | null;
   /** The batch transform's own state ({@link BatchTransform.saveState}), or null. */
   batchTransform?: Record<string, number> | null;
+  /** The loss's own state ({@link Loss.saveState}, e.g. a warm start), or null. */
+  loss?: FloatArray | null;
 }
 
 /**
@@ -455,6 +457,7 @@ export class Trainer {
       bestParams: this.earlyStopping?.bestParams?.slice() ?? null,
       stepper: this.options.stepper?.saveState?.() ?? null,
       batchTransform: this.options.batchTransform?.saveState?.() ?? null,
+      loss: this.options.objective.loss.saveState?.()?.slice() ?? null,
     };
   }
 
@@ -483,6 +486,7 @@ export class Trainer {
     this.backup = null;
     if (s.stepper && this.options.stepper?.restoreState) this.options.stepper.restoreState(s.stepper);
     if (s.batchTransform && this.options.batchTransform?.restoreState) this.options.batchTransform.restoreState(s.batchTransform);
+    if (s.loss && this.options.objective.loss.restoreState) this.options.objective.loss.restoreState(s.loss);
     if (this.average && s.average) this.average.restore(s.average);
     this.stopped = false;
     if (this.earlyStopping && s.earlyStopping) {

@@ -2,19 +2,18 @@ import { createChain } from "../../chain/chain.js";
 import type { ModelSpecInput } from "../../chain/spec.js";
 import type { FloatArray } from "../../core/dtype.js";
 import { portableBackend } from "../../core/portable.js";
-import { subsetDataset } from "../../data/dataset.js";
+import { createDataset, subsetDataset } from "../../data/dataset.js";
 import { AutoencoderLoss } from "../../objectives/autoencoder.js";
 import type { Batch } from "../../objectives/batch.js";
 import { ConvexClusteringLoss, knnGaussianWeights } from "../../objectives/clustering.js";
-import { createObjective, type Objective } from "../../objectives/objective.js";
+import type { Loss } from "../../objectives/loss.js";
+import { createObjective } from "../../objectives/objective.js";
 import { createOptimizer } from "../../optim/aliases.js";
-import { applyUpdates } from "../../optim/transform.js";
 import { forward, valueAndGradient } from "../../oracles/first-order.js";
 import { adjustedRandIndex, convexClusteringWithCount, kMeans } from "../../train/cluster-metrics.js";
-import { writeFileAtomic } from "../atomic.js";
 import { loadDataset } from "../datasets.js";
-import { RunDirectory } from "../run-dir.js";
 import { type ExperimentDefinition, type ExperimentIO, type ExperimentOption, resolveOptions, silentIO } from "./experiment.js";
+import { ExperimentProtocol } from "./protocol.js";
 
 // Deep convex clustering (Roulet & Harchaoui, "An Elementary Approach…" (Allerton 2019), Sec. 2.2; docs/unsupervised.md): adjusted Rand
 // index (ARI) against the true classes of
@@ -48,6 +47,8 @@ export interface ClusteringExperimentOptions {
   seed?: number;
   out?: string;
   root?: string;
+  /** Continue the experiment in this folder (same options): finished runs are read back, an interrupted one resumes. */
+  resume?: string;
 }
 
 /** One data set's numbers. */
@@ -110,26 +111,19 @@ async function loadClusteringData(name: string, samples: number, pool: number) {
 /** The γ search for k clusters: 16 bisection steps, inner accuracy 1e-4·‖Ψ‖ (assignment tolerance 2e-4·‖Ψ‖). */
 const PATH = { steps: 16, tolerance: 1e-4, maxIterations: 5000 } as const;
 
-function train(spec: ModelSpecInput, objective: Objective, batch: Batch, epochs: number, lr: number, seed: number) {
-  const chain = createChain(spec, { dtype: "float64", backend: portableBackend });
-  const w = chain.initParams(seed) as Float64Array;
-  const opt = createOptimizer("adam", { lr });
-  let state = opt.init(w);
-  let loss0 = Number.NaN;
-  let loss = Number.NaN;
-  for (let e = 0; e < epochs; e++) {
-    const r = valueAndGradient(chain, objective, w, batch, { training: true });
-    if (e === 0) loss0 = r.loss;
-    loss = r.loss;
-    const g = Float64Array.from(r.grad);
-    state = opt.update(g, state, w, { step: e, backend: chain.backend });
-    applyUpdates(w, g, chain.backend);
-  }
-  loss = valueAndGradient(chain, objective, w, batch, { training: true }).loss;
-  return { chain, w, loss0, loss };
+function checkPositive(name: string, v: number, integer: boolean): void {
+  if (!(Number.isFinite(v) && v > 0) || (integer && !Number.isInteger(v)))
+    throw new Error(`${name}: expected a positive ${integer ? "integer" : "number"}, got ${v}`);
 }
 
-/** Runs the experiment and writes results.md and summary.json. */
+/**
+ * Runs the experiment as a protocol (src/node/experiments/protocol.ts): per data set, the deep
+ * clustering network and the auto-encoder are trained full-batch (one Adam step per epoch) as runs
+ * `<data set>-deep` and `<data set>-autoencoder` under `runs/`; the loss of the final parameters
+ * and the last inner solve's accuracy are recorded with the last epoch (metrics.jsonl). Writes
+ * results.md, results.csv and summary.json. With `resume` set to an interrupted experiment's
+ * folder, it continues there (finished runs are read back, an interrupted one resumes).
+ */
 export async function runClusteringExperiment(options: ClusteringExperimentOptions = {}, io: ExperimentIO = silentIO) {
   const names = options.datasets ?? ["iris", "wine", "digits"];
   const samples = options.samples ?? 300;
@@ -139,80 +133,38 @@ export async function runClusteringExperiment(options: ClusteringExperimentOptio
   const neighbors = options.neighbors ?? 10;
   const seed = options.seed ?? 0;
   const pool = options.pool ?? 4;
+  // Every option, and every data set, is checked before anything is written.
   for (const name of names)
     if (!(CLUSTERING_DATASETS as readonly string[]).includes(name))
       throw new Error(`datasets: expected one of ${CLUSTERING_DATASETS.join(", ")}, got "${name}"`);
+  if (names.length === 0) throw new Error("datasets: expected at least one data set");
   if (names.includes("mnist") && !(Number.isInteger(pool) && pool >= 1 && 28 % pool === 0))
     throw new Error(`pool: expected a divisor of 28 (1, 2, 4, 7, 14, 28), got ${pool}`);
-  const run = RunDirectory.create({ out: options.out, root: options.root, name: "deep-clustering" });
+  for (const [k, v] of [
+    ["samples", samples],
+    ["hidden", hidden],
+    ["epochs", epochs],
+    ["neighbors", neighbors],
+    ...(options.code === undefined ? [] : [["code", options.code] as const]),
+  ] as const)
+    checkPositive(k, v, true);
+  checkPositive("lr", lr, false);
+  const sets = [];
+  for (const name of names) sets.push({ name, ...(await loadClusteringData(name, samples, pool)) });
+  const config = { datasets: names, samples, hidden, code: options.code ?? null, epochs, lr, neighbors, pool, seed };
+  const protocol = ExperimentProtocol.begin(
+    "deep-clustering",
+    { out: options.out, root: options.root, resume: options.resume },
+    config,
+    io.signal,
+  );
   const rows: ClusteringRow[] = [];
-  for (const name of names) {
-    const { x, n, d, k, truth } = await loadClusteringData(name, samples, pool);
-    const p = options.code ?? k;
-    const clock = performance.now();
-    const lap = () => (performance.now() - clock) / 1000;
-    const edges = knnGaussianWeights(x, n, d, neighbors);
-    const kmeansRaw = adjustedRandIndex(kMeans(x, n, d, k, { seed }).labels, truth);
-    const tKmeans = lap();
-    const raw = convexClusteringWithCount(x, n, d, edges, k, PATH);
-    const tConvex = lap() - tKmeans;
-    const convexRaw = { ari: adjustedRandIndex(raw.labels, truth), clusters: raw.clusters, lambda: raw.lambda };
-    io.log(
-      `${name}: n ${n}, d ${d}, k ${k}; k-means raw ARI ${kmeansRaw.toFixed(3)}; convex raw ARI ${convexRaw.ari.toFixed(3)} (${raw.clusters} clusters, γ ${raw.lambda.toPrecision(3)})`,
-    );
-    const batch: Batch = { x, size: n };
-    // (3) Deep convex clustering.
-    const spec: ModelSpecInput = {
-      input: [d],
-      layers: [{ type: "dense", units: hidden }, { type: "tanh" }, { type: "dense", units: p }, { type: "batchNorm", affine: false }],
-    };
-    const init = createChain(spec, { dtype: "float64", backend: portableBackend });
-    const out0 = Float64Array.from(forward(init, init.initParams(seed), x, n, { training: true }));
-    const trainLambda = convexClusteringWithCount(out0, n, p, edges, k, PATH).lambda;
-    // Inner accuracy during training: √(2 gap) ≤ 1e-4·‖Ψ‖ or 3 000 fast-AMA iterations (warm-started
-    // from the previous epoch's dual); the reached accuracy of the last solve is reported.
-    const loss = new ConvexClusteringLoss({ lambda: trainLambda, neighbors, tolerance: 1e-4, maxIterations: 3000 });
-    const deepRun = train(spec, createObjective(loss), batch, epochs, lr, seed);
-    const out = Float64Array.from(forward(deepRun.chain, deepRun.w, x, n, { training: true }));
-    const deepPath = convexClusteringWithCount(out, n, p, edges, k, PATH);
-    const tDeep = lap() - tKmeans - tConvex;
-    const deep = {
-      ari: adjustedRandIndex(deepPath.labels, truth),
-      clusters: deepPath.clusters,
-      lambda: deepPath.lambda,
-      trainLambda,
-      kmeansAri: adjustedRandIndex(kMeans(out, n, p, k, { seed }).labels, truth),
-      loss0: deepRun.loss0,
-      loss: deepRun.loss,
-      innerAccuracy: loss.last?.solution.accuracy ?? Number.NaN,
-      innerIterations: loss.last?.solution.iterations ?? 0,
-    };
-    io.log(
-      `  deep convex clustering (γ_train ${trainLambda.toPrecision(3)}, loss ${deep.loss0.toPrecision(3)} → ${deep.loss.toPrecision(3)}): ARI ${deep.ari.toFixed(3)} (${deep.clusters} clusters); k-means on its outputs ${deep.kmeansAri.toFixed(3)}`,
-    );
-    // (4) Auto-encoder features.
-    const aeSpec: ModelSpecInput = {
-      input: [d],
-      layers: [
-        { type: "dense", units: hidden },
-        { type: "tanh" },
-        { type: "dense", units: p },
-        { type: "tanh" },
-        { type: "dense", units: hidden },
-        { type: "tanh" },
-        { type: "dense", units: d },
-      ],
-    };
-    const ae = train(aeSpec, createObjective(new AutoencoderLoss()), batch, epochs * 4, lr, seed);
-    const encoderSpec: ModelSpecInput = { input: [d], layers: aeSpec.layers.slice(0, 4) };
-    const encoder = createChain(encoderSpec, { dtype: "float64", backend: portableBackend });
-    const codes = Float64Array.from(forward(encoder, ae.w.subarray(0, encoder.paramSize) as FloatArray, x, n));
-    const autoencoder = { kmeansAri: adjustedRandIndex(kMeans(codes, n, p, k, { seed }).labels, truth), loss0: ae.loss0, loss: ae.loss };
-    const seconds = { kmeansRaw: tKmeans, convexRaw: tConvex, deep: tDeep, autoencoder: lap() - tKmeans - tConvex - tDeep };
-    io.log(
-      `  auto-encoder (loss ${ae.loss0.toPrecision(3)} → ${ae.loss.toPrecision(3)}): k-means on codes ARI ${autoencoder.kmeansAri.toFixed(3)}`,
-    );
-    rows.push({ dataset: name, samples: n, inputs: d, classes: k, kmeansRaw, convexRaw, deep, autoencoder, seconds });
+  try {
+    for (const set of sets) rows.push(await clusterDataset(protocol, set, { hidden, code: options.code, epochs, lr, neighbors, seed }, io));
+  } catch (error) {
+    // Interrupted (or failed): free the folder for `resume`, also from this process.
+    protocol.release();
+    throw error;
   }
   const f = (v: number) => v.toFixed(3);
   const sec = (v: number) => v.toFixed(1);
@@ -229,9 +181,155 @@ export async function runClusteringExperiment(options: ClusteringExperimentOptio
         `| ${r.dataset} | ${r.samples} | ${r.inputs} | ${r.classes} | ${f(r.kmeansRaw)} | ${f(r.convexRaw.ari)} (${r.convexRaw.clusters}) | ${f(r.deep.ari)} (${r.deep.clusters}) | ${f(r.deep.kmeansAri)} | ${f(r.autoencoder.kmeansAri)} | ${r.deep.loss0.toPrecision(3)} → ${r.deep.loss.toPrecision(3)} | ${r.deep.innerAccuracy.toPrecision(2)} (${r.deep.innerIterations}) | ${sec(r.seconds.kmeansRaw)} / ${sec(r.seconds.convexRaw)} / ${sec(r.seconds.deep)} / ${sec(r.seconds.autoencoder)} |`,
     ),
   ].join("\n");
-  writeFileAtomic(run.path("results.md"), `${md}\n`);
-  run.writeJson("summary.json", { rows });
-  return { runDir: run.dir, rows };
+  protocol.text("results.md", `${md}\n`);
+  protocol.table(
+    "results",
+    rows.map((r) => ({
+      dataset: r.dataset,
+      samples: r.samples,
+      inputs: r.inputs,
+      classes: r.classes,
+      kmeans_raw_ari: r.kmeansRaw,
+      convex_raw_ari: r.convexRaw.ari,
+      convex_raw_clusters: r.convexRaw.clusters,
+      convex_raw_lambda: r.convexRaw.lambda,
+      deep_ari: r.deep.ari,
+      deep_clusters: r.deep.clusters,
+      deep_lambda: r.deep.lambda,
+      deep_train_lambda: r.deep.trainLambda,
+      deep_kmeans_ari: r.deep.kmeansAri,
+      deep_loss0: r.deep.loss0,
+      deep_loss: r.deep.loss,
+      deep_inner_accuracy: r.deep.innerAccuracy,
+      deep_inner_iterations: r.deep.innerIterations,
+      autoencoder_kmeans_ari: r.autoencoder.kmeansAri,
+      autoencoder_loss0: r.autoencoder.loss0,
+      autoencoder_loss: r.autoencoder.loss,
+      seconds_kmeans_raw: r.seconds.kmeansRaw,
+      seconds_convex_raw: r.seconds.convexRaw,
+      seconds_deep: r.seconds.deep,
+      seconds_autoencoder: r.seconds.autoencoder,
+    })),
+  );
+  protocol.finish({ rows });
+  return { runDir: protocol.dir, rows };
+}
+
+/** One data set of the experiment: the four methods of the module comment. */
+async function clusterDataset(
+  protocol: ExperimentProtocol,
+  set: Awaited<ReturnType<typeof loadClusteringData>> & { name: string },
+  o: { hidden: number; code?: number; epochs: number; lr: number; neighbors: number; seed: number },
+  io: ExperimentIO,
+): Promise<ClusteringRow> {
+  const { name, x, n, d, k, truth } = set;
+  const { hidden, epochs, lr, neighbors, seed } = o;
+  const p = o.code ?? k;
+  const clock = performance.now();
+  const lap = () => (performance.now() - clock) / 1000;
+  const edges = knnGaussianWeights(x, n, d, neighbors);
+  const kmeansRaw = adjustedRandIndex(kMeans(x, n, d, k, { seed }).labels, truth);
+  const tKmeans = lap();
+  const raw = convexClusteringWithCount(x, n, d, edges, k, PATH);
+  const tConvex = lap() - tKmeans;
+  const convexRaw = { ari: adjustedRandIndex(raw.labels, truth), clusters: raw.clusters, lambda: raw.lambda };
+  io.log(
+    `${name}: n ${n}, d ${d}, k ${k}; k-means raw ARI ${kmeansRaw.toFixed(3)}; convex raw ARI ${convexRaw.ari.toFixed(3)} (${raw.clusters} clusters, γ ${raw.lambda.toPrecision(3)})`,
+  );
+  // The inputs in float64 (a float64 data set: the float64 chains see them unrounded), all in one batch.
+  const data = { train: createDataset({ name, inputShape: [d], x, labels: truth, classes: k }) };
+  const batch: Batch = { x, size: n };
+  // Full-batch Adam through the training API: one step per epoch, in sample order. With the last
+  // epoch, the objective at the final parameters (training mode, the inner solve warm-started
+  // from the last step's) and that solve's accuracy are recorded in metrics.jsonl.
+  const train = async (run: string, spec: ModelSpecInput, loss: Loss, runEpochs: number) => {
+    const chain = createChain(spec, { dtype: "float64", backend: portableBackend });
+    const objective = createObjective(loss);
+    const started = performance.now();
+    const result = await protocol.train(run, chain, data, {
+      objective,
+      optimizer: createOptimizer("adam", { lr }),
+      optimizerName: "adam",
+      learningRate: lr,
+      batchSize: n,
+      shuffle: false,
+      seed,
+      epochs: runEpochs,
+      // Hundreds of tiny epochs: about 20 checkpoints per run (and one on Ctrl-C), not one per step.
+      checkpointEvery: Math.max(1, Math.ceil(runEpochs / 20)),
+      epochMetrics: (_record, trainer) => {
+        if (trainer.epoch < runEpochs) return undefined;
+        const value = valueAndGradient(chain, objective, trainer.w, batch, { training: true }).loss;
+        const inner = loss instanceof ConvexClusteringLoss ? loss.last?.solution : undefined;
+        return { final_loss: value, ...(inner ? { inner_accuracy: inner.accuracy, inner_iterations: inner.iterations } : {}) };
+      },
+    });
+    const last = result.epochs[result.epochs.length - 1] ?? {};
+    const number = (key: string) => (typeof last[key] === "number" ? (last[key] as number) : Number.NaN);
+    return {
+      chain,
+      w: result.params,
+      loss0: result.history[0]?.trainLoss ?? Number.NaN,
+      loss: number("final_loss"),
+      innerAccuracy: number("inner_accuracy"),
+      innerIterations: number("inner_iterations"),
+      // Wall-clock seconds of the training (all sessions) rather than of this call.
+      extraSeconds: result.seconds - (performance.now() - started) / 1000,
+    };
+  };
+  // (3) Deep convex clustering.
+  const spec: ModelSpecInput = {
+    input: [d],
+    layers: [{ type: "dense", units: hidden }, { type: "tanh" }, { type: "dense", units: p }, { type: "batchNorm", affine: false }],
+  };
+  const init = createChain(spec, { dtype: "float64", backend: portableBackend });
+  const out0 = Float64Array.from(forward(init, init.initParams(seed), x, n, { training: true }));
+  const trainLambda = convexClusteringWithCount(out0, n, p, edges, k, PATH).lambda;
+  // Inner accuracy during training: √(2 gap) ≤ 1e-4·‖Ψ‖ or 3 000 fast-AMA iterations (warm-started
+  // from the previous epoch's dual); the reached accuracy of the last solve is reported.
+  const clusteringLoss = new ConvexClusteringLoss({ lambda: trainLambda, neighbors, tolerance: 1e-4, maxIterations: 3000 });
+  const deepRun = await train(`${name}-deep`, spec, clusteringLoss, epochs);
+  const out = Float64Array.from(forward(deepRun.chain, deepRun.w, x, n, { training: true }));
+  const deepPath = convexClusteringWithCount(out, n, p, edges, k, PATH);
+  const tDeep = lap() - tKmeans - tConvex + deepRun.extraSeconds;
+  const deep = {
+    ari: adjustedRandIndex(deepPath.labels, truth),
+    clusters: deepPath.clusters,
+    lambda: deepPath.lambda,
+    trainLambda,
+    kmeansAri: adjustedRandIndex(kMeans(out, n, p, k, { seed }).labels, truth),
+    loss0: deepRun.loss0,
+    loss: deepRun.loss,
+    innerAccuracy: deepRun.innerAccuracy,
+    innerIterations: deepRun.innerIterations,
+  };
+  io.log(
+    `  deep convex clustering (γ_train ${trainLambda.toPrecision(3)}, loss ${deep.loss0.toPrecision(3)} → ${deep.loss.toPrecision(3)}): ARI ${deep.ari.toFixed(3)} (${deep.clusters} clusters); k-means on its outputs ${deep.kmeansAri.toFixed(3)}`,
+  );
+  // (4) Auto-encoder features.
+  const aeSpec: ModelSpecInput = {
+    input: [d],
+    layers: [
+      { type: "dense", units: hidden },
+      { type: "tanh" },
+      { type: "dense", units: p },
+      { type: "tanh" },
+      { type: "dense", units: hidden },
+      { type: "tanh" },
+      { type: "dense", units: d },
+    ],
+  };
+  const aeStart = lap();
+  const ae = await train(`${name}-autoencoder`, aeSpec, new AutoencoderLoss(), epochs * 4);
+  const encoderSpec: ModelSpecInput = { input: [d], layers: aeSpec.layers.slice(0, 4) };
+  const encoder = createChain(encoderSpec, { dtype: "float64", backend: portableBackend });
+  const codes = Float64Array.from(forward(encoder, ae.w.subarray(0, encoder.paramSize) as FloatArray, x, n));
+  const autoencoder = { kmeansAri: adjustedRandIndex(kMeans(codes, n, p, k, { seed }).labels, truth), loss0: ae.loss0, loss: ae.loss };
+  const seconds = { kmeansRaw: tKmeans, convexRaw: tConvex, deep: tDeep, autoencoder: lap() - aeStart + ae.extraSeconds };
+  io.log(
+    `  auto-encoder (loss ${ae.loss0.toPrecision(3)} → ${ae.loss.toPrecision(3)}): k-means on codes ARI ${autoencoder.kmeansAri.toFixed(3)}`,
+  );
+  return { dataset: name, samples: n, inputs: d, classes: k, kmeansRaw, convexRaw, deep, autoencoder, seconds };
 }
 
 const OPTIONS: readonly ExperimentOption[] = [

@@ -1,24 +1,24 @@
-import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { Chain } from "../../chain/chain.js";
 import { parseModelSpec } from "../../chain/spec.js";
 import type { FloatArray } from "../../core/dtype.js";
 import { Rng } from "../../core/rng.js";
+import { createDataset } from "../../data/dataset.js";
 import {
+  type DeepLinearTask,
   effectiveInitialStrengths,
   makeDeepLinearTask,
   modeStrengths,
   saxeCurve,
   saxeTimeTo,
 } from "../../experiments/deep-linear-modes.js";
-import type { Batch } from "../../objectives/batch.js";
 import { createObjective } from "../../objectives/objective.js";
 import { sgd } from "../../optim/aliases.js";
 import { forward } from "../../oracles/first-order.js";
-import { type Row, toCsv } from "../../report/plots.js";
-import { Trainer } from "../../train/trainer.js";
-import { plotLines } from "../report.js";
-import { RunDirectory } from "../run-dir.js";
+import type { Row } from "../../report/plots.js";
+import type { Trainer } from "../../train/trainer.js";
 import { type ExperimentDefinition, type ExperimentIO, type ExperimentOption, resolveOptions, silentIO } from "./experiment.js";
+import { ExperimentProtocol, type ProtocolRun } from "./protocol.js";
 
 export * from "../../experiments/deep-linear-modes.js";
 
@@ -117,6 +117,8 @@ export interface DeepLinearOptions {
   out?: string;
   /** Parent of the default run directory (default runs). */
   root?: string;
+  /** Continue the experiment in this folder (same options): finished runs are read back, an interrupted one resumes. */
+  resume?: string;
 }
 
 /** Per-mode results. */
@@ -179,20 +181,36 @@ function checkPositive(name: string, v: number, integer = false): void {
   }
 }
 
+/** The per-epoch measurement of a run: its mode strengths as `mode_0` … `mode_{R−1}` (metrics.jsonl keys). */
+function strengthMetrics(task: DeepLinearTask, chain: Chain): (record: unknown, trainer: Trainer) => Record<string, number> {
+  return (_record, trainer) => {
+    const s = modeStrengths(task, forward(chain, trainer.w, task.x, task.samples));
+    return Object.fromEntries(Array.from(s, (v, r) => [`mode_${r}`, v]));
+  };
+}
+
+/** Mode strengths after each step 1..steps, read back from a run's epoch lines (one full-batch step per epoch). */
+function strengthsPerStep(run: ProtocolRun, modes: number): Float64Array[] {
+  return run.epochs.map((e) => Float64Array.from({ length: modes }, (_, r) => Number(e[`mode_${r}`])));
+}
+
 /**
- * Runs the deep-linear experiment: trains the two-layer linear network (and the tanh network) by
- * full-batch gradient descent and writes `curves.csv` (t, mode, simulated, analytic, tanh, …),
- * `modes.csv`, `summary.json`, `config.json` and plots into a run directory.
+ * Runs the deep-linear experiment as a protocol (src/node/experiments/protocol.ts): trains the
+ * two-layer linear network (and the tanh network) by full-batch gradient descent, each epoch one
+ * step on all N samples, as runs `linear` and `tanh` under `runs/`; each epoch line of their
+ * metrics.jsonl holds the mode strengths after that step (`mode_0` …). From those it writes
+ * `curves.csv` (t, mode, simulated, analytic, tanh, …), `modes.csv`, `summary.json` and plots.
+ * With `resume` set to an interrupted experiment's folder, it continues there.
  */
 export async function runDeepLinear(options: DeepLinearOptions = {}, io: ExperimentIO = silentIO): Promise<DeepLinearResult> {
   const o = { ...DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as typeof DEFAULTS &
     DeepLinearOptions;
+  // Every option is checked before anything is written.
   for (const k of ["inputs", "outputs", "hidden", "samples", "points"] as const) checkPositive(k, o[k], true);
   checkPositive("lr", o.lr);
   checkPositive("initScale", o.initScale);
   if (o.strengths.length === 0) throw new Error("strengths: expected at least one mode strength");
   for (const s of o.strengths) checkPositive("strengths", s);
-  const started = performance.now();
   const task = makeDeepLinearTask({ inputs: o.inputs, outputs: o.outputs, samples: o.samples, strengths: o.strengths, seed: o.seed });
   const { n, m, samples: N } = task;
   const k = o.hidden;
@@ -224,40 +242,62 @@ export async function runDeepLinear(options: DeepLinearOptions = {}, io: Experim
   checkPositive("time", tMax);
   const steps = Math.ceil(tMax / o.lr);
 
-  const batch: Batch = { x: task.x, size: N, targets: task.y };
-  const objective = createObjective("squared");
-  const makeTrainer = (chain: Chain) =>
-    new Trainer(
-      { chain, objective, optimizer: sgd({ lr: o.lr }), learningRate: o.lr, batchSize: N, seed: o.seed, shuffle: false },
-      { params: w0.slice() as FloatArray },
-    );
-  const linTrainer = makeTrainer(linear);
-  const tanhTrainer = o.tanh ? makeTrainer(tanhNet) : null;
+  const { out, root, resume, ...config } = o;
+  const protocol = ExperimentProtocol.begin("deep-linear", { out, root, resume }, config, io.signal);
+  // The whitened inputs and targets in float64 (the float64 chains see them unrounded).
+  const data = {
+    train: createDataset({ name: "deep-linear", inputShape: [n], x: task.x, targets: task.y, targetSize: m }),
+  };
+  const train = (name: string, chain: Chain) =>
+    protocol.train(name, chain, data, {
+      objective: createObjective("squared"),
+      optimizer: sgd({ lr: o.lr }),
+      optimizerName: "sgd",
+      learningRate: o.lr,
+      // One epoch = one full-batch gradient-descent step, in sample order.
+      batchSize: N,
+      shuffle: false,
+      seed: o.seed,
+      epochs: steps,
+      params: w0.slice() as FloatArray,
+      epochMetrics: strengthMetrics(task, chain),
+      // Thousands of tiny epochs: about 20 checkpoints per run (and one on Ctrl-C) instead of one
+      // per step, whose fsyncs would cost far more than the step itself.
+      checkpointEvery: Math.max(1, Math.ceil(steps / 20)),
+      config: { data: { name: "synthetic whitened, y = U S Vᵀ x", inputs: n, outputs: m, samples: N, strengths: o.strengths } },
+    });
+  let linearRun: ProtocolRun;
+  let tanhRun: ProtocolRun | null;
+  try {
+    linearRun = await train("linear", linear);
+    tanhRun = o.tanh ? await train("tanh", tanhNet) : null;
+  } catch (error) {
+    // Interrupted (or failed): free the folder for `resume`, also from this process.
+    protocol.release();
+    throw error;
+  }
 
+  // Strengths at steps 0..steps: the initial network's, then each epoch's measurement.
+  const initial = modeStrengths(task, forward(linear, w0, task.x, N));
+  const linearAt = [initial, ...strengthsPerStep(linearRun, R)];
+  const tanhAt = tanhRun ? [modeStrengths(task, forward(tanhNet, w0, task.x, N)), ...strengthsPerStep(tanhRun, R)] : null;
   // Record points: `points` steps spread evenly over [0, steps] (always including both ends).
   const recordAt = new Set<number>();
   for (let j = 0; j <= o.points; j++) recordAt.add(Math.round((j * steps) / o.points));
-  const strengthsOf = (chain: Chain, w: FloatArray) => modeStrengths(task, forward(chain, w, task.x, N));
   const maxDev = new Array<number>(R).fill(0);
   const halfTime: (number | null)[] = new Array(R).fill(null);
-  const initial = Array.from(strengthsOf(linear, linTrainer.w));
   const curves: Row[] = [];
   const csvRows: Row[] = [];
-  let lastLinear: Float64Array = new Float64Array(R);
-  let lastTanh: Float64Array | null = null;
-  let lastLoss = Number.NaN;
   for (let step = 0; step <= steps; step++) {
     const t = step * o.lr;
-    const lin = strengthsOf(linear, linTrainer.w);
-    lastLinear = lin;
+    const lin = linearAt[step];
     for (let r = 0; r < R; r++) {
       const a = saxeCurve(o.strengths[r], u0[r], t);
       maxDev[r] = Math.max(maxDev[r], Math.abs(lin[r] - a));
       if (halfTime[r] === null && lin[r] >= o.strengths[r] / 2) halfTime[r] = t;
     }
     if (recordAt.has(step)) {
-      const th = tanhTrainer ? strengthsOf(tanhNet, tanhTrainer.w) : null;
-      lastTanh = th;
+      const th = tanhAt ? tanhAt[step] : null;
       for (let r = 0; r < R; r++) {
         const a = saxeCurve(o.strengths[r], u0[r], t);
         const mode = `${r + 1} (s=${o.strengths[r]})`;
@@ -267,11 +307,12 @@ export async function runDeepLinear(options: DeepLinearOptions = {}, io: Experim
         if (th) curves.push({ t, mode, curve: "tanh (GD)", strength: th[r] });
       }
     }
-    if (step === steps) break;
-    lastLoss = linTrainer.trainStep(batch).loss;
-    tanhTrainer?.trainStep(batch);
   }
-  const seconds = (performance.now() - started) / 1000;
+  const lastLinear = linearAt[steps];
+  const lastTanh = tanhAt ? tanhAt[steps] : null;
+  // The loss before the last step (the last epoch's train loss), as the hand-written loop reported it.
+  const lastLoss = linearRun.history[steps - 1]?.trainLoss ?? Number.NaN;
+  const seconds = linearRun.seconds + (tanhRun?.seconds ?? 0);
 
   const modes: ModeSummary[] = o.strengths.map((s, r) => ({
     mode: r + 1,
@@ -290,24 +331,12 @@ export async function runDeepLinear(options: DeepLinearOptions = {}, io: Experim
   const maxDeviation = Math.max(...maxDev);
   const maxRelativeDeviation = Math.max(...modes.map((x) => x.relativeDeviation));
 
-  const run = RunDirectory.create({ out: o.out, root: o.root, name: "deep-linear" });
-  run.writeConfig({
-    name: "deep-linear",
-    experiment: "deep-linear",
-    model: { linear: linearSpec, tanh: o.tanh ? tanhSpec : null },
-    optimizer: { name: "sgd", lr: o.lr, fullBatch: true },
-    data: { name: "synthetic whitened, y = U S Vᵀ x", inputs: n, outputs: m, samples: N, strengths: o.strengths },
-    seed: o.seed,
-    options: { ...o, time: tMax, steps },
-    backend: { name: linear.backend.name },
-  });
-  const csv = run.path("curves.csv");
-  writeFileSync(csv, toCsv(csvRows));
-  writeFileSync(run.path("modes.csv"), toCsv(modes as unknown as Row[]));
+  const csv = protocol.table("curves", csvRows);
+  protocol.table("modes", modes as unknown as Row[]);
   const plots: string[] = [];
   if (o.plots) {
-    const base = { dir: run.plotsDir, png: o.png, points: false, width: 520, height: 320 };
-    const p1 = await plotLines(curves, {
+    const base = { png: o.png, points: false, width: 520, height: 320 };
+    await protocol.plot(curves, {
       ...base,
       x: "t",
       y: "strength",
@@ -318,13 +347,12 @@ export async function runDeepLinear(options: DeepLinearOptions = {}, io: Experim
       xTitle: "t = η · step (units of τ = 1/η)",
       yTitle: "mode strength u_r = u_rᵀ Σ31_net v_r",
     });
-    plots.push(p1.svg);
     const devRows: Row[] = csvRows.map((r) => ({
       t: r.t,
       mode: `${r.mode} (s=${r.s})`,
       deviation: (r.simulated as number) - (r.analytic as number),
     }));
-    const p2 = await plotLines(devRows, {
+    await protocol.plot(devRows, {
       ...base,
       x: "t",
       y: "deviation",
@@ -334,10 +362,10 @@ export async function runDeepLinear(options: DeepLinearOptions = {}, io: Experim
       xTitle: "t = η · step",
       yTitle: "u_sim − u_analytic",
     });
-    plots.push(p2.svg);
+    plots.push(join(protocol.run.plotsDir, "mode-strengths.svg"), join(protocol.run.plotsDir, "deviation.svg"));
   }
   const result: DeepLinearResult = {
-    runDir: run.dir,
+    runDir: protocol.dir,
     csv,
     plots,
     steps,
@@ -348,7 +376,7 @@ export async function runDeepLinear(options: DeepLinearOptions = {}, io: Experim
     maxRelativeDeviation,
     seconds,
   };
-  run.writeSummary({ steps, lr: o.lr, time: tMax, finalLoss: lastLoss, maxDeviation, maxRelativeDeviation, modes, seconds });
+  protocol.finish({ steps, lr: o.lr, time: tMax, finalLoss: lastLoss, maxDeviation, maxRelativeDeviation, modes, seconds });
 
   io.log(
     `deep-linear: n=${n}, m=${m}, hidden=${k}, N=${N}, η=${o.lr}, ${steps} full-batch GD steps (t_max = ${tMax.toFixed(2)}), ${seconds.toFixed(1)} s`,
@@ -362,7 +390,7 @@ export async function runDeepLinear(options: DeepLinearOptions = {}, io: Experim
   io.log(
     `max deviation between simulated and analytic curves: ${maxDeviation.toFixed(4)} (${(100 * maxRelativeDeviation).toFixed(2)}% of s)`,
   );
-  io.log(`run directory: ${run.dir}`);
+  io.log(`run directory: ${protocol.dir}`);
   return result;
 }
 
