@@ -165,7 +165,7 @@ export interface TrainerSnapshot {
   stepper?: Record<string, number> | null;
   /** The batch transform's own state ({@link BatchTransform.saveState}), or null. */
   batchTransform?: Record<string, number> | null;
-  /** The loss's own state ({@link Loss.saveState}, e.g. a warm start), or null. */
+  /** The loss's own state (`Loss.saveState` of src/objectives/loss.ts, e.g. a warm start), or null. */
   loss?: FloatArray | null;
 }
 
