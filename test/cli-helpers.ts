@@ -1,5 +1,8 @@
+import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { readSafetensors } from "../src/node/safetensors.js";
 
@@ -118,4 +121,34 @@ export function tensorBytes(file: string): Map<string, Buffer> {
     out.set(name, Buffer.from(d.buffer, d.byteOffset, d.byteLength));
   }
   return out;
+}
+
+/**
+ * Trains `chainopt ARGS` twice into a fresh temporary folder: once uninterrupted, once killed with
+ * SIGKILL after `killAfter` epochs and resumed; asserts the two final models are byte-identical.
+ * `setup(root)` may write files the arguments name (e.g. a model spec) and returns extra arguments.
+ */
+export async function assertKillResumeBitIdentical(
+  args: readonly string[],
+  options: { killAfter?: number; setup?: (root: string) => string[] } = {},
+): Promise<void> {
+  const root = mkdtempSync(join(tmpdir(), "chainopt-kill-resume-"));
+  try {
+    const all = [...args, ...(options.setup?.(root) ?? [])];
+    const full = join(root, "full");
+    const r = await runCli([...all, "--out", full]);
+    assert.equal(r.code, 0, r.stderr);
+    const killed = join(root, "killed");
+    const { child, done } = startCli([...all, "--out", killed]);
+    const epochs = () => readMetrics(killed).filter((m) => m.type === "epoch").length;
+    await waitFor(() => epochs() >= (options.killAfter ?? 2), done, 120_000);
+    child.kill("SIGKILL");
+    assert.equal((await done).signal, "SIGKILL", "the run ended before it could be killed; the test proves nothing");
+    assert.ok(!existsSync(join(killed, "model.safetensors")));
+    const resumed = await runCli(["train", "--resume", killed, "--json"]);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.ok(readFileSync(join(full, "model.safetensors")).equals(readFileSync(join(killed, "model.safetensors"))), "final models differ");
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 }

@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { loadNativeBackend, type NativeBackend, nativeLoadError } from "../src/node/index.js";
-import { readMetrics, runCli, startCli, waitFor } from "./cli-helpers.js";
+import { assertKillResumeBitIdentical, runCli } from "./cli-helpers.js";
 import {
   type Backend,
   type Batch,
@@ -290,45 +289,29 @@ describe("oneDNN batch normalization against the TypeScript component and the fl
 
 describe("resume with oneDNN batch-norm on", { skip: skipDnn }, () => {
   it("a ConvNet with batch-norm killed (SIGKILL) after epoch 2 and resumed ends bit-identical (parameters and running statistics)", async () => {
-    const root = mkdtempSync(join(tmpdir(), "chainopt-dnn-bn-resume-"));
-    try {
-      const model = join(root, "bn-convnet.json");
-      const spec: ModelSpecInput = {
-        input: [1, 28, 28],
-        layers: [
-          { type: "conv2d", filters: 4, kernel: 3, padding: 1 },
-          { type: "batchNorm", affine: true },
-          { type: "relu" },
-          { type: "maxPool2d", size: 2 },
-          { type: "flatten" },
-          { type: "dense", units: 16 },
-          { type: "batchNorm" },
-          { type: "relu" },
-          { type: "dense", units: 10 },
-        ],
-      };
-      writeFileSync(model, JSON.stringify(spec));
-      const args = ["train", "--model", model, "--dataset", "mnist", "--limit", "768", "--validation", "64", "--epochs", "4"];
-      args.push("--batch-size", "32", "--seed", "5", "--optimizer", "adam", "--lr", "1e-3", "--json");
-      const full = join(root, "full");
-      const r = await runCli([...args, "--out", full]);
-      assert.equal(r.code, 0, r.stderr);
-      const killed = join(root, "killed");
-      const { child, done } = startCli([...args, "--out", killed]);
-      const epochs = () => readMetrics(killed).filter((m) => m.type === "epoch").length;
-      await waitFor(() => epochs() >= 2, done, 120_000);
-      child.kill("SIGKILL");
-      assert.equal((await done).signal, "SIGKILL", "the run ended before it could be killed; the test proves nothing");
-      assert.ok(!existsSync(join(killed, "model.safetensors")));
-      const resumed = await runCli(["train", "--resume", killed, "--json"]);
-      assert.equal(resumed.code, 0, resumed.stderr);
-      assert.ok(
-        readFileSync(join(full, "model.safetensors")).equals(readFileSync(join(killed, "model.safetensors"))),
-        "final models differ",
-      );
-    } finally {
-      rmSync(root, { recursive: true, force: true });
-    }
+    const spec: ModelSpecInput = {
+      input: [1, 28, 28],
+      layers: [
+        { type: "conv2d", filters: 4, kernel: 3, padding: 1 },
+        { type: "batchNorm", affine: true },
+        { type: "relu" },
+        { type: "maxPool2d", size: 2 },
+        { type: "flatten" },
+        { type: "dense", units: 16 },
+        { type: "batchNorm" },
+        { type: "relu" },
+        { type: "dense", units: 10 },
+      ],
+    };
+    const args = ["train", "--dataset", "mnist", "--limit", "768", "--validation", "64", "--epochs", "4"];
+    args.push("--batch-size", "32", "--seed", "5", "--optimizer", "adam", "--lr", "1e-3", "--json");
+    await assertKillResumeBitIdentical(args, {
+      setup: (root) => {
+        const model = join(root, "bn-convnet.json");
+        writeFileSync(model, JSON.stringify(spec));
+        return ["--model", model];
+      },
+    });
   });
 });
 

@@ -1,10 +1,7 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { describe, it } from "node:test";
 import { loadNativeBackend, type NativeBackend, nativeLoadError } from "../src/node/index.js";
-import { readMetrics, runCli, startCli, waitFor } from "./cli-helpers.js";
+import { assertKillResumeBitIdentical, runCli } from "./cli-helpers.js";
 import {
   type Backend,
   type ConvGeometry,
@@ -285,29 +282,8 @@ describe("oneDNN convolution and pooling against im2col and the float64 referenc
 
 describe("resume with oneDNN on", { skip: skipDnn }, () => {
   it("a ConvNet run killed (SIGKILL) after epoch 2 and resumed ends bit-identical to the uninterrupted run", async () => {
-    const root = mkdtempSync(join(tmpdir(), "chainopt-dnn-resume-"));
-    try {
-      const args = ["train", "--model", "convnet", "--dataset", "mnist", "--limit", "1024", "--validation", "64", "--epochs", "4"];
-      args.push("--batch-size", "32", "--seed", "5", "--optimizer", "adam", "--lr", "1e-3", "--json");
-      const full = join(root, "full");
-      const r = await runCli([...args, "--out", full]);
-      assert.equal(r.code, 0, r.stderr);
-      const killed = join(root, "killed");
-      const { child, done } = startCli([...args, "--out", killed]);
-      const epochs = () => readMetrics(killed).filter((m) => m.type === "epoch").length;
-      await waitFor(() => epochs() >= 2, done, 120_000);
-      child.kill("SIGKILL");
-      assert.equal((await done).signal, "SIGKILL", "the run ended before it could be killed; the test proves nothing");
-      assert.ok(!existsSync(join(killed, "model.safetensors")));
-      const resumed = await runCli(["train", "--resume", killed, "--json"]);
-      assert.equal(resumed.code, 0, resumed.stderr);
-      assert.ok(
-        readFileSync(join(full, "model.safetensors")).equals(readFileSync(join(killed, "model.safetensors"))),
-        "final models differ",
-      );
-    } finally {
-      rmSync(root, { recursive: true, force: true });
-    }
+    const args = ["train", "--model", "convnet", "--dataset", "mnist", "--limit", "1024", "--validation", "64", "--epochs", "4"];
+    await assertKillResumeBitIdentical([...args, "--batch-size", "32", "--seed", "5", "--optimizer", "adam", "--lr", "1e-3", "--json"]);
   });
 });
 
