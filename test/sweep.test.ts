@@ -66,6 +66,16 @@ describe("sweep files", () => {
         assert.equal(t.config.batchSize, 256);
         assert.equal(t.config.l2, 1e-6);
       }
+      // The measured subsets (docs/distributed.md): the same settings on 3 tasks, fewer epochs.
+      const subset = readSweepFile(file.replace(".json", "-subset.json"));
+      assert.equal(subset.tasks.length, 3);
+      for (const [i, t] of subset.tasks.entries()) {
+        const full = sweep.tasks.find((f) => f.config.seed === 0 && f.config.smoothEpsilon === t.config.smoothEpsilon);
+        assert.ok(full, `subset task ${i} is not a task of the full sweep`);
+        const { epochs: _a, ...rest } = t.config;
+        const { epochs: _b, ...fullRest } = full.config;
+        assert.deepEqual(rest, fullRest, `subset task ${i}: only the epochs may differ`);
+      }
     }
   });
 
