@@ -166,7 +166,7 @@ export async function trainInRunDirectory(
   const history: EpochRecord[] = run
     .readMetrics()
     .filter((m) => m.type === "epoch" && m.record !== undefined)
-    .map((m) => reviveNumbers(m.record) as EpochRecord);
+    .map(epochRecordOf);
   const user = options.callbacks ?? {};
   const callbacks: FitCallbacks = {
     shouldStop: () => signal?.stopRequested === true || user.shouldStop?.() === true,
@@ -255,12 +255,13 @@ function faultStop(run: RunDirectory, trainer: Trainer, error: NumericalFaultErr
   return new NumericalFaultError(`${error.message}${kept}`, error.step, error.component, error.what);
 }
 
-/** JSON-safe numbers ("NaN", "Infinity", "-Infinity" strings) back to numbers, one level deep. */
-function reviveNumbers(value: unknown): unknown {
-  if (value === null || typeof value !== "object") return value;
+/** The {@link EpochRecord} of an epoch's metrics line (non-finite numbers were stored as strings). */
+export function epochRecordOf(metric: MetricRecord): EpochRecord {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) out[k] = v === "NaN" || v === "Infinity" || v === "-Infinity" ? Number(v) : v;
-  return out;
+  for (const [k, v] of Object.entries((metric.record ?? {}) as Record<string, unknown>)) {
+    out[k] = v === "NaN" || v === "Infinity" || v === "-Infinity" ? Number(v) : v;
+  }
+  return out as unknown as EpochRecord;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import { type EpochRecord, NumericalFaultError, type TrainData } from "../../tra
 import { readJsonLines, writeFileAtomic } from "../atomic.js";
 import { loadCheckpoint } from "../checkpoint.js";
 import { canonicalJson, differingKeys } from "../config-digest.js";
-import { type FitToRunDirOptions, fitToRunDir } from "../fit-run.js";
+import { epochRecordOf, type FitToRunDirOptions, fitToRunDir } from "../fit-run.js";
 import { type PlotLinesOptions, plotLines } from "../report.js";
 import { type MetricRecord, RunDirectory } from "../run-dir.js";
 import { RunLock } from "../run-lock.js";
@@ -148,11 +148,11 @@ export class ExperimentProtocol {
     const runsDir = join(this.dir, "runs");
     const dir = safeJoin(runsDir, name, "", "run");
     if (divergence === "record") {
-      const fault = readJsonLines<MetricRecord>(join(dir, "metrics.jsonl")).find((m) => m.type === "fault");
+      const fault = faultOf(dir);
       if (fault) return this.readDiverged(name, dir, chain, fault);
     }
     if (existsSync(join(dir, "summary.json"))) {
-      const summary = JSON.parse(readFileSync(join(dir, "summary.json"), "utf8")) as { epochs?: unknown; stoppedEarly?: unknown };
+      const summary = summaryOf(dir);
       if (summary.stoppedEarly === true || !(typeof summary.epochs === "number" && summary.epochs < options.epochs)) {
         return this.readFinished(name, dir, chain);
       }
@@ -168,36 +168,35 @@ export class ExperimentProtocol {
       });
     } catch (error) {
       if (divergence === "record" && error instanceof NumericalFaultError) {
-        const fault = readJsonLines<MetricRecord>(join(dir, "metrics.jsonl")).find((m) => m.type === "fault");
+        const fault = faultOf(dir);
         if (fault) return this.readDiverged(name, dir, chain, fault);
       }
       throw error;
     }
     if (result.interrupted) throw new Error(`${this.experiment}: run ${name} was interrupted; continue with --resume ${this.dir}`);
-    const sub = RunDirectory.open(dir);
+    const seconds = summaryOf(dir).seconds;
     return {
       name,
       runDir: dir,
       history: result.history,
-      epochs: sub.readMetrics().filter((m) => m.type === "epoch"),
+      epochs: metricsOf(dir).filter((m) => m.type === "epoch"),
       params: result.params,
       state: result.state,
       test: result.test,
       source: "trained",
-      seconds: sub.wall(),
+      seconds: typeof seconds === "number" ? seconds : result.seconds,
     };
   }
 
   /** A diverged run read from its files (not opened: that would drop its `fault` line). */
   private readDiverged(name: string, dir: string, chain: Chain, fault: MetricRecord): ProtocolRun {
-    const metrics = readJsonLines<MetricRecord>(join(dir, "metrics.jsonl"));
-    const epochs = metrics.filter((m) => m.type === "epoch");
+    const epochs = metricsOf(dir).filter((m) => m.type === "epoch");
     const last = loadCheckpoint(join(dir, "checkpoints", "last.safetensors"), chain);
     const wall = (last.extra as { wall?: unknown } | undefined)?.wall;
     return {
       name,
       runDir: dir,
-      history: epochs.map((m) => reviveRecord(m.record)),
+      history: epochs.map(epochRecordOf),
       epochs,
       params: last.params,
       state: last.state,
@@ -208,16 +207,15 @@ export class ExperimentProtocol {
   }
 
   private readFinished(name: string, dir: string, chain: Chain): ProtocolRun {
-    const sub = RunDirectory.open(dir);
-    const metrics = sub.readMetrics();
+    const metrics = metricsOf(dir);
     const epochs = metrics.filter((m) => m.type === "epoch");
     const final = metrics.filter((m) => m.type === "final").at(-1);
-    const model = loadCheckpoint(sub.modelPath, chain);
-    const summary = JSON.parse(readFileSync(sub.summaryPath, "utf8")) as Record<string, unknown>;
+    const model = loadCheckpoint(join(dir, "model.safetensors"), chain);
+    const summary = summaryOf(dir);
     return {
       name,
       runDir: dir,
-      history: epochs.map((m) => reviveRecord(m.record)),
+      history: epochs.map(epochRecordOf),
       epochs,
       params: model.params,
       state: model.state,
@@ -269,11 +267,17 @@ export class ExperimentProtocol {
   }
 }
 
-/** An epoch record read back from JSON ("NaN" and infinities were written as strings). */
-function reviveRecord(value: unknown): EpochRecord {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries((value ?? {}) as Record<string, unknown>)) {
-    out[k] = v === "NaN" || v === "Infinity" || v === "-Infinity" ? Number(v) : v;
-  }
-  return out as unknown as EpochRecord;
+/** The metrics lines of run directory `dir` (read only: opening it to resume would cut lines). */
+function metricsOf(dir: string): MetricRecord[] {
+  return readJsonLines<MetricRecord>(join(dir, "metrics.jsonl"));
+}
+
+/** The numerical fault logged in run directory `dir`, if any. */
+function faultOf(dir: string): MetricRecord | undefined {
+  return metricsOf(dir).find((m) => m.type === "fault");
+}
+
+/** summary.json of run directory `dir`. */
+function summaryOf(dir: string): Record<string, unknown> {
+  return JSON.parse(readFileSync(join(dir, "summary.json"), "utf8")) as Record<string, unknown>;
 }
