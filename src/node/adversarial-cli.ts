@@ -2,15 +2,13 @@ import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { PNG } from "pngjs";
 import { type InputDomain, toRaw } from "../adversarial/attack.js";
-import { Chain } from "../chain/chain.js";
-import { parseModelSpec } from "../chain/spec.js";
+import type { Chain } from "../chain/chain.js";
 import type { FloatArray } from "../core/dtype.js";
 import { type Dataset, subsetDataset } from "../data/dataset.js";
 import { inputDomainFor } from "./adversarial-train.js";
-import { loadCheckpoint } from "./checkpoint.js";
+import { chainOfModelFile, loadCheckpoint } from "./checkpoint.js";
 import { datasetNames, loadDataset } from "./datasets.js";
 import { bestBackend } from "./index.js";
-import { readSafetensors } from "./safetensors.js";
 
 // What `chainopt attack` and `chainopt analyze --input-space` share: the trained model (a run
 // directory or a chainopt weights file), the test samples, the input box, and the PNG grid of
@@ -66,16 +64,11 @@ export async function loadAttackTarget(o: TargetOptions): Promise<AttackTarget> 
   if (!(datasetNames as readonly string[]).includes(dataset)) throw new Error(`--dataset: unknown data set ${JSON.stringify(dataset)}`);
   const domain = inputDomainFor(dataset, normalize);
   if (!domain) throw new Error(`--dataset: ${dataset} has no input box (attacks need bounded raw inputs: mnist, fashion-mnist, cifar10)`);
-  const { metadata } = readSafetensors(weights);
-  if (metadata.format !== "chainopt.checkpoint" || metadata.spec === undefined)
+  const chain = chainOfModelFile(weights, bestBackend({ threads: o.threads, quiet: true }));
+  if (!chain)
     throw new Error(
       `--weights ${weights}: not a chainopt model (no model spec in its metadata); import PyTorch weights with train --init first`,
     );
-  const dtype = metadata.dtype === "float64" ? "float64" : "float32";
-  const chain = new Chain(parseModelSpec(JSON.parse(metadata.spec), weights), {
-    dtype,
-    backend: bestBackend({ threads: o.threads, quiet: true }),
-  });
   const ck = loadCheckpoint(weights, chain);
   const samples = o.samples ?? 1000;
   if (!(Number.isInteger(samples) && samples >= 1)) throw new Error(`--samples: expected a positive integer, got ${samples}`);

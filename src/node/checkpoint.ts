@@ -1,8 +1,18 @@
-import type { Chain } from "../chain/chain.js";
+import { Chain } from "../chain/chain.js";
+import { parseModelSpec } from "../chain/spec.js";
 import type { Component } from "../components/component.js";
+import type { Backend } from "../core/backend.js";
 import { allocate, type DType, type FloatArray } from "../core/dtype.js";
 import type { RngState } from "../core/rng.js";
-import { readSafetensors, SafetensorsError, type Tensor, type TensorInput, tensorToNumbers, writeSafetensors } from "./safetensors.js";
+import {
+  readSafetensors,
+  readSafetensorsHeader,
+  SafetensorsError,
+  type Tensor,
+  type TensorInput,
+  tensorToNumbers,
+  writeSafetensors,
+} from "./safetensors.js";
 
 /**
  * Checkpoints of a chain in safetensors format.
@@ -187,6 +197,20 @@ export function saveCheckpoint(file: string, chain: Chain, data: CheckpointData)
 }
 
 /** Options of {@link loadCheckpoint}. */
+/**
+ * The chain a chainopt model or checkpoint file was saved from (its spec and precision are in the
+ * file's metadata; only the header is read), on `backend`; null when the file has no chainopt
+ * model spec (e.g. PyTorch weights).
+ */
+export function chainOfModelFile(file: string, backend: Backend): Chain | null {
+  const { metadata } = readSafetensorsHeader(file);
+  if (metadata.format !== "chainopt.checkpoint" || metadata.spec === undefined) return null;
+  return new Chain(parseModelSpec(JSON.parse(metadata.spec), file), {
+    dtype: metadata.dtype === "float64" ? "float64" : "float32",
+    backend,
+  });
+}
+
 export interface LoadCheckpointOptions {
   /** Require the file's model spec to equal the chain's (default true). */
   checkSpec?: boolean;

@@ -1,13 +1,10 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { Chain } from "../chain/chain.js";
-import { parseModelSpec } from "../chain/spec.js";
 import type { Backend } from "../core/backend.js";
 import type { Dataset } from "../data/dataset.js";
 import { createObjective } from "../objectives/objective.js";
 import { type Evaluation, evaluateDataset } from "../train/evaluate.js";
-import { loadCheckpoint } from "./checkpoint.js";
-import { readSafetensorsHeader } from "./safetensors.js";
+import { chainOfModelFile, loadCheckpoint } from "./checkpoint.js";
 import { readRunTrainConfig } from "./train-config.js";
 import { loadTrainingData } from "./train-setup.js";
 import { dropLabels, unsupervisedObjective } from "./unsupervised-config.js";
@@ -69,14 +66,8 @@ export async function evaluateRun(dir: string, options: EvaluateRunOptions): Pro
   const file = weightsFile(abs, weights);
   if (!existsSync(file))
     throw new Error(`${file}: not found${weights === "model" ? " (the run has not finished: evaluate --weights last)" : ""}`);
-  const header = readSafetensorsHeader(file);
-  const meta = header.metadata;
-  if (meta.format !== "chainopt.checkpoint" || meta.spec === undefined)
-    throw new Error(`${file}: not a chainopt model (no model spec in its metadata)`);
-  const chain = new Chain(parseModelSpec(JSON.parse(meta.spec), file), {
-    dtype: meta.dtype === "float64" ? "float64" : "float32",
-    backend: options.backend,
-  });
+  const chain = chainOfModelFile(file, options.backend);
+  if (!chain) throw new Error(`${file}: not a chainopt model (no model spec in its metadata)`);
   const data = await loadTrainingData(config);
   if (data.train.inputShape.join("x") !== chain.inputShape.join("x"))
     throw new Error(
