@@ -3,14 +3,22 @@ import { describe, it } from "node:test";
 import { loadNativeBackend, nativeLoadError } from "../src/node/index.js";
 import {
   type Backend,
+  chain as chainTransforms,
   convert,
   createChain,
+  createDataset,
+  createObjective,
   createOptimizer,
+  type FloatArray,
   forward,
+  fullBatch,
+  type GradientTransformation,
   type ModelSpecInput,
+  NumericalFaultError,
   OPTIMIZER_NAMES,
   PortableBackend,
   Rng,
+  Trainer,
   vjp,
 } from "./flat.js";
 import { randomArray } from "./helpers.js";
@@ -84,6 +92,40 @@ describe("native element-wise kernels equal the portable loops bit for bit", { s
     }
   }
 
+  const isa = native?.raw.kernelIsa;
+  const bothIsas = isa && isa() === "avx2";
+  it("the AVX2 and x86-64 baseline copies of the loops give the same bits", {
+    skip: bothIsas ? false : "CPU without AVX2 or addon without kernelIsa",
+  }, () => {
+    const setIsa = isa!;
+    const n = 70_001;
+    try {
+      for (const dtype of ["float32", "float64"] as const) {
+        for (const [name, options] of [
+          ["adam", {}],
+          ["amsgrad", {}],
+          ["rmsprop", { centered: true }],
+          ["adagrad", {}],
+          ["momentum", {}],
+          ["nesterov", {}],
+        ] as const) {
+          setIsa("avx2");
+          const wide = run(name, { lr: 0.1, ...options }, portableWithKernels!, dtype, n);
+          setIsa("baseline");
+          assert.equal(setIsa(), "baseline");
+          assertSame(
+            run(name, { lr: 0.1, ...options }, portableWithKernels!, dtype, n),
+            wide,
+            `${name} ${JSON.stringify(options)} ${dtype}`,
+          );
+        }
+      }
+      assert.throws(() => setIsa("sse9" as "avx2"), /argument 'name' must be "avx2" or "baseline", got "sse9"/);
+    } finally {
+      setIsa("avx2");
+    }
+  });
+
   it("ReLU forward, backward and JVP (float32 and float64, NaN and −0 included)", () => {
     const spec: ModelSpecInput = { input: [50_000], layers: [{ type: "relu" }] };
     for (const dtype of ["float32", "float64"] as const) {
@@ -104,6 +146,95 @@ describe("native element-wise kernels equal the portable loops bit for bit", { s
       assertSame(results[1], results[0], dtype);
       assert.ok(Object.is(results[1][0][1], 0), "relu(−0) is +0");
     }
+  });
+
+  it("addFinite equals w + u of the portable loop and flags any ±∞ or NaN; allFinite agrees, at every ISA and thread count", () => {
+    const k = kernels!.kernels!;
+    assert.ok(k.addFinite && k.allFinite, "addon has addFinite and allFinite");
+    const isas = native!.raw.kernelIsa?.() === "avx2" ? (["avx2", "baseline"] as const) : ([null] as const);
+    const threads = native!.threads;
+    try {
+      for (const n of [1000, 70_001]) {
+        for (const dtype of ["float32", "float64"] as const) {
+          const rng = new Rng(5);
+          const w0 = convert(randomArray(n, rng), dtype);
+          const u = convert(randomArray(n, rng), dtype);
+          const want = convert(Array.from(w0), dtype);
+          for (let i = 0; i < n; i++) want[i] += u[i];
+          for (const isa of isas) {
+            if (isa) native!.raw.kernelIsa!(isa);
+            for (const t of [1, 2]) {
+              native!.setThreads(t);
+              const w = w0.slice();
+              assert.equal(k.addFinite!(n, w, u), true, `${dtype} n=${n} ${isa} ${t}T: finite`);
+              assertSame([Array.from(w)], [Array.from(want)], `${dtype} n=${n} ${isa} ${t}T`);
+              assert.equal(k.allFinite!(n, w), true);
+              // One bad entry anywhere (first, middle, last block) is found, by both kernels.
+              for (const [at, bad] of [
+                [0, Number.NaN],
+                [n >> 1, Number.POSITIVE_INFINITY],
+                [n - 1, Number.NEGATIVE_INFINITY],
+              ] as const) {
+                const x = w0.slice();
+                x[at] = bad;
+                assert.equal(k.allFinite!(n, x), false, `allFinite misses ${bad} at ${at}`);
+                assert.equal(k.addFinite!(n, x, u), false, `addFinite misses ${bad} at ${at}`);
+              }
+              // Overflow of the sum itself (float32: 3e38 + 3e38 = ∞).
+              const big = convert([dtype === "float32" ? 3e38 : 1.7e308, 1], dtype);
+              assert.equal(k.addFinite!(2, big, big.slice()), false, "overflow to ∞");
+            }
+          }
+        }
+      }
+    } finally {
+      native!.setThreads(threads);
+      if (isas[0]) native!.raw.kernelIsa!("avx2");
+    }
+  });
+
+  it("the trainer's fused update-and-check stops at, or undoes, a step that makes a parameter infinite", () => {
+    // A transformation that sends the last parameter to +∞ on the third step: the loss and gradient
+    // stay finite, so only the check of w after the update (addFinite on this backend) can see it.
+    const poison: GradientTransformation = {
+      name: "poison",
+      init: () => ({}),
+      update(u, state, _w, ctx) {
+        if (ctx.step === 2) u[u.length - 1] = Number.POSITIVE_INFINITY;
+        return state;
+      },
+    };
+    const spec: ModelSpecInput = { input: [20], layers: [{ type: "dense", units: 200 }, { type: "tanh" }, { type: "dense", units: 3 }] };
+    const rng = new Rng(4);
+    const x = new Float32Array(32 * 20).map(() => rng.normal());
+    const labels = new Int32Array(32).map((_, i) => i % 3);
+    const batch = fullBatch(createDataset({ name: "toy", inputShape: [20], x, labels, classes: 3 }), "float32");
+    let fused = 0;
+    const k = kernels!.kernels!;
+    const spied = { ...k, addFinite: (n: number, w: FloatArray, u: FloatArray) => (fused++, k.addFinite!(n, w, u)) };
+    const backend = Object.create(kernels!, { kernels: { value: spied } }) as Backend;
+    for (const onNaN of ["stop", "skip"] as const) {
+      const chain = createChain(spec, { dtype: "float32", backend });
+      assert.ok(chain.paramSize >= 2048, "large enough for the native kernel");
+      const optimizer = chainTransforms(createOptimizer("sgd", { lr: 0.1 }), poison);
+      const t = new Trainer(
+        { chain, objective: createObjective("logistic"), optimizer, batchSize: 32, seed: 0, onNaN },
+        { params: chain.initParams(0) },
+      );
+      t.trainStep(batch);
+      t.trainStep(batch);
+      const before = t.w.slice();
+      if (onNaN === "stop")
+        assert.throws(
+          () => t.trainStep(batch),
+          (e: unknown) => e instanceof NumericalFaultError && /^non-finite parameters at step 3 /.test(e.message),
+        );
+      else {
+        assert.equal(t.trainStep(batch).skipped, true);
+        assertSame([Array.from(t.w)], [Array.from(before)], "skip restores w");
+      }
+    }
+    assert.equal(fused, 6, "every step applied its update through addFinite");
   });
 
   it("rejects arrays of mixed precision or too short, naming the argument", () => {

@@ -1,14 +1,18 @@
-// chainopt_kernels: multi-threaded element-wise kernels (optimizer updates, ReLU) for the addon.
+// chainopt_kernels: multi-threaded element-wise kernels (optimizer updates, ReLU, finiteness
+// checks, the softmax cross-entropy) for the addon.
 //
 // Design notes
 // - Every kernel is a loop over independent entries: entry i reads and writes only index i, so
-//   the result does not depend on the thread count or the partition at all (no reductions here).
+//   the result does not depend on the thread count or the partition at all (the only reductions
+//   are the finiteness checks' ORs).
 //   The partition is OpenMP's static schedule: contiguous equal blocks, one per thread.
 // - Arrays below kParallelMin entries run on the calling thread (a fork/join costs a few µs).
-// - Arithmetic mirrors chainopt's TypeScript loops operation for operation: doubles for every
-//   intermediate, one rounding to the array's precision per store, the same association
-//   (JS's `c * g * g` is (c·g)·g), so that a native update equals the portable one bit for bit
-//   (compiled with -ffp-contract=off: no fused multiply-add).
+// - Arithmetic mirrors chainopt's TypeScript loops operation for operation, with the same
+//   association (JS's `c * g * g` is (c·g)·g), so that a native update equals the portable one bit
+//   for bit (compiled with -ffp-contract=off: no fused multiply-add). Float64 arrays and the
+//   momentum/ReLU loops compute in doubles with one rounding per store; the adaptive optimizers
+//   compute float32 arrays in float32 (see below), which the portable loops emulate with Math.fround.
+// - Each loop exists for the x86-64 baseline and for AVX2, chosen at run time (same bits).
 // - OpenMP is the same runtime oneDNN uses; see docs/performance.md for the threading policy.
 // - Exception: logisticLoss (softmax cross-entropy) works row by row and sums the rows' losses in
 //   row order on the calling thread (still thread-count independent), and its exp/log are the C
@@ -16,6 +20,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -99,18 +104,100 @@ T* P(const Arr& a) {
   return a.present ? static_cast<T*>(a.data) : nullptr;
 }
 
+// Runtime ISA dispatch. Every element-wise loop is compiled twice: for the x86-64 baseline
+// (SSE2) and for AVX2 (`target("avx2")`, which the OpenMP outlined body inherits), and the AVX2
+// copy runs when the CPU has it. Only correctly rounded IEEE operations (+ − × ÷ √, conversions)
+// occur and contraction is off (-ffp-contract=off: no fused multiply-add), so both copies give the
+// same bits; the `kernelIsa` entry forces one (tests compare them).
+#if defined(__x86_64__) || defined(__i386__)
+#define CHAINOPT_X86 1
+#endif
+
+bool DetectAvx2() {
+#ifdef CHAINOPT_X86
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2");
+#else
+  return false;
+#endif
+}
+const bool kHasAvx2 = DetectAvx2();
+bool use_avx2 = kHasAvx2;
+
+// body(i) for i in [0, n): a static OpenMP partition (contiguous equal blocks) from kParallelMin
+// entries on, the calling thread below.
+template <typename Body>
+void ForBaseline(int64_t n, const Body& body) {
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; i++) body(i);
+}
+
+#ifdef CHAINOPT_X86
+template <typename Body>
+__attribute__((target("avx2"))) void ForAvx2(int64_t n, const Body& body) {
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; i++) body(i);
+}
+#endif
+
+template <typename Body>
+inline void For(int64_t n, const Body& body) {
+#ifdef CHAINOPT_X86
+  if (use_avx2) return ForAvx2(n, body);
+#endif
+  ForBaseline(n, body);
+}
+
+// OR of body(i) over i in [0, n) (body returns 0 or 1), partitioned as For. An OR does not
+// depend on the order of the partial results.
+template <typename Body>
+int AnyBaseline(int64_t n, const Body& body) {
+  int any = 0;
+#pragma omp parallel for schedule(static) reduction(| : any) if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; i++) any |= body(i);
+  return any;
+}
+
+#ifdef CHAINOPT_X86
+template <typename Body>
+__attribute__((target("avx2"))) int AnyAvx2(int64_t n, const Body& body) {
+  int any = 0;
+#pragma omp parallel for schedule(static) reduction(| : any) if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; i++) any |= body(i);
+  return any;
+}
+#endif
+
+template <typename Body>
+inline int Any(int64_t n, const Body& body) {
+#ifdef CHAINOPT_X86
+  if (use_avx2) return AnyAvx2(n, body);
+#endif
+  return AnyBaseline(n, body);
+}
+
+// The bodies below are always_inline lambdas so that they are compiled into (and vectorized with)
+// each copy of the loop.
+#define CHAINOPT_BODY(...) [=](int64_t i) __attribute__((always_inline)) { __VA_ARGS__ }
+
+// Arithmetic of the adaptive optimizers. Float64 arrays: doubles throughout. Float32 arrays:
+// float32 throughout (the hyper-parameters rounded to float32 once), as PyTorch and Optax update
+// float32 parameters; each operation is one correctly rounded float32 operation, which the
+// portable loops of src/optim/adaptive.ts reproduce with Math.fround, so both agree bit for bit.
+
 // Adam / AMSGrad (Kingma & Ba, ICLR 2015, Alg. 1; AMSGrad in PyTorch's form), the loop of
 // scaleByAdam in src/optim/adaptive.ts: m ← β₁m + c₁g, v ← β₂v + (c₂g)g, [v_max ← max(v_max, v)],
-// u ← m / bc₁ / (√v / √bc₂ + ε). The variants are compile-time (AMS) so that each loop has no
-// branch and vectorizes; the arrays must be distinct (__restrict: they are separate state buffers).
+// u ← (m / bc₁) / (√v / √bc₂ + ε). The variants are compile-time (AMS) so that each loop has no
+// branch and vectorizes; the arrays are distinct state buffers.
 template <typename T, bool AMS>
-void AdamLoop(int64_t n, T* __restrict u, T* __restrict m, T* __restrict v, T* __restrict vmax, double b1, double c1, double b2,
-              double c2, double bc1, double bc2s, double eps) {
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; i++) {
-    const double g = u[i];
-    const T mi = static_cast<T>(b1 * static_cast<double>(m[i]) + c1 * g);
-    const T vi = static_cast<T>(b2 * static_cast<double>(v[i]) + c2 * g * g);
+void AdamLoop(int64_t n, T* __restrict u, T* __restrict m, T* __restrict v, T* __restrict vmax, double b1d, double c1d, double b2d,
+              double c2d, double bc1d, double bc2sd, double epsd) {
+  const T b1 = static_cast<T>(b1d), c1 = static_cast<T>(c1d), b2 = static_cast<T>(b2d), c2 = static_cast<T>(c2d);
+  const T bc1 = static_cast<T>(bc1d), bc2s = static_cast<T>(bc2sd), eps = static_cast<T>(epsd);
+  For(n, CHAINOPT_BODY({
+    const T g = u[i];
+    const T mi = b1 * m[i] + c1 * g;
+    const T vi = b2 * v[i] + (c2 * g) * g;
     m[i] = mi;
     v[i] = vi;
     T d = vi;
@@ -119,8 +206,8 @@ void AdamLoop(int64_t n, T* __restrict u, T* __restrict m, T* __restrict v, T* _
       d = !(vi <= old) ? vi : old;  // propagates NaN, like torch.maximum
       vmax[i] = d;
     }
-    u[i] = static_cast<T>(static_cast<double>(mi) / bc1 / (std::sqrt(static_cast<double>(d)) / bc2s + eps));
-  }
+    u[i] = (mi / bc1) / (std::sqrt(d) / bc2s + eps);
+  }));
 }
 
 template <typename T>
@@ -129,23 +216,23 @@ void Adam(int64_t n, T* u, T* m, T* v, T* vmax, double b1, double c1, double b2,
   else AdamLoop<T, false>(n, u, m, v, nullptr, b1, c1, b2, c2, bc1, bc2s, eps);
 }
 
-// RMSprop (Tieleman & Hinton 2012, PyTorch form), scaleByRms: ν ← ρν + (1−ρ)g·g, [μ ← ρμ + (1−ρ)g],
-// u ← g / (√(ν [− μ²]) + ε).
+// RMSprop (Tieleman & Hinton 2012, PyTorch form), scaleByRms: ν ← ρν + ((1−ρ)g)g, [μ ← ρμ + (1−ρ)g],
+// u ← g / (√(ν [− μ·μ]) + ε).
 template <typename T, bool CENTERED>
-void RmsLoop(int64_t n, T* __restrict u, T* __restrict nu, T* __restrict mu, double rho, double one, double eps) {
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; i++) {
-    const double g = u[i];
-    const T ni = static_cast<T>(rho * static_cast<double>(nu[i]) + one * g * g);
+void RmsLoop(int64_t n, T* __restrict u, T* __restrict nu, T* __restrict mu, double rhod, double oned, double epsd) {
+  const T rho = static_cast<T>(rhod), one = static_cast<T>(oned), eps = static_cast<T>(epsd);
+  For(n, CHAINOPT_BODY({
+    const T g = u[i];
+    const T ni = rho * nu[i] + (one * g) * g;
     nu[i] = ni;
-    double var = ni;
+    T var = ni;
     if (CENTERED) {
-      const T mi = static_cast<T>(rho * static_cast<double>(mu[i]) + one * g);
+      const T mi = rho * mu[i] + one * g;
       mu[i] = mi;
-      var = static_cast<double>(ni) - static_cast<double>(mi) * static_cast<double>(mi);
+      var = ni - mi * mi;
     }
-    u[i] = static_cast<T>(g / (std::sqrt(var) + eps));
-  }
+    u[i] = g / (std::sqrt(var) + eps);
+  }));
 }
 
 template <typename T>
@@ -156,28 +243,29 @@ void Rms(int64_t n, T* u, T* nu, T* mu, double rho, double one, double eps) {
 
 // AdaGrad (Duchi, Hazan & Singer 2011), scaleByRss: s ← s + g·g, u ← g / (√s + δ).
 template <typename T>
-void Rss(int64_t n, T* __restrict u, T* __restrict s, double eps) {
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; i++) {
-    const double g = u[i];
-    const T si = static_cast<T>(static_cast<double>(s[i]) + g * g);
+void Rss(int64_t n, T* __restrict u, T* __restrict s, double epsd) {
+  const T eps = static_cast<T>(epsd);
+  For(n, CHAINOPT_BODY({
+    const T g = u[i];
+    const T si = s[i] + g * g;
     s[i] = si;
-    u[i] = static_cast<T>(g / (std::sqrt(static_cast<double>(si)) + eps));
-  }
+    u[i] = g / (std::sqrt(si) + eps);
+  }));
 }
 
 // Heavy-ball momentum, PyTorch form (traceMomentum): v ← g on the first step, else v ← μv + (1−d)g
 // with two roundings, as the portable scal-then-axpy of src/core/kernels.ts (v ← μv, then
-// v ← v + (1−d)g); u ← v, or u ← g + μv with Nesterov.
+// v ← v + (1−d)g), in doubles like those BLAS-style kernels (μ and 1−d are not rounded to the
+// array's precision); u ← v, or u ← g + μv with Nesterov. Memory-bound: float32 arithmetic would
+// not make it faster.
 template <typename T, bool FIRST, bool NESTEROV>
 void MomentumLoop(int64_t n, T* __restrict u, T* __restrict v, double mu, double keep) {
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; i++) {
+  For(n, CHAINOPT_BODY({
     const double g = u[i];
     const T vi = FIRST ? static_cast<T>(g) : static_cast<T>(static_cast<double>(static_cast<T>(mu * static_cast<double>(v[i]))) + keep * g);
     v[i] = vi;
     u[i] = NESTEROV ? static_cast<T>(g + mu * static_cast<double>(vi)) : vi;
-  }
+  }));
 }
 
 template <typename T>
@@ -194,19 +282,48 @@ void Momentum(int64_t n, T* u, T* v, double mu, double keep, bool first, bool ne
 // ReLU y = x > 0 ? x : 0 (NaN and −0 give +0, as the TypeScript kernel).
 template <typename T>
 void ReluForward(int64_t n, const T* x, T* y) {
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : T(0);
+  For(n, CHAINOPT_BODY({ y[i] = x[i] > 0 ? x[i] : T(0); }));
 }
 
 // ReLU's derivative applied to v: out = x > 0 ? v : 0 (VJP and JVP alike, the Jacobian is diagonal).
 template <typename T>
 void ReluBackward(int64_t n, const T* x, const T* v, T* out) {
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; i++) {
+  For(n, CHAINOPT_BODY({
     const T xi = x[i];
     const T vi = v[i];  // loaded unconditionally, so that the select vectorizes
     out[i] = xi > 0 ? vi : T(0);
-  }
+  }));
+}
+
+// 1 when x is ±∞ or NaN: all exponent bits set (IEEE 754 binary32/binary64), an integer test
+// that vectorizes (a floating-point test would need -ffast-math to vectorize its reduction).
+inline int NonFinite(float x) {
+  uint32_t b;
+  std::memcpy(&b, &x, sizeof b);
+  return (b & 0x7f800000u) == 0x7f800000u;
+}
+inline int NonFinite(double x) {
+  uint64_t b;
+  std::memcpy(&b, &x, sizeof b);
+  return (b & 0x7ff0000000000000ull) == 0x7ff0000000000000ull;
+}
+
+// w ← w + u (Optax's apply_updates; one rounding, the bits of BLAS axpy with α = 1 and of the
+// portable loop), returning 1 when some entry of the new w is not finite: the trainer's check of
+// the parameters rides on the pass that writes them instead of reading them again.
+template <typename T>
+int AddNonFinite(int64_t n, T* __restrict w, const T* __restrict u) {
+  return Any(n, [=](int64_t i) __attribute__((always_inline)) {
+    const T wi = w[i] + u[i];
+    w[i] = wi;
+    return NonFinite(wi);
+  });
+}
+
+// 1 when some entry of x is not finite.
+template <typename T>
+int AnyNonFinite(int64_t n, const T* x) {
+  return Any(n, [=](int64_t i) __attribute__((always_inline)) { return NonFinite(x[i]); });
 }
 
 // adamUpdate(n, u, m, v, vmax | null, b1, c1, b2, c2, bc1, bc2Sqrt, eps)
@@ -289,6 +406,43 @@ napi_value MomentumEntry(napi_env env, napi_callback_info info) {
   if (u.type == napi_float32_array) Momentum<float>(n, P<float>(u), P<float>(v), mu, keep, first, nesterov);
   else Momentum<double>(n, P<double>(u), P<double>(v), mu, keep, first, nesterov);
   return nullptr;
+}
+
+napi_value Bool(napi_env env, bool b) {
+  napi_value out;
+  napi_get_boolean(env, b, &out);
+  return out;
+}
+
+// addFinite(n, w, u) → whether every entry of w ← w + u is finite.
+napi_value AddFiniteEntry(napi_env env, napi_callback_info info) {
+  const char* fn = "addFinite";
+  size_t argc = 3;
+  napi_value a[3];
+  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
+  if (argc < 3) return Fail(env, fn, "expected 3 arguments (n, w, u)"), nullptr;
+  int64_t n;
+  Arr w, u;
+  if (!GetN(env, a[0], fn, &n) || !GetFloat(env, a[1], fn, "w", false, &w) || !GetFloat(env, a[2], fn, "u", false, &u) ||
+      !Same(env, fn, n, {{"w", &w}, {"u", &u}})) {
+    return nullptr;
+  }
+  const int bad = w.type == napi_float32_array ? AddNonFinite<float>(n, P<float>(w), P<float>(u)) : AddNonFinite<double>(n, P<double>(w), P<double>(u));
+  return Bool(env, bad == 0);
+}
+
+// allFinite(n, x) → whether every entry of x is finite.
+napi_value AllFiniteEntry(napi_env env, napi_callback_info info) {
+  const char* fn = "allFinite";
+  size_t argc = 2;
+  napi_value a[2];
+  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
+  if (argc < 2) return Fail(env, fn, "expected 2 arguments (n, x)"), nullptr;
+  int64_t n;
+  Arr x;
+  if (!GetN(env, a[0], fn, &n) || !GetFloat(env, a[1], fn, "x", false, &x) || !Same(env, fn, n, {{"x", &x}})) return nullptr;
+  const int bad = x.type == napi_float32_array ? AnyNonFinite<float>(n, P<float>(x)) : AnyNonFinite<double>(n, P<double>(x));
+  return Bool(env, bad == 0);
 }
 
 // reluForward(n, x, y)
@@ -393,6 +547,35 @@ napi_value LogisticEntry(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// kernelIsa([name]) → the instruction set the element-wise loops use ("avx2" or "baseline");
+// with a name, switches to it first ("avx2" only where the CPU has it). For tests and benchmarks.
+napi_value KernelIsaEntry(napi_env env, napi_callback_info info) {
+  const char* fn = "kernelIsa";
+  size_t argc = 1;
+  napi_value a[1];
+  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
+  napi_valuetype vt = napi_undefined;
+  if (argc >= 1) napi_typeof(env, a[0], &vt);
+  if (vt != napi_undefined) {
+    char name[16] = {0};
+    size_t len = 0;
+    if (vt != napi_string || napi_get_value_string_utf8(env, a[0], name, sizeof(name), &len) != napi_ok)
+      return Fail(env, fn, "argument 'name' must be \"avx2\" or \"baseline\""), nullptr;
+    const std::string want(name, len);
+    if (want == "baseline") use_avx2 = false;
+    else if (want == "avx2") {
+      if (!kHasAvx2) {
+        napi_throw_error(env, "ERR_CHAINOPT_ISA", "kernelIsa: this CPU has no AVX2");
+        return nullptr;
+      }
+      use_avx2 = true;
+    } else return Fail(env, fn, "argument 'name' must be \"avx2\" or \"baseline\", got \"" + want + "\""), nullptr;
+  }
+  napi_value out;
+  napi_create_string_utf8(env, use_avx2 ? "avx2" : "baseline", NAPI_AUTO_LENGTH, &out);
+  return out;
+}
+
 napi_value OmpThreadsEntry(napi_env env, napi_callback_info) {
   napi_value out;
   napi_create_int32(env, GetOmpThreads(), &out);
@@ -423,9 +606,12 @@ void RegisterKernels(napi_env env, napi_value exports) {
       {"rmsUpdate", nullptr, RmsEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"rssUpdate", nullptr, RssEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"momentumUpdate", nullptr, MomentumEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"addFinite", nullptr, AddFiniteEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"allFinite", nullptr, AllFiniteEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"reluForward", nullptr, ReluForwardEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"reluBackward", nullptr, ReluBackwardEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"logisticLoss", nullptr, LogisticEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"kernelIsa", nullptr, KernelIsaEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"getOmpThreads", nullptr, OmpThreadsEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

@@ -222,4 +222,12 @@ export interface ElementwiseKernels {
    * thread count. Absent from addons built before it.
    */
   logistic?(n: number, k: number, output: FloatArray, labels: Int32Array, grad: FloatArray | null): number;
+  /**
+   * w ← w + u (one rounding per entry, the bits of axpy with α = 1), returning whether every entry
+   * of the new w is finite: applying an update and checking the parameters in one pass. Absent from
+   * addons built before it.
+   */
+  addFinite?(n: number, w: FloatArray, u: FloatArray): boolean;
+  /** Whether every one of the first n entries of x is finite. Absent from addons built before it. */
+  allFinite?(n: number, x: FloatArray): boolean;
 }

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -98,7 +98,11 @@ export interface NativeBlasBinding {
   reluForward?: ElementwiseKernels["reluForward"];
   reluBackward?: ElementwiseKernels["reluBackward"];
   logisticLoss?: ElementwiseKernels["logistic"];
+  addFinite?: ElementwiseKernels["addFinite"];
+  allFinite?: ElementwiseKernels["allFinite"];
   getOmpThreads?(): number;
+  /** The instruction set of the element-wise loops ("avx2" or "baseline"); with a name, switches first (absent from older addons). */
+  kernelIsa?(name?: "avx2" | "baseline"): "avx2" | "baseline";
   // oneDNN (native/src/chainopt_dnn.cc): present only when the addon was built with oneDNN.
   readonly dnnlVersion?: string;
   dnnConvForward?(g: Int32Array, x: Float32Array, w: Float32Array, b: Float32Array | null, y: Float32Array): void;
@@ -219,7 +223,7 @@ function dnnPrimitives(b: NativeBlasBinding): DnnPrimitives | undefined {
 
 /** The element-wise kernels of an addon that has them. */
 function elementwiseKernels(b: NativeBlasBinding): ElementwiseKernels | undefined {
-  const { adamUpdate, rmsUpdate, rssUpdate, momentumUpdate, reluForward, reluBackward, logisticLoss } = b;
+  const { adamUpdate, rmsUpdate, rssUpdate, momentumUpdate, reluForward, reluBackward, logisticLoss, addFinite, allFinite } = b;
   if (!adamUpdate || !rmsUpdate || !rssUpdate || !momentumUpdate || !reluForward || !reluBackward) return undefined;
   const kernels: ElementwiseKernels = {
     adam: adamUpdate,
@@ -229,7 +233,12 @@ function elementwiseKernels(b: NativeBlasBinding): ElementwiseKernels | undefine
     reluForward,
     reluBackward,
   };
-  return logisticLoss ? { ...kernels, logistic: logisticLoss } : kernels;
+  return {
+    ...kernels,
+    ...(logisticLoss ? { logistic: logisticLoss } : {}),
+    ...(addFinite ? { addFinite } : {}),
+    ...(allFinite ? { allFinite } : {}),
+  };
 }
 
 /** The interface version of the addon this code was written for (`kAbi` in chainopt_blas.cc). */
@@ -252,6 +261,8 @@ export interface BlasInfo {
   ompThreads: number | null;
   /** The threading policy in effect (docs/performance.md, "Threading policy"). */
   policy: string;
+  /** The instruction set the element-wise kernels run with ("avx2" or "baseline" x86-64; null for an addon without kernels). */
+  kernelIsa: "avx2" | "baseline" | null;
   /** Path of the loaded addon. */
   addonPath: string;
 }
@@ -338,6 +349,7 @@ export class NativeBackend implements Backend {
       libraryPath: this.binding.getBlasLibrary?.() || null,
       ompThreads: this.binding.getThreadCounts?.().openmp ?? this.binding.getOmpThreads?.() ?? null,
       policy: threadingPolicy(parallel),
+      kernelIsa: this.binding.kernelIsa?.() ?? null,
       addonPath: this.addonPath,
     };
   }
@@ -469,6 +481,33 @@ let cached: { backend: NativeBackend | null; error: string | null } | undefined;
 const setByLoader: Record<string, string> = {};
 
 /**
+ * libgomp's spin count with one pool: about 0.1 ms of spinning on this project's machine before a
+ * worker sleeps (libgomp's own default is 300 000). Measured in docs/performance.md ("Threading
+ * policy"): the MLP step at 2 threads, interleaved runs, median 4.2 ms against 4.9 ms waiting passively.
+ */
+export const ONE_POOL_SPINCOUNT = "100000";
+
+/**
+ * The OpenBLAS build the addon was linked to, as scripts/build-native.mjs recorded it next to the
+ * addon (`chainopt_blas.json`: {"openblas": "openmp" | "pthreads" | …, "size", "mtimeMs"}); null
+ * when there is no record or it belongs to another file (an addon rebuilt by hand).
+ */
+export function recordedOpenBlasBuild(addonPath: string): string | null {
+  try {
+    const record = JSON.parse(readFileSync(addonPath.replace(/\.node$/, ".json"), "utf8")) as {
+      openblas?: unknown;
+      size?: unknown;
+      mtimeMs?: unknown;
+    };
+    const stat = statSync(addonPath);
+    if (record.size !== stat.size || record.mtimeMs !== stat.mtimeMs || typeof record.openblas !== "string") return null;
+    return record.openblas;
+  } catch {
+    return null;
+  }
+}
+
+/**
  * `env` without the threading defaults {@link loadNativeBackend} put into this process's
  * environment, for child processes that must see the user's environment only (e.g. PyTorch in
  * the benchmarks, whose own OpenBLAS and OpenMP would otherwise inherit chainopt's wait policies).
@@ -516,11 +555,15 @@ export function loadNativeBackend(): NativeBackend | null {
     return null;
   }
   try {
-    // OpenMP (oneDNN and the element-wise kernels) waits passively between parallel regions, so that
-    // its idle threads do not spin against OpenBLAS's (docs/performance.md). Read when libgomp loads.
-    // A user's GOMP_SPINCOUNT (libgomp: spin that many iterations, then sleep) counts as a choice too.
-    if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined)
-      setByLoader.OMP_WAIT_POLICY = process.env.OMP_WAIT_POLICY = "PASSIVE";
+    // How OpenMP's idle threads wait (docs/performance.md, "Threading policy"; read when libgomp
+    // loads, so before the addon). One pool (OpenBLAS's OpenMP build): spin GOMP_SPINCOUNT
+    // iterations, then sleep, so that the next parallel region of the same step finds its threads
+    // awake. Two pools (the pthreads build) or an unknown build: wait passively, so that OpenMP's
+    // idle threads never spin against OpenBLAS's. A user's OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
+    if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) {
+      if (recordedOpenBlasBuild(path) === "openmp") setByLoader.GOMP_SPINCOUNT = process.env.GOMP_SPINCOUNT = ONE_POOL_SPINCOUNT;
+      else setByLoader.OMP_WAIT_POLICY = process.env.OMP_WAIT_POLICY = "PASSIVE";
+    }
     // The same for OpenBLAS's pthreads build: its idle workers sleep after 2^4 cycles instead of
     // spinning for 2^28 (read when libopenblas loads; the OpenMP build ignores it).
     if (process.env.OPENBLAS_THREAD_TIMEOUT === undefined) setByLoader.OPENBLAS_THREAD_TIMEOUT = process.env.OPENBLAS_THREAD_TIMEOUT = "4";

@@ -1,6 +1,6 @@
 import type { Backend } from "../core/backend.js";
 import type { FloatArray } from "../core/dtype.js";
-import { axpyInto, scalInPlace } from "../core/kernels.js";
+import { allFiniteOf, axpyInto, NATIVE_MIN_LENGTH, scalInPlace } from "../core/kernels.js";
 import type { Schedule } from "./schedules.js";
 
 // Optimizers as composable gradient transformations, in the style of Optax (Babuschkin et al.,
@@ -154,6 +154,20 @@ export function scaleBySchedule(schedule: Schedule): GradientTransformation<Empt
       return state;
     },
   };
+}
+
+/**
+ * w ← w + updates like {@link applyUpdates}, returning whether every entry of the new w is finite;
+ * on a backend with the `addFinite` kernel both happen in one pass over w (the trainer's check of
+ * the parameters after each step). Same bits as applyUpdates.
+ */
+export function applyUpdatesFinite(params: FloatArray, updates: FloatArray, backend: Backend): boolean {
+  if (updates.length !== params.length) throw new Error(`applyUpdates: ${updates.length} updates for ${params.length} parameters`);
+  const k = backend.kernels;
+  if (k?.addFinite && params.length >= NATIVE_MIN_LENGTH && params instanceof Float32Array === updates instanceof Float32Array)
+    return k.addFinite(params.length, params, updates);
+  applyUpdates(params, updates, backend);
+  return allFiniteOf(backend, params.length, params);
 }
 
 /** w ← w + updates (Optax's `apply_updates`), in place of `params`, on `backend`'s kernels (the chain's). */

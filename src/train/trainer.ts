@@ -8,7 +8,14 @@ import type { Batch } from "../objectives/batch.js";
 import type { Objective } from "../objectives/objective.js";
 import { type AverageState, createAverage, type IterateAverage } from "../optim/averaging.js";
 import { EarlyStopping, type EarlyStoppingState } from "../optim/early-stopping.js";
-import { applyUpdates, type GradientTransformation, type LearningRate, learningRateAt, type StateTree } from "../optim/transform.js";
+import {
+  applyUpdates,
+  applyUpdatesFinite,
+  type GradientTransformation,
+  type LearningRate,
+  learningRateAt,
+  type StateTree,
+} from "../optim/transform.js";
 import { objectiveValue, valueAndGradient } from "../oracles/first-order.js";
 import type { DataParallel } from "./data-parallel.js";
 import { type Evaluation, evaluateDataset } from "./evaluate.js";
@@ -346,8 +353,10 @@ export class Trainer {
       backend: this.chain.backend,
       objective: lineObjective,
     });
-    applyUpdates(this.w, grad, this.chain.backend);
-    if (!this.parametersFinite()) {
+    // Without a projection the check of w rides on the pass that updates it.
+    const wFinite = this.options.projection ? undefined : applyUpdatesFinite(this.w, grad, this.chain.backend);
+    if (wFinite === undefined) applyUpdates(this.w, grad, this.chain.backend);
+    if (!this.parametersFinite(wFinite)) {
       if (skip) return this.skipStep(loss, gradNorm);
       throw this.fault("parameters", batch);
     }
@@ -355,10 +364,10 @@ export class Trainer {
     return { loss, gradNorm, skipped: false };
   }
 
-  /** Projects (when configured), checks w and the state, then updates the average and the counter. */
-  private parametersFinite(): boolean {
+  /** Projects (when configured), then checks w (unless `wFinite` already says) and the state. */
+  private parametersFinite(wFinite?: boolean): boolean {
     this.options.projection?.(this.w);
-    return this.finite(this.w) && this.finite(this.state);
+    return (wFinite ?? this.finite(this.w)) && this.finite(this.state);
   }
 
   /** True when every entry of x is finite (on the chain's backend). */

@@ -126,6 +126,12 @@ function formatReport(r: DoctorReport): string {
     );
     row("threading", r.blas.policy);
     row("thread counts", `OpenBLAS ${r.blas.threads}, OpenMP ${r.blas.ompThreads ?? "n/a"}`);
+    row(
+      "element-wise kernels",
+      r.blas.kernelIsa === null
+        ? "none (addon without kernels; rebuild it)"
+        : `${r.blas.kernelIsa === "avx2" ? "AVX2" : "x86-64 baseline"} loops`,
+    );
     row("BLAS config", r.blas.config);
     row("BLAS core", r.blas.coreName);
   }
