@@ -5,6 +5,7 @@ import {
   type Backend,
   chain as chainTransforms,
   convert,
+  createAverage,
   createChain,
   createDataset,
   createObjective,
@@ -193,6 +194,51 @@ describe("native element-wise kernels equal the portable loops bit for bit", { s
     }
   });
 
+  it("clipping by value and iterate averaging (Polyak, EMA) equal the portable loops bit for bit, at every ISA and thread count", () => {
+    const isas = native!.raw.kernelIsa?.() === "avx2" ? (["avx2", "baseline"] as const) : ([null] as const);
+    const threads = native!.threads;
+    /** Three clipping steps and five averaging steps on fixed random iterates; the outputs. */
+    const runAll = (backend: Backend, dtype: "float32" | "float64", n: number): number[][] => {
+      const rng = new Rng(8);
+      const out: number[][] = [];
+      const clip = createOptimizer("sgd", { lr: 1, clipValue: 0.7 });
+      let s = clip.init(convert(randomArray(n, rng), dtype));
+      for (let step = 0; step < 3; step++) {
+        const u = convert(randomArray(n, rng, 2), dtype);
+        u[3] = Number.NaN;
+        s = clip.update(u, s, u, { step, backend });
+        out.push(Array.from(u));
+      }
+      for (const kind of ["polyak", "ema"] as const) {
+        const w = convert(randomArray(n, rng), dtype);
+        const avg = createAverage(kind, w, { decay: 0.9, backend });
+        for (let step = 0; step < 5; step++) {
+          for (let i = 0; i < n; i += 7) w[i] += 0.1 * (step + 1);
+          avg.update(w);
+        }
+        out.push(Array.from(avg.averaged));
+      }
+      return out;
+    };
+    try {
+      for (const n of [5000, 70_001]) {
+        for (const dtype of ["float32", "float64"] as const) {
+          const want = runAll(portable, dtype, n);
+          for (const isa of isas) {
+            if (isa) native!.raw.kernelIsa!(isa);
+            for (const t of [1, 2]) {
+              native!.setThreads(t);
+              assertSame(runAll(portableWithKernels!, dtype, n), want, `${dtype} n=${n} ${isa} ${t}T`);
+            }
+          }
+        }
+      }
+    } finally {
+      native!.setThreads(threads);
+      if (isas[0]) native!.raw.kernelIsa!("avx2");
+    }
+  });
+
   it("the trainer's fused update-and-check stops at, or undoes, a step that makes a parameter infinite", () => {
     // A transformation that sends the last parameter to +∞ on the third step: the loss and gradient
     // stay finite, so only the check of w after the update (addFinite on this backend) can see it.
@@ -211,7 +257,13 @@ describe("native element-wise kernels equal the portable loops bit for bit", { s
     const batch = fullBatch(createDataset({ name: "toy", inputShape: [20], x, labels, classes: 3 }), "float32");
     let fused = 0;
     const k = kernels!.kernels!;
-    const spied = { ...k, addFinite: (n: number, w: FloatArray, u: FloatArray) => (fused++, k.addFinite!(n, w, u)) };
+    const spied = {
+      ...k,
+      addFinite: (n: number, w: FloatArray, u: FloatArray) => {
+        fused++;
+        return k.addFinite!(n, w, u);
+      },
+    };
     const backend = Object.create(kernels!, { kernels: { value: spied } }) as Backend;
     for (const onNaN of ["stop", "skip"] as const) {
       const chain = createChain(spec, { dtype: "float32", backend });

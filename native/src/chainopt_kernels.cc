@@ -279,6 +279,35 @@ void Momentum(int64_t n, T* u, T* v, double mu, double keep, bool first, bool ne
   }
 }
 
+// Clipping by value (clipByValue in src/optim/clipping.ts): u ← c where u > c, −c where u < −c,
+// else u (NaN stays NaN); compared in doubles, c rounded to the array's precision when stored, as
+// in the portable loop.
+template <typename T>
+void ClipValue(int64_t n, T* u, double cd) {
+  const double c = cd;
+  For(n, CHAINOPT_BODY({  // NOLINT: x is kept as is (NaN included) when within [−c, c]
+    const T x = u[i];
+    const double xd = x;
+    u[i] = xd > c ? static_cast<T>(c) : xd < -c ? static_cast<T>(-c) : x;
+  }));
+}
+
+// Iterate averaging (src/optim/averaging.ts), in doubles with one rounding per store like the
+// portable loops. Polyak's incremental mean: a ← a + (w − a)·(1/n); exponential moving average:
+// a ← β·a + (1 − β)·w (b = β, c = 1 − β).
+template <typename T>
+void PolyakUpdate(int64_t n, T* __restrict a, const T* __restrict w, double inv) {
+  For(n, CHAINOPT_BODY({
+    const double ai = a[i];
+    a[i] = static_cast<T>(ai + (static_cast<double>(w[i]) - ai) * inv);
+  }));
+}
+
+template <typename T>
+void EmaUpdate(int64_t n, T* __restrict a, const T* __restrict w, double b, double c) {
+  For(n, CHAINOPT_BODY({ a[i] = static_cast<T>(b * static_cast<double>(a[i]) + c * static_cast<double>(w[i])); }));
+}
+
 // ReLU y = x > 0 ? x : 0 (NaN and −0 give +0, as the TypeScript kernel).
 template <typename T>
 void ReluForward(int64_t n, const T* x, T* y) {
@@ -445,6 +474,48 @@ napi_value AllFiniteEntry(napi_env env, napi_callback_info info) {
   return Bool(env, bad == 0);
 }
 
+// clipValue(n, u, c)
+napi_value ClipValueEntry(napi_env env, napi_callback_info info) {
+  const char* fn = "clipValue";
+  size_t argc = 3;
+  napi_value a[3];
+  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
+  if (argc < 3) return Fail(env, fn, "expected 3 arguments (n, u, c)"), nullptr;
+  int64_t n;
+  Arr u;
+  double c;
+  if (!GetN(env, a[0], fn, &n) || !GetFloat(env, a[1], fn, "u", false, &u) || !GetNum(env, a[2], fn, "c", &c) || !Same(env, fn, n, {{"u", &u}}))
+    return nullptr;
+  if (u.type == napi_float32_array) ClipValue<float>(n, P<float>(u), c);
+  else ClipValue<double>(n, P<double>(u), c);
+  return nullptr;
+}
+
+// averageUpdate(n, a, w, kind, p, q): kind 0 Polyak (p = 1/n), 1 EMA (p = β, q = 1 − β).
+napi_value AverageEntry(napi_env env, napi_callback_info info) {
+  const char* fn = "averageUpdate";
+  size_t argc = 6;
+  napi_value a[6];
+  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
+  if (argc < 6) return Fail(env, fn, "expected 6 arguments (n, a, w, kind, p, q)"), nullptr;
+  int64_t n;
+  Arr avg, w;
+  double kind, p, q;
+  if (!GetN(env, a[0], fn, &n) || !GetFloat(env, a[1], fn, "a", false, &avg) || !GetFloat(env, a[2], fn, "w", false, &w) ||
+      !GetNum(env, a[3], fn, "kind", &kind) || !GetNum(env, a[4], fn, "p", &p) || !GetNum(env, a[5], fn, "q", &q) ||
+      !Same(env, fn, n, {{"a", &avg}, {"w", &w}})) {
+    return nullptr;
+  }
+  if (kind != 0 && kind != 1) return Fail(env, fn, "argument 'kind' must be 0 (Polyak) or 1 (EMA)"), nullptr;
+  const bool f32 = avg.type == napi_float32_array;
+  if (kind == 0) {
+    if (f32) PolyakUpdate<float>(n, P<float>(avg), P<float>(w), p);
+    else PolyakUpdate<double>(n, P<double>(avg), P<double>(w), p);
+  } else if (f32) EmaUpdate<float>(n, P<float>(avg), P<float>(w), p, q);
+  else EmaUpdate<double>(n, P<double>(avg), P<double>(w), p, q);
+  return nullptr;
+}
+
 // reluForward(n, x, y)
 napi_value ReluForwardEntry(napi_env env, napi_callback_info info) {
   const char* fn = "reluForward";
@@ -606,6 +677,8 @@ void RegisterKernels(napi_env env, napi_value exports) {
       {"rmsUpdate", nullptr, RmsEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"rssUpdate", nullptr, RssEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"momentumUpdate", nullptr, MomentumEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"clipValue", nullptr, ClipValueEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"averageUpdate", nullptr, AverageEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"addFinite", nullptr, AddFiniteEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"allFinite", nullptr, AllFiniteEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"reluForward", nullptr, ReluForwardEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

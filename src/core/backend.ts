@@ -230,4 +230,11 @@ export interface ElementwiseKernels {
   addFinite?(n: number, w: FloatArray, u: FloatArray): boolean;
   /** Whether every one of the first n entries of x is finite. Absent from addons built before it. */
   allFinite?(n: number, x: FloatArray): boolean;
+  /** Clipping by value (clipByValue): u ← max(−c, min(c, u)), NaN kept. Absent from addons built before it. */
+  clipValue?(n: number, u: FloatArray, c: number): void;
+  /**
+   * Iterate averaging (src/optim/averaging.ts): kind 0 Polyak, a ← a + (w − a)·p with p = 1/n;
+   * kind 1 EMA, a ← p·a + q·w with p = β, q = 1 − β. Absent from addons built before it.
+   */
+  averageUpdate?(n: number, a: FloatArray, w: FloatArray, kind: 0 | 1, p: number, q: number): void;
 }

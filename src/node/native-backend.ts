@@ -100,6 +100,8 @@ export interface NativeBlasBinding {
   logisticLoss?: ElementwiseKernels["logistic"];
   addFinite?: ElementwiseKernels["addFinite"];
   allFinite?: ElementwiseKernels["allFinite"];
+  clipValue?: ElementwiseKernels["clipValue"];
+  averageUpdate?: ElementwiseKernels["averageUpdate"];
   getOmpThreads?(): number;
   /** The instruction set of the element-wise loops ("avx2" or "baseline"); with a name, switches first (absent from older addons). */
   kernelIsa?(name?: "avx2" | "baseline"): "avx2" | "baseline";
@@ -223,7 +225,19 @@ function dnnPrimitives(b: NativeBlasBinding): DnnPrimitives | undefined {
 
 /** The element-wise kernels of an addon that has them. */
 function elementwiseKernels(b: NativeBlasBinding): ElementwiseKernels | undefined {
-  const { adamUpdate, rmsUpdate, rssUpdate, momentumUpdate, reluForward, reluBackward, logisticLoss, addFinite, allFinite } = b;
+  const {
+    adamUpdate,
+    rmsUpdate,
+    rssUpdate,
+    momentumUpdate,
+    reluForward,
+    reluBackward,
+    logisticLoss,
+    addFinite,
+    allFinite,
+    clipValue,
+    averageUpdate,
+  } = b;
   if (!adamUpdate || !rmsUpdate || !rssUpdate || !momentumUpdate || !reluForward || !reluBackward) return undefined;
   const kernels: ElementwiseKernels = {
     adam: adamUpdate,
@@ -238,6 +252,8 @@ function elementwiseKernels(b: NativeBlasBinding): ElementwiseKernels | undefine
     ...(logisticLoss ? { logistic: logisticLoss } : {}),
     ...(addFinite ? { addFinite } : {}),
     ...(allFinite ? { allFinite } : {}),
+    ...(clipValue ? { clipValue } : {}),
+    ...(averageUpdate ? { averageUpdate } : {}),
   };
 }
 

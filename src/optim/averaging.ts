@@ -1,4 +1,6 @@
+import type { Backend } from "../core/backend.js";
 import { allocate, dtypeOf, type FloatArray } from "../core/dtype.js";
+import { NATIVE_MIN_LENGTH } from "../core/kernels.js";
 
 // Iterate averaging for evaluation: the optimizer steps on w_t, the averaged iterate w̄_t is what is
 // evaluated. Polyak–Juditsky averaging (SIAM J. Control Optim. 30(4), 1992; lecture 6, slide
@@ -22,12 +24,31 @@ export interface IterateAverage {
   restore(state: AverageState): void;
 }
 
+/** Options every averager takes. */
+export interface AverageOptions {
+  /** Runs the update on this backend's native kernel when it has one (the chain's backend; same bits as the loop). */
+  backend?: Backend;
+}
+
 abstract class AverageBase implements IterateAverage {
   readonly averaged: FloatArray;
   count = 0;
+  protected readonly backend: Backend | undefined;
 
-  constructor(template: FloatArray) {
+  constructor(template: FloatArray, options: AverageOptions) {
     this.averaged = allocate(dtypeOf(template), template.length);
+    this.backend = options.backend;
+  }
+
+  /** The native averaging kernel, when the backend has one and params match the average's precision. */
+  protected kernel(
+    params: ArrayLike<number>,
+  ): ((n: number, a: FloatArray, w: FloatArray, kind: 0 | 1, p: number, q: number) => void) | null {
+    const k = this.backend?.kernels?.averageUpdate;
+    const a = this.averaged;
+    const same =
+      (a instanceof Float32Array && params instanceof Float32Array) || (a instanceof Float64Array && params instanceof Float64Array);
+    return k && same && a.length >= NATIVE_MIN_LENGTH ? k : null;
   }
 
   abstract update(params: ArrayLike<number>): void;
@@ -62,8 +83,8 @@ export class PolyakAverage extends AverageBase {
   private readonly start: number;
   private seen = 0;
 
-  constructor(template: FloatArray, options: { start?: number } = {}) {
-    super(template);
+  constructor(template: FloatArray, options: { start?: number } & AverageOptions = {}) {
+    super(template, options);
     this.start = options.start ?? 0;
     if (!Number.isInteger(this.start) || this.start < 0) throw new Error(`PolyakAverage: start must be an integer ≥ 0, got ${this.start}`);
   }
@@ -73,10 +94,12 @@ export class PolyakAverage extends AverageBase {
     if (this.seen++ < this.start) return;
     const n = ++this.count;
     const a = this.averaged;
-    if (n === 1) for (let i = 0; i < a.length; i++) a[i] = params[i];
+    if (n === 1) a.set(params);
     else {
       const inv = 1 / n;
-      for (let i = 0; i < a.length; i++) a[i] += (params[i] - a[i]) * inv;
+      const kernel = this.kernel(params);
+      if (kernel) kernel(a.length, a, params as FloatArray, 0, inv, 0);
+      else for (let i = 0; i < a.length; i++) a[i] += (params[i] - a[i]) * inv;
     }
   }
 
@@ -99,8 +122,8 @@ export class PolyakAverage extends AverageBase {
 export class EmaAverage extends AverageBase {
   readonly decay: number;
 
-  constructor(template: FloatArray, options: { decay?: number } = {}) {
-    super(template);
+  constructor(template: FloatArray, options: { decay?: number } & AverageOptions = {}) {
+    super(template, options);
     this.decay = options.decay ?? 0.999;
     if (!(this.decay >= 0 && this.decay < 1)) throw new Error(`EmaAverage: decay must be in [0, 1), got ${this.decay}`);
   }
@@ -109,18 +132,24 @@ export class EmaAverage extends AverageBase {
     this.check(params);
     const n = ++this.count;
     const a = this.averaged;
-    if (n === 1) for (let i = 0; i < a.length; i++) a[i] = params[i];
+    if (n === 1) a.set(params);
     else {
       const b = this.decay;
       const c = 1 - b;
-      for (let i = 0; i < a.length; i++) a[i] = b * a[i] + c * params[i];
+      const kernel = this.kernel(params);
+      if (kernel) kernel(a.length, a, params as FloatArray, 1, b, c);
+      else for (let i = 0; i < a.length; i++) a[i] = b * a[i] + c * params[i];
     }
   }
 }
 
 /** An averager by name (`polyak | ema`), as selected on the command line. */
-export function createAverage(name: string, template: FloatArray, options: { decay?: number; start?: number } = {}): IterateAverage {
-  if (name === "polyak") return new PolyakAverage(template, { start: options.start });
-  if (name === "ema") return new EmaAverage(template, { decay: options.decay });
+export function createAverage(
+  name: string,
+  template: FloatArray,
+  options: { decay?: number; start?: number } & AverageOptions = {},
+): IterateAverage {
+  if (name === "polyak") return new PolyakAverage(template, { start: options.start, backend: options.backend });
+  if (name === "ema") return new EmaAverage(template, { decay: options.decay, backend: options.backend });
   throw new Error(`average: must be one of polyak | ema, got ${JSON.stringify(name)}`);
 }

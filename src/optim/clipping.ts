@@ -1,4 +1,5 @@
 import type { FloatArray } from "../core/dtype.js";
+import { NATIVE_MIN_LENGTH, norm2Of, scalInPlace } from "../core/kernels.js";
 import type { EmptyState, GradientTransformation } from "./transform.js";
 
 // Gradient clipping: the lecture (slide "Challenge: curvature") motivates it by the very large
@@ -22,12 +23,10 @@ export function clipByGlobalNorm(maxNorm: number): GradientTransformation<EmptyS
   return {
     name: "clipByGlobalNorm",
     init: () => ({}),
-    update(u, state) {
-      const n = globalNorm(u);
-      if (n > maxNorm && Number.isFinite(n)) {
-        const a = maxNorm / n;
-        for (let i = 0; i < u.length; i++) u[i] *= a;
-      }
+    update(u, state, _params, ctx) {
+      // The backend's norm and scaling (BLAS nrm2 and scal on the native backend).
+      const n = norm2Of(ctx.backend, u.length, u);
+      if (n > maxNorm && Number.isFinite(n)) scalInPlace(ctx.backend, u.length, maxNorm / n, u);
       return state;
     },
   };
@@ -39,7 +38,12 @@ export function clipByValue(maxAbs: number): GradientTransformation<EmptyState> 
   return {
     name: "clipByValue",
     init: () => ({}),
-    update(u, state) {
+    update(u, state, _params, ctx) {
+      const k = ctx.backend.kernels;
+      if (k?.clipValue && u.length >= NATIVE_MIN_LENGTH) {
+        k.clipValue(u.length, u, maxAbs);
+        return state;
+      }
       for (let i = 0; i < u.length; i++) {
         const x = u[i];
         if (x > maxAbs) u[i] = maxAbs;

@@ -211,7 +211,9 @@ export class Trainer {
     this.optimizerState = options.optimizer.init(this.w);
     this.rng = new Rng(options.seed);
     this.grad = allocate(this.chain.dtype, this.chain.paramSize);
-    this.average = options.average ? createAverage(options.average.kind, this.w, options.average) : null;
+    this.average = options.average
+      ? createAverage(options.average.kind, this.w, { ...options.average, backend: this.chain.backend })
+      : null;
     this.earlyStopping = options.earlyStopping ? new EarlyStopping(options.earlyStopping) : null;
   }
 
