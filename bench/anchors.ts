@@ -78,8 +78,8 @@ function time(f: () => void, block: number, warmup = 2): number {
   return median(ts);
 }
 
-/** A training step of `spec` at `batch` on `backend`, ms (median). */
-function stepMs(spec: ReturnType<typeof mlp>, shape: number[], batch: number, backend: Backend, block: number): number {
+/** A training step of `spec` at `batch` on `backend` (Trainer.trainStep on a fixed random batch), as a closure. */
+function stepper(spec: ReturnType<typeof mlp>, shape: number[], batch: number, backend: Backend): () => void {
   const chain = createChain(spec, { backend, dtype: "float32" });
   const trainer = new Trainer(
     { chain, objective: createObjective("logistic"), optimizer: sgd({ lr: 0.01, momentum: 0.9 }), batchSize: batch, seed: 0 },
@@ -92,33 +92,83 @@ function stepMs(spec: ReturnType<typeof mlp>, shape: number[], batch: number, ba
   const labels = new Int32Array(batch);
   for (let i = 0; i < batch; i++) labels[i] = i % 10;
   const b = fullBatch(createDataset({ name: "synthetic", inputShape: shape, x, labels, classes: 10 }), "float32");
-  return time(() => trainer.trainStep(b), block);
+  return () => {
+    trainer.trainStep(b);
+  };
+}
+
+/** A training step of `spec` at `batch` on `backend`, ms (median). */
+function stepMs(spec: ReturnType<typeof mlp>, shape: number[], batch: number, backend: Backend, block: number): number {
+  return time(stepper(spec, shape, batch, backend), block);
+}
+
+/** ms per call of `f` over one block of `block` calls. */
+function blockMs(f: () => void, block: number): number {
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < block; i++) f();
+  return Number(process.hrtime.bigint() - t0) / 1e6 / block;
+}
+
+/**
+ * Two measurements taken in alternation, `reps` times after one warm-up round, so that a drift of
+ * the machine's speed during the run (frequent on shared virtual machines) moves both alike: the
+ * medians of each and the median of their per-round ratios a/b.
+ */
+function paired(a: () => number, b: () => number): { a: number; b: number; ratio: number } {
+  a();
+  b();
+  const as: number[] = [];
+  const bs: number[] = [];
+  const ratios: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    as.push(a());
+    bs.push(b());
+    ratios.push(as[r] / bs[r]);
+  }
+  return { a: median(as), b: median(bs), ratio: median(ratios) };
 }
 
 /**
  * The GEMM roofline of an MLP step: Σ over its dense layers (in → out) of the times of forward
  * Y = X Wᵀ (B×in by out×in transposed), dW = dYᵀ X and dX = dY W (all but the first layer), each
- * GEMM timed alone with the step's shapes (src/components/dense.ts). Returns ms and GFLOP.
+ * with the step's shapes (src/components/dense.ts). `once()` times each GEMM once (one call each,
+ * operands allocated here, so nothing is allocated per call) and returns the sum in ms.
  */
-function mlpRoofline(widths: number[], batch: number): { ms: number; gflop: number } {
-  let ms = 0;
+function mlpRoofline(widths: number[], batch: number): { gflop: number; once: () => number } {
+  const gemms: Array<() => void> = [];
   let flop = 0;
-  const opts = { minReps: reps, maxReps: reps, minTimeMs: 0 };
+  const fill = (len: number) => Float32Array.from({ length: len }, (_, i) => Math.sin(i) * 0.1);
+  // C (m×n) ← op(A) op(B), k inner, row-major as the dense layer calls it.
+  const add = (transA: boolean, transB: boolean, m: number, n: number, k: number) => {
+    const a = fill(m * k);
+    const b = fill(k * n);
+    const c = new Float32Array(m * n);
+    gemms.push(() => native.gemm(transA, transB, m, n, k, 1, a, transA ? m : k, b, transB ? k : n, 0, c, n));
+    flop += 2 * m * n * k;
+  };
   for (let l = 0; l + 1 < widths.length; l++) {
     const [i, o] = [widths[l], widths[l + 1]];
-    ms += timeGemm(native, batch, i, o, "float32", { ...opts, transB: true }).medianMs;
-    ms += timeGemm(native, o, batch, i, "float32", { ...opts, transA: true }).medianMs;
-    flop += 4 * batch * i * o;
-    if (l > 0) {
-      ms += timeGemm(native, batch, o, i, "float32", opts).medianMs;
-      flop += 2 * batch * i * o;
-    }
+    add(false, true, batch, o, i); // Y = X Wᵀ
+    add(true, false, o, i, batch); // dW = dYᵀ X
+    if (l > 0) add(false, false, batch, i, o); // dX = dY W
   }
-  return { ms, gflop: flop / 1e9 };
+  for (const g of gemms) g();
+  return {
+    gflop: flop / 1e9,
+    once: () => {
+      let ms = 0;
+      for (const g of gemms) {
+        const t0 = process.hrtime.bigint();
+        g();
+        ms += Number(process.hrtime.bigint() - t0) / 1e6;
+      }
+      return ms;
+    },
+  };
 }
 
-/** The ConvNet's two convolutions on the bare oneDNN primitives: forward + backward-data + backward-weights each, ms. */
-function dnnConvolutionsMs(batch: number): number | null {
+/** The ConvNet's two convolutions on the bare oneDNN primitives: forward + backward-data + backward-weights each, as a closure. */
+function dnnConvolutions(batch: number): (() => void) | null {
   const b = native.raw;
   if (!b.dnnConvForward || !b.dnnConvBackwardData || !b.dnnConvBackwardWeights) return null;
   // [N, C, H, W, F, OH, OW, KH, KW, SH, SW, PH, PW]
@@ -139,13 +189,13 @@ function dnnConvolutionsMs(batch: number): number | null {
       db: new Float32Array(f),
     };
   });
-  return time(() => {
+  return () => {
     for (const t of layers) {
       b.dnnConvForward!(t.g, t.x, t.w, t.bias, t.y);
       b.dnnConvBackwardWeights!(t.g, t.x, t.y, t.dw, t.db);
       b.dnnConvBackwardData!(t.g, t.y, t.w, t.dx);
     }
-  }, 3);
+  };
 }
 
 /** The Adam scaling alone on n float32 parameters, ms: on `backend`'s kernels (native) or the portable loop. */
@@ -209,45 +259,58 @@ for (const threads of threadList) {
 
 /** The step rows (ConvNet, MLPs, Adam) at `threads`. */
 function stepRows(threads: number): void {
+  let smallStepMs = Number.NaN;
   const dnnOff = native.withPaths({ dnn: false });
   const dnnOn = native.dnn ? native : null;
   const conv = convnet({ input: [3, 32, 32] });
-  const convOn = dnnOn ? stepMs(conv, [3, 32, 32], 128, dnnOn, quick ? 1 : 3) : null;
-  const convOff = stepMs(conv, [3, 32, 32], 128, dnnOff, quick ? 1 : 3);
-  const convRef = dnnConvolutionsMs(128);
+  // The oneDNN step and its reference in alternation (paired), as the MLP rows below.
+  const reference = dnnConvolutions(128);
+  const convBlock = quick ? 1 : 3;
+  const convStep = dnnOn ? stepper(conv, [3, 32, 32], 128, dnnOn) : null;
+  const convPair =
+    convStep && reference
+      ? paired(
+          () => blockMs(convStep, convBlock),
+          () => blockMs(reference, convBlock),
+        )
+      : null;
+  const convOn = convPair?.a ?? null;
+  const convRef = convPair?.b ?? null;
+  const convOff = stepMs(conv, [3, 32, 32], 128, dnnOff, convBlock);
   rows.push({ threads, row: "ConvNet step, oneDNN (batch 128)", ms: convOn, note: convOn === null ? "addon without oneDNN" : "" });
   rows.push({ threads, row: "ConvNet step, im2col + OpenBLAS (batch 128)", ms: convOff, note: "" });
   rows.push({
     threads,
     row: "oneDNN only: the ConvNet's 2 convolutions, fwd + bwd-data + bwd-weights",
     ms: convRef,
-    note: convOn !== null && convRef !== null ? `step / reference = ${(convOn / convRef).toFixed(2)}` : "",
+    note: convPair ? `step / reference = ${convPair.ratio.toFixed(2)} (median of ${reps} alternating rounds)` : "",
   });
-  const small = stepMs(mlp({ input: [1, 28, 28] }), [1, 28, 28], 128, native, quick ? 5 : 20);
-  const smallRoof = mlpRoofline(mlpSmall, 128);
-  rows.push({ threads, row: "MLP 784-512-512-10 step (batch 128)", ms: small, note: "" });
-  rows.push({
-    threads,
-    row: `  its GEMM roofline (${smallRoof.gflop.toFixed(3)} GFLOP)`,
-    ms: smallRoof.ms,
-    note: `step / roofline = ${(small / smallRoof.ms).toFixed(2)}`,
-  });
-  const large = stepMs(mlp({ input: [1, 28, 28], widths: [4000, 1000, 4000] }), [1, 28, 28], 256, native, quick ? 1 : 3);
-  const largeRoof = mlpRoofline(mlpLarge, 256);
-  rows.push({ threads, row: "MLP 784-4000-1000-4000-10 step (batch 256)", ms: large, note: "" });
-  rows.push({
-    threads,
-    row: `  its GEMM roofline (${largeRoof.gflop.toFixed(2)} GFLOP)`,
-    ms: largeRoof.ms,
-    note: `step / roofline = ${(large / largeRoof.ms).toFixed(2)}`,
-  });
+  // Each MLP step and its roofline in alternation (paired): the ratio is the median of per-round ratios.
+  for (const [name, widths, batch, block] of [
+    ["MLP 784-512-512-10 step (batch 128)", mlpSmall, 128, quick ? 5 : 20],
+    ["MLP 784-4000-1000-4000-10 step (batch 256)", mlpLarge, 256, 1],
+  ] as const) {
+    const step = stepper(mlp({ input: [1, 28, 28], widths: widths.slice(1, -1) }), [1, 28, 28], batch, native);
+    step();
+    const roof = mlpRoofline([...widths], batch);
+    const m = paired(() => blockMs(step, block), roof.once);
+    rows.push({ threads, row: name, ms: m.a, note: "" });
+    rows.push({
+      threads,
+      row: `  its GEMM roofline (${roof.gflop.toFixed(roof.gflop < 1 ? 3 : 2)} GFLOP)`,
+      ms: m.b,
+      note: `step / roofline = ${m.ratio.toFixed(2)} (median of ${reps} alternating rounds)`,
+    });
+    if (widths === mlpSmall) smallStepMs = m.a;
+  }
   const nParams = createChain(mlp({ input: [1, 28, 28] }), { dtype: "float32" }).paramSize;
   const adamNative = native.kernels ? adamMs(nParams, native) : null;
   rows.push({
     threads,
     row: `Adam update alone, ${nParams} float32 parameters, native kernel`,
     ms: adamNative,
-    note: adamNative !== null ? `${((100 * adamNative) / small).toFixed(1)} % of the MLP 784-512-512-10 step` : "addon without kernels",
+    note:
+      adamNative !== null ? `${((100 * adamNative) / smallStepMs).toFixed(1)} % of the MLP 784-512-512-10 step` : "addon without kernels",
   });
   if (threads === threadList[0])
     rows.push({ threads, row: "  the same, portable TypeScript loop (1 thread)", ms: adamMs(nParams, portable), note: "" });

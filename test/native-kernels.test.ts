@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { loadNativeBackend, nativeLoadError } from "../src/node/index.js";
 import {
+  applyUpdatesFinite,
   type Backend,
   chain as chainTransforms,
   convert,
@@ -237,6 +238,106 @@ describe("native element-wise kernels equal the portable loops bit for bit", { s
       native!.setThreads(threads);
       if (isas[0]) native!.raw.kernelIsa!("avx2");
     }
+  });
+
+  it("the fused SGD step (sgdApply) leaves the parameters and state of update + apply bit for bit, at every ISA and thread count", () => {
+    const isas = native!.raw.kernelIsa?.() === "avx2" ? (["avx2", "baseline"] as const) : ([null] as const);
+    const threads = native!.threads;
+    const backend = kernels!;
+    const zeroAtTwo = (t: number) => (t === 2 ? 0 : 0.05 * (t + 1));
+    const cases: [string, object][] = [
+      ["sgd", {}],
+      ["sgd", { momentum: 0.9, dampening: 0.3 }],
+      ["momentum", {}],
+      ["nesterov", {}],
+      ["momentum", { lr: zeroAtTwo }],
+    ];
+    /** Five steps on fixed random gradients (a NaN in the last), fused or not: w, state and the finiteness flags. */
+    const runSteps = (name: string, options: object, dtype: "float32" | "float64", n: number, fused: boolean): number[][] => {
+      const opt = createOptimizer(name, { lr: 0.1, ...options });
+      const rng = new Rng(11);
+      const w = convert(randomArray(n, rng), dtype);
+      let state = opt.init(w);
+      const flags: number[] = [];
+      for (let step = 0; step < 5; step++) {
+        const g = convert(randomArray(n, rng), dtype);
+        if (step === 4) g[n - 2] = Number.NaN;
+        const ctx = { step, backend };
+        if (fused) {
+          const finite = opt.applyFused!(g, state, w, ctx);
+          assert.notEqual(finite, null, "the fused path applies");
+          flags.push(finite ? 1 : 0);
+        } else {
+          state = opt.update(g, state, w, ctx);
+          flags.push(applyUpdatesFinite(w, g, backend) ? 1 : 0);
+        }
+      }
+      return [Array.from(w), flags, ...collect(state)];
+    };
+    try {
+      for (const dtype of ["float32", "float64"] as const) {
+        for (const [name, options] of cases) {
+          const want = runSteps(name, options, dtype, 70_001, false);
+          assert.deepEqual(want[1], [1, 1, 1, 1, 0], "the NaN step is flagged");
+          for (const isa of isas) {
+            if (isa) native!.raw.kernelIsa!(isa);
+            for (const t of [1, 2]) {
+              native!.setThreads(t);
+              assertSame(runSteps(name, options, dtype, 70_001, true), want, `${name} ${JSON.stringify(options)} ${dtype} ${isa} ${t}T`);
+            }
+          }
+        }
+      }
+      // Not fused: with clipping or weight decay (other passes in the chain), or short vectors.
+      assert.equal(createOptimizer("sgd", { lr: 0.1, weightDecay: 1e-4 }).applyFused, undefined);
+      assert.equal(createOptimizer("momentum", { lr: 0.1, clipNorm: 1 }).applyFused, undefined);
+      const short = createOptimizer("sgd", { lr: 0.1 });
+      assert.equal(
+        short.applyFused!(new Float32Array(10), short.init(new Float32Array(10)), new Float32Array(10), { step: 0, backend }),
+        null,
+      );
+      assert.equal(
+        short.applyFused!(new Float32Array(5000), short.init(new Float32Array(5000)), new Float32Array(5000), {
+          step: 0,
+          backend: portable,
+        }),
+        null,
+      );
+    } finally {
+      native!.setThreads(threads);
+      if (isas[0]) native!.raw.kernelIsa!("avx2");
+    }
+  });
+
+  it("the trainer takes the fused SGD step and trains exactly as without it", () => {
+    const spec: ModelSpecInput = { input: [20], layers: [{ type: "dense", units: 200 }, { type: "relu" }, { type: "dense", units: 3 }] };
+    const rng = new Rng(6);
+    const x = new Float32Array(32 * 20).map(() => rng.normal());
+    const labels = new Int32Array(32).map((_, i) => i % 3);
+    const batch = fullBatch(createDataset({ name: "toy", inputShape: [20], x, labels, classes: 3 }), "float32");
+    const k = kernels!.kernels!;
+    let calls = 0;
+    const counted = {
+      ...k,
+      sgdApply: (...a: Parameters<NonNullable<typeof k.sgdApply>>) => {
+        calls++;
+        return k.sgdApply!(...a);
+      },
+    };
+    const { sgdApply: _, ...without } = k;
+    const train = (elementwise: typeof k) => {
+      const backend = Object.create(kernels!, { kernels: { value: elementwise } }) as Backend;
+      const chain = createChain(spec, { dtype: "float32", backend });
+      const t = new Trainer(
+        { chain, objective: createObjective("logistic"), optimizer: createOptimizer("nesterov", { lr: 0.05 }), batchSize: 32, seed: 0 },
+        { params: chain.initParams(0) },
+      );
+      for (let s = 0; s < 6; s++) t.trainStep(batch);
+      return [Array.from(t.w), ...collect(t.snapshot().optimizerState)];
+    };
+    const fused = train(counted);
+    assert.equal(calls, 6, "every step fused");
+    assertSame(fused, train(without), "fused vs unfused training");
   });
 
   it("the trainer's fused update-and-check stops at, or undoes, a step that makes a parameter infinite", () => {

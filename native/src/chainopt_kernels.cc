@@ -349,6 +349,42 @@ int AddNonFinite(int64_t n, T* __restrict w, const T* __restrict u) {
   });
 }
 
+// A whole SGD step in one pass, for the chain [traceMomentum?, scaleByLearningRate] followed by
+// the trainer's apply-and-check: d ← the momentum kernel's update of v from g (MomentumLoop, same
+// roundings) or g without momentum; t ← α·d as BLAS scal computes it (α rounded to the array's
+// precision, one rounding of the product; α = 0 writes +0, as OpenBLAS's scal does); w ← w + t.
+// Returns 1 when some entry of the new w is not finite. Same bits as the three passes it replaces
+// (momentum kernel, scal, addFinite); g is left unchanged.
+template <typename T, bool MOM, bool FIRST, bool NESTEROV>
+int SgdApplyLoop(int64_t n, T* __restrict w, const T* __restrict g, T* __restrict v, double mu, double keep, T alpha, bool zero) {
+  return Any(n, [=](int64_t i) __attribute__((always_inline)) {
+    const double gi = g[i];
+    T d;
+    if (MOM) {
+      const T vi = FIRST ? static_cast<T>(gi) : static_cast<T>(static_cast<double>(static_cast<T>(mu * static_cast<double>(v[i]))) + keep * gi);
+      v[i] = vi;
+      d = NESTEROV ? static_cast<T>(gi + mu * static_cast<double>(vi)) : vi;
+    } else {
+      d = g[i];
+    }
+    const T t = zero ? T(0) : alpha * d;
+    const T wi = w[i] + t;
+    w[i] = wi;
+    return NonFinite(wi);
+  });
+}
+
+template <typename T>
+int SgdApply(int64_t n, T* w, const T* g, T* v, double mu, double keep, bool first, bool nesterov, double alpha) {
+  const T a = static_cast<T>(alpha);
+  const bool zero = alpha == 0;
+  if (!v) return SgdApplyLoop<T, false, false, false>(n, w, g, nullptr, mu, keep, a, zero);
+  if (first) {
+    return nesterov ? SgdApplyLoop<T, true, true, true>(n, w, g, v, mu, keep, a, zero) : SgdApplyLoop<T, true, true, false>(n, w, g, v, mu, keep, a, zero);
+  }
+  return nesterov ? SgdApplyLoop<T, true, false, true>(n, w, g, v, mu, keep, a, zero) : SgdApplyLoop<T, true, false, false>(n, w, g, v, mu, keep, a, zero);
+}
+
 // 1 when some entry of x is not finite.
 template <typename T>
 int AnyNonFinite(int64_t n, const T* x) {
@@ -457,6 +493,28 @@ napi_value AddFiniteEntry(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   const int bad = w.type == napi_float32_array ? AddNonFinite<float>(n, P<float>(w), P<float>(u)) : AddNonFinite<double>(n, P<double>(w), P<double>(u));
+  return Bool(env, bad == 0);
+}
+
+// sgdApply(n, w, g, v | null, mu, keep, first, nesterov, alpha) → whether every entry of the new w is finite.
+napi_value SgdApplyEntry(napi_env env, napi_callback_info info) {
+  const char* fn = "sgdApply";
+  size_t argc = 9;
+  napi_value a[9];
+  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
+  if (argc < 9) return Fail(env, fn, "expected 9 arguments (n, w, g, v, mu, keep, first, nesterov, alpha)"), nullptr;
+  int64_t n;
+  Arr w, g, v;
+  double mu, keep, alpha;
+  bool first, nesterov;
+  if (!GetN(env, a[0], fn, &n) || !GetFloat(env, a[1], fn, "w", false, &w) || !GetFloat(env, a[2], fn, "g", false, &g) ||
+      !GetFloat(env, a[3], fn, "v", true, &v) || !GetNum(env, a[4], fn, "mu", &mu) || !GetNum(env, a[5], fn, "keep", &keep) ||
+      !GetFlag(env, a[6], fn, "first", &first) || !GetFlag(env, a[7], fn, "nesterov", &nesterov) || !GetNum(env, a[8], fn, "alpha", &alpha) ||
+      !Same(env, fn, n, {{"w", &w}, {"g", &g}, {"v", &v}})) {
+    return nullptr;
+  }
+  const int bad = w.type == napi_float32_array ? SgdApply<float>(n, P<float>(w), P<float>(g), P<float>(v), mu, keep, first, nesterov, alpha)
+                                               : SgdApply<double>(n, P<double>(w), P<double>(g), P<double>(v), mu, keep, first, nesterov, alpha);
   return Bool(env, bad == 0);
 }
 
@@ -680,6 +738,7 @@ void RegisterKernels(napi_env env, napi_value exports) {
       {"clipValue", nullptr, ClipValueEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"averageUpdate", nullptr, AverageEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"addFinite", nullptr, AddFiniteEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"sgdApply", nullptr, SgdApplyEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"allFinite", nullptr, AllFiniteEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"reluForward", nullptr, ReluForwardEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"reluBackward", nullptr, ReluBackwardEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

@@ -228,6 +228,24 @@ export interface ElementwiseKernels {
    * addons built before it.
    */
   addFinite?(n: number, w: FloatArray, u: FloatArray): boolean;
+  /**
+   * A whole SGD step in one pass (the chain [traceMomentum?, scaleByLearningRate], then w ← w + u):
+   * with v, v ← momentum of g as {@link ElementwiseKernels.momentum} and d = v (or g + μv with
+   * nesterov), else d = g; w ← w + α·d with the product rounded as BLAS scal rounds it (α = 0
+   * gives +0). Returns whether every entry of the new w is finite; g is left unchanged. Same bits
+   * as the passes it replaces. Absent from addons built before it.
+   */
+  sgdApply?(
+    n: number,
+    w: FloatArray,
+    g: FloatArray,
+    v: FloatArray | null,
+    mu: number,
+    keep: number,
+    first: boolean,
+    nesterov: boolean,
+    alpha: number,
+  ): boolean;
   /** Whether every one of the first n entries of x is finite. Absent from addons built before it. */
   allFinite?(n: number, x: FloatArray): boolean;
   /** Clipping by value (clipByValue): u ← max(−c, min(c, u)), NaN kept. Absent from addons built before it. */

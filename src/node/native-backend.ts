@@ -100,6 +100,7 @@ export interface NativeBlasBinding {
   logisticLoss?: ElementwiseKernels["logistic"];
   addFinite?: ElementwiseKernels["addFinite"];
   allFinite?: ElementwiseKernels["allFinite"];
+  sgdApply?: ElementwiseKernels["sgdApply"];
   clipValue?: ElementwiseKernels["clipValue"];
   averageUpdate?: ElementwiseKernels["averageUpdate"];
   getOmpThreads?(): number;
@@ -235,6 +236,7 @@ function elementwiseKernels(b: NativeBlasBinding): ElementwiseKernels | undefine
     logisticLoss,
     addFinite,
     allFinite,
+    sgdApply,
     clipValue,
     averageUpdate,
   } = b;
@@ -252,6 +254,7 @@ function elementwiseKernels(b: NativeBlasBinding): ElementwiseKernels | undefine
     ...(logisticLoss ? { logistic: logisticLoss } : {}),
     ...(addFinite ? { addFinite } : {}),
     ...(allFinite ? { allFinite } : {}),
+    ...(sgdApply ? { sgdApply } : {}),
     ...(clipValue ? { clipValue } : {}),
     ...(averageUpdate ? { averageUpdate } : {}),
   };

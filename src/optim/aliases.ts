@@ -1,9 +1,19 @@
+import type { FloatArray } from "../core/dtype.js";
+import { NATIVE_MIN_LENGTH } from "../core/kernels.js";
 import { scaleByAdam, scaleByRms, scaleByRss } from "./adaptive.js";
 import { clipByGlobalNorm, clipByValue } from "./clipping.js";
-import { emaMomentum, traceMomentum } from "./momentum.js";
+import { emaMomentum, type TraceState, traceMomentum } from "./momentum.js";
 import { OptionError, OptionReader } from "./options.js";
 import type { Schedule } from "./schedules.js";
-import { type ChainState, chain, type GradientTransformation, type LearningRate, scaleByLearningRate } from "./transform.js";
+import {
+  type ChainState,
+  chain,
+  type GradientTransformation,
+  type LearningRate,
+  learningRateAt,
+  scaleByLearningRate,
+  type UpdateContext,
+} from "./transform.js";
 import { addCoupledWeightDecay, addDecayedWeights } from "./weight-decay.js";
 
 // Ready-made optimizers (Optax's aliases), each a chain of transformations reproducing the
@@ -91,10 +101,38 @@ function readCommon(r: OptionReader, defaultLr: number, defaultDecay = 0) {
   return { lr, weightDecay, pre };
 }
 
-function build(r: OptionReader, parts: (GradientTransformation | null)[]): Optimizer {
+function build(r: OptionReader, parts: (GradientTransformation | null)[], applyFused?: Optimizer["applyFused"]): Optimizer {
   r.done();
   const opt = chain(...parts.filter((p): p is GradientTransformation => p !== null));
-  return { ...opt, name: r.owner };
+  return applyFused ? { ...opt, name: r.owner, applyFused } : { ...opt, name: r.owner };
+}
+
+/**
+ * The fused step of the chain [traceMomentum(μ, d, nesterov)?, scaleByLearningRate(η)] (state
+ * [TraceState, {}] or [{}]) on a backend with the `sgdApply` kernel: momentum, scaling and
+ * w ← w + u in one pass with the roundings of the native passes it replaces (the momentum kernel,
+ * BLAS scal, the apply-and-check), so the parameters and state are the same bit for bit. Null
+ * (use the chain) without the kernel, below the length from which the chain uses BLAS scal, or
+ * with mixed precisions.
+ */
+function fusedSgd(
+  momentum: { mu: number; keep: number; nesterov: boolean } | null,
+  lr: LearningRate,
+): NonNullable<Optimizer["applyFused"]> {
+  return (g: FloatArray, state: ChainState, w: FloatArray, ctx: UpdateContext) => {
+    const b = ctx.backend;
+    const kernel = b.kernels?.sgdApply;
+    const n = w.length;
+    if (!kernel || !b.scal || n < NATIVE_MIN_LENGTH || g.length !== n || g instanceof Float32Array !== w instanceof Float32Array)
+      return null;
+    const alpha = -learningRateAt(lr, ctx.step);
+    if (!momentum) return kernel(n, w, g, null, 0, 1, false, false, alpha);
+    const s = state[0] as TraceState;
+    if (s.trace instanceof Float32Array !== w instanceof Float32Array) return null;
+    const finite = kernel(n, w, g, s.trace, momentum.mu, momentum.keep, s.count === 0, momentum.nesterov, alpha);
+    s.count++;
+    return finite;
+  };
 }
 
 /**
@@ -108,12 +146,16 @@ export function sgd(options: SgdOptions = {}): Optimizer {
   const dampening = r.number("dampening", 0, { min: 0, below: 1 });
   const nesterov = r.boolean("nesterov", false);
   if (nesterov && (mu === 0 || dampening !== 0)) r.fail("nesterov", "requires momentum > 0 and dampening 0 (as in PyTorch)");
-  return build(r, [
-    ...pre,
-    weightDecay > 0 ? addCoupledWeightDecay(weightDecay) : null,
-    mu > 0 ? traceMomentum({ decay: mu, dampening, nesterov }) : null,
-    scaleByLearningRate(lr),
-  ]);
+  return build(
+    r,
+    [
+      ...pre,
+      weightDecay > 0 ? addCoupledWeightDecay(weightDecay) : null,
+      mu > 0 ? traceMomentum({ decay: mu, dampening, nesterov }) : null,
+      scaleByLearningRate(lr),
+    ],
+    pre.length === 0 && weightDecay === 0 ? fusedSgd(mu > 0 ? { mu, keep: 1 - dampening, nesterov } : null, lr) : undefined,
+  );
 }
 
 /**
@@ -128,12 +170,16 @@ export function momentum(options: MomentumOptions = {}): Optimizer {
   const form = r.choice("form", ["pytorch", "ema"] as const, "pytorch");
   const dampening = r.number("dampening", 0, { min: 0, below: 1 });
   if (form === "ema" && dampening !== 0) r.fail("dampening", "applies to the pytorch form only");
-  return build(r, [
-    ...pre,
-    weightDecay > 0 ? addCoupledWeightDecay(weightDecay) : null,
-    form === "ema" ? emaMomentum({ decay: mu }) : traceMomentum({ decay: mu, dampening }),
-    scaleByLearningRate(lr),
-  ]);
+  return build(
+    r,
+    [
+      ...pre,
+      weightDecay > 0 ? addCoupledWeightDecay(weightDecay) : null,
+      form === "ema" ? emaMomentum({ decay: mu }) : traceMomentum({ decay: mu, dampening }),
+      scaleByLearningRate(lr),
+    ],
+    pre.length === 0 && weightDecay === 0 && form === "pytorch" ? fusedSgd({ mu, keep: 1 - dampening, nesterov: false }, lr) : undefined,
+  );
 }
 
 /** Nesterov momentum, PyTorch form: θ ← θ − η (g + μv) with v ← μv + g (torch.optim.SGD, nesterov=True). */
@@ -141,12 +187,16 @@ export function nesterov(options: NesterovOptions = {}): Optimizer {
   const r = new OptionReader("nesterov", options);
   const { lr, weightDecay, pre } = readCommon(r, 0.01);
   const mu = r.number("momentum", 0.9, { above: 0, below: 1 });
-  return build(r, [
-    ...pre,
-    weightDecay > 0 ? addCoupledWeightDecay(weightDecay) : null,
-    traceMomentum({ decay: mu, nesterov: true }),
-    scaleByLearningRate(lr),
-  ]);
+  return build(
+    r,
+    [
+      ...pre,
+      weightDecay > 0 ? addCoupledWeightDecay(weightDecay) : null,
+      traceMomentum({ decay: mu, nesterov: true }),
+      scaleByLearningRate(lr),
+    ],
+    pre.length === 0 && weightDecay === 0 ? fusedSgd({ mu, keep: 1, nesterov: true }, lr) : undefined,
+  );
 }
 
 /** AdaGrad (torch.optim.Adagrad; see {@link scaleByRss}), default lr 0.01. */

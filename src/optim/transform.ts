@@ -63,6 +63,14 @@ export interface GradientTransformation<S extends StateTree = StateTree> {
   readonly name: string;
   init(params: FloatArray): S;
   update(updates: FloatArray, state: S, params: FloatArray, ctx: UpdateContext): S;
+  /**
+   * Optional fused path, as PyTorch's fused optimizers: `update` followed by
+   * `applyUpdates(params, updates)` in one pass over memory, leaving the same state and the same
+   * parameters bit for bit. Returns whether every parameter is finite afterwards, or null when the
+   * fused path does not apply here (nothing was changed: call `update` and `applyUpdates`).
+   * `updates` is left unspecified.
+   */
+  applyFused?(updates: FloatArray, state: S, params: FloatArray, ctx: UpdateContext): boolean | null;
 }
 
 /** The state of {@link chain}: the states of the transformations, in order. */

@@ -350,15 +350,17 @@ export class Trainer {
       value: loss,
       at: (w: FloatArray) => objectiveValue(this.chain, o.objective, w, batch, { training: true, state }),
     };
-    this.optimizerState = o.optimizer.update(grad, this.optimizerState, this.w, {
-      step: stepIndex,
-      backend: this.chain.backend,
-      objective: lineObjective,
-    });
-    // Without a projection the check of w rides on the pass that updates it.
-    const wFinite = this.options.projection ? undefined : applyUpdatesFinite(this.w, grad, this.chain.backend);
-    if (wFinite === undefined) applyUpdates(this.w, grad, this.chain.backend);
-    if (!this.parametersFinite(wFinite)) {
+    const ctx = { step: stepIndex, backend: this.chain.backend, objective: lineObjective };
+    // Without a projection the check of w rides on the pass that updates it: the optimizer's fused
+    // update-and-apply when it has one (same bits), else the update, then apply-and-check.
+    const projected = this.options.projection !== undefined;
+    let wFinite = projected ? null : (o.optimizer.applyFused?.(grad, this.optimizerState, this.w, ctx) ?? null);
+    if (wFinite === null) {
+      this.optimizerState = o.optimizer.update(grad, this.optimizerState, this.w, ctx);
+      if (projected) applyUpdates(this.w, grad, this.chain.backend);
+      else wFinite = applyUpdatesFinite(this.w, grad, this.chain.backend);
+    }
+    if (!this.parametersFinite(wFinite ?? undefined)) {
       if (skip) return this.skipStep(loss, gradNorm);
       throw this.fault("parameters", batch);
     }
