@@ -33,7 +33,6 @@ import type { Backend } from "../src/core/backend.js";
 import { PortableBackend } from "../src/core/portable.js";
 import { Rng } from "../src/core/rng.js";
 import { createDataset, fullBatch } from "../src/data/dataset.js";
-import { timeGemm } from "../src/node/gemm-timing.js";
 import { loadNativeBackend, type NativeBackend } from "../src/node/native-backend.js";
 import { createObjective } from "../src/objectives/objective.js";
 import { scaleByAdam } from "../src/optim/adaptive.js";
