@@ -252,7 +252,8 @@ for (const threads of threadList) {
   native.setThreads(threads);
   say(`threads ${threads} ...`);
   if (groups.has("steps")) stepRows(threads);
-  if (groups.has("epoch")) rows.push(...mnistEpochRows(native, threads, { stepReps: quick ? 5 : 20, torch: !args.includes("--no-torch") }));
+  if (groups.has("epoch"))
+    rows.push(...mnistEpochRows(native, threads, { stepReps: quick ? 5 : 50, torch: !args.includes("--no-torch"), rounds: quick ? 1 : 3 }));
   if (groups.has("gn")) rows.push(...gaussNewtonRows(native, threads, { batch: 128, reps: quick ? 2 : Math.max(3, reps) }));
 }
 

@@ -49,8 +49,8 @@ const MNIST_TRAIN = 60_000;
 const BATCH = 128;
 const LR = 0.01;
 
-/** The plain-SGD MLP 784-512-512-10 step at batch 128 on random data, ms (median of `reps`). */
-function mlpSgdStepMs(native: NativeBackend, reps: number): number {
+/** The plain-SGD MLP 784-512-512-10 step at batch 128 on random data, as a closure. */
+function mlpSgdStep(native: NativeBackend): () => void {
   const chain = createChain(mlp({ input: [1, 28, 28] }), { backend: native, dtype: "float32" });
   const trainer = new Trainer(
     { chain, objective: createObjective("logistic"), optimizer: sgd({ lr: LR }), batchSize: BATCH, seed: 0 },
@@ -60,7 +60,9 @@ function mlpSgdStepMs(native: NativeBackend, reps: number): number {
   const x = Float32Array.from({ length: BATCH * 784 }, () => rng.uniform());
   const labels = Int32Array.from({ length: BATCH }, (_, i) => i % 10);
   const b = fullBatch(createDataset({ name: "synthetic", inputShape: [1, 28, 28], x, labels, classes: 10 }), "float32");
-  return timeMs(() => trainer.trainStep(b), reps, 3);
+  return () => {
+    trainer.trainStep(b);
+  };
 }
 
 interface CliEpoch {
@@ -101,6 +103,8 @@ interface TorchEpoch {
   seconds: number;
   steps: number;
   stepMs: number;
+  /** How its OpenMP threads waited (the environment setting it ran with). */
+  wait: string;
 }
 
 function python(): string {
@@ -121,41 +125,72 @@ function torchEpoch(threads: number, stepReps: number): TorchEpoch | string {
   if (!existsSync(script)) return `${script} not found`;
   if (!existsSync(join(data, "train-images-idx3-ubyte"))) return `MNIST not found in ${data}`;
   const t = String(threads);
-  const env = { ...userEnvironment(), OMP_NUM_THREADS: t, OPENBLAS_NUM_THREADS: t, MKL_NUM_THREADS: t };
+  // PyTorch under chainopt's wait policy (passive OpenMP threads) unless the user chose one: with
+  // libgomp's default spinning its 2-thread epoch took 12.0 s instead of 3.5 s on the 2-core
+  // machine of BENCHMARKS.md (its OpenMP workers spin against its BLAS threads).
+  const user = userEnvironment();
+  const wait = user.OMP_WAIT_POLICY === undefined && user.GOMP_SPINCOUNT === undefined ? { OMP_WAIT_POLICY: "PASSIVE" } : {};
+  const env = { ...user, ...wait, OMP_NUM_THREADS: t, OPENBLAS_NUM_THREADS: t, MKL_NUM_THREADS: t };
   const cfg = { threads, batch: BATCH, lr: LR, dir: data, stepReps };
   const r = spawnSync(python(), [script, JSON.stringify(cfg)], { env, encoding: "utf8", maxBuffer: 1 << 24 });
   if (r.error) return `${python()}: ${r.error.message}`;
   if (r.status !== 0) return `PyTorch failed: ${(r.stderr ?? "").trim().split("\n").slice(-1)[0]}`;
-  return JSON.parse(r.stdout) as TorchEpoch;
+  const how = user.GOMP_SPINCOUNT !== undefined ? `GOMP_SPINCOUNT=${user.GOMP_SPINCOUNT}` : `OMP_WAIT_POLICY=${env.OMP_WAIT_POLICY}`;
+  return { ...(JSON.parse(r.stdout) as Omit<TorchEpoch, "wait">), wait: how };
 }
 
 /**
  * The MNIST epoch rows at the current thread count: chainopt's epoch (CLI) against 469 × its
  * plain-SGD step time, and PyTorch's epoch against its own steps × step time.
  */
-export function mnistEpochRows(native: NativeBackend, threads: number, opts: { stepReps: number; torch: boolean }): AnchorRow[] {
+export function mnistEpochRows(
+  native: NativeBackend,
+  threads: number,
+  opts: { stepReps: number; torch: boolean; rounds?: number },
+): AnchorRow[] {
   const rows: AnchorRow[] = [];
-  const stepMs = mlpSgdStepMs(native, opts.stepReps);
-  const cli = cliEpoch(threads);
+  // The epoch (a child process) and a block of steps here, in alternation: a drift of the machine's
+  // speed during the run moves both alike; medians of each and of the per-round ratios.
+  const step = mlpSgdStep(native);
+  for (let i = 0; i < 3; i++) step();
+  const epochs: number[] = [];
+  const steps: number[] = [];
+  const ratios: number[] = [];
+  let cli: CliEpoch | string = "no round run";
+  for (let r = 0; r < (opts.rounds ?? 3); r++) {
+    cli = cliEpoch(threads);
+    if (typeof cli === "string") break;
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < opts.stepReps; i++) step();
+    const stepMs = Number(process.hrtime.bigint() - t0) / 1e6 / opts.stepReps;
+    epochs.push(cli.epochSeconds * 1000);
+    steps.push(stepMs);
+    ratios.push((cli.epochSeconds * 1000) / (cli.steps * stepMs));
+  }
   if (typeof cli === "string") {
     rows.push({ threads, row: "MNIST epoch, chainopt train (MLP 784-512-512-10, SGD, batch 128)", ms: null, note: cli });
   } else {
-    const stepsMs = cli.steps * stepMs;
+    const stepMs = median(steps);
     rows.push({
       threads,
       row: "MNIST epoch, chainopt train (MLP 784-512-512-10, SGD, batch 128)",
-      ms: cli.epochSeconds * 1000,
-      note: `epoch / (steps × step) = ${((cli.epochSeconds * 1000) / stepsMs).toFixed(2)}`,
+      ms: median(epochs),
+      note: `epoch / (steps × step) = ${median(ratios).toFixed(2)} (median of ${ratios.length} alternating rounds)`,
     });
-    rows.push({ threads, row: `  ${cli.steps} steps × ${stepMs.toFixed(2)} ms (plain-SGD step, median)`, ms: stepsMs, note: "" });
+    rows.push({
+      threads,
+      row: `  ${cli.steps} steps × ${stepMs.toFixed(2)} ms (plain-SGD step, median)`,
+      ms: cli.steps * stepMs,
+      note: "",
+    });
   }
   if (opts.torch) {
     const t = torchEpoch(threads, opts.stepReps);
     if (typeof t === "string") rows.push({ threads, row: "MNIST epoch, PyTorch (same work)", ms: null, note: t });
     else {
       const note =
-        `PyTorch ${t.torch}; epoch / (steps × step) = ${((t.seconds * 1000) / (t.steps * t.stepMs)).toFixed(2)}; ` +
-        (typeof cli === "string" ? "" : `chainopt / PyTorch = ${(cli.epochSeconds / t.seconds).toFixed(2)}`);
+        `PyTorch ${t.torch} (${t.wait}); epoch / (steps × step) = ${((t.seconds * 1000) / (t.steps * t.stepMs)).toFixed(2)}; ` +
+        (typeof cli === "string" ? "" : `chainopt / PyTorch = ${(median(epochs) / 1000 / t.seconds).toFixed(2)}`);
       rows.push({ threads, row: `MNIST epoch, PyTorch (same work; step ${t.stepMs.toFixed(2)} ms)`, ms: t.seconds * 1000, note });
     }
   }

@@ -12,7 +12,7 @@
 // a local node_modules, the copy bundled with the npm next to this Node, and last `npx node-gyp`.
 // Node's headers come from the installation (`<prefix>/include/node`) when present, so no
 // download from nodejs.org is needed.
-import { existsSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { findOpenMpOpenBlas } from "../native/src/openblas-flags.mjs";
@@ -72,18 +72,6 @@ function probe() {
   return { ok: true, parallel: Number(out.slice(0, space)), line: out.slice(space + 1) };
 }
 
-/**
- * Records the addon's OpenBLAS build next to it (chainopt_blas.json), for the loader's threading
- * policy (src/node/native-backend.ts, recordedOpenBlasBuild): tied to the addon by size and mtime.
- */
-function record(parallel) {
-  const stat = statSync(addon);
-  const openblas = ["sequential", "pthreads", "openmp"][parallel] ?? "unknown";
-  const file = addon.replace(/\.node$/, ".json");
-  writeFileSync(`${file}.tmp`, `${JSON.stringify({ openblas, size: stat.size, mtimeMs: stat.mtimeMs })}\n`);
-  renameSync(`${file}.tmp`, file);
-}
-
 /** Whether the built addon is newer than its sources. */
 function upToDate() {
   return addonUpToDate(addon, nativeDir, [
@@ -107,7 +95,6 @@ const wantOpenMp = findOpenMpOpenBlas().dir !== null;
 if (!force && upToDate()) {
   const p = probe();
   if (p.ok && (!wantOpenMp || p.parallel === 2)) {
-    record(p.parallel);
     say(`native BLAS backend up to date: ${p.line}`);
     process.exit(0);
   }
@@ -150,5 +137,4 @@ if (!loaded.ok) {
   rmSync(addon, { force: true });
   fail("the native BLAS addon was built but does not load; removed it.", loaded.line);
 }
-record(loaded.parallel);
 say(`native BLAS backend ready: ${loaded.line}`);

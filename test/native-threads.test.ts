@@ -3,24 +3,14 @@
 // agree to float tolerance and repeat bit for bit at a fixed thread count (what resume needs).
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
 import { after, describe, it } from "node:test";
 import { createChain } from "../src/chain/chain.js";
 import { convnet } from "../src/chain/presets.js";
 import type { Backend } from "../src/core/backend.js";
 import { Rng } from "../src/core/rng.js";
 import { createDataset, fullBatch } from "../src/data/dataset.js";
-import {
-  loadNativeBackend,
-  type NativeBackend,
-  nativeLoadError,
-  ONE_POOL_SPINCOUNT,
-  recordedOpenBlasBuild,
-  threadingPolicy,
-  userEnvironment,
-} from "../src/node/native-backend.js";
+import { loadNativeBackend, type NativeBackend, nativeLoadError, threadingPolicy, userEnvironment } from "../src/node/native-backend.js";
 import { createObjective } from "../src/objectives/objective.js";
 import { sgd } from "../src/optim/aliases.js";
 import { Trainer } from "../src/train/trainer.js";
@@ -124,41 +114,21 @@ describe("native threading: one pool", { skip }, () => {
     assert.ok(e < 1e-4, `ConvNet parameters after 3 steps, 1 vs 2 threads: relative error ${e}`);
   });
 
-  it("waits by spinning briefly with one pool and passively otherwise, from the build recorded next to the addon", () => {
-    const recorded = recordedOpenBlasBuild(native!.info().addonPath);
-    // The loader's choice, in a process without the user's wait settings.
-    const env = { ...process.env };
-    delete env.OMP_WAIT_POLICY;
-    delete env.GOMP_SPINCOUNT;
-    const out = execFileSync(
-      process.execPath,
-      [
-        "--input-type=module",
-        "-e",
-        `import { loadNativeBackend } from ${JSON.stringify(new URL("../src/node/native-backend.js", import.meta.url).href)}; loadNativeBackend(); console.log(JSON.stringify([process.env.OMP_WAIT_POLICY ?? null, process.env.GOMP_SPINCOUNT ?? null]))`,
-      ],
-      { env, encoding: "utf8" },
-    );
-    const [policy, spin] = JSON.parse(out) as [string | null, string | null];
-    if (recorded === "openmp") assert.deepEqual([policy, spin], [null, ONE_POOL_SPINCOUNT]);
-    else assert.deepEqual([policy, spin], ["PASSIVE", null]);
-    if (native!.raw.getParallel() === 2) assert.equal(recorded, "openmp", "scripts/build-native.mjs records the OpenMP build");
-    // The record belongs to one file: another size or time, or no record, means unknown (passive).
-    const dir = mkdtempSync(join(tmpdir(), "chainopt-record-"));
-    try {
-      const addon = join(dir, "x.node");
-      writeFileSync(addon, "12345");
-      const { size, mtimeMs } = statSync(addon);
-      assert.equal(recordedOpenBlasBuild(addon), null);
-      writeFileSync(join(dir, "x.json"), JSON.stringify({ openblas: "openmp", size, mtimeMs }));
-      assert.equal(recordedOpenBlasBuild(addon), "openmp");
-      writeFileSync(join(dir, "x.json"), JSON.stringify({ openblas: "openmp", size: size + 1, mtimeMs }));
-      assert.equal(recordedOpenBlasBuild(addon), null);
-      writeFileSync(join(dir, "x.json"), "{not json");
-      assert.equal(recordedOpenBlasBuild(addon), null);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+  it("OpenMP waits passively unless the user chose how it waits", () => {
+    /** OMP_WAIT_POLICY and GOMP_SPINCOUNT after the loader ran in a child process with `env`. */
+    const waitSettings = (extra: Record<string, string>): [string | null, string | null] => {
+      const env: Record<string, string | undefined> = { ...process.env, ...extra };
+      for (const k of ["OMP_WAIT_POLICY", "GOMP_SPINCOUNT"]) if (!(k in extra)) delete env[k];
+      const module = new URL("../src/node/native-backend.js", import.meta.url).href;
+      const code = `import { loadNativeBackend } from ${JSON.stringify(module)}; loadNativeBackend(); console.log(JSON.stringify([process.env.OMP_WAIT_POLICY ?? null, process.env.GOMP_SPINCOUNT ?? null]))`;
+      return JSON.parse(execFileSync(process.execPath, ["--input-type=module", "-e", code], { env, encoding: "utf8" })) as [
+        string | null,
+        string | null,
+      ];
+    };
+    assert.deepEqual(waitSettings({}), ["PASSIVE", null]);
+    assert.deepEqual(waitSettings({ GOMP_SPINCOUNT: "10000" }), [null, "10000"]);
+    assert.deepEqual(waitSettings({ OMP_WAIT_POLICY: "active" }), ["active", null]);
   });
 
   it("child processes get the user's environment without the loader's threading defaults", () => {

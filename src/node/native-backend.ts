@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -500,33 +500,6 @@ let cached: { backend: NativeBackend | null; error: string | null } | undefined;
 const setByLoader: Record<string, string> = {};
 
 /**
- * libgomp's spin count with one pool: about 0.1 ms of spinning on this project's machine before a
- * worker sleeps (libgomp's own default is 300 000). Measured in docs/performance.md ("Threading
- * policy"): the MLP step at 2 threads, interleaved runs, median 4.2 ms against 4.9 ms waiting passively.
- */
-export const ONE_POOL_SPINCOUNT = "100000";
-
-/**
- * The OpenBLAS build the addon was linked to, as scripts/build-native.mjs recorded it next to the
- * addon (`chainopt_blas.json`: {"openblas": "openmp" | "pthreads" | …, "size", "mtimeMs"}); null
- * when there is no record or it belongs to another file (an addon rebuilt by hand).
- */
-export function recordedOpenBlasBuild(addonPath: string): string | null {
-  try {
-    const record = JSON.parse(readFileSync(addonPath.replace(/\.node$/, ".json"), "utf8")) as {
-      openblas?: unknown;
-      size?: unknown;
-      mtimeMs?: unknown;
-    };
-    const stat = statSync(addonPath);
-    if (record.size !== stat.size || record.mtimeMs !== stat.mtimeMs || typeof record.openblas !== "string") return null;
-    return record.openblas;
-  } catch {
-    return null;
-  }
-}
-
-/**
  * `env` without the threading defaults {@link loadNativeBackend} put into this process's
  * environment, for child processes that must see the user's environment only (e.g. PyTorch in
  * the benchmarks, whose own OpenBLAS and OpenMP would otherwise inherit chainopt's wait policies).
@@ -574,15 +547,13 @@ export function loadNativeBackend(): NativeBackend | null {
     return null;
   }
   try {
-    // How OpenMP's idle threads wait (docs/performance.md, "Threading policy"; read when libgomp
-    // loads, so before the addon). One pool (OpenBLAS's OpenMP build): spin GOMP_SPINCOUNT
-    // iterations, then sleep, so that the next parallel region of the same step finds its threads
-    // awake. Two pools (the pthreads build) or an unknown build: wait passively, so that OpenMP's
-    // idle threads never spin against OpenBLAS's. A user's OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
-    if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) {
-      if (recordedOpenBlasBuild(path) === "openmp") setByLoader.GOMP_SPINCOUNT = process.env.GOMP_SPINCOUNT = ONE_POOL_SPINCOUNT;
-      else setByLoader.OMP_WAIT_POLICY = process.env.OMP_WAIT_POLICY = "PASSIVE";
-    }
+    // OpenMP's idle threads wait passively (docs/performance.md, "Threading policy"; read when
+    // libgomp loads, so before the addon). Spinning between parallel regions gains about 10 % on
+    // a 2-thread step when the process has the machine to itself, and costs 2–7× when another
+    // process computes on the same cores (both measured there). A user's OMP_WAIT_POLICY or
+    // GOMP_SPINCOUNT (libgomp: spin that many iterations, then sleep) wins.
+    if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined)
+      setByLoader.OMP_WAIT_POLICY = process.env.OMP_WAIT_POLICY = "PASSIVE";
     // The same for OpenBLAS's pthreads build: its idle workers sleep after 2^4 cycles instead of
     // spinning for 2^28 (read when libopenblas loads; the OpenMP build ignores it).
     if (process.env.OPENBLAS_THREAD_TIMEOUT === undefined) setByLoader.OPENBLAS_THREAD_TIMEOUT = process.env.OPENBLAS_THREAD_TIMEOUT = "4";
