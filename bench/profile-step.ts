@@ -2,7 +2,7 @@
 // component's forward and backward, the loss, the optimizer update and the trainer's checks.
 //
 //   node dist/bench/profile-step.js [--model mlp|convnet|both] [--threads 1] [--batch 128] [--steps 30]
-//                                   [--backend native|portable] [--dtype float32|float64]
+//                                   [--backend native|portable] [--dtype float32|float64] [--unfused]
 //
 // Each component's forward/backward is wrapped with a timer (hrtime, ~50 ns per call, negligible
 // beside the parts timed). Medians over the timed steps after warm-up.
@@ -31,6 +31,7 @@ const threads = Number(arg("threads", "1"));
 const batchSize = Number(arg("batch", "128"));
 const steps = Number(arg("steps", "30"));
 const dtype = arg("dtype", "float32") as DType;
+const unfused = args.includes("--unfused");
 const loaded = arg("backend", "native") === "portable" ? portableBackend : loadNativeBackend();
 if (!loaded) throw new Error("native backend not available");
 const backend: Backend = loaded;
@@ -116,26 +117,28 @@ function profile(name: string, chain: Chain, inputShape: number[]): void {
     t = now();
     const gn = norm2Of(backend, grad.length, grad);
     put("grad norm (trainer)", now() - t);
+    // As Trainer.trainStep: the optimizer's fused update-and-apply when it has one, else the update,
+    // then apply-and-check (unfused with --unfused, to see each pass).
     t = now();
-    optState = opt.update(grad, optState, w, { step: s, backend });
-    put("optimizer update", now() - t);
-    t = now();
-    applyUpdates(w, grad, backend);
-    put("apply updates", now() - t);
-    t = now();
-    if (!allFiniteOf(backend, w.length, w) || !Number.isFinite(gn)) throw new Error("non-finite");
-    put("allFinite(w) (trainer)", now() - t);
+    const fusedFinite = unfused ? null : (opt.applyFused?.(grad, optState, w, { step: s, backend }) ?? null);
+    if (fusedFinite !== null) {
+      put("update + apply + check (fused)", now() - t);
+      if (!fusedFinite || !Number.isFinite(gn)) throw new Error("non-finite");
+    } else {
+      optState = opt.update(grad, optState, w, { step: s, backend });
+      put("optimizer update", now() - t);
+      t = now();
+      applyUpdates(w, grad, backend);
+      put("apply updates", now() - t);
+      t = now();
+      if (!allFiniteOf(backend, w.length, w) || !Number.isFinite(gn)) throw new Error("non-finite");
+      put("allFinite(w) (trainer)", now() - t);
+    }
     if (rec) for (const [key, v] of cur) add(key, v);
   }
-  const total =
-    median(times.get("batch gather")!) +
-    median(times.get("forward (all, incl. input copy)")!) +
-    median(times.get("loss + slope")!) +
-    median(times.get("backward (all)")!) +
-    median(times.get("grad norm (trainer)")!) +
-    median(times.get("optimizer update")!) +
-    median(times.get("apply updates")!) +
-    median(times.get("allFinite(w) (trainer)")!);
+  // The parts of a step (the per-component rows are inside forward/backward (all)).
+  let total = 0;
+  for (const [key, v] of times) if (!/^(fwd|bwd) /.test(key)) total += median(v);
   process.stdout.write(
     `\n${name}: batch ${batchSize}, ${chain.dtype}, ${backend!.name} ${backend!.threads} thread(s), ${chain.paramSize} params; step ≈ ${total.toFixed(2)} ms (sum of medians)\n`,
   );

@@ -125,18 +125,30 @@ const bool kHasAvx2 = DetectAvx2();
 bool use_avx2 = kHasAvx2;
 
 // body(i) for i in [0, n): a static OpenMP partition (contiguous equal blocks) from kParallelMin
-// entries on, the calling thread below.
+// entries on, the calling thread below. Private copy: the body's captured pointers and constants
+// are copied into each thread's own closure object, whose address does not escape, so that the
+// compiler may keep them in registers; read through a reference to the caller's closure, every
+// store through a captured float pointer might change a captured float constant, which forces a
+// reload per entry and blocks vectorization.
 template <typename Body>
 void ForBaseline(int64_t n, const Body& body) {
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; i++) body(i);
+#pragma omp parallel if (n >= kParallelMin)
+  {
+    const Body local = body;  // each thread's own copy: see Private below
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < n; i++) local(i);
+  }
 }
 
 #ifdef CHAINOPT_X86
 template <typename Body>
 __attribute__((target("avx2"))) void ForAvx2(int64_t n, const Body& body) {
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; i++) body(i);
+#pragma omp parallel if (n >= kParallelMin)
+  {
+    const Body local = body;  // each thread's own copy: see Private below
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < n; i++) local(i);
+  }
 }
 #endif
 
@@ -153,8 +165,12 @@ inline void For(int64_t n, const Body& body) {
 template <typename Body>
 int AnyBaseline(int64_t n, const Body& body) {
   int any = 0;
-#pragma omp parallel for schedule(static) reduction(| : any) if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; i++) any |= body(i);
+#pragma omp parallel if (n >= kParallelMin)
+  {
+    const Body local = body;
+#pragma omp for schedule(static) reduction(| : any)
+    for (int64_t i = 0; i < n; i++) any |= local(i);
+  }
   return any;
 }
 
@@ -162,8 +178,12 @@ int AnyBaseline(int64_t n, const Body& body) {
 template <typename Body>
 __attribute__((target("avx2"))) int AnyAvx2(int64_t n, const Body& body) {
   int any = 0;
-#pragma omp parallel for schedule(static) reduction(| : any) if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; i++) any |= body(i);
+#pragma omp parallel if (n >= kParallelMin)
+  {
+    const Body local = body;
+#pragma omp for schedule(static) reduction(| : any)
+    for (int64_t i = 0; i < n; i++) any |= local(i);
+  }
   return any;
 }
 #endif
@@ -355,8 +375,8 @@ int AddNonFinite(int64_t n, T* __restrict w, const T* __restrict u) {
 // precision, one rounding of the product; α = 0 writes +0, as OpenBLAS's scal does); w ← w + t.
 // Returns 1 when some entry of the new w is not finite. Same bits as the three passes it replaces
 // (momentum kernel, scal, addFinite); g is left unchanged.
-template <typename T, bool MOM, bool FIRST, bool NESTEROV>
-int SgdApplyLoop(int64_t n, T* __restrict w, const T* __restrict g, T* __restrict v, double mu, double keep, T alpha, bool zero) {
+template <typename T, bool MOM, bool FIRST, bool NESTEROV, bool ZERO>
+int SgdApplyLoop(int64_t n, T* __restrict w, const T* __restrict g, T* __restrict v, double mu, double keep, T alpha) {
   return Any(n, [=](int64_t i) __attribute__((always_inline)) {
     const double gi = g[i];
     T d;
@@ -367,22 +387,26 @@ int SgdApplyLoop(int64_t n, T* __restrict w, const T* __restrict g, T* __restric
     } else {
       d = g[i];
     }
-    const T t = zero ? T(0) : alpha * d;
+    const T t = ZERO ? T(0) : alpha * d;
     const T wi = w[i] + t;
     w[i] = wi;
     return NonFinite(wi);
   });
 }
 
+template <typename T, bool ZERO>
+int SgdApplyWith(int64_t n, T* w, const T* g, T* v, double mu, double keep, bool first, bool nesterov, T a) {
+  if (!v) return SgdApplyLoop<T, false, false, false, ZERO>(n, w, g, nullptr, mu, keep, a);
+  if (first) {
+    return nesterov ? SgdApplyLoop<T, true, true, true, ZERO>(n, w, g, v, mu, keep, a) : SgdApplyLoop<T, true, true, false, ZERO>(n, w, g, v, mu, keep, a);
+  }
+  return nesterov ? SgdApplyLoop<T, true, false, true, ZERO>(n, w, g, v, mu, keep, a) : SgdApplyLoop<T, true, false, false, ZERO>(n, w, g, v, mu, keep, a);
+}
+
 template <typename T>
 int SgdApply(int64_t n, T* w, const T* g, T* v, double mu, double keep, bool first, bool nesterov, double alpha) {
-  const T a = static_cast<T>(alpha);
-  const bool zero = alpha == 0;
-  if (!v) return SgdApplyLoop<T, false, false, false>(n, w, g, nullptr, mu, keep, a, zero);
-  if (first) {
-    return nesterov ? SgdApplyLoop<T, true, true, true>(n, w, g, v, mu, keep, a, zero) : SgdApplyLoop<T, true, true, false>(n, w, g, v, mu, keep, a, zero);
-  }
-  return nesterov ? SgdApplyLoop<T, true, false, true>(n, w, g, v, mu, keep, a, zero) : SgdApplyLoop<T, true, false, false>(n, w, g, v, mu, keep, a, zero);
+  return alpha == 0 ? SgdApplyWith<T, true>(n, w, g, v, mu, keep, first, nesterov, T(0))
+                    : SgdApplyWith<T, false>(n, w, g, v, mu, keep, first, nesterov, static_cast<T>(alpha));
 }
 
 // 1 when some entry of x is not finite.
