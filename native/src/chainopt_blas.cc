@@ -144,7 +144,7 @@ bool CheckMatrix(napi_env env, const char* fn, const char* name, const char* ldN
 // convolution (e.g. 64×256×288 ≈ 4.7M) the fork/join and the idle spinning of the second thread
 // cost more than the split gains: the ConvNet preset's training step measured 162 ms at 2 threads
 // against 116 ms at 1. Large products (the MLP's 128×784×512 ≈ 51M) keep every thread.
-constexpr double kSerialGemmWork = 8.0e6;
+double g_serial_gemm_work = 8.0e6;  // settable by serialThresholds (bench/thresholds.ts)
 
 // openblas_get_parallel(): 0 sequential, 1 pthreads, 2 OpenMP build (read once at load).
 int g_parallel = -1;
@@ -172,11 +172,11 @@ void Serially(int threads, F f) {
   else openblas_set_num_threads(threads);
 }
 
-// Runs f with OpenBLAS limited to one thread when the product is small (see kSerialGemmWork).
+// Runs f with OpenBLAS limited to one thread when the product is small (see g_serial_gemm_work).
 template <typename F>
 void WithThreadsFor(blasint m, blasint n, blasint k, F f) {
   const int threads = openblas_get_num_threads();
-  if (threads > 1 && static_cast<double>(m) * n * k < kSerialGemmWork) Serially(threads, f);
+  if (threads > 1 && static_cast<double>(m) * n * k < g_serial_gemm_work) Serially(threads, f);
   else f();
 }
 
@@ -186,12 +186,12 @@ void WithThreadsFor(blasint m, blasint n, blasint k, F f) {
 // split gains, and in the pthreads build that pool's workers then idle through the next oneDNN or
 // element-wise region of the other pool (docs/performance.md). Larger vectors (the MLP
 // 784-512-512-10's 6.7·10⁵ parameters, 2.7 MB in float32) keep every thread.
-constexpr double kSerialLevel12 = 262144.0;  // 2^18
+double g_serial_level12 = 262144.0;  // 2^18; settable by serialThresholds (bench/thresholds.ts)
 
 template <typename F>
 void Level12(double entries, F f) {
   const int threads = openblas_get_num_threads();
-  if (threads > 1 && entries < kSerialLevel12) Serially(threads, f);
+  if (threads > 1 && entries < g_serial_level12) Serially(threads, f);
   else f();
 }
 
@@ -578,6 +578,47 @@ napi_value GetThreadCounts(napi_env env, napi_callback_info) {
   return out;
 }
 
+// serialThresholds([gemm, level12, elementwise]) → [gemm, level12, elementwise]: the sizes under
+// which GEMMs (multiply-adds), level-1/2 BLAS (entries) and the element-wise kernels (entries) run
+// on one thread; with an array, sets them first (for bench/thresholds.ts, which measures them).
+napi_value SerialThresholds(napi_env env, napi_callback_info info) {
+  const char* fn = "serialThresholds";
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  napi_valuetype vt = napi_undefined;
+  if (argc >= 1) napi_typeof(env, argv[0], &vt);
+  if (vt != napi_undefined) {
+    bool is_array = false;
+    uint32_t len = 0;
+    double v[3];
+    if (napi_is_array(env, argv[0], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[0], &len) != napi_ok || len != 3) {
+      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "serialThresholds: expected [gemm, level12, elementwise]");
+      return nullptr;
+    }
+    for (uint32_t i = 0; i < 3; i++) {
+      napi_value e;
+      napi_get_element(env, argv[0], i, &e);
+      if (napi_get_value_double(env, e, &v[i]) != napi_ok || !(v[i] >= 0 && v[i] <= 9.0e15)) {
+        napi_throw_range_error(env, "ERR_OUT_OF_RANGE", (std::string(fn) + ": thresholds must be numbers in [0, 9e15]").c_str());
+        return nullptr;
+      }
+    }
+    g_serial_gemm_work = v[0];
+    g_serial_level12 = v[1];
+    SetElementwiseParallelMin(v[2]);
+  }
+  napi_value out;
+  napi_create_array_with_length(env, 3, &out);
+  const double now[3] = {g_serial_gemm_work, g_serial_level12, GetElementwiseParallelMin()};
+  for (uint32_t i = 0; i < 3; i++) {
+    napi_value e;
+    napi_create_double(env, now[i], &e);
+    napi_set_element(env, out, i, e);
+  }
+  return out;
+}
+
 napi_value GetNumThreads(napi_env env, napi_callback_info) { return Int(env, openblas_get_num_threads()); }
 napi_value GetNumProcs(napi_env env, napi_callback_info) { return Int(env, openblas_get_num_procs()); }
 napi_value GetParallel(napi_env env, napi_callback_info) { return Int(env, Parallel()); }
@@ -625,6 +666,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"getNumThreads", nullptr, GetNumThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"getNumProcs", nullptr, GetNumProcs, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"getParallel", nullptr, GetParallel, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"serialThresholds", nullptr, SerialThresholds, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"getThreadCounts", nullptr, GetThreadCounts, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"getBlasLibrary", nullptr, GetBlasLibrary, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"getConfig", nullptr, GetConfig, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

@@ -12,3 +12,6 @@ void RegisterKernels(napi_env env, napi_value exports);
 void SetOmpThreads(int n);
 // The OpenMP thread count (1 without OpenMP).
 int GetOmpThreads();
+// Length from which the element-wise kernels split their loops across threads (chainopt_kernels.cc).
+double GetElementwiseParallelMin();
+void SetElementwiseParallelMin(double n);

@@ -6,7 +6,7 @@
 //   the result does not depend on the thread count or the partition at all (the only reductions
 //   are the finiteness checks' ORs).
 //   The partition is OpenMP's static schedule: contiguous equal blocks, one per thread.
-// - Arrays below kParallelMin entries run on the calling thread (a fork/join costs a few µs).
+// - Arrays below g_parallel_min entries run on the calling thread (a fork/join costs a few µs).
 // - Arithmetic mirrors chainopt's TypeScript loops operation for operation, with the same
 //   association (JS's `c * g * g` is (c·g)·g), so that a native update equals the portable one bit
 //   for bit (compiled with -ffp-contract=off: no fused multiply-add). Float64 arrays and the
@@ -32,7 +32,10 @@
 
 namespace {
 
-constexpr int64_t kParallelMin = 1 << 15;
+// Loops from this many entries on split across threads; below, a fork/join costs more than the
+// split gains (measured: bench/thresholds.ts, docs/performance.md). Settable for that benchmark
+// (serialThresholds in chainopt_blas.cc).
+int64_t g_parallel_min = 1 << 15;
 
 bool Fail(napi_env env, const char* fn, const std::string& message) {
   napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", (std::string(fn) + ": " + message).c_str());
@@ -124,7 +127,7 @@ bool DetectAvx2() {
 const bool kHasAvx2 = DetectAvx2();
 bool use_avx2 = kHasAvx2;
 
-// body(i) for i in [0, n): a static OpenMP partition (contiguous equal blocks) from kParallelMin
+// body(i) for i in [0, n): a static OpenMP partition (contiguous equal blocks) from g_parallel_min
 // entries on, the calling thread below. Private copy: the body's captured pointers and constants
 // are copied into each thread's own closure object, whose address does not escape, so that the
 // compiler may keep them in registers; read through a reference to the caller's closure, every
@@ -132,7 +135,7 @@ bool use_avx2 = kHasAvx2;
 // reload per entry and blocks vectorization.
 template <typename Body>
 void ForBaseline(int64_t n, const Body& body) {
-#pragma omp parallel if (n >= kParallelMin)
+#pragma omp parallel if (n >= g_parallel_min)
   {
     const Body local = body;  // each thread's own copy: see Private below
 #pragma omp for schedule(static)
@@ -143,7 +146,7 @@ void ForBaseline(int64_t n, const Body& body) {
 #ifdef CHAINOPT_X86
 template <typename Body>
 __attribute__((target("avx2"))) void ForAvx2(int64_t n, const Body& body) {
-#pragma omp parallel if (n >= kParallelMin)
+#pragma omp parallel if (n >= g_parallel_min)
   {
     const Body local = body;  // each thread's own copy: see Private below
 #pragma omp for schedule(static)
@@ -165,7 +168,7 @@ inline void For(int64_t n, const Body& body) {
 template <typename Body>
 int AnyBaseline(int64_t n, const Body& body) {
   int any = 0;
-#pragma omp parallel if (n >= kParallelMin)
+#pragma omp parallel if (n >= g_parallel_min)
   {
     const Body local = body;
 #pragma omp for schedule(static) reduction(| : any)
@@ -178,7 +181,7 @@ int AnyBaseline(int64_t n, const Body& body) {
 template <typename Body>
 __attribute__((target("avx2"))) int AnyAvx2(int64_t n, const Body& body) {
   int any = 0;
-#pragma omp parallel if (n >= kParallelMin)
+#pragma omp parallel if (n >= g_parallel_min)
   {
     const Body local = body;
 #pragma omp for schedule(static) reduction(| : any)
@@ -644,7 +647,7 @@ napi_value ReluBackwardEntry(napi_env env, napi_callback_info info) {
 template <typename T>
 double Logistic(int64_t n, int64_t k, const T* z, const int32_t* labels, T* grad) {
   std::vector<double> rows(static_cast<size_t>(n));
-#pragma omp parallel for schedule(static) if (n * k >= kParallelMin)
+#pragma omp parallel for schedule(static) if (n * k >= g_parallel_min)
   for (int64_t i = 0; i < n; i++) {
     const T* zi = z + i * k;
     double m = zi[0];
@@ -736,6 +739,9 @@ napi_value OmpThreadsEntry(napi_env env, napi_callback_info) {
 }
 
 }  // namespace
+
+double GetElementwiseParallelMin() { return static_cast<double>(g_parallel_min); }
+void SetElementwiseParallelMin(double n) { g_parallel_min = static_cast<int64_t>(n); }
 
 void SetOmpThreads(int n) {
 #ifdef _OPENMP

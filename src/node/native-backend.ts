@@ -104,6 +104,8 @@ export interface NativeBlasBinding {
   clipValue?: ElementwiseKernels["clipValue"];
   averageUpdate?: ElementwiseKernels["averageUpdate"];
   getOmpThreads?(): number;
+  /** The sizes under which GEMMs (multiply-adds), level-1/2 BLAS and the element-wise kernels (entries) run on one thread; with an array, sets them first (bench/thresholds.ts). Absent from older addons. */
+  serialThresholds?(set?: [number, number, number]): [number, number, number];
   /** The instruction set of the element-wise loops ("avx2" or "baseline"); with a name, switches first (absent from older addons). */
   kernelIsa?(name?: "avx2" | "baseline"): "avx2" | "baseline";
   // oneDNN (native/src/chainopt_dnn.cc): present only when the addon was built with oneDNN.
