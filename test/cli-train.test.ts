@@ -331,7 +331,21 @@ describe("chainopt train: numerical faults", () => {
 
   it("--on-nan skip: non-finite steps are undone and counted, training goes on, the final model is finite", async () => {
     const out = fresh("skip");
-    const r = await runCli(["train", ...TINY, "--epochs", "2", "--lr", "1e6", "--on-nan", "skip", "--json", "--out", out]);
+    const r = await runCli([
+      "train",
+      ...TINY,
+      "--epochs",
+      "3",
+      "--batch-size",
+      "20",
+      "--lr",
+      "1e8",
+      "--on-nan",
+      "skip",
+      "--json",
+      "--out",
+      out,
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const lines = jsonLines(r.stdout);
     const skipped = lines.reduce((s, l) => s + ((l.skippedSteps as number | undefined) ?? 0), 0);

@@ -9,7 +9,17 @@ import { createChain } from "../src/chain/chain.js";
 import { convnet } from "../src/chain/presets.js";
 import type { LayerSpecInput } from "../src/chain/spec.js";
 import type { Backend } from "../src/core/backend.js";
-import { axpbyInto, axpyInto, columnSums, dotOf, NATIVE_MIN_LENGTH, rowSums, scalInPlace } from "../src/core/kernels.js";
+import {
+  allFiniteOf,
+  axpbyInto,
+  axpyInto,
+  columnSums,
+  dotOf,
+  NATIVE_MIN_LENGTH,
+  norm2Of,
+  rowSums,
+  scalInPlace,
+} from "../src/core/kernels.js";
 import { portableBackend } from "../src/core/portable.js";
 import { Rng } from "../src/core/rng.js";
 import { loadNativeBackend } from "../src/node/index.js";
@@ -87,6 +97,19 @@ describe("BLAS-1/2 kernels agree with their loops", { skip: native ? false : "na
           assert.ok(relativeError(a, c) < tol, `${name} n=${n}`);
         }
         assert.ok(Math.abs(dotOf(native!, n, x, y0) - dotOf(portableBackend, n, x, y0)) < tol * n, `dot n=${n}`);
+      }
+      // Large but finite entries (their float32 squares overflow): the dot, the norm and the
+      // finiteness check stay finite, as in double arithmetic; a real ∞ is still seen.
+      const n = NATIVE_MIN_LENGTH + 3;
+      const big = dtype === "float32" ? new Float32Array(n).fill(1e20) : new Float64Array(n).fill(1e150);
+      const want = n * big[0] * big[0];
+      for (const b of [native!, portableBackend]) {
+        assert.ok(Math.abs(dotOf(b, n, big, big) / want - 1) < 1e-12, `dot of large entries on ${b.name}`);
+        assert.ok(Number.isFinite(norm2Of(b, n, big)) && allFiniteOf(b, n, big), `norm and finiteness of large entries on ${b.name}`);
+        const inf = big.slice();
+        inf[n - 1] = Number.POSITIVE_INFINITY;
+        assert.equal(allFiniteOf(b, n, inf), false);
+        assert.equal(Number.isFinite(norm2Of(b, n, inf)), false);
       }
       for (const [rows, cols] of [
         [3, 4],

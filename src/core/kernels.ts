@@ -34,7 +34,13 @@ export function scalInPlace(backend: Backend, n: number, alpha: number, x: Float
 
 /** ⟨x, y⟩ over the first n entries, accumulated in float64. */
 export function dotOf(backend: Backend, n: number, x: FloatArray, y: FloatArray): number {
-  if (backend.dot && n >= NATIVE_MIN_LENGTH && sameKind(x, y)) return backend.dot(n, x, y);
+  if (backend.dot && n >= NATIVE_MIN_LENGTH && sameKind(x, y)) {
+    const r = backend.dot(n, x, y);
+    // OpenBLAS 0.3.21's dsdot (float32 in, double accumulation) forms each product in float32:
+    // entries above ~1.8e19 overflow it to ±∞ although the double sum is finite. A non-finite
+    // result is therefore recomputed below, where float32 products cannot overflow (< 1.2e77).
+    if (Number.isFinite(r) || !(x instanceof Float32Array)) return r;
+  }
   let s = 0;
   for (let i = 0; i < n; i++) s += x[i] * y[i];
   return s;
