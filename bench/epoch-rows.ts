@@ -180,10 +180,13 @@ export function gaussNewtonRows(native: NativeBackend, threads: number, opts: { 
     valueAndGradient(chain, objective, w, batch, { grad });
     for (let i = 0; i < w.length; i++) w[i] -= 1e-3 * grad[i];
   }, opts.reps);
+  const dOut = new Float64Array(chain.paramSize); // the step's direction, reused as a training loop would
   const gnMs = timeMs(
     () => {
-      const d = prepareGaussNewton(chain, objective, w, batch, { implementation: "gram" }).direction(1);
+      const sub = prepareGaussNewton(chain, objective, w, batch, { implementation: "gram" });
+      const d = sub.direction(1, dOut);
       for (let i = 0; i < w.length; i++) w[i] += 1e-3 * d[i];
+      sub.release(); // as the second-order stepper does
     },
     opts.reps,
     1,

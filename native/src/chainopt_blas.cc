@@ -40,6 +40,8 @@ void dpotrf_(const char* uplo, const blasint* n, double* a, const blasint* lda, 
 void dsyevd_(const char* jobz, const char* uplo, const blasint* n, double* a, const blasint* lda, double* w, double* work,
              const blasint* lwork, blasint* iwork, const blasint* liwork, blasint* info, size_t jobz_len, size_t uplo_len);
 void dgetrf_(const blasint* m, const blasint* n, double* a, const blasint* lda, blasint* ipiv, blasint* info);
+void dsposv_(const char* uplo, const blasint* n, const blasint* nrhs, double* a, const blasint* lda, double* b, const blasint* ldb,
+             double* x, const blasint* ldx, double* work, float* swork, blasint* iter, blasint* info, size_t uplo_len);
 }
 
 namespace {
@@ -399,6 +401,94 @@ napi_value GerEntry(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+void Syrk(CBLAS_UPLO uplo, CBLAS_TRANSPOSE t, blasint n, blasint k, float alpha, const float* a, blasint lda, float beta, float* c,
+          blasint ldc) {
+  WithThreadsFor(n, n, k, [&] { cblas_ssyrk(CblasRowMajor, uplo, t, n, k, alpha, a, lda, beta, c, ldc); });
+}
+void Syrk(CBLAS_UPLO uplo, CBLAS_TRANSPOSE t, blasint n, blasint k, double alpha, const double* a, blasint lda, double beta, double* c,
+          blasint ldc) {
+  WithThreadsFor(n, n, k, [&] { cblas_dsyrk(CblasRowMajor, uplo, t, n, k, alpha, a, lda, beta, c, ldc); });
+}
+
+// syrk(upper, trans, n, k, alpha, a, lda, beta, c, ldc): C ← α·op(A)·op(A)ᵀ + β·C on one triangle
+// of the row-major n×n C (the upper one, column ≥ row, when `upper`; the other is not touched);
+// op(A) = A (n×k stored) or Aᵀ (A stored k×n). Half the multiply-adds of the GEMM.
+template <typename T>
+napi_value SyrkEntry(napi_env env, napi_callback_info info) {
+  const char* fn = Name<T>("ssyrk", "dsyrk");
+  napi_value argv[10];
+  bool upper, trans;
+  int64_t n, k, lda, ldc, la, lc;
+  double alpha, beta;
+  T *a, *c;
+  if (!Args(env, info, fn, 10, "(upper, trans, n, k, alpha, a, lda, beta, c, ldc)", argv) ||
+      !GetBool(env, argv[0], fn, "upper", &upper) || !GetBool(env, argv[1], fn, "trans", &trans) ||
+      !GetDim(env, argv[2], fn, "n", &n) || !GetDim(env, argv[3], fn, "k", &k) || !GetNumber(env, argv[4], fn, "alpha", &alpha) ||
+      !GetArray<T>(env, argv[5], fn, "a", &a, &la) || !GetDim(env, argv[6], fn, "lda", &lda) ||
+      !GetNumber(env, argv[7], fn, "beta", &beta) || !GetArray<T>(env, argv[8], fn, "c", &c, &lc) ||
+      !GetDim(env, argv[9], fn, "ldc", &ldc) ||
+      !CheckMatrix(env, fn, "a", "lda", la, trans ? k : n, trans ? n : k, lda, trans ? "n" : "k") ||
+      !CheckMatrix(env, fn, "c", "ldc", lc, n, n, ldc, "n")) {
+    return nullptr;
+  }
+  if (n == 0) return nullptr;
+  Syrk(upper ? CblasUpper : CblasLower, trans ? CblasTrans : CblasNoTrans, static_cast<blasint>(n), static_cast<blasint>(k),
+       static_cast<T>(alpha), a, static_cast<blasint>(lda), static_cast<T>(beta), c, static_cast<blasint>(ldc));
+  return nullptr;
+}
+
+// gramHadamard(q, cols, batch, bias, t, p, g, accumulate): the Gram update of one dense layer (see
+// src/second-order/gram.ts, structured path), on the upper triangle of row-major q×q matrices:
+//   g[r, c] ← (accumulate ? g[r, c] : 0) + t[r, c] · (p[⌊r/cols⌋, ⌊c/cols⌋] + bias),   r ≤ c < q,
+// t = Δ Δᵀ (upper triangle, as ssyrk/dsyrk leave it) and p = X Xᵀ (batch×batch, batch·cols = q) in
+// the chain's precision, g float64. Each product t·(p + bias) is formed in double (exact for
+// float32 factors: 24 + 24 significant bits fit in 53) and added to g in double. Memory-bound
+// (q² entries of t and g): rows are split over the OpenMP threads (interleaved in chunks of 16,
+// as row r has q − r entries) when q² ≥ 2^18; the result does not depend on the split.
+template <typename T>
+napi_value GramHadamardEntry(napi_env env, napi_callback_info info) {
+  const char* fn = Name<T>("sgramHadamard", "dgramHadamard");
+  napi_value argv[8];
+  int64_t q, cols, batch, lt, lp, lg;
+  double bias;
+  bool accumulate;
+  T *t, *p;
+  double* g;
+  if (!Args(env, info, fn, 8, "(q, cols, batch, bias, t, p, g, accumulate)", argv) || !GetDim(env, argv[0], fn, "q", &q) ||
+      !GetDim(env, argv[1], fn, "cols", &cols) || !GetDim(env, argv[2], fn, "batch", &batch) ||
+      !GetNumber(env, argv[3], fn, "bias", &bias) || !GetArray<T>(env, argv[4], fn, "t", &t, &lt) ||
+      !GetArray<T>(env, argv[5], fn, "p", &p, &lp) || !GetArray<double>(env, argv[6], fn, "g", &g, &lg) ||
+      !GetBool(env, argv[7], fn, "accumulate", &accumulate)) {
+    return nullptr;
+  }
+  if (cols < 1 || batch * cols != q) {
+    ThrowRange(env, fn, "expected q = batch * cols with cols >= 1, got q = " + std::to_string(q) + ", batch = " + std::to_string(batch) +
+                            ", cols = " + std::to_string(cols));
+    return nullptr;
+  }
+  if (lt < q * q || lg < q * q || lp < batch * batch) {
+    ThrowRange(env, fn, "arrays too short: t and g need q*q entries, p needs batch*batch");
+    return nullptr;
+  }
+#pragma omp parallel for schedule(static, 16) if (q * q >= 262144)
+  for (int64_t r = 0; r < q; r++) {
+    const int64_t si = r / cols;
+    const T* tr = t + r * q;
+    double* gr = g + r * q;
+    const T* pr = p + si * batch;
+    int64_t c = r;
+    for (int64_t sj = si; sj < batch; sj++) {
+      const double f = static_cast<double>(pr[sj]) + bias;
+      const int64_t c1 = (sj + 1) * cols;
+      if (accumulate)
+        for (; c < c1; c++) gr[c] += static_cast<double>(tr[c]) * f;
+      else
+        for (; c < c1; c++) gr[c] = static_cast<double>(tr[c]) * f;
+    }
+  }
+  return nullptr;
+}
+
 bool CheckSquare(napi_env env, const char* fn, const char* name, int64_t length, int64_t n) {
   if (length < n * n) {
     return ThrowRange(env, fn,
@@ -448,6 +538,48 @@ napi_value Dpotrf(napi_env env, napi_callback_info info) {
       for (int64_t j = i + 1; j < n; j++) a[i * n + j] = 0;
   }
   return Int(env, status);
+}
+
+// dsposv(n, a, b) → { info, iter }: solves A x = b in place of b (one right-hand side) for the
+// symmetric positive definite A given by the LOWER triangle of row-major `a` (the column-major
+// upper triangle; the strictly upper triangle of `a` is neither read nor written). LAPACK dsposv:
+// Cholesky in single precision (spotrf) and iterative refinement in double until the backward
+// error is at double-precision level (‖b − A x‖ < √n ‖x‖ ‖A‖ ε₆₄), else (spotrf fails or 30
+// refinements do not converge) Cholesky in double precision (dpotrf + dpotrs), which then
+// overwrites the lower triangle with the factor. iter ≥ 0: refinements used, lower triangle
+// unchanged; iter < 0: the double-precision fallback ran. info > 0: A is not positive definite.
+// The single-precision copy (n² floats) is a buffer kept between calls (no page faults per call).
+napi_value Dsposv(napi_env env, napi_callback_info info) {
+  const char* fn = "dsposv";
+  napi_value argv[3];
+  int64_t n, la, lb;
+  double *a, *b;
+  if (!Args(env, info, fn, 3, "(n, a, b)", argv) || !GetDim(env, argv[0], fn, "n", &n) ||
+      !GetArray<double>(env, argv[1], fn, "a", &a, &la) || !GetArray<double>(env, argv[2], fn, "b", &b, &lb) ||
+      !CheckSquare(env, fn, "a", la, n) || !CheckRhs(env, fn, lb, n, 1)) {
+    return nullptr;
+  }
+  blasint status = 0, iter = 0;
+  if (n > 0) {
+    thread_local std::vector<float> swork;  // one per thread: worker threads may load the addon too
+    thread_local std::vector<double> work, x;
+    const size_t un = static_cast<size_t>(n);
+    if (swork.size() < un * (un + 1)) swork.resize(un * (un + 1));
+    if (work.size() < un) work.resize(un);
+    if (x.size() < un) x.resize(un);
+    const blasint bn = static_cast<blasint>(n), one = 1;
+    dsposv_("U", &bn, &one, a, &bn, b, &bn, x.data(), &bn, work.data(), swork.data(), &iter, &status, 1);
+    if (status < 0) {
+      ThrowRange(env, fn, "LAPACK dsposv rejected argument " + std::to_string(-status));
+      return nullptr;
+    }
+    if (status == 0) for (int64_t i = 0; i < n; i++) b[i] = x[static_cast<size_t>(i)];
+  }
+  napi_value out;
+  napi_create_object(env, &out);
+  napi_set_named_property(env, out, "info", Int(env, status));
+  napi_set_named_property(env, out, "iter", Int(env, iter));
+  return out;
 }
 
 // dpotrs(n, l, b, nrhs): solves L Lᵀ X = B in place of row-major B (n×nrhs) given the lower factor
@@ -618,6 +750,11 @@ napi_value Init(napi_env env, napi_value exports) {
       {"sger", nullptr, GerEntry<float>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"dger", nullptr, GerEntry<double>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"dpotrf", nullptr, Dpotrf, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"ssyrk", nullptr, SyrkEntry<float>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"dsyrk", nullptr, SyrkEntry<double>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"sgramHadamard", nullptr, GramHadamardEntry<float>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"dgramHadamard", nullptr, GramHadamardEntry<double>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"dsposv", nullptr, Dsposv, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"dpotrs", nullptr, Dpotrs, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"dsyevd", nullptr, Dsyevd, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"dgesv", nullptr, Dgesv, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

@@ -125,23 +125,28 @@ export function createSecondOrderStepper(options: SecondOrderStepperOptions): Se
       };
       const trial = w.slice();
       let mu = state.damping;
-      for (let t = 1; t <= maxTries; t++) {
-        const d = direction(mu);
-        if (d) {
-          for (let i = 0; i < w.length; i++) trial[i] = w[i] + d[i];
-          const newValue = objectiveValue(chain, objective, trial, batch, { training: options.training ?? true, state: options.state });
-          let slope = 0;
-          for (let i = 0; i < d.length; i++) slope += sub.gradient[i] * d[i];
-          if (!lineSearch || (Number.isFinite(newValue) && newValue <= sub.value + armijo * slope)) {
-            w.set(trial);
-            state.damping = lineSearch ? Math.max(mu / decrease, minDamping) : mu;
-            return { value: sub.value, newValue, damping: mu, accepted: true, tries: t };
+      try {
+        for (let t = 1; t <= maxTries; t++) {
+          const d = direction(mu);
+          if (d) {
+            for (let i = 0; i < w.length; i++) trial[i] = w[i] + d[i];
+            const newValue = objectiveValue(chain, objective, trial, batch, { training: options.training ?? true, state: options.state });
+            let slope = 0;
+            for (let i = 0; i < d.length; i++) slope += sub.gradient[i] * d[i];
+            if (!lineSearch || (Number.isFinite(newValue) && newValue <= sub.value + armijo * slope)) {
+              w.set(trial);
+              state.damping = lineSearch ? Math.max(mu / decrease, minDamping) : mu;
+              return { value: sub.value, newValue, damping: mu, accepted: true, tries: t };
+            }
           }
+          if (t < maxTries) mu *= increase;
         }
-        if (t < maxTries) mu *= increase;
+        state.damping = mu;
+        return { value: sub.value, newValue: sub.value, damping: mu, accepted: false, tries: maxTries };
+      } finally {
+        // The Gauss-Newton subproblem's Gram matrix and gradient go back to the chain's pool.
+        if (method === "gauss-newton") (sub as ReturnType<typeof prepareGaussNewton>).release();
       }
-      state.damping = mu;
-      return { value: sub.value, newValue: sub.value, damping: mu, accepted: false, tries: maxTries };
     },
   };
 }
