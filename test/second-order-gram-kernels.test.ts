@@ -104,10 +104,59 @@ describe("Gram kernels", () => {
           for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) assert.equal(m[i * n + j], -7);
           assert.ok(relativeError(x, ref) < 1e-8, `κ = ${kappa}: ${relativeError(x, ref)}`);
         }
+        // Positive definite in float64 but singular once rounded to float32 (1 − 1e-9 → 1): the
+        // native mixed-precision solve must fall back to double precision and still solve it.
+        const e = 1e-9;
+        const nearSingular = new Float64Array([1, 99, 1 - e, 1]);
+        const x2 = new Float64Array([1, 0]);
+        assert.ok(solveSpdLowerInPlace(backend, nearSingular, 2, x2));
+        const det = 1 - (1 - e) ** 2;
+        assert.ok(relativeError(x2, [1 / det, -(1 - e) / det]) < 1e-6, `${x2}`);
+        assert.equal(nearSingular[1], 99);
         const notPd = new Float64Array([1, 0, 2, 1]); // lower triangle [[1, ·], [2, 1]]: eigenvalues 3 and −1
         assert.equal(solveSpdLowerInPlace(backend, notPd, 2, new Float64Array(2)), false);
       });
     }
+  }
+
+  if (native?.raw.spdSolveMixed) {
+    const mixed = native.raw.spdSolveMixed.bind(native.raw);
+    it("native spdSolveMixed: a well-conditioned system is solved by float32 Cholesky and float64 refinement, the lower triangle kept", () => {
+      const rng = new Rng(13);
+      const n = 200;
+      const b = randomArray(n * n, rng);
+      const a = new Float64Array(n * n);
+      for (let i = 0; i < n; i++)
+        for (let j = 0; j <= i; j++) {
+          let s = 0;
+          for (let p = 0; p < n; p++) s += b[i * n + p] * b[j * n + p];
+          a[i * n + j] = s / n + (i === j ? 0.5 : 0);
+        }
+      const rhs = randomArray(n, rng);
+      const x = rhs.slice();
+      const copy = a.slice();
+      const { info, iter } = mixed(n, a, x);
+      assert.equal(info, 0);
+      assert.ok(iter >= 0, `refinement path (iter ${iter})`);
+      assert.deepEqual(a, copy);
+      // Backward error at double-precision level: ‖b − A x‖∞ ≤ ‖x‖∞ ‖A‖∞ 2⁻⁵³ √n.
+      let rn = 0;
+      let xn = 0;
+      let an = 0;
+      for (let i = 0; i < n; i++) {
+        let r = rhs[i];
+        let row = 0;
+        for (let j = 0; j < n; j++) {
+          const v = j <= i ? a[i * n + j] : a[j * n + i];
+          r -= v * x[j];
+          row += Math.abs(v);
+        }
+        rn = Math.max(rn, Math.abs(r));
+        xn = Math.max(xn, Math.abs(x[i]));
+        an = Math.max(an, row);
+      }
+      assert.ok(rn <= xn * an * 2 ** -53 * Math.sqrt(n), `residual ${rn}`);
+    });
   }
 
   it("transposeUpperToLower makes a symmetric matrix from its upper triangle (sizes around the block edge)", () => {

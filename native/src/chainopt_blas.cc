@@ -40,8 +40,7 @@ void dpotrf_(const char* uplo, const blasint* n, double* a, const blasint* lda, 
 void dsyevd_(const char* jobz, const char* uplo, const blasint* n, double* a, const blasint* lda, double* w, double* work,
              const blasint* lwork, blasint* iwork, const blasint* liwork, blasint* info, size_t jobz_len, size_t uplo_len);
 void dgetrf_(const blasint* m, const blasint* n, double* a, const blasint* lda, blasint* ipiv, blasint* info);
-void dsposv_(const char* uplo, const blasint* n, const blasint* nrhs, double* a, const blasint* lda, double* b, const blasint* ldb,
-             double* x, const blasint* ldx, double* work, float* swork, blasint* iter, blasint* info, size_t uplo_len);
+void spotrf_(const char* uplo, const blasint* n, float* a, const blasint* lda, blasint* info, size_t uplo_len);
 }
 
 namespace {
@@ -540,17 +539,22 @@ napi_value Dpotrf(napi_env env, napi_callback_info info) {
   return Int(env, status);
 }
 
-// dsposv(n, a, b) → { info, iter }: solves A x = b in place of b (one right-hand side) for the
-// symmetric positive definite A given by the LOWER triangle of row-major `a` (the column-major
-// upper triangle; the strictly upper triangle of `a` is neither read nor written). LAPACK dsposv:
-// Cholesky in single precision (spotrf) and iterative refinement in double until the backward
-// error is at double-precision level (‖b − A x‖ < √n ‖x‖ ‖A‖ ε₆₄), else (spotrf fails or 30
-// refinements do not converge) Cholesky in double precision (dpotrf + dpotrs), which then
-// overwrites the lower triangle with the factor. iter ≥ 0: refinements used, lower triangle
-// unchanged; iter < 0: the double-precision fallback ran. info > 0: A is not positive definite.
-// The single-precision copy (n² floats) is a buffer kept between calls (no page faults per call).
-napi_value Dsposv(napi_env env, napi_callback_info info) {
-  const char* fn = "dsposv";
+// spdSolveMixed(n, a, b) → { info, iter }: solves A x = b in place of b (one right-hand side) for
+// the symmetric positive definite A given by the LOWER triangle of row-major `a` (diagonal
+// included; the strictly upper triangle is neither read nor written). The algorithm and stopping
+// test of LAPACK's dsposv (Buttari et al., "Mixed precision iterative refinement techniques for the
+// solution of dense linear systems", IJHPCA 21(4), 2007; LAPACK Users' Guide, xSPOSV): Cholesky of
+// the float32 copy of A (spotrf), x₀ from it, then refinement x ← x + A₃₂⁻¹ (b − A x) with the
+// residual in float64 (dsymv on the untouched float64 A) until
+//   ‖b − A x‖∞ < ‖x‖∞ · ‖A‖∞ · ε₆₄ · √n    (ε₆₄ = 2⁻⁵³, dsposv's CTE with BWDMAX = 1),
+// i.e. a backward error at double-precision level. When spotrf fails (A not positive definite in
+// float32), an entry overflows float32, or 30 refinements do not converge, it falls back to double
+// precision Cholesky (dpotrf + dpotrs) in place of the lower triangle (iter < 0). info > 0: A is
+// not positive definite (in double precision). Unlike dsposv (dsymm and strsm with one column, and
+// a float32 copy of the whole square), the refinement uses dsymv and strsv, whose cost is one
+// pass over the triangles; the float32 copy is a per-thread buffer kept between calls.
+napi_value SpdSolveMixed(napi_env env, napi_callback_info info) {
+  const char* fn = "spdSolveMixed";
   napi_value argv[3];
   int64_t n, la, lb;
   double *a, *b;
@@ -561,19 +565,89 @@ napi_value Dsposv(napi_env env, napi_callback_info info) {
   }
   blasint status = 0, iter = 0;
   if (n > 0) {
-    thread_local std::vector<float> swork;  // one per thread: worker threads may load the addon too
-    thread_local std::vector<double> work, x;
+    thread_local std::vector<float> l32;  // one per thread: worker threads may load the addon too
+    thread_local std::vector<float> r32;
+    thread_local std::vector<double> x, r, rowsum;
     const size_t un = static_cast<size_t>(n);
-    if (swork.size() < un * (un + 1)) swork.resize(un * (un + 1));
-    if (work.size() < un) work.resize(un);
-    if (x.size() < un) x.resize(un);
-    const blasint bn = static_cast<blasint>(n), one = 1;
-    dsposv_("U", &bn, &one, a, &bn, b, &bn, x.data(), &bn, work.data(), swork.data(), &iter, &status, 1);
-    if (status < 0) {
-      ThrowRange(env, fn, "LAPACK dsposv rejected argument " + std::to_string(-status));
-      return nullptr;
+    if (l32.size() < un * un) l32.resize(un * un);
+    if (r32.size() < un) r32.resize(un);
+    if (x.size() < un) {
+      x.resize(un);
+      r.resize(un);
+      rowsum.resize(un);
     }
-    if (status == 0) for (int64_t i = 0; i < n; i++) b[i] = x[static_cast<size_t>(i)];
+    const blasint bn = static_cast<blasint>(n);
+    constexpr double kFloatMax = 3.4028234663852886e38;
+    // ‖A‖∞ (= ‖A‖₁, A symmetric) from the lower triangle, and the float32 copy of that triangle.
+    bool fits = true;
+    for (size_t i = 0; i < un; i++) rowsum[i] = 0;
+    for (size_t i = 0; i < un; i++) {
+      const double* ai = a + i * un;
+      float* li = l32.data() + i * un;
+      double s = 0;
+      for (size_t j = 0; j < i; j++) {
+        const double v = std::fabs(ai[j]);
+        s += v;
+        rowsum[j] += v;
+        fits = fits && v <= kFloatMax;
+        li[j] = static_cast<float>(ai[j]);
+      }
+      const double d = std::fabs(ai[i]);
+      fits = fits && d <= kFloatMax;
+      li[i] = static_cast<float>(ai[i]);
+      rowsum[i] += s + d;
+    }
+    double anrm = 0;
+    for (size_t i = 0; i < un; i++) anrm = rowsum[i] > anrm ? rowsum[i] : anrm;
+    const double cte = anrm * std::ldexp(1.0, -53) * std::sqrt(static_cast<double>(n));
+    blasint sinfo = 1;
+    if (fits) spotrf_("U", &bn, l32.data(), &bn, &sinfo, 1);  // column-major upper = row-major lower: L with A = L Lᵀ
+    bool converged = false;
+    if (sinfo == 0) {
+      // x₀ = A₃₂⁻¹ b, then refinements.
+      auto correction = [&](const double* v) -> bool {
+        for (size_t i = 0; i < un; i++) {
+          if (!(std::fabs(v[i]) <= kFloatMax)) return false;
+          r32[i] = static_cast<float>(v[i]);
+        }
+        cblas_strsv(CblasRowMajor, CblasLower, CblasNoTrans, CblasNonUnit, bn, l32.data(), bn, r32.data(), 1);  // L y = v
+        cblas_strsv(CblasRowMajor, CblasLower, CblasTrans, CblasNonUnit, bn, l32.data(), bn, r32.data(), 1);    // Lᵀ z = y
+        return true;
+      };
+      if (correction(b)) {
+        for (size_t i = 0; i < un; i++) x[i] = r32[i];
+        for (iter = 0; iter <= 30; iter++) {
+          for (size_t i = 0; i < un; i++) r[i] = b[i];
+          cblas_dsymv(CblasRowMajor, CblasLower, bn, -1.0, a, bn, x.data(), 1, 1.0, r.data(), 1);  // r = b − A x
+          double xn = 0, rn = 0;
+          for (size_t i = 0; i < un; i++) {
+            xn = std::fabs(x[i]) > xn ? std::fabs(x[i]) : xn;
+            rn = std::fabs(r[i]) > rn ? std::fabs(r[i]) : rn;
+          }
+          if (rn < xn * cte) {
+            converged = true;
+            break;
+          }
+          if (iter == 30 || !correction(r.data())) break;
+          for (size_t i = 0; i < un; i++) x[i] += r32[i];
+        }
+      }
+    }
+    if (converged) {
+      for (size_t i = 0; i < un; i++) b[i] = x[i];
+    } else {
+      // Double precision: dpotrf in place of the lower triangle, then the two triangular solves.
+      iter = -1;
+      dpotrf_("U", &bn, a, &bn, &status, 1);
+      if (status < 0) {
+        ThrowRange(env, fn, "LAPACK dpotrf rejected argument " + std::to_string(-status));
+        return nullptr;
+      }
+      if (status == 0) {
+        cblas_dtrsv(CblasRowMajor, CblasLower, CblasNoTrans, CblasNonUnit, bn, a, bn, b, 1);
+        cblas_dtrsv(CblasRowMajor, CblasLower, CblasTrans, CblasNonUnit, bn, a, bn, b, 1);
+      }
+    }
   }
   napi_value out;
   napi_create_object(env, &out);
@@ -754,7 +828,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"dsyrk", nullptr, SyrkEntry<double>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"sgramHadamard", nullptr, GramHadamardEntry<float>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"dgramHadamard", nullptr, GramHadamardEntry<double>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"dsposv", nullptr, Dsposv, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"spdSolveMixed", nullptr, SpdSolveMixed, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"dpotrs", nullptr, Dpotrs, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"dsyevd", nullptr, Dsyevd, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"dgesv", nullptr, Dgesv, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

@@ -66,7 +66,7 @@ export interface Backend {
    * Solves A x = b in place of b (one right-hand side, float64) for the symmetric positive definite
    * n×n A given by its lower triangle (row-major, diagonal included); the strictly upper triangle
    * is neither read nor written, the lower one may be overwritten (by a Cholesky factor). The native
-   * backend uses LAPACK dsposv: single-precision Cholesky and double-precision iterative refinement
+   * backend uses LAPACK dsposv's algorithm: single-precision Cholesky and double-precision iterative refinement
    * to a backward error at double-precision level, falling back to double-precision Cholesky.
    * Returns false if A is not positive definite.
    */

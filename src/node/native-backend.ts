@@ -78,7 +78,7 @@ export interface NativeBlasBinding {
   dpotrf(n: number, a: Float64Array): number;
   dpotrs(n: number, l: Float64Array, b: Float64Array, nrhs: number): void;
   /** Mixed-precision SPD solve of the row-major lower triangle (absent from older addons). */
-  dsposv?(n: number, a: Float64Array, b: Float64Array): { info: number; iter: number };
+  spdSolveMixed?(n: number, a: Float64Array, b: Float64Array): { info: number; iter: number };
   ssyrk?(
     upper: boolean,
     trans: boolean,
@@ -477,8 +477,8 @@ export class NativeBackend implements Backend {
 
   solveSpdLower(a: Float64Array, n: number, b: Float64Array): boolean {
     const bind = this.binding;
-    if (bind.dsposv) return bind.dsposv(n, a, b).info === 0;
-    // Addons built before dsposv: dpotrf on a copy (dpotrf zeroes the upper triangle, which must stay).
+    if (bind.spdSolveMixed) return bind.spdSolveMixed(n, a, b).info === 0;
+    // Addons built before spdSolveMixed: dpotrf on a copy (dpotrf zeroes the upper triangle, which must stay).
     const l = a.slice(0, n * n);
     if (bind.dpotrf(n, l) !== 0) return false;
     bind.dpotrs(n, l, b, 1);

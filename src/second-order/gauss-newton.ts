@@ -35,7 +35,7 @@ import { applyBlocks, applyBlocksTransposed, Linearization, lossHessianBlocks } 
 //     q for dense chains, else q VJPs reusing ONE forward pass), M b by one JVP, Mᵀ c by one VJP,
 //     the solve by Cholesky from the backend. Memory: one q × q float64 matrix whose upper triangle
 //     holds the Gram matrix and whose lower triangle receives M Mᵀ + κ I and its factor at each
-//     direction (native: LAPACK dsposv, single-precision Cholesky refined in double to a backward
+//     direction (native: dsposv's algorithm, single-precision Cholesky refined in double to a backward
 //     error at double-precision level, with a q × q float32 copy; else double Cholesky), plus a
 //     q × q scratch in the chain's precision and the work buffers reported in GramInfo; J (q × p)
 //     is never formed on the structured path, and only within `maxJacobianBytes` on the generic one.

@@ -23,9 +23,9 @@ export function choleskySolveInPlace(backend: Backend, l: Float64Array, n: numbe
 /**
  * Solves A x = b in place of b (float64, one right-hand side) for the SPD n×n A given by its lower
  * triangle (row-major, diagonal included); the strictly upper triangle is neither read nor written
- * and the lower one may be overwritten. Native backend: LAPACK dsposv (single-precision Cholesky,
- * double-precision iterative refinement to a backward error at double-precision level, double
- * Cholesky as fallback; Buttari et al., "Mixed precision iterative refinement techniques for the
+ * and the lower one may be overwritten. Native backend: spdSolveMixed, LAPACK dsposv's algorithm
+ * (single-precision Cholesky, double-precision iterative refinement to a backward error at
+ * double-precision level, double Cholesky as fallback; Buttari et al., "Mixed precision iterative refinement techniques for the
  * solution of dense linear systems", IJHPCA 21(4), 2007); a backend with only `cholesky` gets it
  * on a copy (its `cholesky` zeroes the upper triangle); else the portable lower-triangle Cholesky.
  * Returns false when A is not positive definite.
