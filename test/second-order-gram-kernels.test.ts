@@ -8,7 +8,7 @@ import { Rng } from "../src/core/rng.js";
 import { loadNativeBackend } from "../src/node/index.js";
 import { type Batch, createObjective } from "../src/objectives/index.js";
 import { empiricalNtk, prepareGaussNewton } from "../src/second-order/index.js";
-import { solveSpdLowerInPlace, transposeUpperToLower } from "../src/second-order/linalg.js";
+import { solveSpdShiftedInPlace, transposeUpperToLower } from "../src/second-order/linalg.js";
 import { randomArray, relativeError } from "./helpers.js";
 
 // The kernels of the Gauss-Newton "gram" step (SYRK, the Gram Hadamard update, the SPD solve on a
@@ -78,17 +78,19 @@ describe("Gram kernels", () => {
         }
       });
 
-      it(`${name}: the SPD solve on the lower triangle matches a float64 Cholesky and never touches the upper triangle`, () => {
+      it(`${name}: the shifted SPD solve from the upper triangle matches a float64 Cholesky and keeps the upper triangle`, () => {
         const rng = new Rng(7);
         const n = 60;
         // A = B Bᵀ + κ I with B of rank n/2: eigenvalues from κ to ~n, as a damped Gram matrix.
         const b = randomArray((n * n) / 2, rng);
         for (const kappa of [1, 1e-4]) {
-          const a = new Float64Array(n * n);
+          const g = new Float64Array(n * n); // B Bᵀ
+          const a = new Float64Array(n * n); // B Bᵀ + κ I
           for (let i = 0; i < n; i++)
             for (let j = 0; j < n; j++) {
               let s = 0;
               for (let p = 0; p < n / 2; p++) s += b[i * (n / 2) + p] * b[j * (n / 2) + p];
+              g[i * n + j] = s;
               a[i * n + j] = s + (i === j ? kappa : 0);
             }
           const rhs = randomArray(n, rng);
@@ -96,67 +98,76 @@ describe("Gram kernels", () => {
           const l = a.slice();
           assert.ok(portableBackend.cholesky?.(l, n));
           portableBackend.choleskySolve?.(l, n, ref, 1);
-          // Lower triangle from A, strictly upper triangle a marker that must survive.
+          // Upper triangle from B Bᵀ (the shift κ is the argument), strictly lower triangle garbage.
           const m = new Float64Array(n * n);
-          for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) m[i * n + j] = j <= i ? a[i * n + j] : -7;
+          for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) m[i * n + j] = j >= i ? g[i * n + j] : Number.NaN;
+          const upper = m.slice();
           const x = rhs.slice();
-          assert.ok(solveSpdLowerInPlace(backend, m, n, x));
-          for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) assert.equal(m[i * n + j], -7);
+          assert.ok(solveSpdShiftedInPlace(backend, m, n, kappa, x));
+          for (let i = 0; i < n; i++) for (let j = i; j < n; j++) assert.equal(m[i * n + j], upper[i * n + j]);
           assert.ok(relativeError(x, ref) < 1e-8, `κ = ${kappa}: ${relativeError(x, ref)}`);
         }
         // Positive definite in float64 but singular once rounded to float32 (1 − 1e-9 → 1): the
         // native mixed-precision solve must fall back to double precision and still solve it.
         const e = 1e-9;
-        const nearSingular = new Float64Array([1, 99, 1 - e, 1]);
+        const nearSingular = new Float64Array([0.5, 1 - e, 99, 0.5]); // upper [[0.5, 1 − e], [·, 0.5]] + 0.5 I
         const x2 = new Float64Array([1, 0]);
-        assert.ok(solveSpdLowerInPlace(backend, nearSingular, 2, x2));
+        assert.ok(solveSpdShiftedInPlace(backend, nearSingular, 2, 0.5, x2));
         const det = 1 - (1 - e) ** 2;
         assert.ok(relativeError(x2, [1 / det, -(1 - e) / det]) < 1e-6, `${x2}`);
-        assert.equal(nearSingular[1], 99);
-        const notPd = new Float64Array([1, 0, 2, 1]); // lower triangle [[1, ·], [2, 1]]: eigenvalues 3 and −1
-        assert.equal(solveSpdLowerInPlace(backend, notPd, 2, new Float64Array(2)), false);
+        assert.deepEqual([nearSingular[0], nearSingular[1], nearSingular[3]], [0.5, 1 - e, 0.5]);
+        const notPd = new Float64Array([1, 2, 0, 1]); // upper triangle [[1, 2], [·, 1]]: eigenvalues 3 and −1
+        assert.equal(solveSpdShiftedInPlace(backend, notPd, 2, 0, new Float64Array(2)), false);
+        assert.deepEqual([notPd[0], notPd[1], notPd[3]], [1, 2, 1]);
       });
     }
   }
 
   if (native?.raw.spdSolveMixed) {
     const mixed = native.raw.spdSolveMixed.bind(native.raw);
-    it("native spdSolveMixed: a well-conditioned system is solved by float32 Cholesky and float64 refinement, the lower triangle kept", () => {
-      const rng = new Rng(13);
-      const n = 200;
-      const b = randomArray(n * n, rng);
-      const a = new Float64Array(n * n);
-      for (let i = 0; i < n; i++)
-        for (let j = 0; j <= i; j++) {
-          let s = 0;
-          for (let p = 0; p < n; p++) s += b[i * n + p] * b[j * n + p];
-          a[i * n + j] = s / n + (i === j ? 0.5 : 0);
+    // n = 200 factors with spotrf; n = 500 at 2 threads with the blocked Cholesky (blocks of 192).
+    for (const [n, threads] of [
+      [200, 1],
+      [500, 2],
+    ] as const)
+      it(`native spdSolveMixed (n = ${n}, ${threads} threads): a well-conditioned system is solved by float32 Cholesky and float64 refinement, the matrix untouched`, () => {
+        const before = native.threads;
+        native.setThreads(threads);
+        const rng = new Rng(13);
+        const b = randomArray(n * n, rng);
+        const a = new Float64Array(n * n);
+        for (let i = 0; i < n; i++)
+          for (let j = i; j < n; j++) {
+            let s = 0;
+            for (let p = 0; p < n; p++) s += b[i * n + p] * b[j * n + p];
+            a[i * n + j] = s / n;
+          }
+        const rhs = randomArray(n, rng);
+        const x = rhs.slice();
+        const copy = a.slice();
+        const { info, iter } = mixed(n, a, 0.5, x);
+        native.setThreads(before);
+        assert.equal(info, 0);
+        assert.ok(iter >= 0, `refinement path (iter ${iter})`);
+        assert.deepEqual(a, copy);
+        // Backward error at double-precision level: ‖b − (A + 0.5 I) x‖∞ ≤ ‖x‖∞ ‖A + 0.5 I‖∞ 2⁻⁵³ √n.
+        let rn = 0;
+        let xn = 0;
+        let an = 0;
+        for (let i = 0; i < n; i++) {
+          let r = rhs[i];
+          let row = 0;
+          for (let j = 0; j < n; j++) {
+            const v = (j >= i ? a[i * n + j] : a[j * n + i]) + (i === j ? 0.5 : 0);
+            r -= v * x[j];
+            row += Math.abs(v);
+          }
+          rn = Math.max(rn, Math.abs(r));
+          xn = Math.max(xn, Math.abs(x[i]));
+          an = Math.max(an, row);
         }
-      const rhs = randomArray(n, rng);
-      const x = rhs.slice();
-      const copy = a.slice();
-      const { info, iter } = mixed(n, a, x);
-      assert.equal(info, 0);
-      assert.ok(iter >= 0, `refinement path (iter ${iter})`);
-      assert.deepEqual(a, copy);
-      // Backward error at double-precision level: ‖b − A x‖∞ ≤ ‖x‖∞ ‖A‖∞ 2⁻⁵³ √n.
-      let rn = 0;
-      let xn = 0;
-      let an = 0;
-      for (let i = 0; i < n; i++) {
-        let r = rhs[i];
-        let row = 0;
-        for (let j = 0; j < n; j++) {
-          const v = j <= i ? a[i * n + j] : a[j * n + i];
-          r -= v * x[j];
-          row += Math.abs(v);
-        }
-        rn = Math.max(rn, Math.abs(r));
-        xn = Math.max(xn, Math.abs(x[i]));
-        an = Math.max(an, row);
-      }
-      assert.ok(rn <= xn * an * 2 ** -53 * Math.sqrt(n), `residual ${rn}`);
-    });
+        assert.ok(rn <= xn * an * 2 ** -53 * Math.sqrt(n), `residual ${rn}`);
+      });
   }
 
   it("transposeUpperToLower makes a symmetric matrix from its upper triangle (sizes around the block edge)", () => {

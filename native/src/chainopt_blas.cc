@@ -539,37 +539,72 @@ napi_value Dpotrf(napi_env env, napi_callback_info info) {
   return Int(env, status);
 }
 
-// spdSolveMixed(n, a, b) → { info, iter }: solves A x = b in place of b (one right-hand side) for
-// the symmetric positive definite A given by the LOWER triangle of row-major `a` (diagonal
-// included; the strictly upper triangle is neither read nor written). The algorithm and stopping
-// test of LAPACK's dsposv (Buttari et al., "Mixed precision iterative refinement techniques for the
-// solution of dense linear systems", IJHPCA 21(4), 2007; LAPACK Users' Guide, xSPOSV): Cholesky of
-// the float32 copy of A (spotrf), x₀ from it, then refinement x ← x + A₃₂⁻¹ (b − A x) with the
-// residual in float64 (dsymv on the untouched float64 A) until
-//   ‖b − A x‖∞ < ‖x‖∞ · ‖A‖∞ · ε₆₄ · √n    (ε₆₄ = 2⁻⁵³, dsposv's CTE with BWDMAX = 1),
-// i.e. a backward error at double-precision level. When spotrf fails (A not positive definite in
+// Right-looking blocked Cholesky A = L Lᵀ of the column-major lower triangle of the n×n `a`
+// (Golub & Van Loan, "Matrix Computations", 4th ed., Alg. 4.2.9 with blocks): per block column of
+// width nb, spotrf of the diagonal block on one thread, then the panel solve (strsm) and the
+// trailing update (ssyrk), where the flops are, on all threads. OpenBLAS's own threaded spotrf was
+// slower at 2 threads than on 1 for n = 1152 in its OpenMP build (12–13 ms against 8.5 ms, with
+// bench/second-order.ts' matrix); returns spotrf's info (> 0: not positive definite).
+blasint BlockedCholeskyLower(blasint n, float* a, int threads) {
+  constexpr blasint kBlock = 192;
+  if (threads <= 1 || n <= 2 * kBlock) {
+    blasint info = 0;
+    spotrf_("L", &n, a, &n, &info, 1);
+    return info;
+  }
+  for (blasint k = 0; k < n; k += kBlock) {
+    const blasint kb = n - k < kBlock ? n - k : kBlock;
+    float* akk = a + k + static_cast<size_t>(k) * n;
+    blasint info = 0;
+    Serially(threads, [&] { spotrf_("L", &kb, akk, &n, &info, 1); });
+    if (info != 0) return info + k;
+    const blasint rest = n - k - kb;
+    if (rest == 0) break;
+    float* a21 = akk + kb;
+    float* a22 = a21 + static_cast<size_t>(kb) * n;
+    cblas_strsm(CblasColMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, rest, kb, 1.0f, akk, n, a21, n);  // A21 ← A21 L11⁻ᵀ
+    cblas_ssyrk(CblasColMajor, CblasLower, CblasNoTrans, rest, kb, -1.0f, a21, n, 1.0f, a22, n);                   // A22 ← A22 − A21 A21ᵀ
+  }
+  return 0;
+}
+
+// spdSolveMixed(n, a, shift, b) → { info, iter }: solves (A + shift·I) x = b in place of b (one
+// right-hand side) for the symmetric A given by the UPPER triangle of row-major `a` (diagonal
+// included), A + shift·I positive definite. The upper triangle and the diagonal of `a` are unchanged
+// on return; the strictly lower triangle is workspace (written only by the float64 fallback).
+// The algorithm and stopping test of LAPACK's dsposv (Buttari et al., "Mixed precision iterative
+// refinement techniques for the solution of dense linear systems", IJHPCA 21(4), 2007; LAPACK
+// Users' Guide, xSPOSV): Cholesky of the float32 copy of A + shift·I (spotrf), x₀ from it, then
+// refinement x ← x + (A + shift·I)₃₂⁻¹ r with the residual r = b − (A + shift·I) x in float64
+// (dsymv on the untouched float64 triangle) until
+//   ‖r‖∞ < ‖x‖∞ · ‖A + shift·I‖∞ · ε₆₄ · √n    (ε₆₄ = 2⁻⁵³, dsposv's CTE with BWDMAX = 1),
+// a backward error at double-precision level. When spotrf fails (not positive definite in
 // float32), an entry overflows float32, or 30 refinements do not converge, it falls back to double
-// precision Cholesky (dpotrf + dpotrs) in place of the lower triangle (iter < 0). info > 0: A is
-// not positive definite (in double precision). Unlike dsposv (dsymm and strsm with one column, and
-// a float32 copy of the whole square), the refinement uses dsymv and strsv, whose cost is one
-// pass over the triangles; the float32 copy is a per-thread buffer kept between calls.
+// precision: the strictly lower triangle receives A's (transposed), the diagonal A + shift·I, dpotrf
+// factors that lower triangle, two dtrsv solve, and the diagonal is restored (iter < 0). info > 0:
+// not positive definite in double precision either. Unlike dsposv (dsymm and strsm with one
+// column), the refinement uses dsymv and strsv (one pass over a triangle each); the float32 copy is
+// a per-thread buffer kept between calls.
+// Layout: the row-major upper triangle is the column-major lower one, so spotrf('L') leaves the
+// column-major L with A = L Lᵀ in it, i.e. the row-major upper U = Lᵀ with A = Uᵀ U.
 napi_value SpdSolveMixed(napi_env env, napi_callback_info info) {
   const char* fn = "spdSolveMixed";
-  napi_value argv[3];
+  napi_value argv[4];
   int64_t n, la, lb;
+  double shift;
   double *a, *b;
-  if (!Args(env, info, fn, 3, "(n, a, b)", argv) || !GetDim(env, argv[0], fn, "n", &n) ||
-      !GetArray<double>(env, argv[1], fn, "a", &a, &la) || !GetArray<double>(env, argv[2], fn, "b", &b, &lb) ||
-      !CheckSquare(env, fn, "a", la, n) || !CheckRhs(env, fn, lb, n, 1)) {
+  if (!Args(env, info, fn, 4, "(n, a, shift, b)", argv) || !GetDim(env, argv[0], fn, "n", &n) ||
+      !GetArray<double>(env, argv[1], fn, "a", &a, &la) || !GetNumber(env, argv[2], fn, "shift", &shift) ||
+      !GetArray<double>(env, argv[3], fn, "b", &b, &lb) || !CheckSquare(env, fn, "a", la, n) || !CheckRhs(env, fn, lb, n, 1)) {
     return nullptr;
   }
   blasint status = 0, iter = 0;
   if (n > 0) {
-    thread_local std::vector<float> l32;  // one per thread: worker threads may load the addon too
+    thread_local std::vector<float> u32;  // one per thread: worker threads may load the addon too
     thread_local std::vector<float> r32;
     thread_local std::vector<double> x, r, rowsum;
     const size_t un = static_cast<size_t>(n);
-    if (l32.size() < un * un) l32.resize(un * un);
+    if (u32.size() < un * un) u32.resize(un * un);
     if (r32.size() < un) r32.resize(un);
     if (x.size() < un) {
       x.resize(un);
@@ -578,47 +613,50 @@ napi_value SpdSolveMixed(napi_env env, napi_callback_info info) {
     }
     const blasint bn = static_cast<blasint>(n);
     constexpr double kFloatMax = 3.4028234663852886e38;
-    // ‖A‖∞ (= ‖A‖₁, A symmetric) from the lower triangle, and the float32 copy of that triangle.
+    // ‖A + shift·I‖∞ (= ‖·‖₁, symmetric) from the upper triangle, and its float32 copy.
     bool fits = true;
     for (size_t i = 0; i < un; i++) rowsum[i] = 0;
     for (size_t i = 0; i < un; i++) {
       const double* ai = a + i * un;
-      float* li = l32.data() + i * un;
-      double s = 0;
-      for (size_t j = 0; j < i; j++) {
+      float* ui = u32.data() + i * un;
+      const double d = ai[i] + shift;
+      fits = fits && std::fabs(d) <= kFloatMax;
+      ui[i] = static_cast<float>(d);
+      double s = std::fabs(d);
+      for (size_t j = i + 1; j < un; j++) {
         const double v = std::fabs(ai[j]);
         s += v;
         rowsum[j] += v;
         fits = fits && v <= kFloatMax;
-        li[j] = static_cast<float>(ai[j]);
+        ui[j] = static_cast<float>(ai[j]);
       }
-      const double d = std::fabs(ai[i]);
-      fits = fits && d <= kFloatMax;
-      li[i] = static_cast<float>(ai[i]);
-      rowsum[i] += s + d;
+      rowsum[i] += s;
     }
     double anrm = 0;
     for (size_t i = 0; i < un; i++) anrm = rowsum[i] > anrm ? rowsum[i] : anrm;
     const double cte = anrm * std::ldexp(1.0, -53) * std::sqrt(static_cast<double>(n));
+    const int threads = openblas_get_num_threads();
     blasint sinfo = 1;
-    if (fits) spotrf_("U", &bn, l32.data(), &bn, &sinfo, 1);  // column-major upper = row-major lower: L with A = L Lᵀ
+    if (fits) sinfo = BlockedCholeskyLower(bn, u32.data(), threads);
     bool converged = false;
     if (sinfo == 0) {
-      // x₀ = A₃₂⁻¹ b, then refinements.
+      // z ← (Uᵀ U)⁻¹ v in float32 (into r32); false when v overflows float32.
       auto correction = [&](const double* v) -> bool {
         for (size_t i = 0; i < un; i++) {
           if (!(std::fabs(v[i]) <= kFloatMax)) return false;
           r32[i] = static_cast<float>(v[i]);
         }
-        cblas_strsv(CblasRowMajor, CblasLower, CblasNoTrans, CblasNonUnit, bn, l32.data(), bn, r32.data(), 1);  // L y = v
-        cblas_strsv(CblasRowMajor, CblasLower, CblasTrans, CblasNonUnit, bn, l32.data(), bn, r32.data(), 1);    // Lᵀ z = y
+        Serially(threads, [&] {
+          cblas_strsv(CblasRowMajor, CblasUpper, CblasTrans, CblasNonUnit, bn, u32.data(), bn, r32.data(), 1);    // Uᵀ y = v
+          cblas_strsv(CblasRowMajor, CblasUpper, CblasNoTrans, CblasNonUnit, bn, u32.data(), bn, r32.data(), 1);  // U z = y
+        });
         return true;
       };
       if (correction(b)) {
         for (size_t i = 0; i < un; i++) x[i] = r32[i];
         for (iter = 0; iter <= 30; iter++) {
-          for (size_t i = 0; i < un; i++) r[i] = b[i];
-          cblas_dsymv(CblasRowMajor, CblasLower, bn, -1.0, a, bn, x.data(), 1, 1.0, r.data(), 1);  // r = b − A x
+          for (size_t i = 0; i < un; i++) r[i] = b[i] - shift * x[i];
+          cblas_dsymv(CblasRowMajor, CblasUpper, bn, -1.0, a, bn, x.data(), 1, 1.0, r.data(), 1);  // r = b − (A + shift·I) x
           double xn = 0, rn = 0;
           for (size_t i = 0; i < un; i++) {
             xn = std::fabs(x[i]) > xn ? std::fabs(x[i]) : xn;
@@ -636,16 +674,22 @@ napi_value SpdSolveMixed(napi_env env, napi_callback_info info) {
     if (converged) {
       for (size_t i = 0; i < un; i++) b[i] = x[i];
     } else {
-      // Double precision: dpotrf in place of the lower triangle, then the two triangular solves.
+      // Double precision in the strictly lower triangle (row-major lower = column-major upper).
       iter = -1;
-      dpotrf_("U", &bn, a, &bn, &status, 1);
-      if (status < 0) {
-        ThrowRange(env, fn, "LAPACK dpotrf rejected argument " + std::to_string(-status));
-        return nullptr;
+      for (size_t i = 0; i < un; i++) {
+        rowsum[i] = a[i * un + i];  // the diagonal, restored below
+        a[i * un + i] += shift;
+        for (size_t j = 0; j < i; j++) a[i * un + j] = a[j * un + i];
       }
+      dpotrf_("U", &bn, a, &bn, &status, 1);
       if (status == 0) {
         cblas_dtrsv(CblasRowMajor, CblasLower, CblasNoTrans, CblasNonUnit, bn, a, bn, b, 1);
         cblas_dtrsv(CblasRowMajor, CblasLower, CblasTrans, CblasNonUnit, bn, a, bn, b, 1);
+      }
+      for (size_t i = 0; i < un; i++) a[i * un + i] = rowsum[i];
+      if (status < 0) {
+        ThrowRange(env, fn, "LAPACK dpotrf rejected argument " + std::to_string(-status));
+        return nullptr;
       }
     }
   }

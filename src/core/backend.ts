@@ -63,14 +63,15 @@ export interface Backend {
   /** Solves L Lᵀ X = B in place of B (n×nrhs, row-major) given the factor from {@link Backend.cholesky}. */
   choleskySolve?(l: Float64Array, n: number, b: Float64Array, nrhs: number): void;
   /**
-   * Solves A x = b in place of b (one right-hand side, float64) for the symmetric positive definite
-   * n×n A given by its lower triangle (row-major, diagonal included); the strictly upper triangle
-   * is neither read nor written, the lower one may be overwritten (by a Cholesky factor). The native
-   * backend uses LAPACK dsposv's algorithm: single-precision Cholesky and double-precision iterative refinement
-   * to a backward error at double-precision level, falling back to double-precision Cholesky.
-   * Returns false if A is not positive definite.
+   * Solves (A + shift·I) x = b in place of b (one right-hand side, float64) for the symmetric n×n A
+   * given by its upper triangle (row-major, column ≥ row, diagonal included), A + shift·I positive
+   * definite. The upper triangle and the diagonal are unchanged on return; the strictly lower
+   * triangle is workspace (may be overwritten). The native backend uses LAPACK dsposv's algorithm:
+   * single-precision Cholesky and double-precision iterative refinement to a backward error at
+   * double-precision level, falling back to double-precision Cholesky. Returns false if
+   * A + shift·I is not positive definite.
    */
-  solveSpdLower?(a: Float64Array, n: number, b: Float64Array): boolean;
+  solveSpdShifted?(a: Float64Array, n: number, shift: number, b: Float64Array): boolean;
   /**
    * C ← α·op(A)·op(A)ᵀ + β·C on one triangle of the row-major n×n C (the upper one, column ≥ row,
    * when `upper`; the other triangle is not touched); op(A) = A (stored n×k) or Aᵀ (stored k×n).

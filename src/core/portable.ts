@@ -101,20 +101,31 @@ export class PortableBackend implements Backend {
     return true;
   }
 
-  solveSpdLower(a: Float64Array, n: number, b: Float64Array): boolean {
-    // Cholesky–Banachiewicz on the lower triangle only (as cholesky above, without zeroing the
-    // upper triangle), then the two triangular solves of choleskySolve.
+  solveSpdShifted(a: Float64Array, n: number, shift: number, b: Float64Array): boolean {
+    // Cholesky–Banachiewicz of A + shift·I read from the upper triangle (A[i,j] = a[j,i], j < i):
+    // L's strictly lower part written to the strictly lower triangle, its diagonal kept apart (the
+    // diagonal of `a` is A's); then L y = b, Lᵀ x = y.
+    const d = new Float64Array(n);
     for (let i = 0; i < n; i++) {
       for (let j = 0; j <= i; j++) {
-        let s = a[i * n + j];
+        let s = i === j ? a[i * n + i] + shift : a[j * n + i];
         for (let p = 0; p < j; p++) s -= a[i * n + p] * a[j * n + p];
         if (i === j) {
           if (!(s > 0)) return false;
-          a[i * n + i] = Math.sqrt(s);
-        } else a[i * n + j] = s / a[j * n + j];
+          d[i] = Math.sqrt(s);
+        } else a[i * n + j] = s / d[j];
       }
     }
-    this.choleskySolve(a, n, b, 1);
+    for (let i = 0; i < n; i++) {
+      let s = b[i];
+      for (let p = 0; p < i; p++) s -= a[i * n + p] * b[p];
+      b[i] = s / d[i];
+    }
+    for (let i = n - 1; i >= 0; i--) {
+      let s = b[i];
+      for (let p = i + 1; p < n; p++) s -= a[p * n + i] * b[p];
+      b[i] = s / d[i];
+    }
     return true;
   }
 

@@ -78,7 +78,7 @@ export interface NativeBlasBinding {
   dpotrf(n: number, a: Float64Array): number;
   dpotrs(n: number, l: Float64Array, b: Float64Array, nrhs: number): void;
   /** Mixed-precision SPD solve of the row-major lower triangle (absent from older addons). */
-  spdSolveMixed?(n: number, a: Float64Array, b: Float64Array): { info: number; iter: number };
+  spdSolveMixed?(n: number, a: Float64Array, shift: number, b: Float64Array): { info: number; iter: number };
   ssyrk?(
     upper: boolean,
     trans: boolean,
@@ -323,6 +323,15 @@ export function threadingPolicy(parallel: BlasInfo["parallel"], env: Readonly<Re
   return "unknown OpenBLAS threading";
 }
 
+/** dpotrf + dpotrs on a full copy of (A + shift·I), A given by the upper triangle of `a`. */
+function choleskyOfUpperCopy(n: number, a: Float64Array, shift: number, b: Float64Array, bind: NativeBlasBinding): boolean {
+  const l = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = i; j < n; j++) l[i * n + j] = l[j * n + i] = a[i * n + j] + (i === j ? shift : 0);
+  if (bind.dpotrf(n, l) !== 0) return false;
+  bind.dpotrs(n, l, b, 1);
+  return true;
+}
+
 /** Backend over OpenBLAS through the N-API addon: s/dgemm, Cholesky (dpotrf), eigen (dsyevd), LU solve (dgetrf). */
 export class NativeBackend implements Backend {
   readonly name = "openblas";
@@ -475,14 +484,10 @@ export class NativeBackend implements Backend {
     this.binding.dpotrs(n, l, b, nrhs);
   }
 
-  solveSpdLower(a: Float64Array, n: number, b: Float64Array): boolean {
+  solveSpdShifted(a: Float64Array, n: number, shift: number, b: Float64Array): boolean {
     const bind = this.binding;
-    if (bind.spdSolveMixed) return bind.spdSolveMixed(n, a, b).info === 0;
-    // Addons built before spdSolveMixed: dpotrf on a copy (dpotrf zeroes the upper triangle, which must stay).
-    const l = a.slice(0, n * n);
-    if (bind.dpotrf(n, l) !== 0) return false;
-    bind.dpotrs(n, l, b, 1);
-    return true;
+    if (bind.spdSolveMixed) return bind.spdSolveMixed(n, a, shift, b).info === 0;
+    return choleskyOfUpperCopy(n, a, shift, b, bind); // addons built before spdSolveMixed
   }
 
   syrk(

@@ -4,7 +4,7 @@ import type { Batch } from "../objectives/batch.js";
 import type { Objective } from "../objectives/objective.js";
 import { jvp, valueAndGradient, vjp } from "../oracles/first-order.js";
 import { type GramInfo, type GramOptions, gramUpperFromWorkspace, phaseClock } from "./gram.js";
-import { psdFactor, solveInPlace, solveSpdLowerInPlace, transposeUpperToLower } from "./linalg.js";
+import { psdFactor, solveInPlace, solveSpdShiftedInPlace } from "./linalg.js";
 import { applyBlocks, applyBlocksTransposed, Linearization, lossHessianBlocks } from "./linearize.js";
 
 // Regularized Gauss-Newton step (Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (long version with appendices) Sec. 3.1 Eq. (13); Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (Allerton 2019) Eq. (13),
@@ -34,9 +34,9 @@ import { applyBlocks, applyBlocksTransposed, Linearization, lossHessianBlocks } 
 //     with M Mᵀ = Sᵀ J Jᵀ S the (N·r) × (N·r) Gram matrix from gram.ts (one structured backward pass at batch
 //     q for dense chains, else q VJPs reusing ONE forward pass), M b by one JVP, Mᵀ c by one VJP,
 //     the solve by Cholesky from the backend. Memory: one q × q float64 matrix whose upper triangle
-//     holds the Gram matrix and whose lower triangle receives M Mᵀ + κ I and its factor at each
-//     direction (native: dsposv's algorithm, single-precision Cholesky refined in double to a backward
-//     error at double-precision level, with a q × q float32 copy; else double Cholesky), plus a
+//     holds the Gram matrix, its lower triangle the solver's workspace (native: dsposv's algorithm,
+//     single-precision Cholesky of M Mᵀ + κ I refined in double to a backward error at
+//     double-precision level, with a q × q float32 copy; else double Cholesky), plus a
 //     q × q scratch in the chain's precision and the work buffers reported in GramInfo; J (q × p)
 //     is never formed on the structured path, and only within `maxJacobianBytes` on the generic one.
 
@@ -205,8 +205,6 @@ function prepareGram(chain: Chain, objective: Objective, w0: FloatArray, batch: 
   pool.gram = undefined;
   const { gram, info } = gramUpperFromWorkspace(chain, lin.workspace(), w0, n, { data: factor, cols: r }, training, options, reuse);
   lap("gram: total");
-  const diagonal = new Float64Array(qr);
-  for (let i = 0; i < qr; i++) diagonal[i] = gram[i * qr + i];
   let released = false;
   return {
     implementation: "gram",
@@ -224,13 +222,9 @@ function prepareGram(chain: Chain, objective: Objective, w0: FloatArray, batch: 
       if (released) throw new Error("Gauss-Newton: direction() after release()");
       const kappa = kappaOf(objective, damping);
       const lap = phaseClock(options.onPhase);
-      // Lower triangle ← M Mᵀ + κ I from the upper one (the lower triangle may hold the factor of
-      // an earlier call), then the solve on the lower triangle.
-      transposeUpperToLower(gram, qr);
-      for (let i = 0; i < qr; i++) gram[i * qr + i] = diagonal[i] + kappa;
-      lap("solve: copy + shift");
+      // (M Mᵀ + κ I) c = M b from the upper triangle; the lower one is the solver's workspace.
       const c = Float64Array.from(mb);
-      if (!solveSpdLowerInPlace(chain.backend, gram, qr, c))
+      if (!solveSpdShiftedInPlace(chain.backend, gram, qr, kappa, c))
         throw new Error("Gauss-Newton: the regularized Gram matrix is not positive definite (increase the damping)");
       lap("solve: Cholesky + solves");
       lin.vjp(applyBlocks(factor, n, k, c, new Float64Array(q), r), scratch);

@@ -21,25 +21,26 @@ export function choleskySolveInPlace(backend: Backend, l: Float64Array, n: numbe
 }
 
 /**
- * Solves A x = b in place of b (float64, one right-hand side) for the SPD n×n A given by its lower
- * triangle (row-major, diagonal included); the strictly upper triangle is neither read nor written
- * and the lower one may be overwritten. Native backend: spdSolveMixed, LAPACK dsposv's algorithm
- * (single-precision Cholesky, double-precision iterative refinement to a backward error at
- * double-precision level, double Cholesky as fallback; Buttari et al., "Mixed precision iterative refinement techniques for the
- * solution of dense linear systems", IJHPCA 21(4), 2007); a backend with only `cholesky` gets it
- * on a copy (its `cholesky` zeroes the upper triangle); else the portable lower-triangle Cholesky.
- * Returns false when A is not positive definite.
+ * Solves (A + shift·I) x = b in place of b (float64, one right-hand side) for the symmetric n×n A
+ * given by its upper triangle (row-major, diagonal included); the upper triangle and the diagonal
+ * are unchanged on return, the strictly lower triangle is workspace. Native backend:
+ * spdSolveMixed, LAPACK dsposv's algorithm (single-precision Cholesky, double-precision iterative
+ * refinement to a backward error at double-precision level, double Cholesky as fallback; Buttari
+ * et al., "Mixed precision iterative refinement techniques for the solution of dense linear
+ * systems", IJHPCA 21(4), 2007); a backend with only `cholesky` gets it on a full copy; else the
+ * portable Cholesky. Returns false when A + shift·I is not positive definite.
  */
-export function solveSpdLowerInPlace(backend: Backend, a: Float64Array, n: number, b: Float64Array): boolean {
+export function solveSpdShiftedInPlace(backend: Backend, a: Float64Array, n: number, shift: number, b: Float64Array): boolean {
   if (n === 0) return true;
-  if (backend.solveSpdLower) return backend.solveSpdLower(a, n, b);
+  if (backend.solveSpdShifted) return backend.solveSpdShifted(a, n, shift, b);
   if (backend.cholesky) {
-    const l = a.slice(0, n * n);
+    const l = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) for (let j = i; j < n; j++) l[i * n + j] = l[j * n + i] = a[i * n + j] + (i === j ? shift : 0);
     if (!backend.cholesky(l, n)) return false;
     choleskySolveInPlace(backend, l, n, b, 1);
     return true;
   }
-  return portableBackend.solveSpdLower?.(a, n, b) ?? false;
+  return portableBackend.solveSpdShifted?.(a, n, shift, b) ?? false;
 }
 
 /** Block edge of {@link transposeUpperToLower} (64 × 64 float64 = 32 KiB). */
