@@ -101,7 +101,7 @@ export function gramFromWorkspace(
 
 /**
  * {@link gramFromWorkspace} with only the upper triangle (column ≥ row, diagonal included) to be
- * read: the strictly lower triangle is not part of the result (zero on the structured path), free
+ * read: the strictly lower triangle is not part of the result (zero on the structured path without `out`), free
  * for a Cholesky factor (gauss-newton.ts). `out` (q² entries, any content) receives it when given.
  */
 export function gramUpperFromWorkspace(

@@ -102,6 +102,7 @@ export function createSecondOrderStepper(options: SecondOrderStepperOptions): Se
     path: options.path,
   };
   const own: SecondOrderState = { damping: initialDamping, steps: 0 };
+  let directionBuffer: Float64Array | undefined;
 
   return {
     options: { ...options },
@@ -116,6 +117,11 @@ export function createSecondOrderStepper(options: SecondOrderStepperOptions): Se
             : prepareNewton(chain, objective, w, batch, { training: options.training, state: options.state });
       const direction = (mu: number): Float64Array | null => {
         try {
+          if (method === "gauss-newton") {
+            // One direction buffer per stepper, reused across steps and tries (no fresh p-vector per try).
+            if (directionBuffer?.length !== w.length) directionBuffer = new Float64Array(w.length);
+            return (sub as ReturnType<typeof prepareGaussNewton>).direction(mu, directionBuffer);
+          }
           return method === "ggn" ? (sub as ReturnType<typeof prepareGgn>).direction(mu, eta) : sub.direction(mu);
         } catch (e) {
           // A non-PD Newton subproblem counts as a failed try (more damping), like a failed Armijo test.
