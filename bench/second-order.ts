@@ -45,13 +45,12 @@ const gemmFlops = (m: number, n: number, k: number): number => 2 * m * n * k;
 
 /**
  * The per-phase table of the Gauss-Newton "gram" step on the MLP 784-512-512-10 at batch n
- * (logistic loss, r = 9 columns per sample, q = 9n rows): medians of each phase, its flops, and
+ * (logistic loss, r columns of the loss-Hessian factor per sample, r = 9 = k − 1; q = r·n rows): medians of each phase, its flops, and
  * the time those flops take at the speeds measured here: float32 GEMM at the Δ Δᵀ shape
  * (q × q × 512) and float64 Cholesky (dpotrf, or the backend's) of a q × q SPD matrix.
  */
-function profileTable(backend: Backend, n: number, runs: Map<string, number>[], gradMs: number): string {
+function profileTable(backend: Backend, n: number, r: number, runs: Map<string, number>[], gradMs: number): string {
   const widths = [784, 512, 512, 10];
-  const r = 9;
   const q = n * r;
   // Reference speeds of this run.
   const dA = new Float32Array(q * 512).map((_, i) => Math.sin(i));
@@ -181,6 +180,7 @@ async function main(): Promise<void> {
     };
     // (b): prepare (forward, gradient, loss-Hessian factor, Gram, M b) + direction (Cholesky, VJP) + update.
     let gramPath = "";
+    let gramRows = 0;
     let tPrepare = 0;
     let tDirection = 0;
     // Per-phase times of the current step (--profile), summed over the phases' occurrences.
@@ -201,6 +201,7 @@ async function main(): Promise<void> {
       tPrepare = t1 - t0;
       tDirection = performance.now() - t1;
       gramPath = sub.gramInfo?.path ?? "";
+      gramRows = sub.gramInfo?.rows ?? n * 10;
     };
     // Interleaved rounds (a gradient step, then a Gauss-Newton step), so that both see the same
     // machine load; the table reports the best round of each (medians in parentheses).
@@ -217,7 +218,7 @@ async function main(): Promise<void> {
       gns.push({ total: performance.now() - t0, prepare: tPrepare, direction: tDirection });
       phaseRuns.push(phases);
     }
-    if (profile) profiles.push(profileTable(chain.backend, n, phaseRuns, medGradOf(grads)));
+    if (profile) profiles.push(profileTable(chain.backend, n, gramRows / n, phaseRuns, medGradOf(grads)));
     const tGrad = Math.min(...grads);
     const best = gns.reduce((a, b) => (b.total < a.total ? b : a));
     const tB = best.total;

@@ -49,6 +49,8 @@ export function phaseClock(onPhase: GramOptions["onPhase"]): (phase: string) => 
 /** How a Gram matrix was computed, for reports and benchmarks. */
 export interface GramInfo {
   path: "structured" | "generic";
+  /** Order of the Gram matrix: batch × output-factor columns (N·r; batch × outputs for the NTK). */
+  rows: number;
   /** Backward passes through the chain (generic path: one per Jacobian row computed). */
   backwardPasses: number;
   /** Peak bytes of the work buffers (besides the q × q result and the chain's workspace). */
@@ -285,7 +287,7 @@ function structuredGram(
       lap("gram: backward Δ (activations)");
     }
   }
-  return { gram, info: { path: "structured", backwardPasses: 1, workBytes } };
+  return { gram, info: { path: "structured", rows: q, backwardPasses: 1, workBytes } };
 }
 
 /** The portable Gram Hadamard update (src/core/portable.ts), for backends without their own. */
@@ -351,5 +353,5 @@ function genericGram(
     }
   }
   const workBytes = bufA.byteLength + (bufB === bufA ? 0 : bufB.byteLength) + tile.byteLength;
-  return { gram, info: { path: "generic", backwardPasses: passes, workBytes } };
+  return { gram, info: { path: "generic", rows: q, backwardPasses: passes, workBytes } };
 }

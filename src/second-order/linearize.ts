@@ -107,8 +107,13 @@ export function asChainArray(chain: Chain, v: ArrayLike<number>): FloatArray {
 export function lossHessianBlocks(loss: Loss, output: FloatArray, batch: Batch, k: number): Float64Array {
   const n = batch.size;
   const blocks = new Float64Array(n * k * k);
-  const v = allocate(output instanceof Float64Array ? "float64" : "float32", n * k);
-  const out = allocate(output instanceof Float64Array ? "float64" : "float32", n * k);
+  // v and H v in float64 whatever the chain's precision: the losses compute in double, and storing
+  // H v in float32 would round each block by ≈ 6e-8 relative, enough to turn the exactly singular
+  // logistic block diag(p) − p pᵀ (rows sum to p_i(1 − Σ p) = 0) into a full-rank one, whose
+  // spurious k-th pivot (≈ 1e-8 · max diag, far above psdFactor's k·ε₆₄ cut) would add N rows to
+  // the Gram matrix (q = 1280 instead of 1152 for N = 128, k = 10: +23 % Gram flops, +38 % Cholesky).
+  const v = new Float64Array(n * k);
+  const out = new Float64Array(n * k);
   for (let j = 0; j < k; j++) {
     v.fill(0);
     for (let i = 0; i < n; i++) v[i * k + j] = 1;
