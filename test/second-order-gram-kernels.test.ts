@@ -213,6 +213,18 @@ describe("Gauss-Newton gram step on the native kernels", () => {
     });
   }
 
+  for (const [name, backend] of backends) {
+    it(`${name} float32 chain, logistic loss: the Gram matrix has N·(k − 1) rows (the singular loss-Hessian blocks stay singular)`, () => {
+      const chain = createChain(spec, { dtype: "float32", backend });
+      const w = chain.initParams(4);
+      const b32: Batch = { ...batch, x: Float32Array.from(x) };
+      const sub = prepareGaussNewton(chain, objective, w, b32);
+      assert.equal(sub.gramInfo?.rows, n * 3);
+      const sq = prepareGaussNewton(chain, createObjective("squared", 0), w, { ...b32, targets: new Float32Array(n * 4).fill(0.5) });
+      assert.equal(sq.gramInfo?.rows, n * 4);
+    });
+  }
+
   if (native) {
     it("native float32 chain: the gram direction and NTK match the portable backend's", () => {
       const cn = createChain(spec, { dtype: "float32", backend: native });
