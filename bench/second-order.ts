@@ -35,18 +35,14 @@ function arg(name: string, fallback: string): string {
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
 }
 
-/** Median of the gradient-step times (for the profile's ratio column). */
-function medGradOf(xs: number[]): number {
-  return median(xs);
-}
-
 /** 2·m·n·k: the flops of a GEMM. */
 const gemmFlops = (m: number, n: number, k: number): number => 2 * m * n * k;
 
 /**
  * The per-phase table of the Gauss-Newton "gram" step on the MLP 784-512-512-10 at batch n
- * (logistic loss, r columns of the loss-Hessian factor per sample, r = 9 = k − 1; q = r·n rows): medians of each phase, its flops, and
- * the time those flops take at the speeds measured here: float32 GEMM at the Δ Δᵀ shape
+ * (logistic loss, r columns of the loss-Hessian factor per sample, r = 9 = k − 1; q = r·n rows):
+ * medians of each phase, its flops, and the time those flops take at the speeds measured here:
+ * float32 GEMM at the Δ Δᵀ shape
  * (q × q × 512) and float64 Cholesky (dpotrf, or the backend's) of a q × q SPD matrix.
  */
 function profileTable(backend: Backend, n: number, r: number, runs: Map<string, number>[], gradMs: number): string {
@@ -218,7 +214,7 @@ async function main(): Promise<void> {
       gns.push({ total: performance.now() - t0, prepare: tPrepare, direction: tDirection });
       phaseRuns.push(phases);
     }
-    if (profile) profiles.push(profileTable(chain.backend, n, gramRows / n, phaseRuns, medGradOf(grads)));
+    if (profile) profiles.push(profileTable(chain.backend, n, gramRows / n, phaseRuns, median(grads)));
     const tGrad = Math.min(...grads);
     const best = gns.reduce((a, b) => (b.total < a.total ? b : a));
     const tB = best.total;
