@@ -21,7 +21,7 @@
 //   --validation 0 --optimizer sgd --momentum 0 --batch-size 128` in a child process, its epoch
 //   seconds beside 469 × the plain-SGD step time measured here; and PyTorch's epoch on the same
 //   work (bench/torch_epoch.py; skipped with --no-torch or without /usr/bin/python3 + torch).
-// - A Gauss-Newton step (Gram, q = 1280) beside a gradient step, MLP 784-512-512-10 at batch 128.
+// - A Gauss-Newton step (Gram of order q = N·(k − 1) = 1152) beside a gradient step, MLP 784-512-512-10 at batch 128.
 // `--only` picks row groups: steps (the rows above the MNIST epoch), epoch, gn (default: all).
 // A step is Trainer.trainStep (forward, softmax cross-entropy, backward, checks, SGD momentum 0.9).
 // Medians over `--reps` repetitions of a block of steps, after warm-up.

@@ -2,7 +2,12 @@
 //
 //   node dist/bench/second-order.js [--batches 32,128] [--dtype float32|float64] [--reps 5]
 //                                   [--dual-budget 60] [--depths 1,2,4,8,16,32] [--width 16] [--skip-newton]
-//   CHAINOPT_BACKEND=portable forces the portable TypeScript backend.
+//                                   [--profile]
+//   CHAINOPT_BACKEND=portable forces the portable TypeScript backend; CHAINOPT_THREADS=n sets the threads.
+//
+// --profile: after the table, the (b) "gram" step per phase (medians over the interleaved rounds,
+// through GaussNewtonOptions.onPhase), each beside its FLOP count and the time that count takes at
+// the GEMM (float32 phases) or Cholesky (float64) speed measured in the same run.
 //
 // Part 1: the MNIST MLP 784-512-512-10 (ReLU, logistic loss over 10 classes, random data) at each
 // batch size: one gradient step (forward + backward + update) against one Gauss-Newton step
@@ -23,11 +28,89 @@ import { Rng } from "../src/core/rng.js";
 import { type Batch, createObjective } from "../src/objectives/index.js";
 import { jvp, valueAndGradient, vjp } from "../src/oracles/first-order.js";
 import { NewtonNotPositiveDefiniteError, prepareGaussNewton, prepareNewton } from "../src/second-order/index.js";
-import { solveInPlace } from "../src/second-order/linalg.js";
+import { choleskyInPlace, solveInPlace } from "../src/second-order/linalg.js";
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
+}
+
+/** 2·m·n·k: the flops of a GEMM. */
+const gemmFlops = (m: number, n: number, k: number): number => 2 * m * n * k;
+
+/**
+ * The per-phase table of the Gauss-Newton "gram" step on the MLP 784-512-512-10 at batch n
+ * (logistic loss, r columns of the loss-Hessian factor per sample, r = 9 = k − 1; q = r·n rows):
+ * medians of each phase, its flops, and the time those flops take at the speeds measured here:
+ * float32 GEMM at the Δ Δᵀ shape
+ * (q × q × 512) and float64 Cholesky (dpotrf, or the backend's) of a q × q SPD matrix.
+ */
+function profileTable(backend: Backend, n: number, r: number, runs: Map<string, number>[], gradMs: number): string {
+  const widths = [784, 512, 512, 10];
+  const q = n * r;
+  // Reference speeds of this run.
+  const dA = new Float32Array(q * 512).map((_, i) => Math.sin(i));
+  const dC = new Float32Array(q * q);
+  const tGemm = time(() => backend.gemm(false, true, q, q, 512, 1, dA, 512, dA, 512, 0, dC, q), 3);
+  const gemmRate = gemmFlops(q, q, 512) / tGemm; // flops per ms
+  const spd = new Float64Array(q * q);
+  for (let i = 0; i < q; i++) for (let j = 0; j <= i; j++) spd[i * q + j] = spd[j * q + i] = dC[i * q + j];
+  for (let i = 0; i < q; i++) spd[i * q + i] += 1e3;
+  const work = new Float64Array(q * q);
+  const tChol = time(() => {
+    work.set(spd);
+    if (!choleskyInPlace(backend, work, q)) throw new Error("profile: test matrix not SPD");
+  }, 3);
+  const cholFlops = q ** 3 / 3;
+  const cholRate = cholFlops / tChol;
+  // Flops per phase (forward: 2 N Σ n_t m_t; backward: parameter gradients of every layer plus
+  // input slopes of the upper two; JVP: dW x for every layer plus W dx for the upper two; Gram
+  // products: the SYRK count q(q+1)·m per dense layer, half a GEMM; Cholesky n³/3).
+  let fwd = 0;
+  for (let t = 0; t + 1 < widths.length; t++) fwd += gemmFlops(n, widths[t + 1], widths[t]);
+  const bwd = 2 * fwd - gemmFlops(n, widths[1], widths[0]);
+  let xxt = 0;
+  let ddt = 0;
+  for (let t = 0; t + 1 < widths.length; t++) {
+    xxt += n * (n + 1) * widths[t];
+    ddt += q * (q + 1) * widths[t + 1];
+  }
+  const bDelta = gemmFlops(q, 512, 10) + gemmFlops(q, 512, 512);
+  const flops: Record<string, [number, "gemm" | "chol"]> = {
+    forward: [fwd, "gemm"],
+    "gradient (backward)": [bwd, "gemm"],
+    "gram: X Xᵀ": [xxt, "gemm"],
+    "gram: Δ Δᵀ": [ddt, "gemm"],
+    "gram: backward Δ (dense)": [bDelta, "gemm"],
+    "M b (JVP)": [2 * fwd - gemmFlops(n, widths[1], widths[0]), "gemm"],
+    "solve: Cholesky + solves": [cholFlops + 2 * q * q, "chol"],
+    "Mᵀ c (VJP)": [bwd, "gemm"],
+  };
+  const names: string[] = [];
+  for (const run of runs) for (const k of run.keys()) if (!names.includes(k)) names.push(k);
+  const lines = [
+    `\n## Gauss-Newton (b) step per phase, batch ${n} (q = ${q}; medians of ${runs.length} steps)\n`,
+    `reference speeds in this run: float32 GEMM ${q}×${q}×512 ${(gemmRate / 1e6).toFixed(1)} GFLOP/s, float64 Cholesky n = ${q} ${(cholRate / 1e6).toFixed(1)} GFLOP/s\n`,
+    "| phase | ms (median) | GFLOP | ms at reference speed |",
+    "|---|---:|---:|---:|",
+  ];
+  let total = 0;
+  let bound = 0;
+  for (const name of names) {
+    const ms = median(runs.map((m) => m.get(name) ?? 0));
+    const f = flops[name];
+    const at = f ? f[0] / (f[1] === "gemm" ? gemmRate : cholRate) : 0;
+    if (!name.endsWith(": total")) {
+      total += ms;
+      bound += at;
+    }
+    lines.push(`| ${name} | ${ms.toFixed(2)} | ${f ? (f[0] / 1e9).toFixed(3) : ""} | ${f ? at.toFixed(2) : ""} |`);
+  }
+  lines.push(`| sum of phases (not "total") | ${total.toFixed(2)} | | ${bound.toFixed(2)} |`);
+  lines.push(
+    `\ngradient step (median) ${gradMs.toFixed(2)} ms: sum of phases / gradient = ${(total / gradMs).toFixed(1)}, flop bound / gradient = ${(bound / gradMs).toFixed(1)}`,
+  );
+  return lines.join("\n");
 }
 
 function median(xs: number[]): number {
@@ -76,6 +159,8 @@ async function main(): Promise<void> {
   const chain = createChain(spec, { dtype, backend });
   const objective = createObjective("logistic", 1e-4);
   const rows: string[] = [];
+  const profiles: string[] = [];
+  const profile = process.argv.includes("--profile");
   for (const n of batches) {
     const rng = new Rng(n);
     const w = chain.initParams(1);
@@ -91,17 +176,28 @@ async function main(): Promise<void> {
     };
     // (b): prepare (forward, gradient, loss-Hessian factor, Gram, M b) + direction (Cholesky, VJP) + update.
     let gramPath = "";
+    let gramRows = 0;
     let tPrepare = 0;
     let tDirection = 0;
+    // Per-phase times of the current step (--profile), summed over the phases' occurrences.
+    let phases = new Map<string, number>();
+    const onPhase = profile ? (phase: string, ms: number) => phases.set(phase, (phases.get(phase) ?? 0) + ms) : undefined;
+    const phaseRuns: Map<string, number>[] = [];
+    const dOut = new Float64Array(chain.paramSize); // the step's direction, reused as a training loop would
     const gnStep = (): void => {
+      phases = new Map();
       const t0 = performance.now();
-      const sub = prepareGaussNewton(chain, objective, wStep, batch, { implementation: "gram" });
+      const sub = prepareGaussNewton(chain, objective, wStep, batch, { implementation: "gram", onPhase });
       const t1 = performance.now();
-      const d = sub.direction(1);
+      const d = sub.direction(1, dOut);
+      const t2 = performance.now();
       for (let i = 0; i < wStep.length; i++) wStep[i] += 1e-3 * d[i];
+      sub.release(); // as the second-order stepper does (src/second-order/stepper.ts)
+      onPhase?.("update", performance.now() - t2);
       tPrepare = t1 - t0;
       tDirection = performance.now() - t1;
       gramPath = sub.gramInfo?.path ?? "";
+      gramRows = sub.gramInfo?.rows ?? n * 10;
     };
     // Interleaved rounds (a gradient step, then a Gauss-Newton step), so that both see the same
     // machine load; the table reports the best round of each (medians in parentheses).
@@ -116,7 +212,9 @@ async function main(): Promise<void> {
       t0 = performance.now();
       gnStep();
       gns.push({ total: performance.now() - t0, prepare: tPrepare, direction: tDirection });
+      phaseRuns.push(phases);
     }
+    if (profile) profiles.push(profileTable(chain.backend, n, gramRows / n, phaseRuns, median(grads)));
     const tGrad = Math.min(...grads);
     const best = gns.reduce((a, b) => (b.total < a.total ? b : a));
     const tB = best.total;
@@ -170,6 +268,7 @@ async function main(): Promise<void> {
   );
   console.log("|---:|---:|---:|---:|---:|---:|---:|---|");
   for (const r of rows) console.log(r);
+  for (const p of profiles) console.log(p);
 
   if (!process.argv.includes("--skip-newton")) {
     const depths = arg("depths", "1,2,4,8,16,32").split(",").map(Number);

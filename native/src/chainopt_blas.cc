@@ -40,6 +40,7 @@ void dpotrf_(const char* uplo, const blasint* n, double* a, const blasint* lda, 
 void dsyevd_(const char* jobz, const char* uplo, const blasint* n, double* a, const blasint* lda, double* w, double* work,
              const blasint* lwork, blasint* iwork, const blasint* liwork, blasint* info, size_t jobz_len, size_t uplo_len);
 void dgetrf_(const blasint* m, const blasint* n, double* a, const blasint* lda, blasint* ipiv, blasint* info);
+void spotrf_(const char* uplo, const blasint* n, float* a, const blasint* lda, blasint* info, size_t uplo_len);
 }
 
 namespace {
@@ -399,6 +400,94 @@ napi_value GerEntry(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+void Syrk(CBLAS_UPLO uplo, CBLAS_TRANSPOSE t, blasint n, blasint k, float alpha, const float* a, blasint lda, float beta, float* c,
+          blasint ldc) {
+  WithThreadsFor(n, n, k, [&] { cblas_ssyrk(CblasRowMajor, uplo, t, n, k, alpha, a, lda, beta, c, ldc); });
+}
+void Syrk(CBLAS_UPLO uplo, CBLAS_TRANSPOSE t, blasint n, blasint k, double alpha, const double* a, blasint lda, double beta, double* c,
+          blasint ldc) {
+  WithThreadsFor(n, n, k, [&] { cblas_dsyrk(CblasRowMajor, uplo, t, n, k, alpha, a, lda, beta, c, ldc); });
+}
+
+// syrk(upper, trans, n, k, alpha, a, lda, beta, c, ldc): C ← α·op(A)·op(A)ᵀ + β·C on one triangle
+// of the row-major n×n C (the upper one, column ≥ row, when `upper`; the other is not touched);
+// op(A) = A (n×k stored) or Aᵀ (A stored k×n). Half the multiply-adds of the GEMM.
+template <typename T>
+napi_value SyrkEntry(napi_env env, napi_callback_info info) {
+  const char* fn = Name<T>("ssyrk", "dsyrk");
+  napi_value argv[10];
+  bool upper, trans;
+  int64_t n, k, lda, ldc, la, lc;
+  double alpha, beta;
+  T *a, *c;
+  if (!Args(env, info, fn, 10, "(upper, trans, n, k, alpha, a, lda, beta, c, ldc)", argv) ||
+      !GetBool(env, argv[0], fn, "upper", &upper) || !GetBool(env, argv[1], fn, "trans", &trans) ||
+      !GetDim(env, argv[2], fn, "n", &n) || !GetDim(env, argv[3], fn, "k", &k) || !GetNumber(env, argv[4], fn, "alpha", &alpha) ||
+      !GetArray<T>(env, argv[5], fn, "a", &a, &la) || !GetDim(env, argv[6], fn, "lda", &lda) ||
+      !GetNumber(env, argv[7], fn, "beta", &beta) || !GetArray<T>(env, argv[8], fn, "c", &c, &lc) ||
+      !GetDim(env, argv[9], fn, "ldc", &ldc) ||
+      !CheckMatrix(env, fn, "a", "lda", la, trans ? k : n, trans ? n : k, lda, trans ? "n" : "k") ||
+      !CheckMatrix(env, fn, "c", "ldc", lc, n, n, ldc, "n")) {
+    return nullptr;
+  }
+  if (n == 0) return nullptr;
+  Syrk(upper ? CblasUpper : CblasLower, trans ? CblasTrans : CblasNoTrans, static_cast<blasint>(n), static_cast<blasint>(k),
+       static_cast<T>(alpha), a, static_cast<blasint>(lda), static_cast<T>(beta), c, static_cast<blasint>(ldc));
+  return nullptr;
+}
+
+// gramHadamard(q, cols, batch, bias, t, p, g, accumulate): the Gram update of one dense layer (see
+// src/second-order/gram.ts, structured path), on the upper triangle of row-major q×q matrices:
+//   g[r, c] ← (accumulate ? g[r, c] : 0) + t[r, c] · (p[⌊r/cols⌋, ⌊c/cols⌋] + bias),   r ≤ c < q,
+// t = Δ Δᵀ (upper triangle, as ssyrk/dsyrk leave it) and p = X Xᵀ (batch×batch, batch·cols = q) in
+// the chain's precision, g float64. Each product t·(p + bias) is formed in double (exact for
+// float32 factors: 24 + 24 significant bits fit in 53) and added to g in double. Memory-bound
+// (q² entries of t and g): rows are split over the OpenMP threads (interleaved in chunks of 16,
+// as row r has q − r entries) when q² ≥ 2^18; the result does not depend on the split.
+template <typename T>
+napi_value GramHadamardEntry(napi_env env, napi_callback_info info) {
+  const char* fn = Name<T>("sgramHadamard", "dgramHadamard");
+  napi_value argv[8];
+  int64_t q, cols, batch, lt, lp, lg;
+  double bias;
+  bool accumulate;
+  T *t, *p;
+  double* g;
+  if (!Args(env, info, fn, 8, "(q, cols, batch, bias, t, p, g, accumulate)", argv) || !GetDim(env, argv[0], fn, "q", &q) ||
+      !GetDim(env, argv[1], fn, "cols", &cols) || !GetDim(env, argv[2], fn, "batch", &batch) ||
+      !GetNumber(env, argv[3], fn, "bias", &bias) || !GetArray<T>(env, argv[4], fn, "t", &t, &lt) ||
+      !GetArray<T>(env, argv[5], fn, "p", &p, &lp) || !GetArray<double>(env, argv[6], fn, "g", &g, &lg) ||
+      !GetBool(env, argv[7], fn, "accumulate", &accumulate)) {
+    return nullptr;
+  }
+  if (cols < 1 || batch * cols != q) {
+    ThrowRange(env, fn, "expected q = batch * cols with cols >= 1, got q = " + std::to_string(q) + ", batch = " + std::to_string(batch) +
+                            ", cols = " + std::to_string(cols));
+    return nullptr;
+  }
+  if (lt < q * q || lg < q * q || lp < batch * batch) {
+    ThrowRange(env, fn, "arrays too short: t and g need q*q entries, p needs batch*batch");
+    return nullptr;
+  }
+#pragma omp parallel for schedule(static, 16) if (q * q >= 262144)
+  for (int64_t r = 0; r < q; r++) {
+    const int64_t si = r / cols;
+    const T* tr = t + r * q;
+    double* gr = g + r * q;
+    const T* pr = p + si * batch;
+    int64_t c = r;
+    for (int64_t sj = si; sj < batch; sj++) {
+      const double f = static_cast<double>(pr[sj]) + bias;
+      const int64_t c1 = (sj + 1) * cols;
+      if (accumulate)
+        for (; c < c1; c++) gr[c] += static_cast<double>(tr[c]) * f;
+      else
+        for (; c < c1; c++) gr[c] = static_cast<double>(tr[c]) * f;
+    }
+  }
+  return nullptr;
+}
+
 bool CheckSquare(napi_env env, const char* fn, const char* name, int64_t length, int64_t n) {
   if (length < n * n) {
     return ThrowRange(env, fn,
@@ -448,6 +537,167 @@ napi_value Dpotrf(napi_env env, napi_callback_info info) {
       for (int64_t j = i + 1; j < n; j++) a[i * n + j] = 0;
   }
   return Int(env, status);
+}
+
+// Right-looking blocked Cholesky A = L Lᵀ of the column-major lower triangle of the n×n `a`
+// (Golub & Van Loan, "Matrix Computations", 4th ed., Alg. 4.2.9 with blocks): per block column of
+// width nb, spotrf of the diagonal block on one thread, then the panel solve (strsm) and the
+// trailing update (ssyrk), where the flops are, on all threads. OpenBLAS's own threaded spotrf was
+// slower at 2 threads than on 1 for n = 1152 in its OpenMP build (12–13 ms against 8.5 ms, with
+// bench/second-order.ts' matrix); returns spotrf's info (> 0: not positive definite).
+blasint BlockedCholeskyLower(blasint n, float* a, int threads) {
+  constexpr blasint kBlock = 192;
+  if (threads <= 1 || n <= 2 * kBlock) {
+    blasint info = 0;
+    spotrf_("L", &n, a, &n, &info, 1);
+    return info;
+  }
+  for (blasint k = 0; k < n; k += kBlock) {
+    const blasint kb = n - k < kBlock ? n - k : kBlock;
+    float* akk = a + k + static_cast<size_t>(k) * n;
+    blasint info = 0;
+    Serially(threads, [&] { spotrf_("L", &kb, akk, &n, &info, 1); });
+    if (info != 0) return info + k;
+    const blasint rest = n - k - kb;
+    if (rest == 0) break;
+    float* a21 = akk + kb;
+    float* a22 = a21 + static_cast<size_t>(kb) * n;
+    cblas_strsm(CblasColMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, rest, kb, 1.0f, akk, n, a21, n);  // A21 ← A21 L11⁻ᵀ
+    cblas_ssyrk(CblasColMajor, CblasLower, CblasNoTrans, rest, kb, -1.0f, a21, n, 1.0f, a22, n);                   // A22 ← A22 − A21 A21ᵀ
+  }
+  return 0;
+}
+
+// spdSolveMixed(n, a, shift, b) → { info, iter }: solves (A + shift·I) x = b in place of b (one
+// right-hand side) for the symmetric A given by the UPPER triangle of row-major `a` (diagonal
+// included), A + shift·I positive definite. The upper triangle and the diagonal of `a` are unchanged
+// on return; the strictly lower triangle is workspace (written only by the float64 fallback).
+// The algorithm and stopping test of LAPACK's dsposv (Buttari et al., "Mixed precision iterative
+// refinement techniques for the solution of dense linear systems", IJHPCA 21(4), 2007; LAPACK
+// Users' Guide, xSPOSV): Cholesky of the float32 copy of A + shift·I (spotrf), x₀ from it, then
+// refinement x ← x + (A + shift·I)₃₂⁻¹ r with the residual r = b − (A + shift·I) x in float64
+// (dsymv on the untouched float64 triangle) until
+//   ‖r‖∞ < ‖x‖∞ · ‖A + shift·I‖∞ · ε₆₄ · √n    (ε₆₄ = 2⁻⁵³, dsposv's CTE with BWDMAX = 1),
+// a backward error at double-precision level. When spotrf fails (not positive definite in
+// float32), an entry overflows float32, or 30 refinements do not converge, it falls back to double
+// precision: the strictly lower triangle receives A's (transposed), the diagonal A + shift·I, dpotrf
+// factors that lower triangle, two dtrsv solve, and the diagonal is restored (iter < 0). info > 0:
+// not positive definite in double precision either. Unlike dsposv (dsymm and strsm with one
+// column), the refinement uses dsymv and strsv (one pass over a triangle each); the float32 copy is
+// a per-thread buffer kept between calls.
+// Layout: the row-major upper triangle is the column-major lower one, so spotrf('L') leaves the
+// column-major L with A = L Lᵀ in it, i.e. the row-major upper U = Lᵀ with A = Uᵀ U.
+napi_value SpdSolveMixed(napi_env env, napi_callback_info info) {
+  const char* fn = "spdSolveMixed";
+  napi_value argv[4];
+  int64_t n, la, lb;
+  double shift;
+  double *a, *b;
+  if (!Args(env, info, fn, 4, "(n, a, shift, b)", argv) || !GetDim(env, argv[0], fn, "n", &n) ||
+      !GetArray<double>(env, argv[1], fn, "a", &a, &la) || !GetNumber(env, argv[2], fn, "shift", &shift) ||
+      !GetArray<double>(env, argv[3], fn, "b", &b, &lb) || !CheckSquare(env, fn, "a", la, n) || !CheckRhs(env, fn, lb, n, 1)) {
+    return nullptr;
+  }
+  blasint status = 0, iter = 0;
+  if (n > 0) {
+    thread_local std::vector<float> u32;  // one per thread: worker threads may load the addon too
+    thread_local std::vector<float> r32;
+    thread_local std::vector<double> x, r, rowsum;
+    const size_t un = static_cast<size_t>(n);
+    if (u32.size() < un * un) u32.resize(un * un);
+    if (r32.size() < un) r32.resize(un);
+    if (x.size() < un) {
+      x.resize(un);
+      r.resize(un);
+      rowsum.resize(un);
+    }
+    const blasint bn = static_cast<blasint>(n);
+    constexpr double kFloatMax = 3.4028234663852886e38;
+    // ‖A + shift·I‖∞ (= ‖·‖₁, symmetric) from the upper triangle, and its float32 copy.
+    bool fits = true;
+    for (size_t i = 0; i < un; i++) rowsum[i] = 0;
+    for (size_t i = 0; i < un; i++) {
+      const double* ai = a + i * un;
+      float* ui = u32.data() + i * un;
+      const double d = ai[i] + shift;
+      fits = fits && std::fabs(d) <= kFloatMax;
+      ui[i] = static_cast<float>(d);
+      double s = std::fabs(d);
+      for (size_t j = i + 1; j < un; j++) {
+        const double v = std::fabs(ai[j]);
+        s += v;
+        rowsum[j] += v;
+        fits = fits && v <= kFloatMax;
+        ui[j] = static_cast<float>(ai[j]);
+      }
+      rowsum[i] += s;
+    }
+    double anrm = 0;
+    for (size_t i = 0; i < un; i++) anrm = rowsum[i] > anrm ? rowsum[i] : anrm;
+    const double cte = anrm * std::ldexp(1.0, -53) * std::sqrt(static_cast<double>(n));
+    const int threads = openblas_get_num_threads();
+    blasint sinfo = 1;
+    if (fits) sinfo = BlockedCholeskyLower(bn, u32.data(), threads);
+    bool converged = false;
+    if (sinfo == 0) {
+      // z ← (Uᵀ U)⁻¹ v in float32 (into r32); false when v overflows float32.
+      auto correction = [&](const double* v) -> bool {
+        for (size_t i = 0; i < un; i++) {
+          if (!(std::fabs(v[i]) <= kFloatMax)) return false;
+          r32[i] = static_cast<float>(v[i]);
+        }
+        Serially(threads, [&] {
+          cblas_strsv(CblasRowMajor, CblasUpper, CblasTrans, CblasNonUnit, bn, u32.data(), bn, r32.data(), 1);    // Uᵀ y = v
+          cblas_strsv(CblasRowMajor, CblasUpper, CblasNoTrans, CblasNonUnit, bn, u32.data(), bn, r32.data(), 1);  // U z = y
+        });
+        return true;
+      };
+      if (correction(b)) {
+        for (size_t i = 0; i < un; i++) x[i] = r32[i];
+        for (iter = 0; iter <= 30; iter++) {
+          for (size_t i = 0; i < un; i++) r[i] = b[i] - shift * x[i];
+          cblas_dsymv(CblasRowMajor, CblasUpper, bn, -1.0, a, bn, x.data(), 1, 1.0, r.data(), 1);  // r = b − (A + shift·I) x
+          double xn = 0, rn = 0;
+          for (size_t i = 0; i < un; i++) {
+            xn = std::fabs(x[i]) > xn ? std::fabs(x[i]) : xn;
+            rn = std::fabs(r[i]) > rn ? std::fabs(r[i]) : rn;
+          }
+          if (rn < xn * cte) {
+            converged = true;
+            break;
+          }
+          if (iter == 30 || !correction(r.data())) break;
+          for (size_t i = 0; i < un; i++) x[i] += r32[i];
+        }
+      }
+    }
+    if (converged) {
+      for (size_t i = 0; i < un; i++) b[i] = x[i];
+    } else {
+      // Double precision in the strictly lower triangle (row-major lower = column-major upper).
+      iter = -1;
+      for (size_t i = 0; i < un; i++) {
+        rowsum[i] = a[i * un + i];  // the diagonal, restored below
+        a[i * un + i] += shift;
+        for (size_t j = 0; j < i; j++) a[i * un + j] = a[j * un + i];
+      }
+      dpotrf_("U", &bn, a, &bn, &status, 1);
+      if (status == 0) {
+        cblas_dtrsv(CblasRowMajor, CblasLower, CblasNoTrans, CblasNonUnit, bn, a, bn, b, 1);
+        cblas_dtrsv(CblasRowMajor, CblasLower, CblasTrans, CblasNonUnit, bn, a, bn, b, 1);
+      }
+      for (size_t i = 0; i < un; i++) a[i * un + i] = rowsum[i];
+      if (status < 0) {
+        ThrowRange(env, fn, "LAPACK dpotrf rejected argument " + std::to_string(-status));
+        return nullptr;
+      }
+    }
+  }
+  napi_value out;
+  napi_create_object(env, &out);
+  napi_set_named_property(env, out, "info", Int(env, status));
+  napi_set_named_property(env, out, "iter", Int(env, iter));
+  return out;
 }
 
 // dpotrs(n, l, b, nrhs): solves L Lᵀ X = B in place of row-major B (n×nrhs) given the lower factor
@@ -659,6 +909,11 @@ napi_value Init(napi_env env, napi_value exports) {
       {"sger", nullptr, GerEntry<float>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"dger", nullptr, GerEntry<double>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"dpotrf", nullptr, Dpotrf, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"ssyrk", nullptr, SyrkEntry<float>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"dsyrk", nullptr, SyrkEntry<double>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"sgramHadamard", nullptr, GramHadamardEntry<float>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"dgramHadamard", nullptr, GramHadamardEntry<double>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"spdSolveMixed", nullptr, SpdSolveMixed, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"dpotrs", nullptr, Dpotrs, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"dsyevd", nullptr, Dsyevd, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"dgesv", nullptr, Dgesv, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

@@ -62,6 +62,48 @@ export interface Backend {
   cholesky?(a: Float64Array, n: number): boolean;
   /** Solves L Lᵀ X = B in place of B (n×nrhs, row-major) given the factor from {@link Backend.cholesky}. */
   choleskySolve?(l: Float64Array, n: number, b: Float64Array, nrhs: number): void;
+  /**
+   * Solves (A + shift·I) x = b in place of b (one right-hand side, float64) for the symmetric n×n A
+   * given by its upper triangle (row-major, column ≥ row, diagonal included), A + shift·I positive
+   * definite. The upper triangle and the diagonal are unchanged on return; the strictly lower
+   * triangle is workspace (may be overwritten). The native backend uses LAPACK dsposv's algorithm:
+   * single-precision Cholesky and double-precision iterative refinement to a backward error at
+   * double-precision level, falling back to double-precision Cholesky. Returns false if
+   * A + shift·I is not positive definite.
+   */
+  solveSpdShifted?(a: Float64Array, n: number, shift: number, b: Float64Array): boolean;
+  /**
+   * C ← α·op(A)·op(A)ᵀ + β·C on one triangle of the row-major n×n C (the upper one, column ≥ row,
+   * when `upper`; the other triangle is not touched); op(A) = A (stored n×k) or Aᵀ (stored k×n).
+   */
+  syrk?(
+    upper: boolean,
+    trans: boolean,
+    n: number,
+    k: number,
+    alpha: number,
+    a: FloatArray,
+    lda: number,
+    beta: number,
+    c: FloatArray,
+    ldc: number,
+  ): void;
+  /**
+   * g[r, c] ← (accumulate ? g[r, c] : 0) + t[r, c]·(p[⌊r/cols⌋, ⌊c/cols⌋] + bias) on the upper
+   * triangle (r ≤ c) of the row-major q×q matrices t (chain precision) and g (float64), p
+   * batch×batch (batch·cols = q), products and sums in float64: one dense layer's term of a
+   * structured Gram matrix (src/second-order/gram.ts). The strictly lower triangle of g is not touched.
+   */
+  gramHadamard?(
+    q: number,
+    cols: number,
+    batch: number,
+    bias: number,
+    t: FloatArray,
+    p: FloatArray,
+    g: Float64Array,
+    accumulate: boolean,
+  ): void;
   /** Eigenvalues (ascending) and, if wanted, eigenvectors (rows of `a` on return) of a symmetric n×n matrix. */
   symmetricEigen?(a: Float64Array, n: number, vectors: boolean): Float64Array;
   /** Solves A X = B for general square A (n×n) in place of B (n×nrhs); returns false if singular. */

@@ -101,6 +101,80 @@ export class PortableBackend implements Backend {
     return true;
   }
 
+  solveSpdShifted(a: Float64Array, n: number, shift: number, b: Float64Array): boolean {
+    // Cholesky–Banachiewicz of A + shift·I read from the upper triangle (A[i,j] = a[j,i], j < i):
+    // L's strictly lower part written to the strictly lower triangle, its diagonal kept apart (the
+    // diagonal of `a` is A's); then L y = b, Lᵀ x = y.
+    const d = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j <= i; j++) {
+        let s = i === j ? a[i * n + i] + shift : a[j * n + i];
+        for (let p = 0; p < j; p++) s -= a[i * n + p] * a[j * n + p];
+        if (i === j) {
+          if (!(s > 0)) return false;
+          d[i] = Math.sqrt(s);
+        } else a[i * n + j] = s / d[j];
+      }
+    }
+    for (let i = 0; i < n; i++) {
+      let s = b[i];
+      for (let p = 0; p < i; p++) s -= a[i * n + p] * b[p];
+      b[i] = s / d[i];
+    }
+    for (let i = n - 1; i >= 0; i--) {
+      let s = b[i];
+      for (let p = i + 1; p < n; p++) s -= a[p * n + i] * b[p];
+      b[i] = s / d[i];
+    }
+    return true;
+  }
+
+  syrk(
+    upper: boolean,
+    trans: boolean,
+    n: number,
+    k: number,
+    alpha: number,
+    a: FloatArray,
+    lda: number,
+    beta: number,
+    c: FloatArray,
+    ldc: number,
+  ): void {
+    // C[i,j] = α Σ_p op(A)[i,p] op(A)[j,p] + β C[i,j] for j ≥ i (upper) or j ≤ i (lower).
+    for (let i = 0; i < n; i++) {
+      const j0 = upper ? i : 0;
+      const j1 = upper ? n : i + 1;
+      for (let j = j0; j < j1; j++) {
+        let s = 0;
+        if (trans) for (let p = 0; p < k; p++) s += a[p * lda + i] * a[p * lda + j];
+        else for (let p = 0; p < k; p++) s += a[i * lda + p] * a[j * lda + p];
+        c[i * ldc + j] = beta === 0 ? alpha * s : alpha * s + beta * c[i * ldc + j];
+      }
+    }
+  }
+
+  gramHadamard(
+    q: number,
+    cols: number,
+    batch: number,
+    bias: number,
+    t: FloatArray,
+    p: FloatArray,
+    g: Float64Array,
+    accumulate: boolean,
+  ): void {
+    for (let r = 0; r < q; r++) {
+      const si = Math.floor(r / cols);
+      let c = r;
+      for (let sj = si; sj < batch; sj++) {
+        const f = p[si * batch + sj] + bias;
+        const c1 = (sj + 1) * cols;
+        for (; c < c1; c++) g[r * q + c] = (accumulate ? g[r * q + c] : 0) + t[r * q + c] * f;
+      }
+    }
+  }
+
   choleskySolve(l: Float64Array, n: number, b: Float64Array, nrhs: number): void {
     for (let r = 0; r < nrhs; r++) {
       // Forward substitution L y = b, then back substitution Lᵀ x = y, column r of B.

@@ -4,6 +4,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Backend, BatchNormGeometry, ConvGeometry, DnnPrimitives, ElementwiseKernels, PoolWindowGeometry } from "../core/backend.js";
 import type { FloatArray } from "../core/dtype.js";
+import { portableBackend } from "../core/portable.js";
 
 /** The functions of the N-API addon `native/src/chainopt_blas.cc` (see the comments there). */
 export interface NativeBlasBinding {
@@ -76,6 +77,52 @@ export interface NativeBlasBinding {
   /** Cholesky in place (lower triangle, upper zeroed); returns LAPACK's info (> 0: not positive definite). */
   dpotrf(n: number, a: Float64Array): number;
   dpotrs(n: number, l: Float64Array, b: Float64Array, nrhs: number): void;
+  /** Mixed-precision SPD solve of the row-major lower triangle (absent from older addons). */
+  spdSolveMixed?(n: number, a: Float64Array, shift: number, b: Float64Array): { info: number; iter: number };
+  ssyrk?(
+    upper: boolean,
+    trans: boolean,
+    n: number,
+    k: number,
+    alpha: number,
+    a: Float32Array,
+    lda: number,
+    beta: number,
+    c: Float32Array,
+    ldc: number,
+  ): void;
+  dsyrk?(
+    upper: boolean,
+    trans: boolean,
+    n: number,
+    k: number,
+    alpha: number,
+    a: Float64Array,
+    lda: number,
+    beta: number,
+    c: Float64Array,
+    ldc: number,
+  ): void;
+  sgramHadamard?(
+    q: number,
+    cols: number,
+    batch: number,
+    bias: number,
+    t: Float32Array,
+    p: Float32Array,
+    g: Float64Array,
+    accumulate: boolean,
+  ): void;
+  dgramHadamard?(
+    q: number,
+    cols: number,
+    batch: number,
+    bias: number,
+    t: Float64Array,
+    p: Float64Array,
+    g: Float64Array,
+    accumulate: boolean,
+  ): void;
   /** Eigenvalues into `w`; returns LAPACK's info (> 0: no convergence). */
   dsyevd(vectors: boolean, n: number, a: Float64Array, w: Float64Array): number;
   /** Returns LAPACK's info (> 0: singular). */
@@ -308,6 +355,15 @@ export function threadingPolicy(parallel: BlasInfo["parallel"], env: Readonly<Re
   return "unknown OpenBLAS threading";
 }
 
+/** dpotrf + dpotrs on a full copy of (A + shift·I), A given by the upper triangle of `a`. */
+function choleskyOfUpperCopy(n: number, a: Float64Array, shift: number, b: Float64Array, bind: NativeBlasBinding): boolean {
+  const l = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = i; j < n; j++) l[i * n + j] = l[j * n + i] = a[i * n + j] + (i === j ? shift : 0);
+  if (bind.dpotrf(n, l) !== 0) return false;
+  bind.dpotrs(n, l, b, 1);
+  return true;
+}
+
 /** Backend over OpenBLAS through the N-API addon: s/dgemm, Cholesky (dpotrf), eigen (dsyevd), LU solve (dgetrf). */
 export class NativeBackend implements Backend {
   readonly name = "openblas";
@@ -459,6 +515,46 @@ export class NativeBackend implements Backend {
 
   choleskySolve(l: Float64Array, n: number, b: Float64Array, nrhs: number): void {
     this.binding.dpotrs(n, l, b, nrhs);
+  }
+
+  solveSpdShifted(a: Float64Array, n: number, shift: number, b: Float64Array): boolean {
+    const bind = this.binding;
+    if (bind.spdSolveMixed) return bind.spdSolveMixed(n, a, shift, b).info === 0;
+    return choleskyOfUpperCopy(n, a, shift, b, bind); // addons built before spdSolveMixed
+  }
+
+  syrk(
+    upper: boolean,
+    trans: boolean,
+    n: number,
+    k: number,
+    alpha: number,
+    a: FloatArray,
+    lda: number,
+    beta: number,
+    c: FloatArray,
+    ldc: number,
+  ): void {
+    const bind = this.binding;
+    if (c instanceof Float32Array && bind.ssyrk) bind.ssyrk(upper, trans, n, k, alpha, a as Float32Array, lda, beta, c, ldc);
+    else if (c instanceof Float64Array && bind.dsyrk) bind.dsyrk(upper, trans, n, k, alpha, a as Float64Array, lda, beta, c, ldc);
+    else portableBackend.syrk?.(upper, trans, n, k, alpha, a, lda, beta, c, ldc); // addons built before ssyrk/dsyrk
+  }
+
+  gramHadamard(
+    q: number,
+    cols: number,
+    batch: number,
+    bias: number,
+    t: FloatArray,
+    p: FloatArray,
+    g: Float64Array,
+    accumulate: boolean,
+  ): void {
+    const bind = this.binding;
+    if (t instanceof Float32Array && bind.sgramHadamard) bind.sgramHadamard(q, cols, batch, bias, t, p as Float32Array, g, accumulate);
+    else if (t instanceof Float64Array && bind.dgramHadamard) bind.dgramHadamard(q, cols, batch, bias, t, p as Float64Array, g, accumulate);
+    else portableBackend.gramHadamard?.(q, cols, batch, bias, t, p, g, accumulate);
   }
 
   symmetricEigen(a: Float64Array, n: number, vectors: boolean): Float64Array {

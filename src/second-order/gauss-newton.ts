@@ -3,9 +3,9 @@ import { allocate, type FloatArray } from "../core/dtype.js";
 import type { Batch } from "../objectives/batch.js";
 import type { Objective } from "../objectives/objective.js";
 import { jvp, valueAndGradient, vjp } from "../oracles/first-order.js";
-import { type GramInfo, type GramOptions, gramFromWorkspace } from "./gram.js";
-import { psdFactor, solveInPlace } from "./linalg.js";
-import { applyBlocks, applyBlocksTransposed, Linearization, lossHessianBlocks, solveShifted } from "./linearize.js";
+import { type GramInfo, type GramOptions, gramUpperFromWorkspace, phaseClock } from "./gram.js";
+import { psdFactor, solveInPlace, solveSpdShiftedInPlace } from "./linalg.js";
+import { applyBlocks, applyBlocksTransposed, Linearization, lossHessianBlocks } from "./linearize.js";
 
 // Regularized Gauss-Newton step (Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (long version with appendices) Sec. 3.1 Eq. (13); Roulet & Harchaoui, "An Elementary Approach to Convergence Guarantees…" (Allerton 2019) Eq. (13),
 // Prop. 3.3) for F(w) = f(ψ(w)) + (λ/2)‖w‖² with f convex (squared or logistic loss):
@@ -33,9 +33,12 @@ import { applyBlocks, applyBlocksTransposed, Linearization, lossHessianBlocks, s
 //         d = −(1/κ) (b − Mᵀ (M Mᵀ + κ I)⁻¹ M b),   b = ∇F(w),
 //     with M Mᵀ = Sᵀ J Jᵀ S the (N·r) × (N·r) Gram matrix from gram.ts (one structured backward pass at batch
 //     q for dense chains, else q VJPs reusing ONE forward pass), M b by one JVP, Mᵀ c by one VJP,
-//     the solve by Cholesky from the backend. Memory: the q × q Gram matrix (float64) plus a q × q
-//     scratch in the chain's precision, plus the work buffers reported in GramInfo; J (q × p) is
-//     never formed on the structured path, and only within `maxJacobianBytes` on the generic one.
+//     the solve by Cholesky from the backend. Memory: one q × q float64 matrix whose upper triangle
+//     holds the Gram matrix, its lower triangle the solver's workspace (native: dsposv's algorithm,
+//     single-precision Cholesky of M Mᵀ + κ I refined in double to a backward error at
+//     double-precision level, with a q × q float32 copy; else double Cholesky), plus a
+//     q × q scratch in the chain's precision and the work buffers reported in GramInfo; J (q × p)
+//     is never formed on the structured path, and only within `maxJacobianBytes` on the generic one.
 
 /** The two implementations of the Gauss-Newton step: (a) "dual" (reference), (b) "gram" (fast). */
 export type GaussNewtonImplementation = "gram" | "dual";
@@ -60,9 +63,17 @@ export interface GaussNewtonSubproblem {
   /**
    * The Gauss-Newton direction d(μ) solving (Jᵀ H J + (λ + μ) I) d = −∇F(w) (float64). Cheap to
    * call again with another μ: the Gram matrix is reused (one VJP, plus a forward pass when the
-   * chain's workspace was used in between).
+   * chain's workspace was used in between). Written to `out` (p entries) when given, which is
+   * returned: a reused buffer spares the page faults of a fresh p-vector per step ("gram").
    */
-  direction(damping: number): Float64Array;
+  direction(damping: number, out?: Float64Array): Float64Array;
+  /**
+   * Hands the subproblem's large buffers (the q × q Gram matrix and ∇F) back to a pool of the chain
+   * for the next {@link prepareGaussNewton} on it: fresh multi-megabyte arrays cost page faults
+   * (docs/second-order.md, "Cost of a step"). Afterwards `gradient` may be overwritten and
+   * `direction` throws. Optional to call; calling it twice is harmless.
+   */
+  release(): void;
 }
 
 /** Prepares the Gauss-Newton subproblem of F at w on a batch (w is copied; later changes to it do not matter). */
@@ -110,6 +121,34 @@ export function gaussNewtonStep(
   return { value: sub.value, direction: d };
 }
 
+/** Buffers handed back by {@link GaussNewtonSubproblem.release}, one of each per chain. */
+interface BufferPool {
+  gram?: Float64Array;
+  gradient?: Float64Array;
+}
+const pools = new WeakMap<Chain, BufferPool>();
+
+function poolOf(chain: Chain): BufferPool {
+  let pool = pools.get(chain);
+  if (!pool) {
+    pool = {};
+    pools.set(chain, pool);
+  }
+  return pool;
+}
+
+const paramScratches = new WeakMap<Chain, FloatArray>();
+
+/** A chain-precision scratch vector of the chain's parameter size, one per chain. */
+function paramScratch(chain: Chain): FloatArray {
+  let s = paramScratches.get(chain);
+  if (!s || s.length !== chain.paramSize) {
+    s = allocate(chain.dtype, chain.paramSize);
+    paramScratches.set(chain, s);
+  }
+  return s;
+}
+
 function kappaOf(objective: Objective, damping: number): number {
   const kappa = objective.l2 + damping;
   if (!(kappa > 0) || !Number.isFinite(kappa)) {
@@ -124,10 +163,13 @@ function prepareGram(chain: Chain, objective: Objective, w0: FloatArray, batch: 
   const k = chain.outputSize;
   const q = n * k;
   const lambda = objective.l2;
+  const lap = phaseClock(options.onPhase);
   const lin = new Linearization(chain, w0, batch, training, options.state);
+  lap("forward");
   const output = lin.output;
   const g = allocate(chain.dtype, q);
   const loss = objective.loss.evaluate(output, batch, k, g);
+  lap("loss");
   // S = blockdiag(S_i), S_i S_iᵀ = H_i (pivoted Cholesky of each k × k block), keeping only the
   // r = max rank_i leading columns: M = Sᵀ J has N·r rows (r = k − 1 for the logistic loss).
   const blocks = lossHessianBlocks(objective.loss, output, batch, k);
@@ -139,31 +181,58 @@ function prepareGram(chain: Chain, objective: Objective, w0: FloatArray, batch: 
   for (let i = 0; i < n; i++)
     for (let j = 0; j < k; j++) for (let c = 0; c < r; c++) factor[(i * k + j) * r + c] = full[(i * k + j) * k + c];
   const qr = n * r;
-  const gradC = allocate(chain.dtype, chain.paramSize);
+  lap("loss Hessian factor");
+  // One chain-precision p-vector per chain for the two VJP outputs (prepare's Jᵀ g and direction's
+  // Mᵀ c), each used within one call: no 2.7 MB allocation (and page faults) per step.
+  const scratch = paramScratch(chain);
+  const gradC = scratch;
   lin.vjp(g, gradC);
-  const gradient = new Float64Array(chain.paramSize);
+  lap("gradient (backward)");
+  const pool = poolOf(chain);
+  const gradient = pool.gradient?.length === chain.paramSize ? pool.gradient : new Float64Array(chain.paramSize);
+  pool.gradient = undefined;
   let r2 = 0;
   for (let i = 0; i < gradient.length; i++) {
-    gradient[i] = gradC[i] + lambda * w0[i];
+    const b = gradC[i] + lambda * w0[i];
+    gradient[i] = b;
+    gradC[i] = b; // b = ∇F(w) in the chain's precision, in place, for the JVP below
     r2 += w0[i] * w0[i];
   }
-  const { gram, info } = gramFromWorkspace(chain, lin.workspace(), w0, n, { data: factor, cols: r }, training, options);
-  const mb = applyBlocksTransposed(factor, n, k, lin.jvp(gradient), new Float64Array(qr), r);
-  const scratch = allocate(chain.dtype, chain.paramSize);
-  let work: Float64Array | undefined;
+  lap("gradient (float64 copy)");
+  const mb = applyBlocksTransposed(factor, n, k, lin.jvp(gradC), new Float64Array(qr), r);
+  lap("M b (JVP)");
+  const reuse = pool.gram?.length === qr * qr ? pool.gram : undefined;
+  pool.gram = undefined;
+  const { gram, info } = gramUpperFromWorkspace(chain, lin.workspace(), w0, n, { data: factor, cols: r }, training, options, reuse);
+  lap("gram: total");
+  let released = false;
   return {
     implementation: "gram",
     value: loss + 0.5 * lambda * r2,
     gradient,
     oracleCalls: 1,
     gramInfo: info,
-    direction(damping: number): Float64Array {
+    release(): void {
+      if (released) return;
+      released = true;
+      pool.gram = gram;
+      pool.gradient = gradient;
+    },
+    direction(damping: number, out?: Float64Array): Float64Array {
+      if (released) throw new Error("Gauss-Newton: direction() after release()");
       const kappa = kappaOf(objective, damping);
-      work ??= new Float64Array(qr * qr);
-      const c = solveShifted(chain.backend, gram, qr, kappa, mb, "Gauss-Newton", work);
+      const lap = phaseClock(options.onPhase);
+      // (M Mᵀ + κ I) c = M b from the upper triangle; the lower one is the solver's workspace.
+      const c = Float64Array.from(mb);
+      if (!solveSpdShiftedInPlace(chain.backend, gram, qr, kappa, c))
+        throw new Error("Gauss-Newton: the regularized Gram matrix is not positive definite (increase the damping)");
+      lap("solve: Cholesky + solves");
       lin.vjp(applyBlocks(factor, n, k, c, new Float64Array(q), r), scratch);
-      const d = new Float64Array(chain.paramSize);
+      lap("Mᵀ c (VJP)");
+      const d = out ?? new Float64Array(chain.paramSize);
+      if (d.length !== chain.paramSize) throw new RangeError(`direction: out has ${d.length} entries, expected ${chain.paramSize}`);
       for (let i = 0; i < d.length; i++) d[i] = -(gradient[i] - scratch[i]) / kappa;
+      lap("direction (float64)");
       return d;
     },
   };
@@ -222,7 +291,8 @@ function prepareDual(chain: Chain, objective: Objective, w0: FloatArray, batch: 
     gradient,
     oracleCalls: calls,
     gramInfo: null,
-    direction(damping: number): Float64Array {
+    release(): void {},
+    direction(damping: number, out?: Float64Array): Float64Array {
       const kappa = kappaOf(objective, damping);
       const a = new Float64Array(hg);
       for (let i = 0; i < q; i++) a[i * q + i] += kappa;
@@ -231,7 +301,7 @@ function prepareDual(chain: Chain, objective: Objective, w0: FloatArray, batch: 
       if (!solveInPlace(chain.backend, a, q, s, 1)) throw new Error("Gauss-Newton (dual): κI + H G is singular");
       const { dw } = vjp(chain, w0, batch.x, n, s, fwd);
       sub.oracleCalls++;
-      const d = new Float64Array(p);
+      const d = out ?? new Float64Array(p);
       for (let i = 0; i < p; i++) d[i] = -(dw[i] + lambda * w0[i]) / kappa;
       return d;
     },

@@ -1,8 +1,12 @@
 import { type Chain, type ChainWorkspace, componentContext } from "../chain/chain.js";
 import type { LayerIO } from "../components/component.js";
 import { Dense } from "../components/dense.js";
+import type { Backend } from "../core/backend.js";
 import { allocate, type FloatArray } from "../core/dtype.js";
+import { now } from "../core/host.js";
+import { portableBackend } from "../core/portable.js";
 import { runForward } from "../oracles/first-order.js";
+import { transposeUpperToLower } from "./linalg.js";
 import { vjpFromWorkspace } from "./linearize.js";
 
 // Gram matrices J Jᵀ of the chain's Jacobian J = ∂ψ/∂w ∈ R^{q×p}, q = batch × outputs: the
@@ -24,11 +28,29 @@ export interface GramOptions {
   maxJacobianBytes?: number;
   /** "auto" (default): the structured path when the chain allows it; "generic": always VJP rows. */
   path?: "auto" | "generic";
+  /**
+   * Profiling hook: called after each phase of the computation with its name and wall time in ms
+   * (bench/second-order.ts `--profile`). Phases of one step with the same name add up.
+   */
+  onPhase?: (phase: string, ms: number) => void;
+}
+
+/** A phase clock for {@link GramOptions.onPhase}: `lap(name)` reports the time since the previous lap. */
+export function phaseClock(onPhase: GramOptions["onPhase"]): (phase: string) => void {
+  if (!onPhase) return () => {};
+  let t = now();
+  return (phase: string) => {
+    const tNow = now();
+    onPhase(phase, tNow - t);
+    t = tNow;
+  };
 }
 
 /** How a Gram matrix was computed, for reports and benchmarks. */
 export interface GramInfo {
   path: "structured" | "generic";
+  /** Order of the Gram matrix: batch × output-factor columns (N·r; batch × outputs for the NTK). */
+  rows: number;
   /** Backward passes through the chain (generic path: one per Jacobian row computed). */
   backwardPasses: number;
   /** Peak bytes of the work buffers (besides the q × q result and the chain's workspace). */
@@ -57,8 +79,8 @@ export function empiricalNtk(chain: Chain, w: FloatArray, x: ArrayLike<number>, 
  * rows (each row carrying the activations of its sample), and each dense layer t adds
  * (Δ_t Δ_tᵀ) ⊙ (X_t X_tᵀ + 1) expanded over outputs, since the parameter gradient of a dense layer
  * for a slope δ at sample i is (δ x_iᵀ, δ): ⟨(δ x_iᵀ, δ), (δ′ x_jᵀ, δ′)⟩ = ⟨δ, δ′⟩(⟨x_i, x_j⟩ + 1).
- * Cost: one backward pass at batch q without parameter gradients, plus q² Σ_t m_t for the Gram
- * products (GEMM); memory: 2 q × max width slopes, the replicated activations (q × width per
+ * Cost: one backward pass at batch q without parameter gradients, plus q(q+1)/2 Σ_t m_t multiply-adds
+ * for the Gram products (SYRK, upper triangle); memory: 2 q × max width slopes, the replicated activations (q × width per
  * component) and one q × q scratch, never the q × p Jacobian.
  *
  * Generic path (any chain): Jacobian rows by VJPs (one backward each) reusing the single forward
@@ -73,10 +95,36 @@ export function gramFromWorkspace(
   training: boolean,
   options: GramOptions = {},
 ): { gram: Float64Array; info: GramInfo } {
+  const out = gramUpperFromWorkspace(chain, ws, w, batch, factor, training, options);
+  const q = batch * (factor ? factor.cols : chain.outputSize);
+  transposeUpperToLower(out.gram, q);
+  return out;
+}
+
+/**
+ * {@link gramFromWorkspace} with only the upper triangle (column ≥ row, diagonal included) to be
+ * read: the strictly lower triangle is not part of the result (zero on the structured path without `out`), free
+ * for a Cholesky factor (gauss-newton.ts). `out` (q² entries, any content) receives it when given.
+ */
+export function gramUpperFromWorkspace(
+  chain: Chain,
+  ws: ChainWorkspace,
+  w: FloatArray,
+  batch: number,
+  factor: OutputFactor | null,
+  training: boolean,
+  options: GramOptions = {},
+  out?: Float64Array,
+): { gram: Float64Array; info: GramInfo } {
+  const q = batch * (factor ? factor.cols : chain.outputSize);
+  if (out && out.length !== q * q) throw new RangeError(`gram: out has ${out.length} entries, expected q² = ${q * q}`);
   if ((options.path ?? "auto") === "auto" && structuredGramApplies(chain, ws)) {
-    return structuredGram(chain, ws, w, batch, factor, training);
+    // Every dense layer's term covers the whole upper triangle; without a dense layer the Gram is zero.
+    const gram = out ?? new Float64Array(q * q);
+    if (out && !chain.components.some((c) => c instanceof Dense)) out.fill(0);
+    return structuredGram(chain, ws, w, batch, factor, training, phaseClock(options.onPhase), gram);
   }
-  return genericGram(chain, ws, w, batch, factor, training, options.maxJacobianBytes ?? 256 * 2 ** 20);
+  return genericGram(chain, ws, w, batch, factor, training, options.maxJacobianBytes ?? 256 * 2 ** 20, out ?? new Float64Array(q * q));
 }
 
 /** Whether {@link gramFromWorkspace}'s structured path handles this chain. */
@@ -108,7 +156,7 @@ function seedRows(chain: Chain, batch: number, factor: OutputFactor | null): Flo
   return d;
 }
 
-/** Row-tile height of the lower-triangular Gram products (a multiple of nothing in particular). */
+/** Row-tile height of the upper-triangular Gram products by GEMM (backends without SYRK). */
 const TILE = 256;
 
 /** Work buffers of the structured path, kept per chain and q between calls (no garbage per step). */
@@ -153,6 +201,8 @@ function structuredGram(
   batch: number,
   factor: OutputFactor | null,
   training: boolean,
+  lap: (phase: string) => void,
+  gram: Float64Array,
 ): { gram: Float64Array; info: GramInfo } {
   const k = chain.outputSize;
   const cols = factor ? factor.cols : k;
@@ -160,7 +210,6 @@ function structuredGram(
   const comps = chain.components;
   const backend = chain.backend;
   const ctx = componentContext(chain, q, training, false);
-  const gram = new Float64Array(q * q);
   const buf = gramBuffers(chain, batch, cols);
   const scratch = buf.scratch;
   const eb = chain.dtype === "float32" ? 4 : 8;
@@ -168,10 +217,12 @@ function structuredGram(
     eb * (scratch.length + 2 * buf.deltas[0].length + buf.p.length) +
     buf.inputs.reduce((s, a, i) => s + eb * (a.length + buf.outputs[i].length), 0);
   const first = comps.findIndex((c) => c.paramSize > 0);
+  let firstTerm = true;
   let which = 0;
   // Δ at the output of component i (q × outputSize).
   let delta = buf.deltas[0].subarray(0, q * k);
   delta.set(seedRows(chain, batch, factor));
+  lap("gram: setup");
   for (let i = comps.length - 1; i >= Math.max(first, 0); i--) {
     const c = comps[i];
     const x = ws.activations[i];
@@ -179,20 +230,50 @@ function structuredGram(
       const n = c.inputSize;
       const m = c.outputSize;
       const bias = c.paramSize > m * n ? 1 : 0;
-      // T = Δ Δᵀ (q × q), lower block-triangle only (tiles of TILE rows against all rows above),
-      // P = X Xᵀ (N × N); G += T ⊙ (P + bias) expanded over outputs, lower triangle.
+      // T = Δ Δᵀ (q × q) and P = X Xᵀ (N × N), upper triangles only; G += T ⊙ (P + bias) expanded
+      // over outputs, upper triangle. SYRK when the backend has it (half the multiply-adds of a GEMM;
+      // T in the chain's precision: every product and sum of the Hadamard step is formed in float64,
+      // so the float64 Gram sums float32 inner products Σ_l Δ_rl Δ_sl, each with relative error
+      // ≤ m·u₃₂ ‖Δ_r‖‖Δ_s‖/|T_rs| (Higham, "Accuracy and Stability of Numerical Algorithms", Sec. 3.1),
+      // the same as the float32 backward pass that produces Δ), else GEMM tiles of TILE rows
+      // against the columns right of their start.
       const p = buf.p;
-      backend.gemm(false, true, batch, batch, n, 1, x, n, x, n, 0, p, batch);
-      for (let r0 = 0; r0 < q; r0 += TILE) {
-        const r1 = Math.min(q, r0 + TILE);
-        backend.gemm(false, true, r1 - r0, r1, m, 1, delta.subarray(r0 * m), m, delta, m, 0, scratch.subarray(r0 * q), q);
-        hadamardAccumulate(gram, scratch, p, batch, cols, q, r0, r1, bias);
+      if (backend.syrk) backend.syrk(true, false, batch, n, 1, x, n, 0, p, batch);
+      else backend.gemm(false, true, batch, batch, n, 1, x, n, x, n, 0, p, batch);
+      lap("gram: X Xᵀ");
+      if (backend.syrk) backend.syrk(true, false, q, m, 1, delta, m, 0, scratch, q);
+      else {
+        for (let r0 = 0; r0 < q; r0 += TILE) {
+          const r1 = Math.min(q, r0 + TILE);
+          backend.gemm(
+            false,
+            true,
+            r1 - r0,
+            q - r0,
+            m,
+            1,
+            delta.subarray(r0 * m),
+            m,
+            delta.subarray(r0 * m),
+            m,
+            0,
+            scratch.subarray(r0 * q + r0),
+            q,
+          );
+        }
       }
+      lap("gram: Δ Δᵀ");
+      // The first dense layer met (the top one) overwrites the upper triangle: no zero fill.
+      if (backend.gramHadamard) backend.gramHadamard(q, cols, batch, bias, scratch, p, gram, !firstTerm);
+      else portableGramHadamard(q, cols, batch, bias, scratch, p, gram, !firstTerm);
+      firstTerm = false;
+      lap("gram: Hadamard");
       if (i > first) {
         which = 1 - which;
         const next = buf.deltas[which].subarray(0, q * n);
         backend.gemm(false, false, q, n, m, 1, delta, m, chain.paramBlock(w, i), n, 0, next, n);
         delta = next;
+        lap("gram: backward Δ (dense)");
       }
     } else {
       // Replicate the component's input and output rows: row r of the q-batch is sample ⌊r/cols⌋.
@@ -203,40 +284,15 @@ function structuredGram(
       const next = buf.deltas[which].subarray(0, q * c.inputSize);
       c.backward(ctx, io, delta, next, null);
       delta = next;
+      lap("gram: backward Δ (activations)");
     }
   }
-  // Mirror the lower triangle.
-  for (let r = 0; r < q; r++) for (let s2 = 0; s2 < r; s2++) gram[s2 * q + r] = gram[r * q + s2];
-  return { gram, info: { path: "structured", backwardPasses: 1, workBytes } };
+  return { gram, info: { path: "structured", rows: q, backwardPasses: 1, workBytes } };
 }
 
-/**
- * gram[r, c] += scratch[r, c] · (p[⌊r/k⌋, ⌊c/k⌋] + bias) for rows r0 ≤ r < r1 and columns c ≤ r
- * (the tile just computed, still in cache).
- */
-function hadamardAccumulate(
-  gram: Float64Array,
-  scratch: FloatArray,
-  p: FloatArray,
-  batch: number,
-  k: number,
-  q: number,
-  r0: number,
-  r1: number,
-  bias: number,
-): void {
-  for (let r = r0; r < r1; r++) {
-    const si = (r / k) | 0;
-    const base = r * q;
-    const prow = si * batch;
-    for (let sj = 0; sj <= si; sj++) {
-      const f = p[prow + sj] + bias;
-      const c0 = base + sj * k;
-      const c1 = sj === si ? base + r + 1 : c0 + k;
-      for (let c = c0; c < c1; c++) gram[c] += scratch[c] * f;
-    }
-  }
-}
+/** The portable Gram Hadamard update (src/core/portable.ts), for backends without their own. */
+const portableGramHadamard: NonNullable<Backend["gramHadamard"]> = (q, cols, batch, bias, t, p, g, accumulate) =>
+  portableBackend.gramHadamard?.(q, cols, batch, bias, t, p, g, accumulate);
 
 function replicateRows(a: FloatArray, batch: number, size: number, times: number, out: FloatArray): FloatArray {
   for (let i = 0; i < batch; i++) {
@@ -254,6 +310,7 @@ function genericGram(
   factor: OutputFactor | null,
   training: boolean,
   maxBytes: number,
+  gram: Float64Array,
 ): { gram: Float64Array; info: GramInfo } {
   const k = chain.outputSize;
   const cols = factor ? factor.cols : k;
@@ -262,7 +319,6 @@ function genericGram(
   const bytes = chain.dtype === "float32" ? 4 : 8;
   const seeds = seedRows(chain, batch, factor);
   const slope = allocate(chain.dtype, batch * k);
-  const gram = new Float64Array(q * q);
   let passes = 0;
   // Rows r0..r1−1 of M = Sᵀ J into buf (row-major, p entries each): one VJP per row.
   const rows = (r0: number, r1: number, buf: FloatArray): void => {
@@ -297,5 +353,5 @@ function genericGram(
     }
   }
   const workBytes = bufA.byteLength + (bufB === bufA ? 0 : bufB.byteLength) + tile.byteLength;
-  return { gram, info: { path: "generic", backwardPasses: passes, workBytes } };
+  return { gram, info: { path: "generic", rows: q, backwardPasses: passes, workBytes } };
 }

@@ -20,6 +20,46 @@ export function choleskySolveInPlace(backend: Backend, l: Float64Array, n: numbe
   else (portableBackend.choleskySolve as NonNullable<Backend["choleskySolve"]>)(l, n, b, nrhs);
 }
 
+/**
+ * Solves (A + shift·I) x = b in place of b (float64, one right-hand side) for the symmetric n×n A
+ * given by its upper triangle (row-major, diagonal included); the upper triangle and the diagonal
+ * are unchanged on return, the strictly lower triangle is workspace. Native backend:
+ * spdSolveMixed, LAPACK dsposv's algorithm (single-precision Cholesky, double-precision iterative
+ * refinement to a backward error at double-precision level, double Cholesky as fallback; Buttari
+ * et al., "Mixed precision iterative refinement techniques for the solution of dense linear
+ * systems", IJHPCA 21(4), 2007); a backend with only `cholesky` gets it on a full copy; else the
+ * portable Cholesky. Returns false when A + shift·I is not positive definite.
+ */
+export function solveSpdShiftedInPlace(backend: Backend, a: Float64Array, n: number, shift: number, b: Float64Array): boolean {
+  if (n === 0) return true;
+  if (backend.solveSpdShifted) return backend.solveSpdShifted(a, n, shift, b);
+  if (backend.cholesky) {
+    const l = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) for (let j = i; j < n; j++) l[i * n + j] = l[j * n + i] = a[i * n + j] + (i === j ? shift : 0);
+    if (!backend.cholesky(l, n)) return false;
+    choleskySolveInPlace(backend, l, n, b, 1);
+    return true;
+  }
+  return portableBackend.solveSpdShifted?.(a, n, shift, b) ?? false;
+}
+
+/** Block edge of {@link transposeUpperToLower} (64 × 64 float64 = 32 KiB). */
+const BLOCK = 64;
+
+/** a[r, c] ← a[c, r] for c < r: the strictly upper triangle of the row-major n×n `a` copied onto the lower one, cache-blocked. */
+export function transposeUpperToLower(a: Float64Array, n: number): void {
+  for (let r0 = 0; r0 < n; r0 += BLOCK) {
+    const r1 = Math.min(n, r0 + BLOCK);
+    for (let c0 = 0; c0 <= r0; c0 += BLOCK) {
+      const c1 = Math.min(n, c0 + BLOCK);
+      for (let r = r0; r < r1; r++) {
+        const cEnd = Math.min(c1, r);
+        for (let c = c0; c < cEnd; c++) a[r * n + c] = a[c * n + r];
+      }
+    }
+  }
+}
+
 /** Solves A X = B (general square A, destroyed) in place of B; false when singular. */
 export function solveInPlace(backend: Backend, a: Float64Array, n: number, b: Float64Array, nrhs = 1): boolean {
   if (n === 0) return true;

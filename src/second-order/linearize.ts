@@ -19,6 +19,22 @@ export interface SecondOrderOptions {
   state?: FloatArray;
 }
 
+/**
+ * Two chain-precision buffers per chain for the intermediate tangents of {@link jvpFromWorkspace}
+ * (batch × widest component each), kept between calls: a fresh 256 KiB array per layer and call
+ * costs its page faults (docs/second-order.md, "Cost of a step").
+ */
+const tangentBuffers = new WeakMap<Chain, [FloatArray, FloatArray]>();
+
+function tangentPair(chain: Chain, entries: number): [FloatArray, FloatArray] {
+  let pair = tangentBuffers.get(chain);
+  if (!pair || pair[0].length < entries) {
+    pair = [allocate(chain.dtype, entries), allocate(chain.dtype, entries)];
+    tangentBuffers.set(chain, pair);
+  }
+  return pair;
+}
+
 /** J dw for the chain linearized at the point of the last forward pass held by `ws` (a fresh array). */
 export function jvpFromWorkspace(
   chain: Chain,
@@ -30,11 +46,24 @@ export function jvpFromWorkspace(
 ): FloatArray {
   const ctx = componentContext(chain, batch, training, false);
   const dwc = asChainArray(chain, dw);
+  const comps = chain.components;
+  let width = 0;
+  for (const c of comps) width = Math.max(width, c.outputSize);
+  const pair = tangentPair(chain, batch * width);
   let tangent: FloatArray | null = null;
-  chain.components.forEach((c, i) => {
+  let slot = 0;
+  comps.forEach((c, i) => {
     const dparams = c.paramSize > 0 ? chain.paramBlock(dwc, i) : null;
     if (tangent === null && dparams === null) return;
-    const out = allocate(chain.dtype, batch * c.outputSize);
+    // Intermediate tangents alternate between the two buffers (never the one being read); the last
+    // component writes a fresh array, the result.
+    const size = batch * c.outputSize;
+    let out: FloatArray;
+    if (i === comps.length - 1) out = allocate(chain.dtype, size);
+    else {
+      out = pair[slot].subarray(0, size);
+      slot = 1 - slot;
+    }
     const io = ws.io[i];
     io.params = chain.paramBlock(w, i);
     c.jvp(ctx, io, tangent, dparams, out);
@@ -78,8 +107,13 @@ export function asChainArray(chain: Chain, v: ArrayLike<number>): FloatArray {
 export function lossHessianBlocks(loss: Loss, output: FloatArray, batch: Batch, k: number): Float64Array {
   const n = batch.size;
   const blocks = new Float64Array(n * k * k);
-  const v = allocate(output instanceof Float64Array ? "float64" : "float32", n * k);
-  const out = allocate(output instanceof Float64Array ? "float64" : "float32", n * k);
+  // v and H v in float64 whatever the chain's precision: the losses compute in double, and storing
+  // H v in float32 would round each block by ≈ 6e-8 relative, enough to turn the exactly singular
+  // logistic block diag(p) − p pᵀ (rows sum to p_i(1 − Σ p) = 0) into a full-rank one, whose
+  // spurious k-th pivot (≈ 1e-8 · max diag, far above psdFactor's k·ε₆₄ cut) would add N rows to
+  // the Gram matrix (q = 1280 instead of 1152 for N = 128, k = 10: +23 % Gram flops, +38 % Cholesky).
+  const v = new Float64Array(n * k);
+  const out = new Float64Array(n * k);
   for (let j = 0; j < k; j++) {
     v.fill(0);
     for (let i = 0; i < n; i++) v[i * k + j] = 1;

@@ -102,6 +102,7 @@ export function createSecondOrderStepper(options: SecondOrderStepperOptions): Se
     path: options.path,
   };
   const own: SecondOrderState = { damping: initialDamping, steps: 0 };
+  let directionBuffer: Float64Array | undefined;
 
   return {
     options: { ...options },
@@ -116,6 +117,11 @@ export function createSecondOrderStepper(options: SecondOrderStepperOptions): Se
             : prepareNewton(chain, objective, w, batch, { training: options.training, state: options.state });
       const direction = (mu: number): Float64Array | null => {
         try {
+          if (method === "gauss-newton") {
+            // One direction buffer per stepper, reused across steps and tries (no fresh p-vector per try).
+            if (directionBuffer?.length !== w.length) directionBuffer = new Float64Array(w.length);
+            return (sub as ReturnType<typeof prepareGaussNewton>).direction(mu, directionBuffer);
+          }
           return method === "ggn" ? (sub as ReturnType<typeof prepareGgn>).direction(mu, eta) : sub.direction(mu);
         } catch (e) {
           // A non-PD Newton subproblem counts as a failed try (more damping), like a failed Armijo test.
@@ -125,23 +131,28 @@ export function createSecondOrderStepper(options: SecondOrderStepperOptions): Se
       };
       const trial = w.slice();
       let mu = state.damping;
-      for (let t = 1; t <= maxTries; t++) {
-        const d = direction(mu);
-        if (d) {
-          for (let i = 0; i < w.length; i++) trial[i] = w[i] + d[i];
-          const newValue = objectiveValue(chain, objective, trial, batch, { training: options.training ?? true, state: options.state });
-          let slope = 0;
-          for (let i = 0; i < d.length; i++) slope += sub.gradient[i] * d[i];
-          if (!lineSearch || (Number.isFinite(newValue) && newValue <= sub.value + armijo * slope)) {
-            w.set(trial);
-            state.damping = lineSearch ? Math.max(mu / decrease, minDamping) : mu;
-            return { value: sub.value, newValue, damping: mu, accepted: true, tries: t };
+      try {
+        for (let t = 1; t <= maxTries; t++) {
+          const d = direction(mu);
+          if (d) {
+            for (let i = 0; i < w.length; i++) trial[i] = w[i] + d[i];
+            const newValue = objectiveValue(chain, objective, trial, batch, { training: options.training ?? true, state: options.state });
+            let slope = 0;
+            for (let i = 0; i < d.length; i++) slope += sub.gradient[i] * d[i];
+            if (!lineSearch || (Number.isFinite(newValue) && newValue <= sub.value + armijo * slope)) {
+              w.set(trial);
+              state.damping = lineSearch ? Math.max(mu / decrease, minDamping) : mu;
+              return { value: sub.value, newValue, damping: mu, accepted: true, tries: t };
+            }
           }
+          if (t < maxTries) mu *= increase;
         }
-        if (t < maxTries) mu *= increase;
+        state.damping = mu;
+        return { value: sub.value, newValue: sub.value, damping: mu, accepted: false, tries: maxTries };
+      } finally {
+        // The Gauss-Newton subproblem's Gram matrix and gradient go back to the chain's pool.
+        if (method === "gauss-newton") (sub as ReturnType<typeof prepareGaussNewton>).release();
       }
-      state.damping = mu;
-      return { value: sub.value, newValue: sub.value, damping: mu, accepted: false, tries: maxTries };
     },
   };
 }
