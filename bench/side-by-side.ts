@@ -21,7 +21,7 @@ import { portableBackend } from "../src/core/portable.js";
 import { Rng } from "../src/core/rng.js";
 import { createDataset, fullBatch, splitDataset } from "../src/data/dataset.js";
 import { loadMnist } from "../src/node/datasets.js";
-import { loadNativeBackend, packageRoot, userEnvironment } from "../src/node/native-backend.js";
+import { loadNativeBackend, packageRoot, peerEnvironment, peerWaitPolicy } from "../src/node/native-backend.js";
 import { createObjective } from "../src/objectives/objective.js";
 import { sgd } from "../src/optim/aliases.js";
 import { Trainer } from "../src/train/trainer.js";
@@ -166,11 +166,9 @@ function defaultPython(): string {
   return existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
 }
 
-/** Thread variables for a child at `threads` threads (OpenBLAS, OpenMP, MKL), the rest of the environment unchanged. */
+/** A peer's child process at `threads` threads, under chainopt's wait policy unless the user chose one (peerEnvironment). */
 function threadEnv(threads: number): NodeJS.ProcessEnv {
-  const t = String(threads);
-  // Without the threading defaults chainopt's loader set in this process (native-backend.ts).
-  return { ...userEnvironment(), OMP_NUM_THREADS: t, OPENBLAS_NUM_THREADS: t, MKL_NUM_THREADS: t };
+  return peerEnvironment(threads);
 }
 
 function runTorch(python: string, models: BenchModel[], batch: number, threads: number, quick: boolean): TorchOutput | string {
@@ -291,7 +289,7 @@ export async function runBenchmarks(options: BenchOptions = {}): Promise<BenchRe
           torchOk = true;
           torchDetail =
             `PyTorch ${r.torch} (${r.python}); MKL-DNN ${r.mkldnn ? "available" : "absent"}; ` +
-            `BLAS ${r.blasConfig ?? "unknown"}; OpenBLAS core ${r.coreName ?? "?"}`;
+            `BLAS ${r.blasConfig ?? "unknown"}; OpenBLAS core ${r.coreName ?? "?"}; ${peerWaitPolicy()}`;
           for (const x of r.timings) keepFaster({ side: "pytorch", threads: t, ...x });
         }
       }

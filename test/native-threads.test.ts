@@ -131,6 +131,22 @@ describe("native threading: one pool", { skip }, () => {
     assert.deepEqual(waitSettings({ OMP_WAIT_POLICY: "active" }), ["active", null]);
   });
 
+  it("serial thresholds: the measured defaults, settable for bench/thresholds.ts, bad input refused", {
+    skip: native?.raw.serialThresholds ? false : "addon without serialThresholds",
+  }, () => {
+    const st = native!.raw.serialThresholds!.bind(native!.raw);
+    const defaults = st();
+    assert.deepEqual(defaults, [8e6, 2 ** 19, 2 ** 19]);
+    try {
+      assert.deepEqual(st([1, 2, 3]), [1, 2, 3]);
+      assert.throws(() => st([1, 2] as unknown as [number, number, number]), /expected \[gemm, level12, elementwise\]/);
+      assert.throws(() => st([1, -2, 3]), /thresholds must be numbers in \[0, 9e15\]/);
+    } finally {
+      st(defaults);
+    }
+    assert.deepEqual(st(), defaults);
+  });
+
   it("child processes get the user's environment without the loader's threading defaults", () => {
     const env = userEnvironment({ ...process.env, UNRELATED: "x" });
     assert.equal(env.UNRELATED, "x");

@@ -187,7 +187,7 @@ void WithThreadsFor(blasint m, blasint n, blasint k, F f) {
 // split gains, and in the pthreads build that pool's workers then idle through the next oneDNN or
 // element-wise region of the other pool (docs/performance.md). Larger vectors (the MLP
 // 784-512-512-10's 6.7·10⁵ parameters, 2.7 MB in float32) keep every thread.
-double g_serial_level12 = 262144.0;  // 2^18; settable by serialThresholds (bench/thresholds.ts)
+double g_serial_level12 = 524288.0;  // 2^19 (measured: bench/thresholds.ts); settable by serialThresholds
 
 template <typename F>
 void Level12(double entries, F f) {

@@ -6,7 +6,7 @@
 //   the result does not depend on the thread count or the partition at all (the only reductions
 //   are the finiteness checks' ORs).
 //   The partition is OpenMP's static schedule: contiguous equal blocks, one per thread.
-// - Arrays below g_parallel_min entries run on the calling thread (a fork/join costs a few µs).
+// - Arrays below g_parallel_min entries run on the calling thread (waking the pool costs more).
 // - Arithmetic mirrors chainopt's TypeScript loops operation for operation, with the same
 //   association (JS's `c * g * g` is (c·g)·g), so that a native update equals the portable one bit
 //   for bit (compiled with -ffp-contract=off: no fused multiply-add). Float64 arrays and the
@@ -32,10 +32,12 @@
 
 namespace {
 
-// Loops from this many entries on split across threads; below, a fork/join costs more than the
-// split gains (measured: bench/thresholds.ts, docs/performance.md). Settable for that benchmark
-// (serialThresholds in chainopt_blas.cc).
-int64_t g_parallel_min = 1 << 15;
+// Loops from this many entries on split across threads; below, waking the pool costs more than the
+// split gains. Measured with bench/thresholds.ts (docs/performance.md, "Serial thresholds"): with
+// passive waits a parallel region costs 25–35 µs on the 2-core machine of BENCHMARKS.md, and the
+// split of a memory-bound pass breaks even at about 2^19 entries and gains 1.35× at 2^20. Settable
+// for that benchmark (serialThresholds in chainopt_blas.cc).
+int64_t g_parallel_min = 1 << 19;
 
 bool Fail(napi_env env, const char* fn, const std::string& message) {
   napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", (std::string(fn) + ": " + message).c_str());

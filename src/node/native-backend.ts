@@ -344,10 +344,10 @@ export interface BlasInfo {
 export function threadingPolicy(parallel: BlasInfo["parallel"], env: Readonly<Record<string, string | undefined>> = process.env): string {
   const wait = `OMP_WAIT_POLICY=${env.OMP_WAIT_POLICY ?? "(unset)"}${env.GOMP_SPINCOUNT !== undefined ? `, GOMP_SPINCOUNT=${env.GOMP_SPINCOUNT}` : ""}`;
   if (parallel === "openmp")
-    return `one OpenMP pool for OpenBLAS, oneDNN and the element-wise kernels (GEMMs under 8e6 multiply-adds and level-1/2 BLAS under 2^18 entries on one thread; ${wait})`;
+    return `one OpenMP pool for OpenBLAS, oneDNN and the element-wise kernels (GEMMs under 8e6 multiply-adds, level-1/2 BLAS and element-wise kernels under 2^19 entries on one thread; ${wait})`;
   if (parallel === "pthreads")
     return (
-      "two pools, never computing at once: OpenBLAS pthreads (GEMMs under 8e6 multiply-adds and level-1/2 BLAS under 2^18 entries on one thread; " +
+      "two pools, never computing at once: OpenBLAS pthreads (GEMMs under 8e6 multiply-adds and level-1/2 BLAS under 2^19 entries on one thread; " +
       `OPENBLAS_THREAD_TIMEOUT=${env.OPENBLAS_THREAD_TIMEOUT ?? "(unset)"}) and OpenMP for oneDNN and the kernels (${wait}); ` +
       "for one pool install OpenBLAS's OpenMP build (Debian/Ubuntu: libopenblas0-openmp) and rebuild the addon"
     );
@@ -606,6 +606,27 @@ export function userEnvironment(env: Readonly<Record<string, string | undefined>
   const out = { ...env };
   for (const [k, v] of Object.entries(setByLoader)) if (out[k] === v) delete out[k];
   return out;
+}
+
+/**
+ * The environment of a peer library's benchmark process (PyTorch, numpy) at `threads` threads: the
+ * user's environment ({@link userEnvironment}), the thread counts of OpenMP, OpenBLAS and MKL, and
+ * passive OpenMP waits unless the user chose how OpenMP waits, so that the peer runs under the
+ * policy chainopt runs under. With libgomp's default spinning, PyTorch 1.13's 2-thread MNIST epoch
+ * took 12.0 s instead of 3.5 s on the 2-core machine of BENCHMARKS.md (docs/performance.md,
+ * "Threading policy").
+ */
+export function peerEnvironment(threads: number): Record<string, string | undefined> {
+  const user = userEnvironment();
+  const t = String(threads);
+  const wait = user.OMP_WAIT_POLICY === undefined && user.GOMP_SPINCOUNT === undefined ? { OMP_WAIT_POLICY: "PASSIVE" } : {};
+  return { ...user, ...wait, OMP_NUM_THREADS: t, OPENBLAS_NUM_THREADS: t, MKL_NUM_THREADS: t };
+}
+
+/** How OpenMP waits in {@link peerEnvironment} (`OMP_WAIT_POLICY=…` or `GOMP_SPINCOUNT=…`), for benchmark notes. */
+export function peerWaitPolicy(): string {
+  const env = peerEnvironment(1);
+  return env.GOMP_SPINCOUNT !== undefined ? `GOMP_SPINCOUNT=${env.GOMP_SPINCOUNT}` : `OMP_WAIT_POLICY=${env.OMP_WAIT_POLICY}`;
 }
 
 /**
