@@ -7,7 +7,7 @@ import { createChain } from "../src/chain/chain.js";
 import { allFinite } from "../src/core/vector.js";
 import { loadCheckpoint } from "../src/node/checkpoint.js";
 import { exportTorchSafetensors } from "../src/node/torch-interop.js";
-import { jsonLines, readMetrics, runCli } from "./cli-helpers.js";
+import { jsonLines, readMetrics, runCli, startCli } from "./cli-helpers.js";
 
 // `chainopt train` end to end, as a child process, on small data: the --json format, reproducibility, --config, errors before anything is written, the
 // portable backend, --init/--no-shuffle, and numerical faults.
@@ -355,5 +355,20 @@ describe("chainopt train: numerical faults", () => {
     const chain = createChain(config.model as never);
     assert.ok(allFinite(loadCheckpoint(join(out, "model.safetensors"), chain).params));
     assert.ok(readMetrics(out).some((x) => x.type === "epoch" && (x.skipped_steps as number) > 0));
+  });
+});
+
+describe("chainopt train: a reader that closes stdout early", () => {
+  it("`train --json | head -1`: the job runs to its end and writes its run directory, exit code 0", async () => {
+    const out = fresh("epipe");
+    const { child, done } = startCli(["train", ...TINY, "--epochs", "4", "--batch-size", "20", "--json", "--out", out]);
+    // Close our end of the pipe after the first line, as `head -1` does.
+    await new Promise<void>((resolve) => child.stdout!.once("data", () => resolve()));
+    child.stdout!.destroy();
+    const r = await done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /EPIPE|Unhandled/);
+    const summary = JSON.parse(readFileSync(join(out, "summary.json"), "utf8")) as { epochs: number };
+    assert.equal(summary.epochs, 4);
   });
 });

@@ -10,6 +10,14 @@ async function main(): Promise<void> {
   await program.parseAsync(process.argv);
 }
 
+// A reader that closes our stdout early (`chainopt train --json | head -3`) is not an error of the
+// job: the rest of its output is dropped and the job runs to its end (its run directory is written
+// as usual). Without this handler Node would crash with an unhandled EPIPE error event.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE" || error.code === "ERR_STREAM_DESTROYED") return;
+  throw error;
+});
+
 main().catch((error: unknown) => {
   const message = error instanceof Error ? error.message : String(error);
   process.stderr.write(`chainopt: ${message}\n`);
