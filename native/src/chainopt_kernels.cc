@@ -68,6 +68,14 @@ bool GetFloat(napi_env env, napi_value v, const char* fn, const char* name, bool
   return true;
 }
 
+// Reads `count` arguments into a; fewer is an error naming the expected ones (`usage`).
+bool Args(napi_env env, napi_callback_info info, const char* fn, size_t count, const char* usage, napi_value* a) {
+  size_t argc = count;
+  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
+  if (argc < count) return Fail(env, fn, "expected " + std::to_string(count) + " arguments " + usage);
+  return true;
+}
+
 bool GetNum(napi_env env, napi_value v, const char* fn, const char* name, double* out) {
   if (napi_get_value_double(env, v, out) != napi_ok) return Fail(env, fn, std::string("argument '") + name + "' must be a number");
   return true;
@@ -423,10 +431,8 @@ int AnyNonFinite(int64_t n, const T* x) {
 // adamUpdate(n, u, m, v, vmax | null, b1, c1, b2, c2, bc1, bc2Sqrt, eps)
 napi_value AdamEntry(napi_env env, napi_callback_info info) {
   const char* fn = "adamUpdate";
-  size_t argc = 12;
   napi_value a[12];
-  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
-  if (argc < 12) return Fail(env, fn, "expected 12 arguments (n, u, m, v, vmax, b1, c1, b2, c2, bc1, bc2Sqrt, eps)"), nullptr;
+  if (!Args(env, info, fn, 12, "(n, u, m, v, vmax, b1, c1, b2, c2, bc1, bc2Sqrt, eps)", a)) return nullptr;
   int64_t n;
   Arr u, m, v, vm;
   double b1, c1, b2, c2, bc1, bc2s, eps;
@@ -445,10 +451,8 @@ napi_value AdamEntry(napi_env env, napi_callback_info info) {
 // rmsUpdate(n, u, nu, mu | null, rho, one, eps)
 napi_value RmsEntry(napi_env env, napi_callback_info info) {
   const char* fn = "rmsUpdate";
-  size_t argc = 7;
   napi_value a[7];
-  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
-  if (argc < 7) return Fail(env, fn, "expected 7 arguments (n, u, nu, mu, rho, one, eps)"), nullptr;
+  if (!Args(env, info, fn, 7, "(n, u, nu, mu, rho, one, eps)", a)) return nullptr;
   int64_t n;
   Arr u, nu, mu;
   double rho, one, eps;
@@ -465,10 +469,8 @@ napi_value RmsEntry(napi_env env, napi_callback_info info) {
 // rssUpdate(n, u, s, eps)
 napi_value RssEntry(napi_env env, napi_callback_info info) {
   const char* fn = "rssUpdate";
-  size_t argc = 4;
   napi_value a[4];
-  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
-  if (argc < 4) return Fail(env, fn, "expected 4 arguments (n, u, s, eps)"), nullptr;
+  if (!Args(env, info, fn, 4, "(n, u, s, eps)", a)) return nullptr;
   int64_t n;
   Arr u, s;
   double eps;
@@ -484,10 +486,8 @@ napi_value RssEntry(napi_env env, napi_callback_info info) {
 // momentumUpdate(n, u, v, mu, keep, first, nesterov)
 napi_value MomentumEntry(napi_env env, napi_callback_info info) {
   const char* fn = "momentumUpdate";
-  size_t argc = 7;
   napi_value a[7];
-  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
-  if (argc < 7) return Fail(env, fn, "expected 7 arguments (n, u, v, mu, keep, first, nesterov)"), nullptr;
+  if (!Args(env, info, fn, 7, "(n, u, v, mu, keep, first, nesterov)", a)) return nullptr;
   int64_t n;
   Arr u, v;
   double mu, keep;
@@ -511,10 +511,8 @@ napi_value Bool(napi_env env, bool b) {
 // addFinite(n, w, u) → whether every entry of w ← w + u is finite.
 napi_value AddFiniteEntry(napi_env env, napi_callback_info info) {
   const char* fn = "addFinite";
-  size_t argc = 3;
   napi_value a[3];
-  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
-  if (argc < 3) return Fail(env, fn, "expected 3 arguments (n, w, u)"), nullptr;
+  if (!Args(env, info, fn, 3, "(n, w, u)", a)) return nullptr;
   int64_t n;
   Arr w, u;
   if (!GetN(env, a[0], fn, &n) || !GetFloat(env, a[1], fn, "w", false, &w) || !GetFloat(env, a[2], fn, "u", false, &u) ||
@@ -528,10 +526,8 @@ napi_value AddFiniteEntry(napi_env env, napi_callback_info info) {
 // sgdApply(n, w, g, v | null, mu, keep, first, nesterov, alpha) → whether every entry of the new w is finite.
 napi_value SgdApplyEntry(napi_env env, napi_callback_info info) {
   const char* fn = "sgdApply";
-  size_t argc = 9;
   napi_value a[9];
-  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
-  if (argc < 9) return Fail(env, fn, "expected 9 arguments (n, w, g, v, mu, keep, first, nesterov, alpha)"), nullptr;
+  if (!Args(env, info, fn, 9, "(n, w, g, v, mu, keep, first, nesterov, alpha)", a)) return nullptr;
   int64_t n;
   Arr w, g, v;
   double mu, keep, alpha;
@@ -550,10 +546,8 @@ napi_value SgdApplyEntry(napi_env env, napi_callback_info info) {
 // allFinite(n, x) → whether every entry of x is finite.
 napi_value AllFiniteEntry(napi_env env, napi_callback_info info) {
   const char* fn = "allFinite";
-  size_t argc = 2;
   napi_value a[2];
-  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
-  if (argc < 2) return Fail(env, fn, "expected 2 arguments (n, x)"), nullptr;
+  if (!Args(env, info, fn, 2, "(n, x)", a)) return nullptr;
   int64_t n;
   Arr x;
   if (!GetN(env, a[0], fn, &n) || !GetFloat(env, a[1], fn, "x", false, &x) || !Same(env, fn, n, {{"x", &x}})) return nullptr;
@@ -564,10 +558,8 @@ napi_value AllFiniteEntry(napi_env env, napi_callback_info info) {
 // clipValue(n, u, c)
 napi_value ClipValueEntry(napi_env env, napi_callback_info info) {
   const char* fn = "clipValue";
-  size_t argc = 3;
   napi_value a[3];
-  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
-  if (argc < 3) return Fail(env, fn, "expected 3 arguments (n, u, c)"), nullptr;
+  if (!Args(env, info, fn, 3, "(n, u, c)", a)) return nullptr;
   int64_t n;
   Arr u;
   double c;
@@ -581,10 +573,8 @@ napi_value ClipValueEntry(napi_env env, napi_callback_info info) {
 // averageUpdate(n, a, w, kind, p, q): kind 0 Polyak (p = 1/n), 1 EMA (p = β, q = 1 − β).
 napi_value AverageEntry(napi_env env, napi_callback_info info) {
   const char* fn = "averageUpdate";
-  size_t argc = 6;
   napi_value a[6];
-  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
-  if (argc < 6) return Fail(env, fn, "expected 6 arguments (n, a, w, kind, p, q)"), nullptr;
+  if (!Args(env, info, fn, 6, "(n, a, w, kind, p, q)", a)) return nullptr;
   int64_t n;
   Arr avg, w;
   double kind, p, q;
@@ -606,10 +596,8 @@ napi_value AverageEntry(napi_env env, napi_callback_info info) {
 // reluForward(n, x, y)
 napi_value ReluForwardEntry(napi_env env, napi_callback_info info) {
   const char* fn = "reluForward";
-  size_t argc = 3;
   napi_value a[3];
-  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
-  if (argc < 3) return Fail(env, fn, "expected 3 arguments (n, x, y)"), nullptr;
+  if (!Args(env, info, fn, 3, "(n, x, y)", a)) return nullptr;
   int64_t n;
   Arr x, y;
   if (!GetN(env, a[0], fn, &n) || !GetFloat(env, a[1], fn, "x", false, &x) || !GetFloat(env, a[2], fn, "y", false, &y) ||
@@ -624,10 +612,8 @@ napi_value ReluForwardEntry(napi_env env, napi_callback_info info) {
 // reluBackward(n, x, v, out)
 napi_value ReluBackwardEntry(napi_env env, napi_callback_info info) {
   const char* fn = "reluBackward";
-  size_t argc = 4;
   napi_value a[4];
-  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
-  if (argc < 4) return Fail(env, fn, "expected 4 arguments (n, x, v, out)"), nullptr;
+  if (!Args(env, info, fn, 4, "(n, x, v, out)", a)) return nullptr;
   int64_t n;
   Arr x, v, out;
   if (!GetN(env, a[0], fn, &n) || !GetFloat(env, a[1], fn, "x", false, &x) || !GetFloat(env, a[2], fn, "v", false, &v) ||
@@ -675,10 +661,8 @@ double Logistic(int64_t n, int64_t k, const T* z, const int32_t* labels, T* grad
 // entries in [0, k).
 napi_value LogisticEntry(napi_env env, napi_callback_info info) {
   const char* fn = "logisticLoss";
-  size_t argc = 5;
   napi_value a[5];
-  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
-  if (argc < 5) return Fail(env, fn, "expected 5 arguments (n, k, output, labels, grad)"), nullptr;
+  if (!Args(env, info, fn, 5, "(n, k, output, labels, grad)", a)) return nullptr;
   int64_t n, k;
   Arr z, grad;
   if (!GetN(env, a[0], fn, &n) || !GetN(env, a[1], fn, &k) || !GetFloat(env, a[2], fn, "output", false, &z) ||
