@@ -316,10 +316,9 @@ void Momentum(int64_t n, T* u, T* v, double mu, double keep, bool first, bool ne
 // else u (NaN stays NaN); compared in doubles, c rounded to the array's precision when stored, as
 // in the portable loop.
 template <typename T>
-void ClipValue(int64_t n, T* u, double cd) {
-  const double c = cd;
-  For(n, CHAINOPT_BODY({  // NOLINT: x is kept as is (NaN included) when within [−c, c]
-    const T x = u[i];
+void ClipValue(int64_t n, T* u, double c) {
+  For(n, CHAINOPT_BODY({
+    const T x = u[i];  // kept as is (NaN included) within [−c, c]
     const double xd = x;
     u[i] = xd > c ? static_cast<T>(c) : xd < -c ? static_cast<T>(-c) : x;
   }));

@@ -112,7 +112,8 @@ function kindOf(a: FloatArray): DType {
   return a instanceof Float32Array ? "float32" : "float64";
 }
 
-function sameKind(x: FloatArray, y: FloatArray): boolean {
+/** Whether x and y have the same precision (both Float32Array or both Float64Array). */
+export function sameKind(x: FloatArray, y: FloatArray): boolean {
   return x instanceof Float32Array ? y instanceof Float32Array : y instanceof Float64Array;
 }
 

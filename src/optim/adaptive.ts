@@ -50,10 +50,28 @@ function rmsFloat32(u: Float32Array, nu: Float32Array, mu: Float32Array | null, 
 
 /**
  * Adam/AMSGrad on float32 arrays in float32 arithmetic: m ← β₁m + c₁g, v ← β₂v + (c₂g)g,
- * [v_max ← max(v_max, v)], u ← (m / bc₁) / (√v / √bc₂ + ε); `k` = [β₁, c₁, β₂, c₂, bc₁, √bc₂, ε].
+ * [v_max ← max(v_max, v)], u ← (m / bc₁) / (√v / √bc₂ + ε), the constants rounded to float32 first.
  */
-function adamFloat32(u: Float32Array, m: Float32Array, v: Float32Array, vMax: Float32Array | null, k: readonly number[]): void {
-  const [b1, c1, b2, c2, bc1, bc2Sqrt, eps] = k.map(fr);
+function adamFloat32(
+  u: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  vMax: Float32Array | null,
+  b1d: number,
+  c1d: number,
+  b2d: number,
+  c2d: number,
+  bc1d: number,
+  bc2Sqrtd: number,
+  epsd: number,
+): void {
+  const b1 = fr(b1d);
+  const c1 = fr(c1d);
+  const b2 = fr(b2d);
+  const c2 = fr(c2d);
+  const bc1 = fr(bc1d);
+  const bc2Sqrt = fr(bc2Sqrtd);
+  const eps = fr(epsd);
   for (let i = 0; i < u.length; i++) {
     const g = u[i];
     const mi = fr(fr(b1 * m[i]) + fr(c1 * g));
@@ -252,7 +270,7 @@ export function scaleByAdam(options: ScaleByAdamOptions = {}): GradientTransform
         v instanceof Float32Array &&
         (!vMax || vMax instanceof Float32Array)
       )
-        adamFloat32(u, m, v, vMax instanceof Float32Array ? vMax : null, [b1, c1, b2, c2, bc1, bc2Sqrt, eps]);
+        adamFloat32(u, m, v, vMax instanceof Float32Array ? vMax : null, b1, c1, b2, c2, bc1, bc2Sqrt, eps);
       else if (vMax) {
         for (let i = 0; i < u.length; i++) {
           const g = u[i];

@@ -1,5 +1,5 @@
 import type { FloatArray } from "../core/dtype.js";
-import { NATIVE_MIN_LENGTH } from "../core/kernels.js";
+import { NATIVE_MIN_LENGTH, sameKind } from "../core/kernels.js";
 import { scaleByAdam, scaleByRms, scaleByRss } from "./adaptive.js";
 import { clipByGlobalNorm, clipByValue } from "./clipping.js";
 import { emaMomentum, type TraceState, traceMomentum } from "./momentum.js";
@@ -123,12 +123,11 @@ function fusedSgd(
     const b = ctx.backend;
     const kernel = b.kernels?.sgdApply;
     const n = w.length;
-    if (!kernel || !b.scal || n < NATIVE_MIN_LENGTH || g.length !== n || g instanceof Float32Array !== w instanceof Float32Array)
-      return null;
+    if (!kernel || !b.scal || n < NATIVE_MIN_LENGTH || g.length !== n || !sameKind(g, w)) return null;
     const alpha = -learningRateAt(lr, ctx.step);
     if (!momentum) return kernel(n, w, g, null, 0, 1, false, false, alpha);
     const s = state[0] as TraceState;
-    if (s.trace instanceof Float32Array !== w instanceof Float32Array) return null;
+    if (!sameKind(s.trace, w)) return null;
     const finite = kernel(n, w, g, s.trace, momentum.mu, momentum.keep, s.count === 0, momentum.nesterov, alpha);
     s.count++;
     return finite;

@@ -1,6 +1,6 @@
-import type { Backend } from "../core/backend.js";
+import type { Backend, ElementwiseKernels } from "../core/backend.js";
 import { allocate, dtypeOf, type FloatArray } from "../core/dtype.js";
-import { NATIVE_MIN_LENGTH } from "../core/kernels.js";
+import { NATIVE_MIN_LENGTH, sameKind } from "../core/kernels.js";
 
 // Iterate averaging for evaluation: the optimizer steps on w_t, the averaged iterate w̄_t is what is
 // evaluated. Polyak–Juditsky averaging (SIAM J. Control Optim. 30(4), 1992; lecture 6, slide
@@ -41,14 +41,10 @@ abstract class AverageBase implements IterateAverage {
   }
 
   /** The native averaging kernel, when the backend has one and params match the average's precision. */
-  protected kernel(
-    params: ArrayLike<number>,
-  ): ((n: number, a: FloatArray, w: FloatArray, kind: 0 | 1, p: number, q: number) => void) | null {
+  protected kernel(params: ArrayLike<number>): ElementwiseKernels["averageUpdate"] | null {
     const k = this.backend?.kernels?.averageUpdate;
-    const a = this.averaged;
-    const same =
-      (a instanceof Float32Array && params instanceof Float32Array) || (a instanceof Float64Array && params instanceof Float64Array);
-    return k && same && a.length >= NATIVE_MIN_LENGTH ? k : null;
+    const typed = params instanceof Float32Array || params instanceof Float64Array;
+    return k && typed && sameKind(this.averaged, params) && params.length >= NATIVE_MIN_LENGTH ? k : null;
   }
 
   abstract update(params: ArrayLike<number>): void;

@@ -1,6 +1,6 @@
 import type { Backend } from "../core/backend.js";
 import type { FloatArray } from "../core/dtype.js";
-import { allFiniteOf, axpyInto, NATIVE_MIN_LENGTH, scalInPlace } from "../core/kernels.js";
+import { allFiniteOf, axpyInto, NATIVE_MIN_LENGTH, sameKind, scalInPlace } from "../core/kernels.js";
 import type { Schedule } from "./schedules.js";
 
 // Optimizers as composable gradient transformations, in the style of Optax (Babuschkin et al.,
@@ -172,8 +172,7 @@ export function scaleBySchedule(schedule: Schedule): GradientTransformation<Empt
 export function applyUpdatesFinite(params: FloatArray, updates: FloatArray, backend: Backend): boolean {
   if (updates.length !== params.length) throw new Error(`applyUpdates: ${updates.length} updates for ${params.length} parameters`);
   const k = backend.kernels;
-  if (k?.addFinite && params.length >= NATIVE_MIN_LENGTH && params instanceof Float32Array === updates instanceof Float32Array)
-    return k.addFinite(params.length, params, updates);
+  if (k?.addFinite && params.length >= NATIVE_MIN_LENGTH && sameKind(params, updates)) return k.addFinite(params.length, params, updates);
   applyUpdates(params, updates, backend);
   return allFiniteOf(backend, params.length, params);
 }
