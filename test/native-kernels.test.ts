@@ -252,6 +252,67 @@ describe("native element-wise kernels equal the portable loops bit for bit", { s
     }
   });
 
+  it("combine (α·x + β·y across precisions) equals the portable loop bit for bit for every precision mix, in place too, at every ISA and thread count", () => {
+    const k = kernels!.kernels!;
+    assert.ok(k.combine, "addon has combine");
+    const isas = native!.raw.kernelIsa?.() === "avx2" ? (["avx2", "baseline"] as const) : ([null] as const);
+    const threads = native!.threads;
+    const kinds = ["float32", "float64"] as const;
+    try {
+      for (const n of [3000, 70_001]) {
+        const rng = new Rng(21);
+        const xs = randomArray(n, rng, 3);
+        const ys = randomArray(n, rng, 1e-3);
+        xs[1] = Number.NaN;
+        ys[2] = Number.POSITIVE_INFINITY;
+        xs[3] = -0;
+        ys[3] = -0;
+        xs[4] = 3e38; // float32 out overflows to ∞ below, as the loop's store does
+        for (const [alpha, beta] of [
+          [1, 1e-4],
+          [-1 / 3, 1 / 3],
+          [1, 0],
+        ]) {
+          for (const kx of kinds)
+            for (const ky of kinds)
+              for (const ko of kinds) {
+                const x = convert(xs, kx);
+                const y = convert(ys, ky);
+                const want = convert(new Array<number>(n).fill(7), ko);
+                for (let i = 0; i < n; i++) want[i] = alpha * x[i] + beta * y[i];
+                for (const isa of isas) {
+                  if (isa) native!.raw.kernelIsa!(isa);
+                  for (const t of [1, 2]) {
+                    native!.setThreads(t);
+                    const what = `${kx}·${ky}→${ko} α=${alpha} β=${beta} n=${n} ${isa} ${t}T`;
+                    const out = convert(new Array<number>(n).fill(7), ko);
+                    k.combine!(n, alpha, x, beta, y, out);
+                    assertSame([Array.from(out)], [Array.from(want)], what);
+                    if (ko === kx) {
+                      // In place: out is x itself.
+                      const xi = x.slice();
+                      k.combine!(n, alpha, xi, beta, y, xi);
+                      assertSame([Array.from(xi)], [Array.from(want)], `${what} in place`);
+                    }
+                  }
+                }
+              }
+        }
+      }
+      assert.throws(
+        () => k.combine!(5, 1, new Float32Array(5), 1, new Float64Array(4), new Float32Array(5)),
+        /argument 'y' has 4 elements/,
+      );
+      assert.throws(
+        () => k.combine!(5, 1, new Float32Array(5), 1, new Float32Array(5), new Int32Array(5) as unknown as Float32Array),
+        /argument 'out' must be a Float32Array/,
+      );
+    } finally {
+      native!.setThreads(threads);
+      if (isas[0]) native!.raw.kernelIsa!("avx2");
+    }
+  });
+
   it("the fused SGD step (sgdApply) leaves the parameters and state of update + apply bit for bit, at every ISA and thread count", () => {
     const isas = native!.raw.kernelIsa?.() === "avx2" ? (["avx2", "baseline"] as const) : ([null] as const);
     const threads = native!.threads;

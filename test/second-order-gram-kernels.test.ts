@@ -210,6 +210,15 @@ describe("Gauss-Newton gram step on the native kernels", () => {
       const out = new Float64Array(chain.paramSize);
       assert.equal(again.direction(0.1, out), out);
       assert.ok(relativeError(out, d1) < 1e-12);
+      // Two live subproblems never share pooled buffers, and each works on its own copy of w.
+      const w2 = chain.initParams(5);
+      const ref = prepareGaussNewton(chain, objective, w2, batch, { implementation: "dual" }).direction(0.1);
+      const other = prepareGaussNewton(chain, objective, w2, batch);
+      w2.fill(0);
+      assert.ok(relativeError(other.direction(0.1), ref) < 1e-8);
+      assert.ok(relativeError(again.direction(0.1), d1) < 1e-12);
+      again.release();
+      other.release();
     });
   }
 

@@ -166,6 +166,29 @@ describe("second-order: curvature products", () => {
     );
   });
 
+  it("the logistic loss's one-pass Hessian blocks equal the blocks read off Hessian-vector products, bit for bit", () => {
+    const loss = createObjective("logistic").loss;
+    assert.ok(loss.hessianBlocks, "the logistic loss has hessianBlocks");
+    const rng = new Rng(31);
+    const n = 7;
+    const k = 5;
+    const output = Float64Array.from(randomArray(n * k, rng, 4));
+    output[3] = 40; // a confident sample: tiny probabilities elsewhere
+    const batch: Batch = { x: new Float64Array(n), size: n, labels: Int32Array.from({ length: n }, (_, i) => (i * 3) % k) };
+    const fast = new Float64Array(n * k * k).fill(Number.NaN);
+    loss.hessianBlocks(output, batch, k, fast);
+    const v = new Float64Array(n * k);
+    const hv = new Float64Array(n * k);
+    for (let j = 0; j < k; j++) {
+      v.fill(0);
+      for (let i = 0; i < n; i++) v[i * k + j] = 1;
+      loss.hessianVector(output, batch, k, v, hv);
+      for (let i = 0; i < n; i++)
+        for (let r = 0; r < k; r++) assert.ok(Object.is(fast[i * k * k + r * k + j], hv[i * k + r]), `block ${i} entry (${r}, ${j})`);
+    }
+    assert.throws(() => loss.hessianBlocks?.(output, { ...batch, labels: undefined }, k, fast), /no labels/);
+  });
+
   it("Gauss-Newton-vector product equals Jᵀ H J v + λv with J from JVPs", () => {
     for (const loss of ["logistic", "squared"] as const) {
       const p = problem(mlp("tanh"), loss, 0.05);

@@ -340,6 +340,29 @@ void EmaUpdate(int64_t n, T* __restrict a, const T* __restrict w, double b, doub
   For(n, CHAINOPT_BODY({ a[i] = static_cast<T>(b * static_cast<double>(a[i]) + c * static_cast<double>(w[i])); }));
 }
 
+// Linear combination across precisions (combineInto in src/core/kernels.ts): out ← α·x + β·y,
+// each entry formed in double from x[i] and y[i] (float32 widens exactly) and rounded once to
+// out's precision, as the portable loop `out[i] = alpha * x[i] + beta * y[i]`. For the mixed
+// float32/float64 vectors of the second-order steps (a float64 gradient from a float32 one, a
+// float64 direction applied to float32 parameters). x, y and out may be the same array: entry i
+// reads index i before writing it, so no __restrict.
+template <typename TX, typename TY, typename TO>
+void CombineLoop(int64_t n, double alpha, const TX* x, double beta, const TY* y, TO* out) {
+  For(n, CHAINOPT_BODY({ out[i] = static_cast<TO>(alpha * static_cast<double>(x[i]) + beta * static_cast<double>(y[i])); }));
+}
+
+template <typename TX, typename TY>
+void CombineTo(int64_t n, double alpha, const TX* x, double beta, const TY* y, const Arr& out) {
+  if (out.type == napi_float32_array) CombineLoop(n, alpha, x, beta, y, static_cast<float*>(out.data));
+  else CombineLoop(n, alpha, x, beta, y, static_cast<double*>(out.data));
+}
+
+template <typename TX>
+void CombineY(int64_t n, double alpha, const TX* x, double beta, const Arr& y, const Arr& out) {
+  if (y.type == napi_float32_array) CombineTo(n, alpha, x, beta, static_cast<const float*>(y.data), out);
+  else CombineTo(n, alpha, x, beta, static_cast<const double*>(y.data), out);
+}
+
 // ReLU y = x > 0 ? x : 0 (NaN and −0 give +0, as the TypeScript kernel).
 template <typename T>
 void ReluForward(int64_t n, const T* x, T* y) {
@@ -592,6 +615,25 @@ napi_value AverageEntry(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// combine(n, alpha, x, beta, y, out): out ← α·x + β·y, the arrays of any precision each.
+napi_value CombineEntry(napi_env env, napi_callback_info info) {
+  const char* fn = "combine";
+  napi_value a[6];
+  if (!Args(env, info, fn, 6, "(n, alpha, x, beta, y, out)", a)) return nullptr;
+  int64_t n;
+  Arr x, y, out;
+  double alpha, beta;
+  // Each array on its own (precisions may differ): Same checks its length against n.
+  if (!GetN(env, a[0], fn, &n) || !GetNum(env, a[1], fn, "alpha", &alpha) || !GetFloat(env, a[2], fn, "x", false, &x) ||
+      !GetNum(env, a[3], fn, "beta", &beta) || !GetFloat(env, a[4], fn, "y", false, &y) || !GetFloat(env, a[5], fn, "out", false, &out) ||
+      !Same(env, fn, n, {{"x", &x}}) || !Same(env, fn, n, {{"y", &y}}) || !Same(env, fn, n, {{"out", &out}})) {
+    return nullptr;
+  }
+  if (x.type == napi_float32_array) CombineY(n, alpha, static_cast<const float*>(x.data), beta, y, out);
+  else CombineY(n, alpha, static_cast<const double*>(x.data), beta, y, out);
+  return nullptr;
+}
+
 // reluForward(n, x, y)
 napi_value ReluForwardEntry(napi_env env, napi_callback_info info) {
   const char* fn = "reluForward";
@@ -752,6 +794,7 @@ void RegisterKernels(napi_env env, napi_value exports) {
       {"momentumUpdate", nullptr, MomentumEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"clipValue", nullptr, ClipValueEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"averageUpdate", nullptr, AverageEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"combine", nullptr, CombineEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"addFinite", nullptr, AddFiniteEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"sgdApply", nullptr, SgdApplyEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"allFinite", nullptr, AllFiniteEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

@@ -297,4 +297,10 @@ export interface ElementwiseKernels {
    * kind 1 EMA, a ← p·a + q·w with p = β, q = 1 − β. Absent from addons built before it.
    */
   averageUpdate?(n: number, a: FloatArray, w: FloatArray, kind: 0 | 1, p: number, q: number): void;
+  /**
+   * out ← α·x + β·y across precisions (x, y and out each float32 or float64, possibly the same
+   * array): each entry formed in float64 and rounded once to out's precision, the bits of the
+   * portable loop of combineInto (src/core/kernels.ts). Absent from addons built before it.
+   */
+  combine?(n: number, alpha: number, x: FloatArray, beta: number, y: FloatArray, out: FloatArray): void;
 }

@@ -26,6 +26,19 @@ export function axpbyInto(backend: Backend, n: number, alpha: number, x: FloatAr
   else for (let i = 0; i < n; i++) y[i] = alpha * x[i] + beta * y[i];
 }
 
+/**
+ * out ← α·x + β·y on the first n entries across precisions (each of x, y, out float32 or float64;
+ * they may be the same array): every entry is formed in float64 and rounded once to out's
+ * precision, on both paths (the native kernel is this loop, bit for bit). For the second-order
+ * steps' mixed vectors: a float64 gradient from a float32 one, a float64 direction applied to
+ * float32 parameters.
+ */
+export function combineInto(backend: Backend, n: number, alpha: number, x: FloatArray, beta: number, y: FloatArray, out: FloatArray): void {
+  const combine = backend.kernels?.combine;
+  if (combine && n >= NATIVE_MIN_LENGTH) combine(n, alpha, x, beta, y, out);
+  else for (let i = 0; i < n; i++) out[i] = alpha * x[i] + beta * y[i];
+}
+
 /** x ← α·x on the first n entries. */
 export function scalInPlace(backend: Backend, n: number, alpha: number, x: FloatArray): void {
   if (backend.scal && n >= NATIVE_MIN_LENGTH) backend.scal(n, alpha, x);

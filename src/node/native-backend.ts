@@ -150,6 +150,7 @@ export interface NativeBlasBinding {
   sgdApply?: ElementwiseKernels["sgdApply"];
   clipValue?: ElementwiseKernels["clipValue"];
   averageUpdate?: ElementwiseKernels["averageUpdate"];
+  combine?: ElementwiseKernels["combine"];
   getOmpThreads?(): number;
   /** The sizes under which GEMMs (multiply-adds), level-1/2 BLAS and the element-wise kernels (entries) run on one thread; with an array, sets them first (bench/thresholds.ts). Absent from older addons. */
   serialThresholds?(set?: [number, number, number]): [number, number, number];
@@ -288,6 +289,7 @@ function elementwiseKernels(b: NativeBlasBinding): ElementwiseKernels | undefine
     sgdApply,
     clipValue,
     averageUpdate,
+    combine,
   } = b;
   if (!adamUpdate || !rmsUpdate || !rssUpdate || !momentumUpdate || !reluForward || !reluBackward) return undefined;
   const kernels: ElementwiseKernels = {
@@ -306,6 +308,7 @@ function elementwiseKernels(b: NativeBlasBinding): ElementwiseKernels | undefine
     ...(sgdApply ? { sgdApply } : {}),
     ...(clipValue ? { clipValue } : {}),
     ...(averageUpdate ? { averageUpdate } : {}),
+    ...(combine ? { combine } : {}),
   };
 }
 

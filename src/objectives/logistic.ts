@@ -57,6 +57,26 @@ export class LogisticLoss implements Loss {
     return total / n;
   }
 
+  /**
+   * H_i = (diag(p_i) − p_i p_iᵀ)/N, p_i = softmax(ŷ_i), in one pass (softmax once per sample); entry
+   * (r, j) is p_r·(δ_rj − p_j)/N, the value hessianVector gives for v = e_j (⟨p, e_j⟩ = p_j exactly).
+   */
+  hessianBlocks(output: FloatArray, batch: Batch, k: number, out: Float64Array): void {
+    const n = batch.size;
+    requireLabels(batch, k);
+    const p = new Float64Array(k);
+    for (let i = 0; i < n; i++) {
+      const o = i * k;
+      let m = output[o];
+      for (let j = 1; j < k; j++) if (output[o + j] > m) m = output[o + j];
+      let s = 0;
+      for (let j = 0; j < k; j++) s += Math.exp(output[o + j] - m);
+      for (let j = 0; j < k; j++) p[j] = Math.exp(output[o + j] - m) / s;
+      const b = i * k * k;
+      for (let r = 0; r < k; r++) for (let j = 0; j < k; j++) out[b + r * k + j] = (p[r] * ((r === j ? 1 : 0) - p[j])) / n;
+    }
+  }
+
   hessianVector(output: FloatArray, batch: Batch, k: number, v: FloatArray, out: FloatArray): void {
     const n = batch.size;
     requireLabels(batch, k);

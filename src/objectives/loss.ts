@@ -18,6 +18,13 @@ export interface Loss {
   /** out ← ∇²f(ŷ) v, the Hessian of f with respect to the outputs applied to v (`N × K`). */
   hessianVector(output: FloatArray, batch: Batch, outputSize: number, v: FloatArray, out: FloatArray): void;
   /**
+   * The per-sample blocks H_i = ∇²ℓ(ŷ_i, y_i) of a loss that averages per-sample terms (N blocks
+   * of K × K, row-major, float64) written to `out`, with the values {@link Loss.hessianVector}
+   * gives column by column. Optional: without it the blocks are read off K Hessian-vector
+   * products (src/second-order/linearize.ts, lossHessianBlocks).
+   */
+  hessianBlocks?(output: FloatArray, batch: Batch, outputSize: number, out: Float64Array): void;
+  /**
    * Smoothness constants of f on the outputs ŷ (`N × K`, one vector) with ‖ŷ‖ ≤ bounds.norm
    * (docs/certificates.md; used by `src/certify/`). Optional: an objective whose loss lacks it is not certified.
    */

@@ -1,5 +1,6 @@
 import type { Chain } from "../chain/chain.js";
 import { allocate, type FloatArray } from "../core/dtype.js";
+import { combineInto, dotOf } from "../core/kernels.js";
 import type { Batch } from "../objectives/batch.js";
 import type { Objective } from "../objectives/objective.js";
 import { jvp, valueAndGradient, vjp } from "../oracles/first-order.js";
@@ -85,9 +86,10 @@ export function prepareGaussNewton(
   options: GaussNewtonOptions = {},
 ): GaussNewtonSubproblem {
   chain.checkParams(w);
-  return (options.implementation ?? "gram") === "dual"
-    ? prepareDual(chain, objective, w.slice(), batch, options)
-    : prepareGram(chain, objective, w.slice(), batch, options);
+  if ((options.implementation ?? "gram") === "dual") return prepareDual(chain, objective, w.slice(), batch, options);
+  const w0 = poolOf(chain).ofChain(chain, "params", chain.paramSize);
+  w0.set(w);
+  return prepareGram(chain, objective, w0, batch, options);
 }
 
 /** The Gauss-Newton direction d(μ) (see {@link GaussNewtonSubproblem.direction}). */
@@ -121,17 +123,48 @@ export function gaussNewtonStep(
   return { value: sub.value, direction: d };
 }
 
-/** Buffers handed back by {@link GaussNewtonSubproblem.release}, one of each per chain. */
-interface BufferPool {
-  gram?: Float64Array;
-  gradient?: Float64Array;
+/**
+ * Buffers of a chain's Gauss-Newton subproblems, by role, handed back by
+ * {@link GaussNewtonSubproblem.release} (or at the end of the preparation, for those it alone uses)
+ * and taken by the next {@link prepareGaussNewton} on the chain. Fresh arrays cost their first
+ * touch: a page fault per 4 KiB, about 15 µs each on the VM of BENCHMARKS.md, so the 2.7 MB copy
+ * of 670 k float32 parameters alone took 10 ms, more than a gradient step (docs/second-order.md,
+ * "Cost of a step"). A subproblem takes a buffer out of the pool, so two live subproblems never
+ * share one.
+ */
+class BufferPool {
+  private readonly free = new Map<string, FloatArray>();
+
+  /** A float64 buffer of `length` entries for `role` (content undefined): the pooled one when it fits. */
+  float64(role: string, length: number): Float64Array {
+    const b = this.free.get(role);
+    if (b instanceof Float64Array && b.length === length) {
+      this.free.delete(role);
+      return b;
+    }
+    return new Float64Array(length);
+  }
+
+  /** A buffer of the chain's precision (content undefined). */
+  ofChain(chain: Chain, role: string, length: number): FloatArray {
+    const b = this.free.get(role);
+    if (b && b.length === length && (chain.dtype === "float32") === b instanceof Float32Array) {
+      this.free.delete(role);
+      return b;
+    }
+    return allocate(chain.dtype, length);
+  }
+
+  give(role: string, buffer: FloatArray): void {
+    this.free.set(role, buffer);
+  }
 }
 const pools = new WeakMap<Chain, BufferPool>();
 
 function poolOf(chain: Chain): BufferPool {
   let pool = pools.get(chain);
   if (!pool) {
-    pool = {};
+    pool = new BufferPool();
     pools.set(chain, pool);
   }
   return pool;
@@ -162,24 +195,29 @@ function prepareGram(chain: Chain, objective: Objective, w0: FloatArray, batch: 
   const n = batch.size;
   const k = chain.outputSize;
   const q = n * k;
+  const p = chain.paramSize;
   const lambda = objective.l2;
+  const backend = chain.backend;
+  const pool = poolOf(chain);
   const lap = phaseClock(options.onPhase);
   const lin = new Linearization(chain, w0, batch, training, options.state);
   lap("forward");
   const output = lin.output;
-  const g = allocate(chain.dtype, q);
+  const g = pool.ofChain(chain, "loss gradient", q);
   const loss = objective.loss.evaluate(output, batch, k, g);
   lap("loss");
   // S = blockdiag(S_i), S_i S_iᵀ = H_i (pivoted Cholesky of each k × k block), keeping only the
   // r = max rank_i leading columns: M = Sᵀ J has N·r rows (r = k − 1 for the logistic loss).
-  const blocks = lossHessianBlocks(objective.loss, output, batch, k);
-  const full = new Float64Array(n * k * k);
+  const blocks = lossHessianBlocks(objective.loss, output, batch, k, pool.float64("loss Hessian", n * k * k));
+  const full = pool.float64("loss Hessian factor", n * k * k);
   let r = 1;
   for (let i = 0; i < n; i++)
     r = Math.max(r, psdFactor(blocks.subarray(i * k * k, (i + 1) * k * k), k, full.subarray(i * k * k, (i + 1) * k * k)));
-  const factor = new Float64Array(n * k * r);
+  const factor = pool.float64("factor", n * k * r);
   for (let i = 0; i < n; i++)
     for (let j = 0; j < k; j++) for (let c = 0; c < r; c++) factor[(i * k + j) * r + c] = full[(i * k + j) * k + c];
+  pool.give("loss Hessian", blocks);
+  pool.give("loss Hessian factor", full);
   const qr = n * r;
   lap("loss Hessian factor");
   // One chain-precision p-vector per chain for the two VJP outputs (prepare's Jᵀ g and direction's
@@ -188,23 +226,28 @@ function prepareGram(chain: Chain, objective: Objective, w0: FloatArray, batch: 
   const gradC = scratch;
   lin.vjp(g, gradC);
   lap("gradient (backward)");
-  const pool = poolOf(chain);
-  const gradient = pool.gradient?.length === chain.paramSize ? pool.gradient : new Float64Array(chain.paramSize);
-  pool.gradient = undefined;
-  let r2 = 0;
-  for (let i = 0; i < gradient.length; i++) {
-    const b = gradC[i] + lambda * w0[i];
-    gradient[i] = b;
-    gradC[i] = b; // b = ∇F(w) in the chain's precision, in place, for the JVP below
-    r2 += w0[i] * w0[i];
-  }
+  // b = ∇F(w) = Jᵀg + λw: in float64 for the subproblem, and rounded in place into gradC (same
+  // float64 value per entry) for the JVP below.
+  const gradient = pool.float64("gradient", p);
+  combineInto(backend, p, 1, gradC, lambda, w0, gradient);
+  combineInto(backend, p, 1, gradC, lambda, w0, gradC);
+  const r2 = dotOf(backend, p, w0, w0);
   lap("gradient (float64 copy)");
-  const mb = applyBlocksTransposed(factor, n, k, lin.jvp(gradC), new Float64Array(qr), r);
+  const mb = applyBlocksTransposed(factor, n, k, lin.jvp(gradC), pool.float64("M b", qr), r);
   lap("M b (JVP)");
-  const reuse = pool.gram?.length === qr * qr ? pool.gram : undefined;
-  pool.gram = undefined;
-  const { gram, info } = gramUpperFromWorkspace(chain, lin.workspace(), w0, n, { data: factor, cols: r }, training, options, reuse);
+  const { gram, info } = gramUpperFromWorkspace(
+    chain,
+    lin.workspace(),
+    w0,
+    n,
+    { data: factor, cols: r },
+    training,
+    options,
+    pool.float64("gram", qr * qr),
+  );
   lap("gram: total");
+  const c = pool.float64("c", qr);
+  const slopes = pool.float64("slopes", q);
   let released = false;
   return {
     implementation: "gram",
@@ -215,23 +258,30 @@ function prepareGram(chain: Chain, objective: Objective, w0: FloatArray, batch: 
     release(): void {
       if (released) return;
       released = true;
-      pool.gram = gram;
-      pool.gradient = gradient;
+      pool.give("params", w0);
+      pool.give("loss gradient", g);
+      pool.give("factor", factor);
+      pool.give("gradient", gradient);
+      pool.give("M b", mb);
+      pool.give("gram", gram);
+      pool.give("c", c);
+      pool.give("slopes", slopes);
     },
     direction(damping: number, out?: Float64Array): Float64Array {
       if (released) throw new Error("Gauss-Newton: direction() after release()");
       const kappa = kappaOf(objective, damping);
       const lap = phaseClock(options.onPhase);
       // (M Mᵀ + κ I) c = M b from the upper triangle; the lower one is the solver's workspace.
-      const c = Float64Array.from(mb);
-      if (!solveSpdShiftedInPlace(chain.backend, gram, qr, kappa, c))
+      c.set(mb);
+      if (!solveSpdShiftedInPlace(backend, gram, qr, kappa, c))
         throw new Error("Gauss-Newton: the regularized Gram matrix is not positive definite (increase the damping)");
       lap("solve: Cholesky + solves");
-      lin.vjp(applyBlocks(factor, n, k, c, new Float64Array(q), r), scratch);
+      lin.vjp(applyBlocks(factor, n, k, c, slopes, r), scratch);
       lap("Mᵀ c (VJP)");
-      const d = out ?? new Float64Array(chain.paramSize);
-      if (d.length !== chain.paramSize) throw new RangeError(`direction: out has ${d.length} entries, expected ${chain.paramSize}`);
-      for (let i = 0; i < d.length; i++) d[i] = -(gradient[i] - scratch[i]) / kappa;
+      const d = out ?? new Float64Array(p);
+      if (d.length !== p) throw new RangeError(`direction: out has ${d.length} entries, expected ${p}`);
+      // d = −(b − Mᵀc)/κ, as (−1/κ)·b + (1/κ)·Mᵀc.
+      combineInto(backend, p, -1 / kappa, gradient, 1 / kappa, scratch, d);
       lap("direction (float64)");
       return d;
     },

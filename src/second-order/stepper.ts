@@ -1,5 +1,6 @@
 import type { Chain } from "../chain/chain.js";
 import type { FloatArray } from "../core/dtype.js";
+import { combineInto, dotOf, sameKind } from "../core/kernels.js";
 import type { Batch } from "../objectives/batch.js";
 import type { Objective } from "../objectives/objective.js";
 import { objectiveValue } from "../oracles/first-order.js";
@@ -103,6 +104,7 @@ export function createSecondOrderStepper(options: SecondOrderStepperOptions): Se
   };
   const own: SecondOrderState = { damping: initialDamping, steps: 0 };
   let directionBuffer: Float64Array | undefined;
+  let trialBuffer: FloatArray | undefined;
 
   return {
     options: { ...options },
@@ -129,16 +131,17 @@ export function createSecondOrderStepper(options: SecondOrderStepperOptions): Se
           throw e;
         }
       };
-      const trial = w.slice();
+      // One trial buffer per stepper, reused across steps (a fresh p-vector costs its page faults).
+      if (trialBuffer?.length !== w.length || !sameKind(trialBuffer, w)) trialBuffer = w.slice();
+      const trial = trialBuffer;
       let mu = state.damping;
       try {
         for (let t = 1; t <= maxTries; t++) {
           const d = direction(mu);
           if (d) {
-            for (let i = 0; i < w.length; i++) trial[i] = w[i] + d[i];
+            combineInto(chain.backend, w.length, 1, w, 1, d, trial); // trial = w + d, rounded to w's precision
             const newValue = objectiveValue(chain, objective, trial, batch, { training: options.training ?? true, state: options.state });
-            let slope = 0;
-            for (let i = 0; i < d.length; i++) slope += sub.gradient[i] * d[i];
+            const slope = dotOf(chain.backend, d.length, sub.gradient, d);
             if (!lineSearch || (Number.isFinite(newValue) && newValue <= sub.value + armijo * slope)) {
               w.set(trial);
               state.damping = lineSearch ? Math.max(mu / decrease, minDamping) : mu;
