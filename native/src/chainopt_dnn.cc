@@ -1004,7 +1004,7 @@ napi_value PoolLayoutBenchEntry(napi_env env, napi_callback_info info) {
     napi_value layouts, impl;
     napi_create_object(env, &layouts);
     napi_create_object(env, &impl);
-    // Tensors kept alive for the timed closures (oneDNN memories share ownership of their buffers).
+    // The timed closures hold copies of their oneDNN memories (shared handles: the buffers live as long as they do).
     for (const tag lt : {tag::nchw, bt}) {
       const std::string side = lt == tag::nchw ? "plain" : "blocked";
       const memory::desc in_md = Plain(in_dims, lt), out_md = Plain(out_dims, lt);
