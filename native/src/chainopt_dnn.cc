@@ -27,9 +27,13 @@
 #include <omp.h>
 #endif
 
+#include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <new>
 #include <mutex>
@@ -387,12 +391,14 @@ struct PoolForward {
   dnnl::pooling_forward prim;
   memory::desc src, dst, ws, scratchpad;
   bool has_ws = false;
+  std::string impl;
 };
 
 struct PoolBackward {
   dnnl::pooling_backward prim;
   memory::desc diff_src, diff_dst, ws, scratchpad;
   bool has_ws = false;
+  std::string impl;
 };
 
 dnnl::algorithm PoolAlgorithm(bool max) {
@@ -400,16 +406,18 @@ dnnl::algorithm PoolAlgorithm(bool max) {
   return max ? dnnl::algorithm::pooling_max : dnnl::algorithm::pooling_avg_include_padding;
 }
 
-dnnl::pooling_forward::primitive_desc PoolForwardPd(const PoolGeom& g, bool max) {
-  auto desc = dnnl::pooling_forward::desc(dnnl::prop_kind::forward_training, PoolAlgorithm(max), Plain({g.n, g.c, g.h, g.w}, tag::nchw),
-                                          Plain({g.n, g.c, g.oh, g.ow}, tag::nchw), {g.sh, g.sw}, {g.kh, g.kw}, {g.ph, g.pw},
+// `t`: the activations' layout (nchw for the entries; the layout benchmark also passes blocked nChw8c/nChw16c).
+dnnl::pooling_forward::primitive_desc PoolForwardPd(const PoolGeom& g, bool max, tag t = tag::nchw) {
+  auto desc = dnnl::pooling_forward::desc(dnnl::prop_kind::forward_training, PoolAlgorithm(max), Plain({g.n, g.c, g.h, g.w}, t),
+                                          Plain({g.n, g.c, g.oh, g.ow}, t), {g.sh, g.sw}, {g.kh, g.kw}, {g.ph, g.pw},
                                           {g.prh(), g.prw()});
   return dnnl::pooling_forward::primitive_desc(desc, Attr(), Engine());
 }
 
-PoolForward& GetPoolForward(const PoolGeom& g, bool max) {
-  return Cached<PoolForward>(g.key(max ? "pmax" : "pavg"), [&] {
-    auto pd = PoolForwardPd(g, max);
+PoolForward& GetPoolForward(const PoolGeom& g, bool max, tag t = tag::nchw) {
+  const std::string kind = std::string(max ? "pmax" : "pavg") + (t == tag::nchw ? "" : t == tag::nChw8c ? "/8c" : "/16c");
+  return Cached<PoolForward>(g.key(kind.c_str()), [&] {
+    auto pd = PoolForwardPd(g, max, t);
     auto e = std::make_unique<PoolForward>();
     e->prim = dnnl::pooling_forward(pd);
     e->src = pd.src_desc();
@@ -417,15 +425,17 @@ PoolForward& GetPoolForward(const PoolGeom& g, bool max) {
     e->ws = pd.workspace_desc();
     e->has_ws = e->ws.get_size() > 0;
     e->scratchpad = pd.scratchpad_desc();
+    e->impl = pd.impl_info_str();
     return e;
   });
 }
 
-PoolBackward& GetPoolBackward(const PoolGeom& g, bool max) {
-  return Cached<PoolBackward>(g.key(max ? "bmax" : "bavg"), [&] {
-    auto hint = PoolForwardPd(g, max);
-    auto desc = dnnl::pooling_backward::desc(PoolAlgorithm(max), Plain({g.n, g.c, g.h, g.w}, tag::nchw),
-                                             Plain({g.n, g.c, g.oh, g.ow}, tag::nchw), {g.sh, g.sw}, {g.kh, g.kw}, {g.ph, g.pw},
+PoolBackward& GetPoolBackward(const PoolGeom& g, bool max, tag t = tag::nchw) {
+  const std::string kind = std::string(max ? "bmax" : "bavg") + (t == tag::nchw ? "" : t == tag::nChw8c ? "/8c" : "/16c");
+  return Cached<PoolBackward>(g.key(kind.c_str()), [&] {
+    auto hint = PoolForwardPd(g, max, t);
+    auto desc = dnnl::pooling_backward::desc(PoolAlgorithm(max), Plain({g.n, g.c, g.h, g.w}, t),
+                                             Plain({g.n, g.c, g.oh, g.ow}, t), {g.sh, g.sw}, {g.kh, g.kw}, {g.ph, g.pw},
                                              {g.prh(), g.prw()});
     auto pd = dnnl::pooling_backward::primitive_desc(desc, Attr(), Engine(), hint);
     auto e = std::make_unique<PoolBackward>();
@@ -435,6 +445,7 @@ PoolBackward& GetPoolBackward(const PoolGeom& g, bool max) {
     e->ws = pd.workspace_desc();
     e->has_ws = e->ws.get_size() > 0;
     e->scratchpad = pd.scratchpad_desc();
+    e->impl = pd.impl_info_str();
     return e;
   });
 }
@@ -791,6 +802,271 @@ napi_value BnBackwardEntry(napi_env env, napi_callback_info info) {
   });
 }
 
+// ---- Layout benchmark (bench/dnn-layouts.ts only; not used by the backend) ----
+// Measures what keeping activations in oneDNN's blocked layouts between layers would save: the
+// convolution primitives run on tensors already in their own layouts (no reorder), the reorders
+// the plain NCHW/OIHW entries pay at each call's edges (Staged), and pooling / ReLU on nchw versus
+// nChw8c/nChw16c. Layouts are described in oneDNN's notation (oneDNN Developer Guide,
+// "Understanding Memory Formats"): outer dimensions from the largest stride, upper case when the
+// dimension is also blocked, then the inner blocks, e.g. nChw16c, OIhw16i16o, Ohwi16o.
+
+// `md`'s layout in oneDNN's notation, with `letters` naming the dimensions in logical order ("nchw", "oihw").
+std::string LayoutName(const memory::desc& md, const char* letters) {
+  const dnnl_memory_desc_t& d = md.data;
+  if (d.format_kind != dnnl_blocked) return "(not blocked)";
+  const auto& b = d.format_desc.blocking;
+  std::vector<int> order(d.ndims);
+  for (int i = 0; i < d.ndims; i++) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](int i, int j) { return b.strides[i] > b.strides[j]; });
+  bool blocked[DNNL_MAX_NDIMS] = {};
+  for (int k = 0; k < b.inner_nblks; k++) blocked[b.inner_idxs[k]] = true;
+  std::string s;
+  for (int i : order) s += blocked[i] ? static_cast<char>(letters[i] - 'a' + 'A') : letters[i];
+  for (int k = 0; k < b.inner_nblks; k++) s += std::to_string(b.inner_blks[k]) + letters[b.inner_idxs[k]];
+  return s;
+}
+
+// A tensor of `md`'s layout owned by oneDNN, filled from a plain tensor of `plain`'s layout with
+// values sin(i) (through a reorder, so that blocked layouts get their zero padding right).
+memory FilledTensor(const memory::desc& md, const memory::desc& plain) {
+  std::vector<float> v(plain.get_size() / sizeof(float));
+  for (size_t i = 0; i < v.size(); i++) v[i] = static_cast<float>(std::sin(static_cast<double>(i)));
+  memory src(plain, Engine(), v.data());
+  memory dst(md, Engine());
+  dnnl::reorder(src, dst).execute(Stream(), src, dst);
+  Stream().wait();
+  return dst;
+}
+
+double NowMs() {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Named timings: each function is run once per round, all in turn (so a drift of the machine's
+// speed moves them alike), after one warm-up round; the result is the median per name, in ms.
+struct Timings {
+  std::vector<std::string> names;
+  std::vector<std::function<void()>> runs;
+  void add(const std::string& name, std::function<void()> f) {
+    names.push_back(name);
+    runs.push_back(std::move(f));
+  }
+  std::vector<double> medians(int reps) const {
+    for (const auto& f : runs) f();
+    std::vector<std::vector<double>> t(runs.size());
+    for (int r = 0; r < reps; r++) {
+      for (size_t i = 0; i < runs.size(); i++) {
+        const double t0 = NowMs();
+        runs[i]();
+        t[i].push_back(NowMs() - t0);
+      }
+    }
+    std::vector<double> out;
+    for (auto& x : t) {
+      std::sort(x.begin(), x.end());
+      const size_t h = x.size() / 2;
+      out.push_back(x.size() % 2 ? x[h] : (x[h - 1] + x[h]) / 2);
+    }
+    return out;
+  }
+};
+
+void SetNumber(napi_env env, napi_value obj, const std::string& name, double v) {
+  napi_value x;
+  napi_create_double(env, v, &x);
+  napi_set_named_property(env, obj, name.c_str(), x);
+}
+
+void SetString(napi_env env, napi_value obj, const std::string& name, const std::string& v) {
+  napi_value x;
+  napi_create_string_utf8(env, v.c_str(), NAPI_AUTO_LENGTH, &x);
+  napi_set_named_property(env, obj, name.c_str(), x);
+}
+
+// An object { name: ms } of `t`'s medians.
+napi_value TimingsObject(napi_env env, const Timings& t, int reps) {
+  const std::vector<double> ms = t.medians(reps);
+  napi_value obj;
+  napi_create_object(env, &obj);
+  for (size_t i = 0; i < ms.size(); i++) SetNumber(env, obj, t.names[i], ms[i]);
+  return obj;
+}
+
+bool GetReps(napi_env env, napi_value v, const char* fn, int32_t* reps) {
+  if (napi_get_value_int32(env, v, reps) != napi_ok || *reps < 1 || *reps > 1000) return ThrowError(env, fn, "argument 'reps' must be an integer in 1–1000");
+  return true;
+}
+
+// dnnConvLayoutBench(geometry, reps) → { layouts, impl, ms }: the convolution primitives of the
+// entries (forward with bias, backward-data, backward-weights with bias) timed three ways, medians
+// over reps alternating rounds, in ms:
+// - "blocked.*": the bare primitive on tensors allocated once in its own layouts (no reorder);
+// - "plain.*": the entry's path (plain user tensors, reorders at the call's edges, as
+//   dnnConvForward etc. minus the N-API call);
+// - "reorder.<pass>.<tensor>": each reorder that path pays (absent when oneDNN's layout is the
+//   plain one, so there is none).
+// layouts: "<pass>.<tensor>" → the primitive's layout; impl: "<pass>" → oneDNN's implementation.
+napi_value ConvLayoutBenchEntry(napi_env env, napi_callback_info info) {
+  const char* fn = "dnnConvLayoutBench";
+  napi_value argv[2];
+  ConvGeom g;
+  int32_t reps = 0;
+  if (!GetArgs(env, info, fn, 2, argv) || !GetConvGeom(env, argv[0], fn, &g) || !GetReps(env, argv[1], fn, &reps)) return nullptr;
+  return Guard(env, fn, [&]() -> napi_value {
+    struct Pass {
+      const char* name;
+      ConvPrimitive* p;
+      const char* tensors[3];  // in[0], in[1], out
+      const char* letters[3];
+    };
+    Pass passes[3] = {
+        {"forward", &GetConvForward(g, true), {"src", "weights", "dst"}, {"nchw", "oihw", "nchw"}},
+        {"backwardData", &GetConvBackwardData(g), {"diffDst", "weights", "diffSrc"}, {"nchw", "oihw", "nchw"}},
+        {"backwardWeights", &GetConvBackwardWeights(g, true), {"src", "diffDst", "diffWeights"}, {"nchw", "nchw", "oihw"}},
+    };
+    // Plain user tensors (inputs filled, outputs overwritten) and blocked ones, per pass and tensor.
+    std::vector<std::vector<float>> plain;
+    std::vector<memory> blocked;
+    memory bias = FilledTensor(Plain({g.f}, tag::x), Plain({g.f}, tag::x));
+    Timings t;
+    napi_value layouts, impl;
+    napi_create_object(env, &layouts);
+    napi_create_object(env, &impl);
+    plain.reserve(9);
+    blocked.reserve(9);
+    for (const Pass& pass : passes) {
+      const ConvPrimitive& p = *pass.p;
+      const Staged* st[3] = {&p.in[0], &p.in[1], &p.out};
+      for (int k = 0; k < 3; k++) {
+        plain.emplace_back(st[k]->user_md.get_size() / sizeof(float));
+        for (size_t i = 0; i < plain.back().size(); i++) plain.back()[i] = static_cast<float>(std::sin(static_cast<double>(i)));
+        blocked.push_back(FilledTensor(st[k]->prim_md, st[k]->user_md));
+        SetString(env, layouts, std::string(pass.name) + "." + pass.tensors[k], LayoutName(st[k]->prim_md, pass.letters[k]));
+      }
+      SetString(env, impl, pass.name, p.impl);
+    }
+    for (int q = 0; q < 3; q++) {
+      const ConvPrimitive* p = passes[q].p;
+      float* u[3] = {plain[3 * q].data(), plain[3 * q + 1].data(), plain[3 * q + 2].data()};
+      memory* m[3] = {&blocked[3 * q], &blocked[3 * q + 1], &blocked[3 * q + 2]};
+      void* b = bias.get_data_handle();
+      t.add(std::string("blocked.") + passes[q].name, [p, m, b] {
+        std::unordered_map<int, memory> args{{p->in_arg[0], *m[0]}, {p->in_arg[1], *m[1]}, {p->out_arg, *m[2]}};
+        if (p->bias_arg) args.emplace(p->bias_arg, memory(p->bias, Engine(), b));
+        AddScratchpad(args, p->scratchpad);
+        p->prim.execute(Stream(), args);
+        Stream().wait();
+      });
+      t.add(std::string("plain.") + passes[q].name, [p, u, b] { p->run(u[0], u[1], u[2], b); });
+      const Staged* st[3] = {&p->in[0], &p->in[1], &p->out};
+      for (int k = 0; k < 3; k++) {
+        if (st[k]->same) continue;
+        const Staged* s = st[k];
+        memory user(s->user_md, Engine(), u[k]);
+        memory prim = *m[k];
+        const bool input = k < 2;
+        t.add(std::string("reorder.") + passes[q].name + "." + passes[q].tensors[k], [s, user, prim, input]() mutable {
+          if (input) s->reorder.execute(Stream(), user, prim);
+          else s->reorder.execute(Stream(), prim, user);
+          Stream().wait();
+        });
+      }
+    }
+    napi_value out;
+    napi_create_object(env, &out);
+    napi_set_named_property(env, out, "layouts", layouts);
+    napi_set_named_property(env, out, "impl", impl);
+    napi_set_named_property(env, out, "ms", TimingsObject(env, t, reps));
+    return out;
+  });
+}
+
+// dnnPoolLayoutBench(geometry, reps, block) → { layouts, impl, ms }: max pooling forward (training) and
+// backward, and oneDNN's ReLU (eltwise) forward and backward on the pooling's input, on nchw
+// ("plain.*") and on nChw<block>c ("blocked.*", block 8 or 16), medians over reps alternating
+// rounds, in ms; plus "reorder.{src,dst}To{Blocked,Plain}", the reorders between nchw and
+// nChw<block>c of the pooling's input and output (what a blocked pipeline pays where it meets a
+// plain layer).
+napi_value PoolLayoutBenchEntry(napi_env env, napi_callback_info info) {
+  const char* fn = "dnnPoolLayoutBench";
+  napi_value argv[3];
+  PoolGeom g;
+  int32_t reps = 0, block = 0;
+  if (!GetArgs(env, info, fn, 3, argv) || !GetPoolGeom(env, argv[0], fn, &g) || !GetReps(env, argv[1], fn, &reps)) return nullptr;
+  if (napi_get_value_int32(env, argv[2], &block) != napi_ok || (block != 8 && block != 16)) {
+    ThrowError(env, fn, "argument 'block' must be 8 or 16");
+    return nullptr;
+  }
+  return Guard(env, fn, [&]() -> napi_value {
+    const tag bt = block == 16 ? tag::nChw16c : tag::nChw8c;
+    const memory::dims in_dims{g.n, g.c, g.h, g.w}, out_dims{g.n, g.c, g.oh, g.ow};
+    Timings t;
+    napi_value layouts, impl;
+    napi_create_object(env, &layouts);
+    napi_create_object(env, &impl);
+    // The timed closures hold copies of their oneDNN memories (shared handles: the buffers live as long as they do).
+    for (const tag lt : {tag::nchw, bt}) {
+      const std::string side = lt == tag::nchw ? "plain" : "blocked";
+      const memory::desc in_md = Plain(in_dims, lt), out_md = Plain(out_dims, lt);
+      SetString(env, layouts, side, LayoutName(in_md, "nchw"));
+      const PoolForward* f = &GetPoolForward(g, true, lt);
+      const PoolBackward* bk = &GetPoolBackward(g, true, lt);
+      SetString(env, impl, side + ".poolForward", f->impl);
+      SetString(env, impl, side + ".poolBackward", bk->impl);
+      memory x = FilledTensor(in_md, Plain(in_dims, tag::nchw)), y(out_md, Engine()), ws(f->ws, Engine());
+      memory dy = FilledTensor(out_md, Plain(out_dims, tag::nchw)), dx(in_md, Engine());
+      t.add(side + ".poolForward", [f, x, y, ws] {
+        std::unordered_map<int, memory> args{{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, y}, {DNNL_ARG_WORKSPACE, ws}};
+        AddScratchpad(args, f->scratchpad);
+        f->prim.execute(Stream(), args);
+        Stream().wait();
+      });
+      t.add(side + ".poolBackward", [bk, dy, dx, ws] {
+        std::unordered_map<int, memory> args{{DNNL_ARG_DIFF_DST, dy}, {DNNL_ARG_DIFF_SRC, dx}, {DNNL_ARG_WORKSPACE, ws}};
+        AddScratchpad(args, bk->scratchpad);
+        bk->prim.execute(Stream(), args);
+        Stream().wait();
+      });
+      // ReLU (oneDNN eltwise, default scratchpad: not cached, benchmark only) on the pooling's input.
+      auto rf_pd = dnnl::eltwise_forward::primitive_desc(
+          dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::eltwise_relu, in_md, 0.f), Engine());
+      auto rb_pd = dnnl::eltwise_backward::primitive_desc(dnnl::eltwise_backward::desc(dnnl::algorithm::eltwise_relu, in_md, in_md, 0.f),
+                                                          Engine(), rf_pd);
+      SetString(env, impl, side + ".reluForward", rf_pd.impl_info_str());
+      dnnl::eltwise_forward rf(rf_pd);
+      dnnl::eltwise_backward rb(rb_pd);
+      memory r(in_md, Engine()), dr = FilledTensor(in_md, Plain(in_dims, tag::nchw)), dxr(in_md, Engine());
+      t.add(side + ".reluForward", [rf, x, r] {
+        rf.execute(Stream(), {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, r}});
+        Stream().wait();
+      });
+      t.add(side + ".reluBackward", [rb, x, dr, dxr] {
+        rb.execute(Stream(), {{DNNL_ARG_SRC, x}, {DNNL_ARG_DIFF_DST, dr}, {DNNL_ARG_DIFF_SRC, dxr}});
+        Stream().wait();
+      });
+    }
+    for (const bool src : {true, false}) {
+      const memory::dims& dims = src ? in_dims : out_dims;
+      memory p = FilledTensor(Plain(dims, tag::nchw), Plain(dims, tag::nchw)), b = FilledTensor(Plain(dims, bt), Plain(dims, tag::nchw));
+      dnnl::reorder to_blocked(p, b), to_plain(b, p);
+      t.add(src ? "reorder.srcToBlocked" : "reorder.dstToBlocked", [to_blocked, p, b]() mutable {
+        to_blocked.execute(Stream(), p, b);
+        Stream().wait();
+      });
+      t.add(src ? "reorder.srcToPlain" : "reorder.dstToPlain", [to_plain, p, b]() mutable {
+        to_plain.execute(Stream(), b, p);
+        Stream().wait();
+      });
+    }
+    napi_value out;
+    napi_create_object(env, &out);
+    napi_set_named_property(env, out, "layouts", layouts);
+    napi_set_named_property(env, out, "impl", impl);
+    napi_set_named_property(env, out, "ms", TimingsObject(env, t, reps));
+    return out;
+  });
+}
+
 // dnnConvImpl(geometry, which) → the implementation oneDNN chose ("jit:avx2", "gemm:jit", …), for reports.
 napi_value ConvImplEntry(napi_env env, napi_callback_info info) {
   const char* fn = "dnnConvImpl";
@@ -824,6 +1100,8 @@ void RegisterDnn(napi_env env, napi_value exports) {
       {"dnnBatchNormForward", nullptr, BnForwardEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"dnnBatchNormBackward", nullptr, BnBackwardEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"dnnConvImpl", nullptr, ConvImplEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"dnnConvLayoutBench", nullptr, ConvLayoutBenchEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"dnnPoolLayoutBench", nullptr, PoolLayoutBenchEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"dnnlVersion", nullptr, nullptr, nullptr, nullptr, ver, napi_enumerable, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

@@ -7,6 +7,7 @@ import { loadNativeBackend, nativeLoadError } from "./native-backend.js";
 export { type GemmTiming, type GemmTimingOptions, timeGemm } from "./gemm-timing.js";
 export {
   type BlasInfo,
+  type DnnLayoutBenchResult,
   loadNativeBackend,
   NativeBackend,
   type NativeBlasBinding,

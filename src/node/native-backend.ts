@@ -192,6 +192,25 @@ export interface NativeBlasBinding {
   ): void;
   /** The implementation oneDNN chose for a convolution (0 forward, 1 backward-data, 2 backward-weights), e.g. `jit:avx2`. */
   dnnConvImpl?(g: Int32Array, which: number): string;
+  /**
+   * Benchmark only (bench/dnn-layouts.ts): the convolution primitives timed on tensors in their own
+   * (blocked) layouts, through the plain entries' path, and each reorder that path pays; medians over
+   * `reps` alternating rounds, ms. Absent without oneDNN and from older addons.
+   */
+  dnnConvLayoutBench?(g: Int32Array, reps: number): DnnLayoutBenchResult;
+  /** Benchmark only: max pooling and oneDNN's ReLU on nchw and on nChw`block`c, and the reorders between them, ms. */
+  dnnPoolLayoutBench?(g: Int32Array, reps: number, block: 8 | 16): DnnLayoutBenchResult;
+}
+
+/**
+ * What the addon's layout benchmarks return: the layouts in oneDNN's notation (e.g. `nChw16c`,
+ * `OIhw16i16o`) by "pass.tensor" or side, oneDNN's implementation by pass (convolutions), and median
+ * times in ms by name ("blocked.forward", "plain.forward", "reorder.forward.dst", …).
+ */
+export interface DnnLayoutBenchResult {
+  readonly layouts: Readonly<Record<string, string>>;
+  readonly impl?: Readonly<Record<string, string>>;
+  readonly ms: Readonly<Record<string, number>>;
 }
 
 /** Which optional native paths a {@link NativeBackend} uses (both default to "when the addon has them"). */
