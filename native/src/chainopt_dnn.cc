@@ -81,6 +81,34 @@ bool GetArgs(napi_env env, napi_callback_info info, const char* fn, size_t expec
   return true;
 }
 
+// Activation layouts (the entries' optional trailing arguments): 0 plain NCHW, 8 nChw8c, 16
+// nChw16c, i.e. channels in blocks of 8 or 16 innermost (oneDNN Developer Guide, "Understanding
+// Memory Formats"). A chain keeps the activations between consecutive oneDNN layers in the blocked
+// layout its convolutions pick (ActivationBlock), so that no reorder runs between them
+// (src/chain/layouts.ts). Undefined means plain.
+bool GetLayout(napi_env env, napi_value v, const char* fn, const char* name, tag* out) {
+  napi_valuetype vt;
+  napi_typeof(env, v, &vt);
+  *out = tag::nchw;
+  if (vt == napi_undefined) return true;
+  int32_t b = -1;
+  if (napi_get_value_int32(env, v, &b) != napi_ok || (b != 0 && b != 8 && b != 16))
+    return ThrowError(env, fn, std::string("argument '") + name + "' must be a layout: 0 (NCHW), 8 (nChw8c) or 16 (nChw16c)");
+  *out = b == 8 ? tag::nChw8c : b == 16 ? tag::nChw16c : tag::nchw;
+  return true;
+}
+
+// Reads `expected` arguments and up to `optional` more (left undefined when absent) into argv.
+bool GetArgsOptional(napi_env env, napi_callback_info info, const char* fn, size_t expected, size_t optional, napi_value* argv) {
+  size_t argc = expected + optional;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return false;
+  if (argc < expected) return ThrowError(env, fn, "expected " + std::to_string(expected) + " arguments, got " + std::to_string(argc));
+  return true;
+}
+
+// A short name of a layout tag for cache keys.
+const char* LayoutKey(tag t) { return t == tag::nChw8c ? "/8c" : t == tag::nChw16c ? "/16c" : ""; }
+
 // A typed array of the given type (byteOffset applied); null/undefined allowed when `optional`.
 bool GetTyped(napi_env env, napi_value v, const char* fn, const char* name, napi_typedarray_type want, bool optional, void** data,
               size_t* length) {
@@ -347,41 +375,47 @@ std::unique_ptr<ConvPrimitive> MakeConv(const Pd& pd, const ConvTensor& in0, con
   return e;
 }
 
-// y = conv(x, w) + b: inputs (x, w), output y, bias input b.
-ConvPrimitive& GetConvForward(const ConvGeom& g, bool bias) {
-  return Cached<ConvPrimitive>(g.key(bias ? "fb" : "f"), [&] {
+// The cache key of a convolution primitive: kind, geometry, and the user layouts of its activations.
+std::string ConvKey(const ConvGeom& g, const char* kind, tag src, tag dst) {
+  return g.key(kind) + LayoutKey(src) + "|" + LayoutKey(dst);
+}
+
+// y = conv(x, w) + b: inputs (x, w), output y, bias input b; x and y in the user layouts `src`, `dst`.
+ConvPrimitive& GetConvForward(const ConvGeom& g, bool bias, tag src = tag::nchw, tag dst = tag::nchw) {
+  return Cached<ConvPrimitive>(ConvKey(g, bias ? "fb" : "f", src, dst), [&] {
     ConvDescs d(g);
     auto pd = ForwardPd(g, bias);
-    return MakeConv<dnnl::convolution_forward>(pd, {DNNL_ARG_SRC, Plain(d.src, tag::nchw), pd.src_desc()},
+    return MakeConv<dnnl::convolution_forward>(pd, {DNNL_ARG_SRC, Plain(d.src, src), pd.src_desc()},
                                                {DNNL_ARG_WEIGHTS, Plain(d.wei, tag::oihw), pd.weights_desc()},
-                                               {DNNL_ARG_DST, Plain(d.dst, tag::nchw), pd.dst_desc()}, bias ? DNNL_ARG_BIAS : 0, d.bia);
+                                               {DNNL_ARG_DST, Plain(d.dst, dst), pd.dst_desc()}, bias ? DNNL_ARG_BIAS : 0, d.bia);
   });
 }
 
-// dx = ∂⟨dy, conv(x, w)⟩/∂x: inputs (dy, w), output dx.
-ConvPrimitive& GetConvBackwardData(const ConvGeom& g) {
-  return Cached<ConvPrimitive>(g.key("bd"), [&] {
+// dx = ∂⟨dy, conv(x, w)⟩/∂x: inputs (dy, w), output dx; dx in the user layout `src` (x's), dy in `dst` (y's).
+ConvPrimitive& GetConvBackwardData(const ConvGeom& g, tag src = tag::nchw, tag dst = tag::nchw) {
+  return Cached<ConvPrimitive>(ConvKey(g, "bd", src, dst), [&] {
     ConvDescs d(g);
     auto desc = dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, d.any(d.src), d.any(d.wei), d.any(d.dst),
                                                       d.strides, d.pl, d.pr);
     auto pd = dnnl::convolution_backward_data::primitive_desc(desc, Attr(), Engine(), ForwardPd(g, false));
-    return MakeConv<dnnl::convolution_backward_data>(pd, {DNNL_ARG_DIFF_DST, Plain(d.dst, tag::nchw), pd.diff_dst_desc()},
+    return MakeConv<dnnl::convolution_backward_data>(pd, {DNNL_ARG_DIFF_DST, Plain(d.dst, dst), pd.diff_dst_desc()},
                                                      {DNNL_ARG_WEIGHTS, Plain(d.wei, tag::oihw), pd.weights_desc()},
-                                                     {DNNL_ARG_DIFF_SRC, Plain(d.src, tag::nchw), pd.diff_src_desc()}, 0, d.bia);
+                                                     {DNNL_ARG_DIFF_SRC, Plain(d.src, src), pd.diff_src_desc()}, 0, d.bia);
   });
 }
 
-// dw, db = ∂⟨dy, conv(x, w) + b⟩/∂(w, b): inputs (x, dy), output dw, bias output db.
-ConvPrimitive& GetConvBackwardWeights(const ConvGeom& g, bool bias) {
-  return Cached<ConvPrimitive>(g.key(bias ? "bwb" : "bw"), [&] {
+// dw, db = ∂⟨dy, conv(x, w) + b⟩/∂(w, b): inputs (x, dy), output dw, bias output db; x in the
+// user layout `src`, dy in `dst`.
+ConvPrimitive& GetConvBackwardWeights(const ConvGeom& g, bool bias, tag src = tag::nchw, tag dst = tag::nchw) {
+  return Cached<ConvPrimitive>(ConvKey(g, bias ? "bwb" : "bw", src, dst), [&] {
     ConvDescs d(g);
     auto desc = bias ? dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, d.any(d.src), d.any(d.wei),
                                                                 Plain(d.bia, tag::x), d.any(d.dst), d.strides, d.pl, d.pr)
                      : dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, d.any(d.src), d.any(d.wei),
                                                                 d.any(d.dst), d.strides, d.pl, d.pr);
     auto pd = dnnl::convolution_backward_weights::primitive_desc(desc, Attr(), Engine(), ForwardPd(g, bias));
-    return MakeConv<dnnl::convolution_backward_weights>(pd, {DNNL_ARG_SRC, Plain(d.src, tag::nchw), pd.src_desc()},
-                                                        {DNNL_ARG_DIFF_DST, Plain(d.dst, tag::nchw), pd.diff_dst_desc()},
+    return MakeConv<dnnl::convolution_backward_weights>(pd, {DNNL_ARG_SRC, Plain(d.src, src), pd.src_desc()},
+                                                        {DNNL_ARG_DIFF_DST, Plain(d.dst, dst), pd.diff_dst_desc()},
                                                         {DNNL_ARG_DIFF_WEIGHTS, Plain(d.wei, tag::oihw), pd.diff_weights_desc()},
                                                         bias ? DNNL_ARG_DIFF_BIAS : 0, d.bia);
   });
@@ -535,14 +569,17 @@ napi_value Guard(napi_env env, const char* fn, F body) {
   return nullptr;
 }
 
-// dnnConvForward(geometry, x, w, b | null, y): y = conv(x, w) + b, NCHW / OIHW float32.
+// dnnConvForward(geometry, x, w, b | null, y, xLayout?, yLayout?): y = conv(x, w) + b, float32,
+// activations NCHW or blocked (GetLayout), weights OIHW.
 napi_value ConvForwardEntry(napi_env env, napi_callback_info info) {
   const char* fn = "dnnConvForward";
-  napi_value argv[5];
+  napi_value argv[7];
   ConvGeom g;
   void *x, *w, *b, *y;
   size_t lx, lw, lb, ly;
-  if (!GetArgs(env, info, fn, 5, argv) || !GetConvGeom(env, argv[0], fn, &g) ||
+  tag lx_tag, ly_tag;
+  if (!GetArgsOptional(env, info, fn, 5, 2, argv) || !GetConvGeom(env, argv[0], fn, &g) ||
+      !GetLayout(env, argv[5], fn, "xLayout", &lx_tag) || !GetLayout(env, argv[6], fn, "yLayout", &ly_tag) ||
       !GetTyped(env, argv[1], fn, "x", napi_float32_array, false, &x, &lx) ||
       !GetTyped(env, argv[2], fn, "w", napi_float32_array, false, &w, &lw) ||
       !GetTyped(env, argv[3], fn, "b", napi_float32_array, true, &b, &lb) ||
@@ -552,19 +589,22 @@ napi_value ConvForwardEntry(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   return Guard(env, fn, [&]() -> napi_value {
-    GetConvForward(g, b != nullptr).run(x, w, y, b);
+    GetConvForward(g, b != nullptr, lx_tag, ly_tag).run(x, w, y, b);
     return nullptr;
   });
 }
 
-// dnnConvBackwardData(geometry, dy, w, dx): dx = ∂⟨dy, conv(x, w)⟩/∂x (overwritten).
+// dnnConvBackwardData(geometry, dy, w, dx, xLayout?, yLayout?): dx = ∂⟨dy, conv(x, w)⟩/∂x
+// (overwritten); dx in x's layout, dy in y's.
 napi_value ConvBackwardDataEntry(napi_env env, napi_callback_info info) {
   const char* fn = "dnnConvBackwardData";
-  napi_value argv[4];
+  napi_value argv[6];
   ConvGeom g;
   void *dy, *w, *dx;
   size_t ldy, lw, ldx;
-  if (!GetArgs(env, info, fn, 4, argv) || !GetConvGeom(env, argv[0], fn, &g) ||
+  tag lx_tag, ly_tag;
+  if (!GetArgsOptional(env, info, fn, 4, 2, argv) || !GetConvGeom(env, argv[0], fn, &g) ||
+      !GetLayout(env, argv[4], fn, "xLayout", &lx_tag) || !GetLayout(env, argv[5], fn, "yLayout", &ly_tag) ||
       !GetTyped(env, argv[1], fn, "dy", napi_float32_array, false, &dy, &ldy) ||
       !GetTyped(env, argv[2], fn, "w", napi_float32_array, false, &w, &lw) ||
       !GetTyped(env, argv[3], fn, "dx", napi_float32_array, false, &dx, &ldx) ||
@@ -573,19 +613,22 @@ napi_value ConvBackwardDataEntry(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   return Guard(env, fn, [&]() -> napi_value {
-    GetConvBackwardData(g).run(dy, w, dx, nullptr);
+    GetConvBackwardData(g, lx_tag, ly_tag).run(dy, w, dx, nullptr);
     return nullptr;
   });
 }
 
-// dnnConvBackwardWeights(geometry, x, dy, dw, db | null): dw, db = ∂⟨dy, conv(x, w) + b⟩/∂(w, b) (overwritten).
+// dnnConvBackwardWeights(geometry, x, dy, dw, db | null, xLayout?, yLayout?): dw, db =
+// ∂⟨dy, conv(x, w) + b⟩/∂(w, b) (overwritten); x in its layout, dy in y's.
 napi_value ConvBackwardWeightsEntry(napi_env env, napi_callback_info info) {
   const char* fn = "dnnConvBackwardWeights";
-  napi_value argv[5];
+  napi_value argv[7];
   ConvGeom g;
   void *x, *dy, *dw, *db;
   size_t lx, ldy, ldw, ldb;
-  if (!GetArgs(env, info, fn, 5, argv) || !GetConvGeom(env, argv[0], fn, &g) ||
+  tag lx_tag, ly_tag;
+  if (!GetArgsOptional(env, info, fn, 5, 2, argv) || !GetConvGeom(env, argv[0], fn, &g) ||
+      !GetLayout(env, argv[5], fn, "xLayout", &lx_tag) || !GetLayout(env, argv[6], fn, "yLayout", &ly_tag) ||
       !GetTyped(env, argv[1], fn, "x", napi_float32_array, false, &x, &lx) ||
       !GetTyped(env, argv[2], fn, "dy", napi_float32_array, false, &dy, &ldy) ||
       !GetTyped(env, argv[3], fn, "dw", napi_float32_array, false, &dw, &ldw) ||
@@ -595,40 +638,59 @@ napi_value ConvBackwardWeightsEntry(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   return Guard(env, fn, [&]() -> napi_value {
-    GetConvBackwardWeights(g, db != nullptr).run(x, dy, dw, db);
+    GetConvBackwardWeights(g, db != nullptr, lx_tag, ly_tag).run(x, dy, dw, db);
     return nullptr;
   });
 }
 
-// dnnPoolWorkspaceBytes(geometry, max) → bytes of the workspace max pooling's forward writes for backward (0 for average).
+// dnnPoolWorkspaceBytes(geometry, max, xLayout?) → bytes of the workspace max pooling's forward writes for backward (0 for average).
 napi_value PoolWorkspaceEntry(napi_env env, napi_callback_info info) {
   const char* fn = "dnnPoolWorkspaceBytes";
-  napi_value argv[2];
+  napi_value argv[3];
   PoolGeom g;
   bool max;
-  if (!GetArgs(env, info, fn, 2, argv) || !GetPoolGeom(env, argv[0], fn, &g)) return nullptr;
+  tag lx_tag;
+  if (!GetArgsOptional(env, info, fn, 2, 1, argv) || !GetPoolGeom(env, argv[0], fn, &g) || !GetLayout(env, argv[2], fn, "xLayout", &lx_tag))
+    return nullptr;
   if (napi_get_value_bool(env, argv[1], &max) != napi_ok) {
     ThrowError(env, fn, "argument 'max' must be a boolean");
     return nullptr;
   }
   return Guard(env, fn, [&]() -> napi_value {
-    auto& e = GetPoolForward(g, max);
+    auto& e = GetPoolForward(g, max, lx_tag);
     napi_value out;
     napi_create_double(env, e.has_ws ? static_cast<double>(e.ws.get_size()) : 0.0, &out);
     return out;
   });
 }
 
-// dnnPoolForward(geometry, max, x, y, ws | null): max or average pooling, NCHW float32; max
-// pooling writes its argmax workspace into ws (dnnPoolWorkspaceBytes bytes).
+// The user-layout edge of a pooling primitive that runs in layout `prim` (its input's): a Staged
+// reorder to or from `user` on a tensor of dims, arena slot `slot` (cached per key).
+const Staged& PoolEdge(const std::string& key, const memory::dims& dims, tag prim, tag user, bool input, int slot) {
+  struct Entry {
+    Staged s;
+  };
+  return Cached<Entry>(key, [&] {
+    auto e = std::make_unique<Entry>();
+    e->s.init(Plain(dims, user), Plain(dims, prim), input, slot);
+    return e;
+  }).s;
+}
+
+// dnnPoolForward(geometry, max, x, y, ws | null, xLayout?, yLayout?): max or average pooling,
+// float32, run in x's layout (NCHW or blocked) and reordered into y's when that differs; max
+// pooling writes its argmax workspace into ws (dnnPoolWorkspaceBytes bytes for x's layout).
 napi_value PoolForwardEntry(napi_env env, napi_callback_info info) {
   const char* fn = "dnnPoolForward";
-  napi_value argv[5];
+  napi_value argv[7];
   PoolGeom g;
   bool max;
   void *x, *y, *ws;
   size_t lx, ly, lws;
-  if (!GetArgs(env, info, fn, 5, argv) || !GetPoolGeom(env, argv[0], fn, &g)) return nullptr;
+  tag lx_tag, ly_tag;
+  if (!GetArgsOptional(env, info, fn, 5, 2, argv) || !GetPoolGeom(env, argv[0], fn, &g) ||
+      !GetLayout(env, argv[5], fn, "xLayout", &lx_tag) || !GetLayout(env, argv[6], fn, "yLayout", &ly_tag))
+    return nullptr;
   if (napi_get_value_bool(env, argv[1], &max) != napi_ok) {
     ThrowError(env, fn, "argument 'max' must be a boolean");
     return nullptr;
@@ -640,8 +702,10 @@ napi_value PoolForwardEntry(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   return Guard(env, fn, [&]() -> napi_value {
-    auto& e = GetPoolForward(g, max);
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(e.src, Engine(), x)}, {DNNL_ARG_DST, memory(e.dst, Engine(), y)}};
+    auto& e = GetPoolForward(g, max, lx_tag);
+    const Staged& out = PoolEdge(g.key("pout") + LayoutKey(lx_tag) + "|" + LayoutKey(ly_tag), {g.n, g.c, g.oh, g.ow}, lx_tag, ly_tag, false, 2);
+    memory dst = out.out(y);
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(e.src, Engine(), x)}, {DNNL_ARG_DST, dst}};
     if (e.has_ws) {
       if (!ws || lws < e.ws.get_size()) {
         ThrowError(env, fn, "argument 'ws' must be a Uint8Array of at least " + std::to_string(e.ws.get_size()) + " bytes");
@@ -651,21 +715,26 @@ napi_value PoolForwardEntry(napi_env env, napi_callback_info info) {
     }
     AddScratchpad(args, e.scratchpad);
     e.prim.execute(Stream(), args);
+    out.out_done(dst, y);
     Stream().wait();
     return nullptr;
   });
 }
 
-// dnnPoolBackward(geometry, max, dy, dx, ws | null): dx = Aᵀ dy (overwritten), with max pooling's
-// selection read from the workspace of the matching forward.
+// dnnPoolBackward(geometry, max, dy, dx, ws | null, xLayout?, yLayout?): dx = Aᵀ dy (overwritten),
+// run in x's layout (dx written in it, dy reordered from y's when that differs), with max
+// pooling's selection read from the workspace of the matching forward.
 napi_value PoolBackwardEntry(napi_env env, napi_callback_info info) {
   const char* fn = "dnnPoolBackward";
-  napi_value argv[5];
+  napi_value argv[7];
   PoolGeom g;
   bool max;
   void *dy, *dx, *ws;
   size_t ldy, ldx, lws;
-  if (!GetArgs(env, info, fn, 5, argv) || !GetPoolGeom(env, argv[0], fn, &g)) return nullptr;
+  tag lx_tag, ly_tag;
+  if (!GetArgsOptional(env, info, fn, 5, 2, argv) || !GetPoolGeom(env, argv[0], fn, &g) ||
+      !GetLayout(env, argv[5], fn, "xLayout", &lx_tag) || !GetLayout(env, argv[6], fn, "yLayout", &ly_tag))
+    return nullptr;
   if (napi_get_value_bool(env, argv[1], &max) != napi_ok) {
     ThrowError(env, fn, "argument 'max' must be a boolean");
     return nullptr;
@@ -677,8 +746,9 @@ napi_value PoolBackwardEntry(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   return Guard(env, fn, [&]() -> napi_value {
-    auto& e = GetPoolBackward(g, max);
-    std::unordered_map<int, memory> args{{DNNL_ARG_DIFF_DST, memory(e.diff_dst, Engine(), dy)},
+    auto& e = GetPoolBackward(g, max, lx_tag);
+    const Staged& in = PoolEdge(g.key("pdy") + LayoutKey(lx_tag) + "|" + LayoutKey(ly_tag), {g.n, g.c, g.oh, g.ow}, lx_tag, ly_tag, true, 0);
+    std::unordered_map<int, memory> args{{DNNL_ARG_DIFF_DST, in.in(dy)},
                                          {DNNL_ARG_DIFF_SRC, memory(e.diff_src, Engine(), dx)}};
     if (e.has_ws) {
       if (!ws || lws < e.ws.get_size()) {
@@ -1067,6 +1137,24 @@ napi_value PoolLayoutBenchEntry(napi_env env, napi_callback_info info) {
   });
 }
 
+// dnnActivationBlock() → 16, 8 or 0: the channel block of the layout oneDNN's convolutions pick on
+// this CPU for a 32-channel activation (nChw16c with AVX-512, nChw8c with AVX2; 0 when they keep
+// NCHW), i.e. the blocked layout in which a chain keeps activations between oneDNN layers.
+napi_value ActivationBlockEntry(napi_env env, napi_callback_info) {
+  return Guard(env, "dnnActivationBlock", [&]() -> napi_value {
+    static int block = -1;
+    if (block < 0) {
+      const ConvGeom g{2, 32, 8, 8, 32, 8, 8, 3, 3, 1, 1, 1, 1};
+      const memory::desc src = ForwardPd(g, true).src_desc();
+      const memory::dims dims{g.n, g.c, g.h, g.w};
+      block = src == Plain(dims, tag::nChw16c) ? 16 : src == Plain(dims, tag::nChw8c) ? 8 : 0;
+    }
+    napi_value out;
+    napi_create_int32(env, block, &out);
+    return out;
+  });
+}
+
 // dnnConvImpl(geometry, which) → the implementation oneDNN chose ("jit:avx2", "gemm:jit", …), for reports.
 napi_value ConvImplEntry(napi_env env, napi_callback_info info) {
   const char* fn = "dnnConvImpl";
@@ -1100,6 +1188,7 @@ void RegisterDnn(napi_env env, napi_value exports) {
       {"dnnBatchNormForward", nullptr, BnForwardEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"dnnBatchNormBackward", nullptr, BnBackwardEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"dnnConvImpl", nullptr, ConvImplEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"dnnActivationBlock", nullptr, ActivationBlockEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"dnnConvLayoutBench", nullptr, ConvLayoutBenchEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"dnnPoolLayoutBench", nullptr, PoolLayoutBenchEntry, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"dnnlVersion", nullptr, nullptr, nullptr, nullptr, ver, napi_enumerable, nullptr},

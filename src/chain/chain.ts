@@ -1,9 +1,10 @@
 import { type Component, type ComponentContext, type LayerIO, SpecError } from "../components/component.js";
 import { createComponent } from "../components/registry.js";
-import type { Backend } from "../core/backend.js";
+import type { ActivationLayout, Backend } from "../core/backend.js";
 import { allocate, type DType, type FloatArray } from "../core/dtype.js";
 import { portableBackend } from "../core/portable.js";
 import { Rng } from "../core/rng.js";
+import { planLayouts } from "./layouts.js";
 import { type ModelSpec, type ModelSpecInput, parseModelSpec } from "./spec.js";
 
 /**
@@ -182,10 +183,21 @@ export class ChainWorkspace {
   readonly io: LayerIO<unknown>[];
   readonly slopes: [FloatArray, FloatArray];
   readonly batch: number;
+  /**
+   * The activations' layouts a gradient pass may use (src/chain/layouts.ts; index i: input of
+   * component i), or null when every one stays plain.
+   */
+  readonly layoutPlan: readonly ActivationLayout[] | null;
+  /**
+   * Whether the last forward pass left blocked activations (and tapes) here: only a backward pass
+   * (backwardFrom) may read them; readers of activations run their own forward pass.
+   */
+  blockedLayouts = false;
   private readonly emptyState: FloatArray;
 
   constructor(chain: Chain, batch: number) {
     this.batch = batch;
+    this.layoutPlan = planLayouts(chain.components, chain.backend, batch, chain.dtype);
     const dtype = chain.dtype;
     this.activations = [allocate(dtype, batch * chain.inputSize)];
     let maxSize = chain.inputSize;

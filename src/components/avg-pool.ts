@@ -1,6 +1,7 @@
 import type { z } from "zod";
+import type { Backend } from "../core/backend.js";
 import type { DType, FloatArray } from "../core/dtype.js";
-import type { Component, ComponentContext, LayerIO } from "./component.js";
+import { type Component, type ComponentContext, type LayerIO, plainLayouts } from "./component.js";
 import { Pool2d, poolSpecSchema } from "./pool2d.js";
 import type { InputBounds, NonlinearConstants } from "./smoothness.js";
 
@@ -42,20 +43,30 @@ export class AvgPool2d extends Pool2d<AvgPoolSpec> implements Component<null> {
     return null;
   }
 
+  /** Whether a call at `batch` runs on oneDNN pooling (as dnnFor decides), which takes blocked layouts. */
+  acceptsBlockedLayouts(backend: Backend, batch: number, dtype: DType): boolean {
+    return dtype === "float32" && backend.dnn !== undefined && backend.dnn.supportsPool(this.windowGeometry(batch));
+  }
+
   forward(ctx: ComponentContext, io: LayerIO<null>): void {
     const dnn = this.dnnFor(ctx, io.x);
     // oneDNN's pooling_avg_include_padding is this map (divisor kh·kw, padding counted as zeros).
-    if (dnn) dnn.poolForward(this.windowGeometry(ctx.batch), false, io.x as Float32Array, io.y as Float32Array, null);
-    else this.apply(ctx.batch, io.x, io.y);
+    if (dnn)
+      dnn.poolForward(this.windowGeometry(ctx.batch), false, io.x as Float32Array, io.y as Float32Array, null, io.xLayout, io.yLayout);
+    else {
+      plainLayouts(io, this.type);
+      this.apply(ctx.batch, io.x, io.y);
+    }
   }
 
-  backward(ctx: ComponentContext, _io: LayerIO<null>, dy: FloatArray, dx: FloatArray | null): void {
+  backward(ctx: ComponentContext, io: LayerIO<null>, dy: FloatArray, dx: FloatArray | null): void {
     if (!dx) return;
     const dnn = this.dnnFor(ctx, dy);
     if (dnn) {
-      dnn.poolBackward(this.windowGeometry(ctx.batch), false, dy as Float32Array, dx as Float32Array, null);
+      dnn.poolBackward(this.windowGeometry(ctx.batch), false, dy as Float32Array, dx as Float32Array, null, io.xLayout, io.yLayout);
       return;
     }
+    plainLayouts(io, this.type);
     const { c, h, w, kh, kw, oh: OH, ow: OW } = this.geometry;
     const { hLo, hHi, wLo, wHi } = this.windows;
     const planes = ctx.batch * c;

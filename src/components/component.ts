@@ -1,4 +1,4 @@
-import type { Backend } from "../core/backend.js";
+import type { ActivationLayout, Backend } from "../core/backend.js";
 import type { DType, FloatArray } from "../core/dtype.js";
 import type { Rng } from "../core/rng.js";
 import type { ComponentConstants, InputBounds, SmoothingRule } from "./smoothness.js";
@@ -48,6 +48,14 @@ export interface LayerIO<Tape> {
   params: FloatArray;
   state: FloatArray;
   tape: Tape;
+  /**
+   * Layouts of x (and of the slope dx) and of y (and dy) when the chain keeps them blocked between
+   * oneDNN layers (src/chain/layouts.ts); absent or 0: plain. Only components with a oneDNN path
+   * (convolution, pooling) read them; element-wise components are layout-blind, and the chain sets
+   * them only around those.
+   */
+  xLayout?: ActivationLayout;
+  yLayout?: ActivationLayout;
 }
 
 /**
@@ -64,6 +72,14 @@ export interface Component<Tape = unknown> {
   readonly inputSize: number;
   readonly outputSize: number;
   /** Parameter blocks, in the order they are stored in the flat parameter vector. */
+  /**
+   * Whether forward and backward of this component at `batch` run on the backend's oneDNN
+   * primitives and take activation layouts (convolution and pooling on float32): the chain may then
+   * keep its input and output blocked (src/chain/layouts.ts). Absent: never.
+   */
+  acceptsBlockedLayouts?(backend: Backend, batch: number, dtype: DType): boolean;
+  /** True for element-wise maps y_i = α(x_i), which work on any layout of x and y alike. */
+  readonly layoutBlind?: boolean;
   readonly params: readonly ParamSpec[];
   /** Total number of parameters. */
   readonly paramSize: number;
@@ -141,4 +157,12 @@ export class SpecError extends Error {
 /** Builds the parameter-block table of a component from (name, shape) pairs. */
 export function paramTable(blocks: ReadonlyArray<readonly [string, readonly number[]]>): ParamSpec[] {
   return blocks.map(([name, shape]) => ({ name, shape, size: shape.reduce((a, b) => a * b, 1) }));
+}
+
+/**
+ * Throws unless x and y of `io` are plain: for a component's paths that read NCHW themselves (a
+ * chain sets blocked layouts only where that component runs on oneDNN, so this is a broken plan).
+ */
+export function plainLayouts(io: LayerIO<unknown>, type: string): void {
+  if (io.xLayout || io.yLayout) throw new Error(`${type}: blocked activation layouts reached a path without oneDNN`);
 }

@@ -1,9 +1,9 @@
 import { z } from "zod";
-import type { ConvGeometry, DnnPrimitives } from "../core/backend.js";
+import type { Backend, ConvGeometry, DnnPrimitives } from "../core/backend.js";
 import { allocate, type DType, type FloatArray } from "../core/dtype.js";
 import { rowSums } from "../core/kernels.js";
 import { Biaffine } from "./biaffine.js";
-import { type Component, type ComponentContext, type LayerIO, SpecError } from "./component.js";
+import { type Component, type ComponentContext, type LayerIO, plainLayouts, SpecError } from "./component.js";
 import { type BiaffineConstants, type InputBounds, maxWindowCoverage } from "./smoothness.js";
 import { initScheme, paddingPair, pair, positiveInt } from "./spec-fields.js";
 
@@ -253,6 +253,11 @@ export class Conv2d extends Biaffine<Conv2dSpec> implements Component<Conv2dTape
     return { batch, inC, inH, inW, outC, outH, outW, kh, kw, sh, sw, ph, pw };
   }
 
+  /** Whether a call at `batch` runs on oneDNN (as {@link Conv2d.dnnFor} decides), which takes blocked layouts. */
+  acceptsBlockedLayouts(backend: Backend, batch: number, dtype: DType): boolean {
+    return dtype === "float32" && backend.dnn !== undefined && backend.dnn.supportsConv(this.geometry(batch));
+  }
+
   /**
    * The backend's oneDNN primitives when this call runs on them: float32 data, a backend that has
    * them, a geometry they support. The same answer for forward, backward and jvp of one call.
@@ -279,9 +284,12 @@ export class Conv2d extends Biaffine<Conv2dSpec> implements Component<Conv2dTape
         params.subarray(0, nw) as Float32Array,
         bias as Float32Array | null,
         y as Float32Array,
+        io.xLayout,
+        io.yLayout,
       );
       return;
     }
+    plainLayouts(io, this.type);
     const ci = this.channelInner && tape.permuted ? tape.permuted : null;
     if (ci) this.permuteKernel(params, ci, false);
     const weights = ci ?? params;
@@ -314,11 +322,21 @@ export class Conv2d extends Biaffine<Conv2dSpec> implements Component<Conv2dTape
       const g = this.geometry(batch);
       if (dparams) {
         const db = this.spec.bias ? (dparams.subarray(nw, nw + F) as Float32Array) : null;
-        dnn.convBackwardWeights(g, x as Float32Array, dy as Float32Array, dparams.subarray(0, nw) as Float32Array, db);
+        dnn.convBackwardWeights(
+          g,
+          x as Float32Array,
+          dy as Float32Array,
+          dparams.subarray(0, nw) as Float32Array,
+          db,
+          io.xLayout,
+          io.yLayout,
+        );
       }
-      if (dx) dnn.convBackwardData(g, dy as Float32Array, params.subarray(0, nw) as Float32Array, dx as Float32Array);
+      if (dx)
+        dnn.convBackwardData(g, dy as Float32Array, params.subarray(0, nw) as Float32Array, dx as Float32Array, io.xLayout, io.yLayout);
       return;
     }
+    plainLayouts(io, this.type);
     // The columns of the forward pass are still in tape.cols only when the whole batch was one chunk.
     const single = tape.chunk >= batch;
     // dx as a convolution of the slope (see Conv2d.transposed), or by col2im.

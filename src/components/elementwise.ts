@@ -7,6 +7,8 @@ import type { Component, ComponentContext, ComponentSpec, LayerIO } from "./comp
  */
 export abstract class Elementwise implements Component<null> {
   readonly role = "nonlinear" as const;
+  /** y_i = α(x_i) entry by entry: the same on blocked activations (src/chain/layouts.ts). */
+  readonly layoutBlind = true;
   readonly outputShape: readonly number[];
   readonly inputSize: number;
   readonly outputSize: number;

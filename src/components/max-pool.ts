@@ -1,6 +1,7 @@
 import type { z } from "zod";
+import type { Backend } from "../core/backend.js";
 import type { DType, FloatArray } from "../core/dtype.js";
-import type { Component, ComponentContext, LayerIO } from "./component.js";
+import { type Component, type ComponentContext, type LayerIO, plainLayouts } from "./component.js";
 import { Pool2d, poolSpecSchema } from "./pool2d.js";
 import type { InputBounds, NonlinearConstants, SmoothingRule } from "./smoothness.js";
 
@@ -82,6 +83,11 @@ export class MaxPool2d extends Pool2d<MaxPoolSpec> implements Component<MaxPoolT
     return { argmax: new Int32Array(batch * this.outputSize), dnn: null };
   }
 
+  /** Whether a call at `batch` runs on oneDNN pooling (as dnnFor decides), which takes blocked layouts. */
+  acceptsBlockedLayouts(backend: Backend, batch: number, dtype: DType): boolean {
+    return dtype === "float32" && backend.dnn !== undefined && backend.dnn.supportsPool(this.windowGeometry(batch));
+  }
+
   forward(ctx: ComponentContext, io: LayerIO<MaxPoolTape>): void {
     const { x, y } = io;
     const dnn = this.dnnFor(ctx, x);
@@ -89,13 +95,14 @@ export class MaxPool2d extends Pool2d<MaxPoolSpec> implements Component<MaxPoolT
       // oneDNN's pooling_forward (max; its ties and NaNs: see docs/performance.md), keeping the
       // workspace its backward reads. The JVP recomputes the argmax only if it is asked for.
       const g = this.windowGeometry(ctx.batch);
-      const bytes = dnn.poolWorkspaceBytes(g, true);
+      const bytes = dnn.poolWorkspaceBytes(g, true, io.xLayout);
       let ws = io.tape.dnn?.workspace;
       if (!ws || ws.length < bytes) ws = new Uint8Array(bytes);
-      dnn.poolForward(g, true, x as Float32Array, y as Float32Array, ws);
+      dnn.poolForward(g, true, x as Float32Array, y as Float32Array, ws, io.xLayout, io.yLayout);
       io.tape.dnn = { workspace: ws, argmaxStale: true };
       return;
     }
+    plainLayouts(io, this.type);
     io.tape.dnn = null;
     this.selectMax(ctx.batch, x, y, io.tape.argmax);
   }
@@ -155,9 +162,10 @@ export class MaxPool2d extends Pool2d<MaxPoolSpec> implements Component<MaxPoolT
     const d = io.tape.dnn;
     const dnn = d ? this.dnnFor(ctx, io.x) : null;
     if (d && dnn) {
-      dnn.poolBackward(this.windowGeometry(ctx.batch), true, dy as Float32Array, dx as Float32Array, d.workspace);
+      dnn.poolBackward(this.windowGeometry(ctx.batch), true, dy as Float32Array, dx as Float32Array, d.workspace, io.xLayout, io.yLayout);
       return;
     }
+    plainLayouts(io, this.type);
     this.ensureArgmax(ctx, io);
     const argmax = io.tape.argmax;
     const n = ctx.batch * this.outputSize;

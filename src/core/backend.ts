@@ -166,27 +166,85 @@ export interface BatchNormGeometry {
 }
 
 /**
+ * The memory layout of a 4-D activation tensor N × C × H × W: 0 is plain NCHW; 8 and 16 are
+ * oneDNN's blocked nChw8c and nChw16c (channels in blocks of 8 or 16, innermost; oneDNN Developer
+ * Guide, "Understanding Memory Formats"), used between consecutive oneDNN layers
+ * (src/chain/layouts.ts). A blocked tensor with C a multiple of the block has the plain one's size.
+ */
+export type ActivationLayout = 0 | 8 | 16;
+
+/**
  * float32 convolution, pooling and batch-normalization primitives on NCHW tensors (oneDNN: convolution_forward,
- * convolution_backward_data/_weights, pooling_forward/_backward). Outputs are overwritten.
+ * convolution_backward_data/_weights, pooling_forward/_backward). Outputs are overwritten. The
+ * optional `xLayout` / `yLayout` give the layout of the input-side (x, dx) and output-side (y, dy)
+ * activations (default plain); the results are the same bits in every layout.
  */
 export interface DnnPrimitives {
   /** Library and version, e.g. `oneDNN 2.6.3`. */
   readonly description: string;
+  /**
+   * The blocked layout the convolutions pick on this CPU (16 with AVX-512, 8 with AVX2), in which a
+   * chain keeps activations between oneDNN layers; 0 or absent: plain layouts only (also for addons
+   * built before layouts were accepted).
+   */
+  readonly activationBlock?: ActivationLayout;
   /** Whether the geometry is supported (the window must fit the padded input without right-side cropping). */
   supportsConv(g: ConvGeometry): boolean;
   supportsPool(g: PoolWindowGeometry): boolean;
   /** y = conv(x, w) + b (b optional). */
-  convForward(g: ConvGeometry, x: Float32Array, w: Float32Array, b: Float32Array | null, y: Float32Array): void;
+  convForward(
+    g: ConvGeometry,
+    x: Float32Array,
+    w: Float32Array,
+    b: Float32Array | null,
+    y: Float32Array,
+    xLayout?: ActivationLayout,
+    yLayout?: ActivationLayout,
+  ): void;
   /** dx = ∂⟨dy, conv(x, w)⟩/∂x. */
-  convBackwardData(g: ConvGeometry, dy: Float32Array, w: Float32Array, dx: Float32Array): void;
+  convBackwardData(
+    g: ConvGeometry,
+    dy: Float32Array,
+    w: Float32Array,
+    dx: Float32Array,
+    xLayout?: ActivationLayout,
+    yLayout?: ActivationLayout,
+  ): void;
   /** dw, db = ∂⟨dy, conv(x, w) + b⟩/∂(w, b) (db optional). */
-  convBackwardWeights(g: ConvGeometry, x: Float32Array, dy: Float32Array, dw: Float32Array, db: Float32Array | null): void;
-  /** Bytes of the workspace max pooling's forward leaves for its backward (0 for average pooling). */
-  poolWorkspaceBytes(g: PoolWindowGeometry, max: boolean): number;
-  /** Max pooling (padding −∞, workspace written) or average pooling (padding counted as zeros, divisor kh·kw). */
-  poolForward(g: PoolWindowGeometry, max: boolean, x: Float32Array, y: Float32Array, workspace: Uint8Array | null): void;
-  /** dx = Aᵀ dy, the adjoint of the pooling (max pooling: through the forward's workspace). */
-  poolBackward(g: PoolWindowGeometry, max: boolean, dy: Float32Array, dx: Float32Array, workspace: Uint8Array | null): void;
+  convBackwardWeights(
+    g: ConvGeometry,
+    x: Float32Array,
+    dy: Float32Array,
+    dw: Float32Array,
+    db: Float32Array | null,
+    xLayout?: ActivationLayout,
+    yLayout?: ActivationLayout,
+  ): void;
+  /** Bytes of the workspace max pooling's forward leaves for its backward (0 for average pooling), for an input in `xLayout`. */
+  poolWorkspaceBytes(g: PoolWindowGeometry, max: boolean, xLayout?: ActivationLayout): number;
+  /**
+   * Max pooling (padding −∞, workspace written) or average pooling (padding counted as zeros,
+   * divisor kh·kw), computed in x's layout and written in y's.
+   */
+  poolForward(
+    g: PoolWindowGeometry,
+    max: boolean,
+    x: Float32Array,
+    y: Float32Array,
+    workspace: Uint8Array | null,
+    xLayout?: ActivationLayout,
+    yLayout?: ActivationLayout,
+  ): void;
+  /** dx = Aᵀ dy, the adjoint of the pooling (max pooling: through the forward's workspace, of the same layouts). */
+  poolBackward(
+    g: PoolWindowGeometry,
+    max: boolean,
+    dy: Float32Array,
+    dx: Float32Array,
+    workspace: Uint8Array | null,
+    xLayout?: ActivationLayout,
+    yLayout?: ActivationLayout,
+  ): void;
   /**
    * Batch normalization y = γ ⊙ (x − μ)/√(σ² + ε) + β per channel (γ = `scale`, β = `shift`, both
    * null for y = x̂; see src/components/batch-norm.ts). `training`: μ and the biased σ² of the batch

@@ -2,7 +2,15 @@ import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Backend, BatchNormGeometry, ConvGeometry, DnnPrimitives, ElementwiseKernels, PoolWindowGeometry } from "../core/backend.js";
+import type {
+  ActivationLayout,
+  Backend,
+  BatchNormGeometry,
+  ConvGeometry,
+  DnnPrimitives,
+  ElementwiseKernels,
+  PoolWindowGeometry,
+} from "../core/backend.js";
 import type { FloatArray } from "../core/dtype.js";
 import { portableBackend } from "../core/portable.js";
 
@@ -158,12 +166,23 @@ export interface NativeBlasBinding {
   kernelIsa?(name?: "avx2" | "baseline"): "avx2" | "baseline";
   // oneDNN (native/src/chainopt_dnn.cc): present only when the addon was built with oneDNN.
   readonly dnnlVersion?: string;
-  dnnConvForward?(g: Int32Array, x: Float32Array, w: Float32Array, b: Float32Array | null, y: Float32Array): void;
-  dnnConvBackwardData?(g: Int32Array, dy: Float32Array, w: Float32Array, dx: Float32Array): void;
-  dnnConvBackwardWeights?(g: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array, db: Float32Array | null): void;
-  dnnPoolWorkspaceBytes?(g: Int32Array, max: boolean): number;
-  dnnPoolForward?(g: Int32Array, max: boolean, x: Float32Array, y: Float32Array, ws: Uint8Array | null): void;
-  dnnPoolBackward?(g: Int32Array, max: boolean, dy: Float32Array, dx: Float32Array, ws: Uint8Array | null): void;
+  // The trailing layouts (0 NCHW, 8 nChw8c, 16 nChw16c) are accepted by addons that have dnnActivationBlock.
+  dnnConvForward?(g: Int32Array, x: Float32Array, w: Float32Array, b: Float32Array | null, y: Float32Array, xl?: number, yl?: number): void;
+  dnnConvBackwardData?(g: Int32Array, dy: Float32Array, w: Float32Array, dx: Float32Array, xl?: number, yl?: number): void;
+  dnnConvBackwardWeights?(
+    g: Int32Array,
+    x: Float32Array,
+    dy: Float32Array,
+    dw: Float32Array,
+    db: Float32Array | null,
+    xl?: number,
+    yl?: number,
+  ): void;
+  dnnPoolWorkspaceBytes?(g: Int32Array, max: boolean, xl?: number): number;
+  dnnPoolForward?(g: Int32Array, max: boolean, x: Float32Array, y: Float32Array, ws: Uint8Array | null, xl?: number, yl?: number): void;
+  dnnPoolBackward?(g: Int32Array, max: boolean, dy: Float32Array, dx: Float32Array, ws: Uint8Array | null, xl?: number, yl?: number): void;
+  /** The blocked activation layout oneDNN's convolutions pick here (16, 8 or 0); absent from addons without layout arguments. */
+  dnnActivationBlock?(): number;
   /** Batch normalization: geometry [N, C, S], flags (1 running statistics, 2 affine), ε. */
   dnnBatchNormForward?(
     g: Int32Array,
@@ -219,6 +238,12 @@ export interface NativePaths {
   dnn?: boolean;
   /** Multi-threaded element-wise kernels (optimizer updates, ReLU). */
   kernels?: boolean;
+  /**
+   * Blocked activation layouts between consecutive oneDNN layers in gradient passes
+   * (src/chain/layouts.ts; same results bit for bit, fewer reorders). Default: when the addon
+   * accepts layouts and oneDNN is used; `CHAINOPT_DNN_LAYOUTS=0` turns them off for the loaded backend.
+   */
+  layouts?: boolean;
 }
 
 /** `[N, C, H, W, F, OH, OW, KH, KW, SH, SW, PH, PW]`, the addon's convolution geometry. */
@@ -251,11 +276,14 @@ function rightPaddingOk(input: number, output: number, kernel: number, stride: n
 }
 
 /** The oneDNN primitives of an addon built with oneDNN. */
-function dnnPrimitives(b: NativeBlasBinding): DnnPrimitives | undefined {
+function dnnPrimitives(b: NativeBlasBinding, layouts: boolean): DnnPrimitives | undefined {
   const { dnnConvForward, dnnConvBackwardData, dnnConvBackwardWeights, dnnPoolWorkspaceBytes, dnnPoolForward, dnnPoolBackward } = b;
   if (!b.dnnlVersion || !dnnConvForward || !dnnConvBackwardData || !dnnConvBackwardWeights) return undefined;
   if (!dnnPoolWorkspaceBytes || !dnnPoolForward || !dnnPoolBackward) return undefined;
   const { dnnBatchNormForward: bnForward, dnnBatchNormBackward: bnBackward } = b;
+  // Blocked activations between oneDNN layers (src/chain/layouts.ts), when the addon accepts layouts.
+  const block = b.dnnActivationBlock && layouts ? b.dnnActivationBlock() : 0;
+  const activationBlock: ActivationLayout | 0 = block === 8 || block === 16 ? block : 0;
   // Batch-norm entries: absent from addons built before them (the component then stays on TypeScript).
   const batchNorm: Pick<DnnPrimitives, "batchNormForward" | "batchNormBackward"> =
     bnForward && bnBackward
@@ -284,12 +312,13 @@ function dnnPrimitives(b: NativeBlasBinding): DnnPrimitives | undefined {
     description: `oneDNN ${b.dnnlVersion}`,
     supportsConv: (g) => g.batch > 0 && rightPaddingOk(g.inH, g.outH, g.kh, g.sh, g.ph) && rightPaddingOk(g.inW, g.outW, g.kw, g.sw, g.pw),
     supportsPool: (g) => g.batch > 0 && rightPaddingOk(g.h, g.oh, g.kh, g.sh, g.ph) && rightPaddingOk(g.w, g.ow, g.kw, g.sw, g.pw),
-    convForward: (g, x, w, bias, y) => dnnConvForward(convGeometryArray(g), x, w, bias, y),
-    convBackwardData: (g, dy, w, dx) => dnnConvBackwardData(convGeometryArray(g), dy, w, dx),
-    convBackwardWeights: (g, x, dy, dw, db) => dnnConvBackwardWeights(convGeometryArray(g), x, dy, dw, db),
-    poolWorkspaceBytes: (g, max) => dnnPoolWorkspaceBytes(poolGeometryArray(g), max),
-    poolForward: (g, max, x, y, ws) => dnnPoolForward(poolGeometryArray(g), max, x, y, ws),
-    poolBackward: (g, max, dy, dx, ws) => dnnPoolBackward(poolGeometryArray(g), max, dy, dx, ws),
+    ...(activationBlock ? { activationBlock } : {}),
+    convForward: (g, x, w, bias, y, xl = 0, yl = 0) => dnnConvForward(convGeometryArray(g), x, w, bias, y, xl, yl),
+    convBackwardData: (g, dy, w, dx, xl = 0, yl = 0) => dnnConvBackwardData(convGeometryArray(g), dy, w, dx, xl, yl),
+    convBackwardWeights: (g, x, dy, dw, db, xl = 0, yl = 0) => dnnConvBackwardWeights(convGeometryArray(g), x, dy, dw, db, xl, yl),
+    poolWorkspaceBytes: (g, max, xl = 0) => dnnPoolWorkspaceBytes(poolGeometryArray(g), max, xl),
+    poolForward: (g, max, x, y, ws, xl = 0, yl = 0) => dnnPoolForward(poolGeometryArray(g), max, x, y, ws, xl, yl),
+    poolBackward: (g, max, dy, dx, ws, xl = 0, yl = 0) => dnnPoolBackward(poolGeometryArray(g), max, dy, dx, ws, xl, yl),
   };
 }
 
@@ -399,8 +428,10 @@ export class NativeBackend implements Backend {
     readonly addonPath: string,
     paths: NativePaths = {},
   ) {
-    const dnn = paths.dnn === false ? undefined : dnnPrimitives(binding);
+    const dnn = paths.dnn === false ? undefined : dnnPrimitives(binding, paths.layouts !== false);
     if (paths.dnn === true && !dnn) throw new Error("oneDNN was requested, but the native addon was built without it");
+    if (paths.layouts === true && !dnn?.activationBlock)
+      throw new Error("blocked oneDNN layouts were requested, but this addon or CPU has none");
     if (dnn) this.dnn = dnn;
     const kernels = paths.kernels === false ? undefined : elementwiseKernels(binding);
     if (paths.kernels === true && !kernels) throw new Error("native element-wise kernels were requested, but the addon lacks them");
@@ -659,6 +690,11 @@ export function nativeLoadError(): string | null {
   return cached?.error ?? null;
 }
 
+/** `CHAINOPT_DNN_LAYOUTS=0` keeps every activation in plain NCHW (for comparisons); anything else leaves the default. */
+function layoutsFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): false | undefined {
+  return env.CHAINOPT_DNN_LAYOUTS?.trim() === "0" ? false : undefined;
+}
+
 /** `CHAINOPT_ONEDNN=0` turns oneDNN off (im2col + OpenBLAS convolutions); anything else leaves the default. */
 function dnnFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): false | undefined {
   return env.CHAINOPT_ONEDNN?.trim() === "0" ? false : undefined;
@@ -701,7 +737,7 @@ export function loadNativeBackend(): NativeBackend | null {
     const binding = createRequire(import.meta.url)(path) as NativeBlasBinding;
     if (binding.abi !== ADDON_ABI)
       throw new Error(`addon interface ${binding.abi}, expected ${ADDON_ABI}: rebuild it with \`npx chainopt build-native\``);
-    const backend = new NativeBackend(binding, path, { dnn: dnnFromEnv() });
+    const backend = new NativeBackend(binding, path, { dnn: dnnFromEnv(), layouts: layoutsFromEnv() });
     // One thread count for OpenBLAS and OpenMP (docs/performance.md): CHAINOPT_THREADS, else OpenBLAS's default.
     backend.setThreads(threads ?? backend.threads);
     cached = { backend, error: null };

@@ -31,7 +31,11 @@ export function forward(chain: Chain, w: FloatArray, x: ArrayLike<number>, batch
   return ws.activations[chain.components.length];
 }
 
-/** Runs the forward pass and returns the workspace holding every intermediate. */
+/**
+ * Runs the forward pass and returns the workspace holding every intermediate. With
+ * `blockedLayouts`, activations between oneDNN layers stay in the workspace's layout plan
+ * (src/chain/layouts.ts): for a backward pass only (valueAndGradient).
+ */
 export function runForward(
   chain: Chain,
   w: FloatArray,
@@ -40,6 +44,7 @@ export function runForward(
   training: boolean,
   state: FloatArray | undefined,
   updateState: boolean,
+  blockedLayouts = false,
 ): ChainWorkspace {
   chain.checkParams(w);
   if (x.length < batch * chain.inputSize) {
@@ -54,10 +59,14 @@ export function runForward(
   else for (let i = 0; i < input.length; i++) input[i] = x[i];
   const ctx = componentContext(chain, batch, training, updateState && state !== undefined);
   const empty = input.subarray(0, 0);
+  const plan = blockedLayouts ? ws.layoutPlan : null;
+  ws.blockedLayouts = plan !== null;
   chain.components.forEach((c, i) => {
     const io = ws.io[i];
     io.params = chain.paramBlock(w, i);
     io.state = state && c.stateSize > 0 ? chain.stateBlock(state, i) : empty;
+    io.xLayout = plan ? plan[i] : 0;
+    io.yLayout = plan ? plan[i + 1] : 0;
     c.forward(ctx, io);
   });
   return ws;
@@ -79,6 +88,11 @@ export interface ValueAndGradient {
 export interface GradientOptions extends ForwardOptions {
   /** Buffer receiving the gradient (allocated when absent). */
   grad?: FloatArray;
+  /**
+   * Keep activations blocked between oneDNN layers where the backend allows it (default true;
+   * src/chain/layouts.ts): the same value and gradient bit for bit, fewer reorders.
+   */
+  blockedLayouts?: boolean;
 }
 
 /**
@@ -93,7 +107,18 @@ export function valueAndGradient(
   options: GradientOptions = {},
 ): ValueAndGradient {
   const training = options.training ?? true;
-  const ws = runForward(chain, w, batch.x, batch.size, training, options.state, options.updateState ?? false);
+  // Blocked layouts between oneDNN layers (src/chain/layouts.ts): this forward pass is read only by
+  // the backward pass below.
+  const ws = runForward(
+    chain,
+    w,
+    batch.x,
+    batch.size,
+    training,
+    options.state,
+    options.updateState ?? false,
+    options.blockedLayouts ?? true,
+  );
   const k = chain.components.length;
   const output = ws.activations[k];
   const slope = ws.slopes[0].subarray(0, output.length);

@@ -172,7 +172,8 @@ export class Linearization {
   workspace(): ChainWorkspace {
     const out = this.ws.activations[this.chain.components.length];
     const x = this.ws.activations[0];
-    let intact = true;
+    // A gradient pass in between may have left blocked activations (src/chain/layouts.ts).
+    let intact = !this.ws.blockedLayouts;
     for (let i = 0; i < out.length && intact; i++) if (out[i] !== this.outputCopy[i]) intact = false;
     for (let i = 0; i < x.length && intact; i++) if (x[i] !== this.batch.x[i]) intact = false;
     if (!intact) {
