@@ -7,7 +7,9 @@
 // - ConvNet preset (conv3x3-32, ReLU, maxpool2, conv3x3-64, ReLU, maxpool2, dense10; 3×32×32,
 //   batch 128): the training step with oneDNN, the same step with oneDNN off (im2col + OpenBLAS),
 //   and the oneDNN-only reference: its two convolutions alone (forward + backward-data +
-//   backward-weights each), the bare primitives called through the addon without the chain.
+//   backward-weights each), the bare primitives called through the addon without the chain; also
+//   that reference without conv 1's backward-data (the step computes no input gradient there), and
+//   the step with every activation NCHW (without blocked layouts between oneDNN layers).
 // - MLP 784-512-512-10 at batch 128 and MLP 784-4000-1000-4000-10 at batch 256 (the smoothing
 //   paper's network): the training step beside its GEMM roofline, the time of the step's matrix
 //   products alone (each GEMM of forward and backward, with the step's shapes and transposes,
@@ -167,7 +169,7 @@ function mlpRoofline(widths: number[], batch: number): { gflop: number; once: ()
 }
 
 /** The ConvNet's two convolutions on the bare oneDNN primitives: forward + backward-data + backward-weights each, as a closure. */
-function dnnConvolutions(batch: number): (() => void) | null {
+function dnnConvolutions(batch: number, firstBackwardData: boolean): (() => void) | null {
   const b = native.raw;
   if (!b.dnnConvForward || !b.dnnConvBackwardData || !b.dnnConvBackwardWeights) return null;
   // [N, C, H, W, F, OH, OW, KH, KW, SH, SW, PH, PW]
@@ -189,11 +191,11 @@ function dnnConvolutions(batch: number): (() => void) | null {
     };
   });
   return () => {
-    for (const t of layers) {
+    layers.forEach((t, i) => {
       b.dnnConvForward!(t.g, t.x, t.w, t.bias, t.y);
       b.dnnConvBackwardWeights!(t.g, t.x, t.y, t.dw, t.db);
-      b.dnnConvBackwardData!(t.g, t.y, t.w, t.dx);
-    }
+      if (i > 0 || firstBackwardData) b.dnnConvBackwardData!(t.g, t.y, t.w, t.dx);
+    });
   };
 }
 
@@ -263,27 +265,53 @@ function stepRows(threads: number): void {
   const dnnOff = native.withPaths({ dnn: false });
   const dnnOn = native.dnn ? native : null;
   const conv = convnet({ input: [3, 32, 32] });
-  // The oneDNN step and its reference in alternation (paired), as the MLP rows below.
-  const reference = dnnConvolutions(128);
+  // The oneDNN step and its references in alternation (paired), as the MLP rows below. Two
+  // references: the issue's (both convolutions' three passes) and the passes the step calls (no
+  // input gradient below the first layer with parameters: conv 1 has no backward-data pass).
+  const reference = dnnConvolutions(128, true);
+  const stepReference = dnnConvolutions(128, false);
   const convBlock = quick ? 1 : 3;
   const convStep = dnnOn ? stepper(conv, [3, 32, 32], 128, dnnOn) : null;
-  const convPair =
-    convStep && reference
+  const blocked = dnnOn?.dnn?.activationBlock ?? 0;
+  const convPlainStep = dnnOn && blocked ? stepper(conv, [3, 32, 32], 128, dnnOn.withPaths({ layouts: false })) : null;
+  const pair = (ref: (() => void) | null) =>
+    convStep && ref
       ? paired(
           () => blockMs(convStep, convBlock),
-          () => blockMs(reference, convBlock),
+          () => blockMs(ref, convBlock),
         )
       : null;
+  const convPair = pair(reference);
+  const convStepPair = pair(stepReference);
+  const plainPair = pair(convPlainStep);
   const convOn = convPair?.a ?? null;
-  const convRef = convPair?.b ?? null;
   const convOff = stepMs(conv, [3, 32, 32], 128, dnnOff, convBlock);
-  rows.push({ threads, row: "ConvNet step, oneDNN (batch 128)", ms: convOn, note: convOn === null ? "addon without oneDNN" : "" });
+  const alternating = `median of ${reps} alternating rounds`;
+  rows.push({
+    threads,
+    row: `ConvNet step, oneDNN (batch 128${blocked ? `, activations nChw${blocked}c between oneDNN layers` : ""})`,
+    ms: convOn,
+    note: convOn === null ? "addon without oneDNN" : "",
+  });
+  if (plainPair)
+    rows.push({
+      threads,
+      row: "  the same step with every activation NCHW (reorders at each oneDNN call)",
+      ms: plainPair.b,
+      note: `blocked / NCHW step = ${plainPair.ratio.toFixed(2)} (${alternating})`,
+    });
   rows.push({ threads, row: "ConvNet step, im2col + OpenBLAS (batch 128)", ms: convOff, note: "" });
   rows.push({
     threads,
     row: "oneDNN only: the ConvNet's 2 convolutions, fwd + bwd-data + bwd-weights",
-    ms: convRef,
-    note: convPair ? `step / reference = ${convPair.ratio.toFixed(2)} (median of ${reps} alternating rounds)` : "",
+    ms: convPair?.b ?? null,
+    note: convPair ? `step / reference = ${convPair.ratio.toFixed(2)} (${alternating})` : "",
+  });
+  rows.push({
+    threads,
+    row: "oneDNN only: the 5 convolution passes the step calls (no bwd-data of conv 1)",
+    ms: convStepPair?.b ?? null,
+    note: convStepPair ? `step / reference = ${convStepPair.ratio.toFixed(2)} (${alternating})` : "",
   });
   // Each MLP step and its roofline in alternation (paired): the ratio is the median of per-round ratios.
   for (const [name, widths, batch, block] of [
