@@ -11,7 +11,7 @@ import { createDataset, fullBatch } from "../src/data/dataset.js";
 import { loadNativeBackend, nativeLoadError } from "../src/node/index.js";
 import { createObjective } from "../src/objectives/objective.js";
 import { sgd } from "../src/optim/aliases.js";
-import { jvp, valueAndGradient } from "../src/oracles/first-order.js";
+import { forward, jvp, valueAndGradient } from "../src/oracles/first-order.js";
 import { Linearization } from "../src/second-order/index.js";
 import { Trainer } from "../src/train/trainer.js";
 
@@ -124,6 +124,12 @@ describe("blocked layouts on oneDNN: the same gradients as NCHW", { skip }, () =
         assert.ok(Object.is(a.value, ref.value), `value ${a.value} vs ${ref.value}`);
         for (let i = 0; i < w.length; i++)
           if (!Object.is(a.grad[i], ref.grad[i])) assert.fail(`gradient entry ${i}: ${a.grad[i]} vs ${ref.grad[i]}`);
+        // Forward passes (evaluation) too.
+        for (const training of [false, true]) {
+          const fa = Array.from(forward(blocked, w, x, batch, { training }));
+          assert.deepEqual(fa, Array.from(forward(plain, w, x, batch, { training })), `forward, training ${training}`);
+          assert.equal(blocked.workspace(batch).blockedLayouts, true);
+        }
         // The same chain without layouts on request gives them too.
         const again = valueAndGradient(blocked, objective, w, b, { blockedLayouts: false });
         assert.deepEqual(Array.from(again.grad), Array.from(ref.grad));

@@ -184,7 +184,7 @@ export class ChainWorkspace {
   readonly slopes: [FloatArray, FloatArray];
   readonly batch: number;
   /**
-   * The activations' layouts a gradient pass may use (src/chain/layouts.ts; index i: input of
+   * The activations' layouts a forward or gradient pass may use (src/chain/layouts.ts; index i: input of
    * component i), or null when every one stays plain.
    */
   readonly layoutPlan: readonly ActivationLayout[] | null;

@@ -16,13 +16,14 @@ import type { DType } from "../core/dtype.js";
 // its input and output). The chain's input and output stay NCHW, and so does every tensor a
 // TypeScript component reads (flatten, dense, batch norm, softmax, …).
 //
-// Layouts are only used by gradient passes (valueAndGradient): forward, JVP, VJP and the
-// second-order oracles run on NCHW. Blocked tensors are a permutation of the plain one (no
+// Layouts are used by the passes whose intermediates only their own backward pass reads
+// (forward, objectiveValue, valueAndGradient); JVP, VJP and the second-order oracles, which read
+// the intermediates, run on NCHW. Blocked tensors are a permutation of the plain one (no
 // padding: the plan requires C to be a multiple of the block), the primitives are the same, so
 // results are the same bits in both layouts (test/native-dnn-layouts.test.ts).
 
 /**
- * The layout of each activation of a chain for a gradient pass at `batch` (index i: the input of
+ * The layout of each activation of a chain for a forward or gradient pass at `batch` (index i: the input of
  * component i; index K: the output), or null when none is blocked (no oneDNN layouts on this
  * backend, float64, or no two adjacent layout-taking components).
  */

@@ -239,7 +239,7 @@ export interface NativePaths {
   /** Multi-threaded element-wise kernels (optimizer updates, ReLU). */
   kernels?: boolean;
   /**
-   * Blocked activation layouts between consecutive oneDNN layers in gradient passes
+   * Blocked activation layouts between consecutive oneDNN layers in forward and gradient passes
    * (src/chain/layouts.ts; same results bit for bit, fewer reorders). Default: when the addon
    * accepts layouts and oneDNN is used; `CHAINOPT_DNN_LAYOUTS=0` turns them off for the loaded backend.
    */

@@ -20,6 +20,13 @@ export interface ForwardOptions {
   state?: FloatArray;
   /** Update the running statistics in `state` (training steps only; default false). */
   updateState?: boolean;
+  /**
+   * Keep activations blocked between oneDNN layers where the backend allows it (default true;
+   * src/chain/layouts.ts): the same results bit for bit, fewer reorders. Used by `forward`,
+   * `objectiveValue` and `valueAndGradient`, whose intermediates nothing but their own backward
+   * pass reads; the oracles that read intermediates (VJP, JVP, second order) always run NCHW.
+   */
+  blockedLayouts?: boolean;
 }
 
 /**
@@ -27,14 +34,23 @@ export interface ForwardOptions {
  * valid until the next oracle call on a batch of the same size.
  */
 export function forward(chain: Chain, w: FloatArray, x: ArrayLike<number>, batch: number, options: ForwardOptions = {}): FloatArray {
-  const ws = runForward(chain, w, x, batch, options.training ?? false, options.state, options.updateState ?? false);
+  const ws = runForward(
+    chain,
+    w,
+    x,
+    batch,
+    options.training ?? false,
+    options.state,
+    options.updateState ?? false,
+    options.blockedLayouts ?? true,
+  );
   return ws.activations[chain.components.length];
 }
 
 /**
  * Runs the forward pass and returns the workspace holding every intermediate. With
  * `blockedLayouts`, activations between oneDNN layers stay in the workspace's layout plan
- * (src/chain/layouts.ts): for a backward pass only (valueAndGradient).
+ * (src/chain/layouts.ts): for passes whose intermediates only their own backward pass reads.
  */
 export function runForward(
   chain: Chain,
@@ -88,11 +104,6 @@ export interface ValueAndGradient {
 export interface GradientOptions extends ForwardOptions {
   /** Buffer receiving the gradient (allocated when absent). */
   grad?: FloatArray;
-  /**
-   * Keep activations blocked between oneDNN layers where the backend allows it (default true;
-   * src/chain/layouts.ts): the same value and gradient bit for bit, fewer reorders.
-   */
-  blockedLayouts?: boolean;
 }
 
 /**
