@@ -68,6 +68,31 @@ describe("layout plan", () => {
     assert.deepEqual(layoutsOf(spec, withBlock(8)), [0, 8, 8, 0, 0, 0, 0, 0, 0, 0, 0]);
     assert.equal(layoutsOf(spec, withBlock(16), 4, "float64"), null);
     assert.equal(layoutsOf(spec, portableBackend), null);
+    // With oneDNN batch norm: blocked through it when what follows can take or convert the layout
+    // (pooling writes NCHW for flatten), NCHW when its output must be (a tied ReLU before flatten).
+    const bnBackend = (() => {
+      const dnn = {
+        activationBlock: 16,
+        supportsConv: () => true,
+        supportsPool: () => true,
+        batchNormForward: () => {},
+        batchNormBackward: () => {},
+      };
+      return Object.create(portableBackend, { dnn: { value: dnn } }) as Backend;
+    })();
+    const bnPool: ModelSpecInput = {
+      input: [3, 8, 8],
+      layers: [
+        conv(16),
+        { type: "batchNorm" },
+        { type: "relu" },
+        { type: "maxPool2d", size: 2 },
+        { type: "flatten" },
+        { type: "dense", units: 2 },
+      ],
+    };
+    assert.deepEqual(layoutsOf(bnPool, bnBackend), [0, 16, 16, 16, 0, 0, 0]);
+    assert.deepEqual(layoutsOf(spec, bnBackend), [0, 16, 16, 0, 0, 0, 0, 0, 0, 0, 0]);
     // Element-wise layers alone (no oneDNN layer on either side) stay NCHW.
     assert.equal(layoutsOf({ input: [16, 4, 4], layers: [{ type: "relu" }, { type: "tanh" }, { type: "flatten" }] }, withBlock(16)), null);
   });
@@ -136,6 +161,64 @@ describe("blocked layouts on oneDNN: the same gradients as NCHW", { skip }, () =
       });
     }
   }
+
+  it("batch norm on blocked activations: the gradient and running statistics agree with NCHW to float32 rounding, deterministically", () => {
+    const spec: ModelSpecInput = {
+      input: [3, 16, 16],
+      layers: [
+        conv(32),
+        { type: "batchNorm" },
+        { type: "relu" },
+        { type: "maxPool2d", size: 2 },
+        conv(16),
+        { type: "batchNorm", affine: false },
+        { type: "relu" },
+        { type: "maxPool2d", size: 2 },
+        { type: "flatten" },
+        { type: "dense", units: 10 },
+      ],
+    };
+    const batch = 12;
+    const blocked = createChain(spec, { backend: native!, dtype: "float32" });
+    const plan = blocked.workspace(batch).layoutPlan;
+    assert.ok(plan && plan[1] !== 0 && plan[2] !== 0, `blocked through batch norm: ${plan}`);
+    const rng = new Rng(5);
+    const x = Float32Array.from({ length: batch * blocked.inputSize }, () => rng.uniform() - 0.5);
+    const b = { x, size: batch, labels: Int32Array.from({ length: batch }, (_, i) => i % 10) };
+    const w = blocked.initParams(4);
+    const objective = createObjective("logistic", 1e-3);
+    const run = (backend: Backend) => {
+      const chain = createChain(spec, { backend, dtype: "float32" });
+      const state = chain.initState();
+      const r = valueAndGradient(chain, objective, w, b, { state, updateState: true });
+      return {
+        value: r.value,
+        grad: Float64Array.from(r.grad),
+        state: Float64Array.from(state),
+        eval: Float64Array.from(forward(chain, w, x, batch, { state })),
+      };
+    };
+    const a = run(native!);
+    const ref = run(plainBackend!);
+    const rel = (u: Float64Array, v: Float64Array) => {
+      let num = 0;
+      let den = 0;
+      for (let i = 0; i < u.length; i++) {
+        num += (u[i] - v[i]) ** 2;
+        den += v[i] ** 2;
+      }
+      return Math.sqrt(num / den);
+    };
+    // oneDNN's blocked batch norm sums its statistics in another order than its NCHW kernel.
+    assert.ok(Math.abs(a.value - ref.value) < 1e-5 * Math.abs(ref.value));
+    assert.ok(rel(a.grad, ref.grad) < 1e-4, `gradient: ${rel(a.grad, ref.grad)}`);
+    assert.ok(rel(a.state, ref.state) < 1e-5, `running statistics: ${rel(a.state, ref.state)}`);
+    assert.ok(rel(a.eval, ref.eval) < 1e-5, `evaluation: ${rel(a.eval, ref.eval)}`);
+    // The same bits on a second run (resume stays bit-identical).
+    const again = run(native!);
+    assert.deepEqual(Array.from(again.grad), Array.from(a.grad));
+    assert.deepEqual(Array.from(again.state), Array.from(a.state));
+  });
 
   it("oracles that read the activations after a blocked gradient pass see NCHW (Linearization re-runs its forward pass)", () => {
     const spec = convnet({ input: [3, 16, 16] });

@@ -489,8 +489,12 @@ PoolBackward& GetPoolBackward(const PoolGeom& g, bool max, tag t = tag::nchw) {
 // channel-major (NCHW, or N×C).
 struct BnGeom {
   int64_t n, c, s;
-  // N×C as oneDNN's 2-D `nc`; N×C×S as `nchw` with W = 1 (the statistics run over N·H·W either way).
-  memory::desc data() const { return s == 1 ? Plain({n, c}, tag::nc) : Plain({n, c, s, 1}, tag::nchw); }
+  // The activations' layout (GetLayout): NCHW, or blocked nChw8c / nChw16c between oneDNN layers.
+  tag layout = tag::nchw;
+  // N×C as oneDNN's 2-D `nc`; N×C×S as `nchw` with W = 1 (the statistics run over N·H·W either
+  // way). A blocked N×C×H×W tensor is the blocked N×C×(H·W)×1 one entry for entry: offset
+  // ((n·C/b + c/b)·H·W + h·W + w)·b + c mod b either way.
+  memory::desc data() const { return s == 1 ? Plain({n, c}, tag::nc) : Plain({n, c, s, 1}, layout); }
   int64_t size() const { return n * c * s; }
 };
 
@@ -510,7 +514,7 @@ std::string BnKey(const char* kind, const BnGeom& g, int flags, float eps) {
   std::memcpy(&bits, &eps, sizeof bits);
   std::string k = KeyPrefix(kind);
   for (int64_t v : {g.n, g.c, g.s, static_cast<int64_t>(flags), static_cast<int64_t>(bits)}) k += "," + std::to_string(v);
-  return k;
+  return k + LayoutKey(g.layout);
 }
 
 // forward_training in both modes: with use_global_stats it reads the given statistics instead of
@@ -779,18 +783,20 @@ bool GetBnArgs(napi_env env, const char* fn, napi_value* argv, BnGeom* g, int* f
   return true;
 }
 
-// dnnBatchNormForward(geometry, flags, epsilon, x, scale | null, shift | null, mean, variance, y):
+// dnnBatchNormForward(geometry, flags, epsilon, x, scale | null, shift | null, mean, variance, y, layout?):
 // y = γ ⊙ (x − μ)/√(σ² + ε) + β per channel. Training (flags without kBnGlobalStats): μ and the
 // biased σ² of the batch are written to mean and variance; evaluation: they are read from them.
 napi_value BnForwardEntry(napi_env env, napi_callback_info info) {
   const char* fn = "dnnBatchNormForward";
-  napi_value argv[9];
+  napi_value argv[10];
   BnGeom g;
   int flags;
   float eps;
   void *x, *scale, *shift, *mean, *var, *y;
   size_t lx, lscale, lshift, lmean, lvar, ly;
-  if (!GetArgs(env, info, fn, 9, argv) || !GetBnArgs(env, fn, argv, &g, &flags, &eps)) return nullptr;
+  if (!GetArgsOptional(env, info, fn, 9, 1, argv) || !GetBnArgs(env, fn, argv, &g, &flags, &eps) ||
+      !GetLayout(env, argv[9], fn, "layout", &g.layout))
+    return nullptr;
   const bool affine = flags & kBnAffine;
   if (!GetTyped(env, argv[3], fn, "x", napi_float32_array, false, &x, &lx) ||
       !GetTyped(env, argv[4], fn, "scale", napi_float32_array, !affine, &scale, &lscale) ||
@@ -820,20 +826,22 @@ napi_value BnForwardEntry(napi_env env, napi_callback_info info) {
 }
 
 // dnnBatchNormBackward(geometry, flags, epsilon, x, dy, mean, variance, scale | null, shift | null,
-// dx | null, dscale | null, dshift | null): the VJP of dnnBatchNormForward with the statistics of its call.
+// dx | null, dscale | null, dshift | null, layout?): the VJP of dnnBatchNormForward with the statistics of its call.
 // Training: through μ and σ² (dx = s·(g − mean(g) − x̂ ⊙ mean(x̂ ⊙ g)), g = γ ⊙ dy); evaluation:
 // dx = γ·s·dy. dscale = Σ dy ⊙ x̂, dshift = Σ dy (affine only). Outputs are overwritten; a null
 // output is computed into scratch and dropped. oneDNN 2.x's backward with use_shift wants the shift
 // argument too, although dx and dγ do not depend on β.
 napi_value BnBackwardEntry(napi_env env, napi_callback_info info) {
   const char* fn = "dnnBatchNormBackward";
-  napi_value argv[12];
+  napi_value argv[13];
   BnGeom g;
   int flags;
   float eps;
   void *x, *dy, *mean, *var, *scale, *shift, *dx, *dscale, *dshift;
   size_t lx, ldy, lmean, lvar, lscale, lshift, ldx, ldscale, ldshift;
-  if (!GetArgs(env, info, fn, 12, argv) || !GetBnArgs(env, fn, argv, &g, &flags, &eps)) return nullptr;
+  if (!GetArgsOptional(env, info, fn, 12, 1, argv) || !GetBnArgs(env, fn, argv, &g, &flags, &eps) ||
+      !GetLayout(env, argv[12], fn, "layout", &g.layout))
+    return nullptr;
   const bool affine = flags & kBnAffine;
   if (!GetTyped(env, argv[3], fn, "x", napi_float32_array, false, &x, &lx) ||
       !GetTyped(env, argv[4], fn, "dy", napi_float32_array, false, &dy, &ldy) ||

@@ -1,7 +1,7 @@
 import { z } from "zod";
-import type { BatchNormGeometry, DnnPrimitives } from "../core/backend.js";
+import type { Backend, BatchNormGeometry, DnnPrimitives } from "../core/backend.js";
 import { allocate, type DType, type FloatArray } from "../core/dtype.js";
-import { type Component, type ComponentContext, type LayerIO, type ParamSpec, paramTable } from "./component.js";
+import { type Component, type ComponentContext, type LayerIO, type ParamSpec, paramTable, plainLayouts } from "./component.js";
 import type { InputBounds, NonlinearConstants } from "./smoothness.js";
 
 /** Spec schema of `{ type: "batchNorm", epsilon, momentum, affine }`. */
@@ -169,6 +169,17 @@ export class BatchNorm implements Component<BatchNormTape> {
   }
 
   /**
+   * Whether a call at `batch` runs on oneDNN (as dnnFor decides for a float32 chain) on N × C × H × W
+   * activations, which may then be blocked (src/chain/layouts.ts); x and y share one layout.
+   */
+  acceptsBlockedLayouts(backend: Backend, batch: number, dtype: DType): boolean {
+    const dnn = backend.dnn;
+    return dtype === "float32" && batch >= 1 && this.inputShape.length === 3 && !!dnn?.batchNormForward && !!dnn.batchNormBackward;
+  }
+  /** Batch norm cannot change the layout: its input and output are blocked together or not at all. */
+  readonly layoutTied = true;
+
+  /**
    * The backend's oneDNN primitives when this call runs on them: float32 data and parameters, a
    * backend that has oneDNN's batch normalization. The same answer for forward and backward of one call.
    */
@@ -210,6 +221,7 @@ export class BatchNorm implements Component<BatchNormTape> {
       this.forwardDnn(ctx, io, dnn);
       return;
     }
+    plainLayouts(io, this.type);
     tape.dnn = null;
     if (ctx.training) {
       const m = N * S;
@@ -292,7 +304,18 @@ export class BatchNorm implements Component<BatchNormTape> {
       }
     }
     const [scale, shift] = this.scaleShift(params);
-    dnn.batchNormForward!(this.geometry(ctx.batch), ctx.training, eps, x as Float32Array, scale, shift, mean, variance, y as Float32Array);
+    dnn.batchNormForward!(
+      this.geometry(ctx.batch),
+      ctx.training,
+      eps,
+      x as Float32Array,
+      scale,
+      shift,
+      mean,
+      variance,
+      y as Float32Array,
+      io.xLayout,
+    );
     for (let c = 0; c < C; c++) tape.invStd[c] = 1 / Math.sqrt(variance[c] + eps);
     if (ctx.training && ctx.updateState && state.length === 2 * C) {
       const m = ctx.batch * this.spatial;
@@ -345,9 +368,11 @@ export class BatchNorm implements Component<BatchNormTape> {
         dx as Float32Array | null,
         dp ? dp.subarray(0, C) : null,
         dp ? dp.subarray(C, 2 * C) : null,
+        io.xLayout,
       );
       return;
     }
+    plainLayouts(io, this.type);
     this.freshXhat(ctx, io);
     const { xhat, invStd, sum1, sum2 } = tape;
     const C = this.channels;

@@ -80,6 +80,8 @@ export interface Component<Tape = unknown> {
   acceptsBlockedLayouts?(backend: Backend, batch: number, dtype: DType): boolean;
   /** True for element-wise maps y_i = α(x_i), which work on any layout of x and y alike. */
   readonly layoutBlind?: boolean;
+  /** True when a component that takes blocked layouts needs x and y in the same one (batch norm). */
+  readonly layoutTied?: boolean;
   readonly params: readonly ParamSpec[];
   /** Total number of parameters. */
   readonly paramSize: number;

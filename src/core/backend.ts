@@ -249,7 +249,8 @@ export interface DnnPrimitives {
    * Batch normalization y = γ ⊙ (x − μ)/√(σ² + ε) + β per channel (γ = `scale`, β = `shift`, both
    * null for y = x̂; see src/components/batch-norm.ts). `training`: μ and the biased σ² of the batch
    * are written to `mean` and `variance`; else they are read from them (running statistics).
-   * Absent from addons built before it (components then keep their TypeScript loops).
+   * `layout`: of x and y (and dy, dx), for N × C × H × W activations (plain for N × C). Absent from
+   * addons built before it (components then keep their TypeScript loops).
    */
   batchNormForward?(
     g: BatchNormGeometry,
@@ -261,6 +262,7 @@ export interface DnnPrimitives {
     mean: Float32Array,
     variance: Float32Array,
     y: Float32Array,
+    layout?: ActivationLayout,
   ): void;
   /**
    * The VJP of {@link DnnPrimitives.batchNormForward} with the statistics of that call: dx (through
@@ -280,6 +282,7 @@ export interface DnnPrimitives {
     dx: Float32Array | null,
     dscale: Float32Array | null,
     dshift: Float32Array | null,
+    layout?: ActivationLayout,
   ): void;
 }
 

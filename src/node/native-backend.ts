@@ -194,6 +194,7 @@ export interface NativeBlasBinding {
     mean: Float32Array,
     variance: Float32Array,
     y: Float32Array,
+    layout?: number,
   ): void;
   dnnBatchNormBackward?(
     g: Int32Array,
@@ -208,6 +209,7 @@ export interface NativeBlasBinding {
     dx: Float32Array | null,
     dscale: Float32Array | null,
     dshift: Float32Array | null,
+    layout?: number,
   ): void;
   /** The implementation oneDNN chose for a convolution (0 forward, 1 backward-data, 2 backward-weights), e.g. `jit:avx2`. */
   dnnConvImpl?(g: Int32Array, which: number): string;
@@ -288,9 +290,9 @@ function dnnPrimitives(b: NativeBlasBinding, layouts: boolean): DnnPrimitives | 
   const batchNorm: Pick<DnnPrimitives, "batchNormForward" | "batchNormBackward"> =
     bnForward && bnBackward
       ? {
-          batchNormForward: (g, training, eps, x, scale, shift, mean, variance, y) =>
-            bnForward(batchNormGeometryArray(g), batchNormFlags(training, scale !== null), eps, x, scale, shift, mean, variance, y),
-          batchNormBackward: (g, training, eps, x, dy, mean, variance, scale, shift, dx, dscale, dshift) =>
+          batchNormForward: (g, training, eps, x, scale, shift, mean, variance, y, layout = 0) =>
+            bnForward(batchNormGeometryArray(g), batchNormFlags(training, scale !== null), eps, x, scale, shift, mean, variance, y, layout),
+          batchNormBackward: (g, training, eps, x, dy, mean, variance, scale, shift, dx, dscale, dshift, layout = 0) =>
             bnBackward(
               batchNormGeometryArray(g),
               batchNormFlags(training, scale !== null),
@@ -304,6 +306,7 @@ function dnnPrimitives(b: NativeBlasBinding, layouts: boolean): DnnPrimitives | 
               dx,
               dscale,
               dshift,
+              layout,
             ),
         }
       : {};
