@@ -9,7 +9,8 @@
 //   and the oneDNN-only reference: its two convolutions alone (forward + backward-data +
 //   backward-weights each), the bare primitives called through the addon without the chain; also
 //   that reference without conv 1's backward-data (the step computes no input gradient there), and
-//   the step with every activation NCHW (without blocked layouts between oneDNN layers).
+//   the step with every activation NCHW (without blocked layouts between oneDNN layers); and the
+//   ConvNet with batch norm after each convolution, blocked and NCHW.
 // - MLP 784-512-512-10 at batch 128 and MLP 784-4000-1000-4000-10 at batch 256 (the smoothing
 //   paper's network): the training step beside its GEMM roofline, the time of the step's matrix
 //   products alone (each GEMM of forward and backward, with the step's shapes and transposes,
@@ -301,6 +302,28 @@ function stepRows(threads: number): void {
       note: `blocked / NCHW step = ${plainPair.ratio.toFixed(2)} (${alternating})`,
     });
   rows.push({ threads, row: "ConvNet step, im2col + OpenBLAS (batch 128)", ms: convOff, note: "" });
+  // The ConvNet with batch norm after each convolution (conv-BN-ReLU-pool ×2): blocked layouts
+  // through batch norm against the same step on NCHW, alternating.
+  if (dnnOn && blocked) {
+    const bnNet = convnet({ input: [3, 32, 32] });
+    const layers = [...bnNet.layers];
+    layers.splice(4, 0, { type: "batchNorm" });
+    layers.splice(1, 0, { type: "batchNorm" });
+    const bnSpec = { ...bnNet, layers };
+    const bnBlocked = stepper(bnSpec, [3, 32, 32], 128, dnnOn);
+    const bnPlain = stepper(bnSpec, [3, 32, 32], 128, dnnOn.withPaths({ layouts: false }));
+    const bn = paired(
+      () => blockMs(bnBlocked, convBlock),
+      () => blockMs(bnPlain, convBlock),
+    );
+    rows.push({ threads, row: `ConvNet with batch norm (conv-BN-ReLU-pool ×2), oneDNN, nChw${blocked}c (batch 128)`, ms: bn.a, note: "" });
+    rows.push({
+      threads,
+      row: "  the same step with every activation NCHW",
+      ms: bn.b,
+      note: `blocked / NCHW step = ${bn.ratio.toFixed(2)} (${alternating})`,
+    });
+  }
   rows.push({
     threads,
     row: "oneDNN only: the ConvNet's 2 convolutions, fwd + bwd-data + bwd-weights",

@@ -15,7 +15,8 @@
 // - per max-pooling of the preset (128×32×32×32 → 16×16, 128×64×16×16 → 8×8), with
 //   dnnPoolLayoutBench: forward + backward on nchw and on the convolutions' blocked layout, oneDNN's
 //   ReLU on both, and the reorders between them;
-// - the ConvNet training step (Trainer.trainStep, oneDNN on) and two oneDNN-only references through
+// - the ConvNet training step (Trainer.trainStep, oneDNN on) with every activation NCHW and with
+//   the chain's blocked layouts (the measured gain beside the estimate), and two oneDNN-only references through
 //   the addon (plain tensors): bench/anchors.ts's (both convolutions, forward + backward-data +
 //   backward-weights each) and the passes the step calls (the chain computes no input gradient
 //   below its first layer with parameters, so not the first convolution's backward-data).
@@ -83,10 +84,15 @@ function blockMs(f: () => void, block: number): number {
   return Number(process.hrtime.bigint() - t0) / 1e6 / block;
 }
 
-/** The ConvNet preset's training step at `batch` on the native backend (oneDNN on), as a closure. */
-function convnetStep(): () => void {
+/**
+ * The ConvNet preset's training step at `batch` on the native backend (oneDNN on), as a closure:
+ * with every activation NCHW (the base of the estimate below), or with the chain's blocked
+ * layouts between oneDNN layers (src/chain/layouts.ts: the pipeline the estimate is about).
+ */
+function convnetStep(blocked: boolean): () => void {
   const spec = convnet({ input: [3, 32, 32] });
-  const chain = createChain(spec, { backend: native!, dtype: "float32" });
+  const backend = blocked ? native! : native!.withPaths({ layouts: false });
+  const chain = createChain(spec, { backend, dtype: "float32" });
   const trainer = new Trainer(
     { chain, objective: createObjective("logistic"), optimizer: sgd({ lr: 0.01, momentum: 0.9 }), batchSize: batch, seed: 0 },
     { params: chain.initParams(0) },
@@ -138,6 +144,7 @@ interface Round {
   conv: DnnLayoutBenchResult[];
   pool: DnnLayoutBenchResult[];
   step: number;
+  stepBlocked: number;
   refAnchors: number;
   refStep: number;
 }
@@ -185,7 +192,9 @@ function derive(r: Round): Record<string, number> {
     out["removed: activation reorders"] +
     out["pooling: plain − blocked"] -
     out["added: edge reorders (pool2 out → NCHW, its gradient back)"];
-  out["ConvNet step, oneDNN"] = r.step;
+  out["ConvNet step, oneDNN, activations NCHW"] = r.step;
+  out["ConvNet step, oneDNN, blocked between oneDNN layers (measured)"] = r.stepBlocked;
+  out["measured gain (NCHW step − blocked step)"] = r.step - r.stepBlocked;
   out["reference of bench/anchors.ts (6 passes, plain edges)"] = r.refAnchors;
   out["reference of the step's 5 passes (plain edges)"] = r.refStep;
   out["ratio: step / anchors' reference"] = r.step / r.refAnchors;
@@ -202,7 +211,8 @@ const results: Array<{ threads: number; layouts: Record<string, string>; impl: R
 for (const threads of threadList) {
   native.setThreads(threads);
   say(`threads ${threads} ...`);
-  const step = convnetStep();
+  const step = convnetStep(false);
+  const stepBlocked = native!.dnn?.activationBlock ? convnetStep(true) : null;
   const refAnchors = convReference(true);
   const refStep = convReference(false);
   const block = 3;
@@ -220,6 +230,7 @@ for (const threads of threadList) {
       conv,
       pool,
       step: blockMs(step, block),
+      stepBlocked: stepBlocked ? blockMs(stepBlocked, block) : Number.NaN,
       refAnchors: blockMs(refAnchors, block),
       refStep: blockMs(refStep, block),
     };

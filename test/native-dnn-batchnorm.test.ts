@@ -289,10 +289,12 @@ describe("oneDNN batch normalization against the TypeScript component and the fl
 
 describe("resume with oneDNN batch-norm on", { skip: skipDnn }, () => {
   it("a ConvNet with batch-norm killed (SIGKILL) after epoch 2 and resumed ends bit-identical (parameters and running statistics)", async () => {
+    // 16 filters: a multiple of the channel block, so conv → batch norm → ReLU → pool run on
+    // blocked activations where the addon has them (src/chain/layouts.ts).
     const spec: ModelSpecInput = {
       input: [1, 28, 28],
       layers: [
-        { type: "conv2d", filters: 4, kernel: 3, padding: 1 },
+        { type: "conv2d", filters: 16, kernel: 3, padding: 1 },
         { type: "batchNorm", affine: true },
         { type: "relu" },
         { type: "maxPool2d", size: 2 },
@@ -323,5 +325,13 @@ describe("chainopt doctor reports oneDNN batch-norm", { skip: skipDnn }, () => {
     const off = await runCli(["doctor", "--json", "--no-bench"], { CHAINOPT_ONEDNN: "0" });
     assert.equal(off.code, 0, off.stderr);
     assert.equal((JSON.parse(off.stdout) as { onednn: { batchNorm: boolean } }).onednn.batchNorm, false);
+  });
+
+  it("onednn.activationBlock is the addon's block (8 or 16) with layouts on, 0 with CHAINOPT_DNN_LAYOUTS=0", async () => {
+    const on = await runCli(["doctor", "--json", "--no-bench"]);
+    const block = (JSON.parse(on.stdout) as { onednn: { activationBlock: number } }).onednn.activationBlock;
+    assert.equal(block, loadNativeBackend()?.raw.dnnActivationBlock?.() ?? 0);
+    const off = await runCli(["doctor", "--json", "--no-bench"], { CHAINOPT_DNN_LAYOUTS: "0" });
+    assert.equal((JSON.parse(off.stdout) as { onednn: { activationBlock: number } }).onednn.activationBlock, 0);
   });
 });

@@ -18,7 +18,15 @@ export interface DoctorReport {
    * kernel it picks for the ConvNet preset's second layer (e.g. `jit:avx2`), and whether batch-norm
    * runs on it too (false for addons built before that binding).
    */
-  onednn: { used: boolean; version: string | null; reason: string | null; convImpl: string | null; batchNorm: boolean };
+  onednn: {
+    used: boolean;
+    version: string | null;
+    reason: string | null;
+    convImpl: string | null;
+    batchNorm: boolean;
+    /** Channel block of the activations kept blocked between oneDNN layers (16 nChw16c, 8 nChw8c); 0: NCHW throughout. */
+    activationBlock: number;
+  };
   /** Native multi-threaded element-wise kernels (optimizer updates, ReLU) and their OpenMP thread count. */
   kernels: { used: boolean; threads: number | null };
   threads: number;
@@ -85,6 +93,7 @@ export function doctorReport(options: { threads?: number; bench?: boolean } = {}
           : "the native addon was built without oneDNN",
     convImpl,
     batchNorm: native?.dnn?.batchNormForward !== undefined,
+    activationBlock: native?.dnn?.activationBlock ?? 0,
   };
   return {
     backend: backend.name,
@@ -138,7 +147,7 @@ function formatReport(r: DoctorReport): string {
   row(
     "oneDNN",
     r.onednn.used
-      ? `${r.onednn.version} (convolution, pooling${r.onednn.batchNorm ? ", batch normalization" : ""}; float32${r.onednn.convImpl ? `; conv kernel ${r.onednn.convImpl}` : ""})`
+      ? `${r.onednn.version} (convolution, pooling${r.onednn.batchNorm ? ", batch normalization" : ""}; float32${r.onednn.convImpl ? `; conv kernel ${r.onednn.convImpl}` : ""}; ${r.onednn.activationBlock ? `activations nChw${r.onednn.activationBlock}c between oneDNN layers` : "activations NCHW"})`
       : `not used: ${r.onednn.reason ?? "unknown"}${r.onednn.version ? ` (addon built with ${r.onednn.version})` : ""}`,
   );
   row("native kernels", r.kernels.used ? `element-wise, OpenMP, ${r.kernels.threads} threads` : "not used");
