@@ -41,6 +41,7 @@ import { createObjective } from "../src/objectives/objective.js";
 import { scaleByAdam } from "../src/optim/adaptive.js";
 import { sgd } from "../src/optim/aliases.js";
 import { Trainer } from "../src/train/trainer.js";
+import { convnetConvGeometries, convReference } from "./conv-reference.js";
 import { gaussNewtonRows, mnistEpochRows } from "./epoch-rows.js";
 
 const args = process.argv.slice(2);
@@ -169,37 +170,6 @@ function mlpRoofline(widths: number[], batch: number): { gflop: number; once: ()
   };
 }
 
-/** The ConvNet's two convolutions on the bare oneDNN primitives: forward + backward-data + backward-weights each, as a closure. */
-function dnnConvolutions(batch: number, firstBackwardData: boolean): (() => void) | null {
-  const b = native.raw;
-  if (!b.dnnConvForward || !b.dnnConvBackwardData || !b.dnnConvBackwardWeights) return null;
-  // [N, C, H, W, F, OH, OW, KH, KW, SH, SW, PH, PW]
-  const layers = [
-    [batch, 3, 32, 32, 32, 32, 32, 3, 3, 1, 1, 1, 1],
-    [batch, 32, 16, 16, 64, 16, 16, 3, 3, 1, 1, 1, 1],
-  ].map((g) => {
-    const [n, c, h, w, f, oh, ow, kh, kw] = g;
-    const fill = (len: number) => Float32Array.from({ length: len }, (_, i) => Math.sin(i));
-    return {
-      g: Int32Array.from(g),
-      x: fill(n * c * h * w),
-      w: fill(f * c * kh * kw),
-      bias: fill(f),
-      y: new Float32Array(n * f * oh * ow),
-      dx: new Float32Array(n * c * h * w),
-      dw: new Float32Array(f * c * kh * kw),
-      db: new Float32Array(f),
-    };
-  });
-  return () => {
-    layers.forEach((t, i) => {
-      b.dnnConvForward!(t.g, t.x, t.w, t.bias, t.y);
-      b.dnnConvBackwardWeights!(t.g, t.x, t.y, t.dw, t.db);
-      if (i > 0 || firstBackwardData) b.dnnConvBackwardData!(t.g, t.y, t.w, t.dx);
-    });
-  };
-}
-
 /** The Adam scaling alone on n float32 parameters, ms: on `backend`'s kernels (native) or the portable loop. */
 function adamMs(n: number, backend: Backend): number {
   const adam = scaleByAdam();
@@ -269,8 +239,8 @@ function stepRows(threads: number): void {
   // The oneDNN step and its references in alternation (paired), as the MLP rows below. Two
   // references: the issue's (both convolutions' three passes) and the passes the step calls (no
   // input gradient below the first layer with parameters: conv 1 has no backward-data pass).
-  const reference = dnnConvolutions(128, true);
-  const stepReference = dnnConvolutions(128, false);
+  const reference = convReference(native.raw, convnetConvGeometries(128), true);
+  const stepReference = convReference(native.raw, convnetConvGeometries(128), false);
   const convBlock = quick ? 1 : 3;
   const convStep = dnnOn ? stepper(conv, [3, 32, 32], 128, dnnOn) : null;
   const blocked = dnnOn?.dnn?.activationBlock ?? 0;

@@ -35,6 +35,7 @@ import { type DnnLayoutBenchResult, loadNativeBackend } from "../src/node/native
 import { createObjective } from "../src/objectives/objective.js";
 import { sgd } from "../src/optim/aliases.js";
 import { Trainer } from "../src/train/trainer.js";
+import { convReference } from "./conv-reference.js";
 
 const args = process.argv.slice(2);
 const arg = (name: string, fallback: string): string => {
@@ -103,35 +104,6 @@ function convnetStep(blocked: boolean): () => void {
   const b = fullBatch(createDataset({ name: "synthetic", inputShape: [3, 32, 32], x, labels, classes: 10 }), "float32");
   return () => {
     trainer.trainStep(b);
-  };
-}
-
-/**
- * The ConvNet's convolutions on the addon's plain entries (reorders at each call's edges):
- * forward + backward-weights + backward-data of each, the first one's backward-data only with
- * `firstBackwardData` (bench/anchors.ts's reference has it; the step does not call it).
- */
-function convReference(firstBackwardData: boolean): () => void {
-  const layers = convs.map(({ g }) => {
-    const [n, c, h, w, f, oh, ow, kh, kw] = g;
-    const fill = (len: number) => Float32Array.from({ length: len }, (_, i) => Math.sin(i));
-    return {
-      g,
-      x: fill(n * c * h * w),
-      w: fill(f * c * kh * kw),
-      bias: fill(f),
-      y: new Float32Array(n * f * oh * ow),
-      dx: new Float32Array(n * c * h * w),
-      dw: new Float32Array(f * c * kh * kw),
-      db: new Float32Array(f),
-    };
-  });
-  return () => {
-    layers.forEach((t, i) => {
-      raw.dnnConvForward!(t.g, t.x, t.w, t.bias, t.y);
-      raw.dnnConvBackwardWeights!(t.g, t.x, t.y, t.dw, t.db);
-      if (i > 0 || firstBackwardData) raw.dnnConvBackwardData!(t.g, t.y, t.w, t.dx);
-    });
   };
 }
 
@@ -213,8 +185,9 @@ for (const threads of threadList) {
   say(`threads ${threads} ...`);
   const step = convnetStep(false);
   const stepBlocked = native!.dnn?.activationBlock ? convnetStep(true) : null;
-  const refAnchors = convReference(true);
-  const refStep = convReference(false);
+  const geometries = convs.map((c) => c.g);
+  const refAnchors = convReference(raw, geometries, true)!;
+  const refStep = convReference(raw, geometries, false)!;
   const block = 3;
   // Warm-up: primitives created, JIT kernels generated, buffers touched.
   step();

@@ -66,12 +66,7 @@ export class LogisticLoss implements Loss {
     requireLabels(batch, k);
     const p = new Float64Array(k);
     for (let i = 0; i < n; i++) {
-      const o = i * k;
-      let m = output[o];
-      for (let j = 1; j < k; j++) if (output[o + j] > m) m = output[o + j];
-      let s = 0;
-      for (let j = 0; j < k; j++) s += Math.exp(output[o + j] - m);
-      for (let j = 0; j < k; j++) p[j] = Math.exp(output[o + j] - m) / s;
+      softmaxRow(output, i * k, k, p);
       const b = i * k * k;
       for (let r = 0; r < k; r++) for (let j = 0; j < k; j++) out[b + r * k + j] = (p[r] * ((r === j ? 1 : 0) - p[j])) / n;
     }
@@ -80,18 +75,28 @@ export class LogisticLoss implements Loss {
   hessianVector(output: FloatArray, batch: Batch, k: number, v: FloatArray, out: FloatArray): void {
     const n = batch.size;
     requireLabels(batch, k);
+    const p = new Float64Array(k);
     for (let i = 0; i < n; i++) {
       const o = i * k;
-      let m = output[o];
-      for (let j = 1; j < k; j++) if (output[o + j] > m) m = output[o + j];
-      let s = 0;
-      for (let j = 0; j < k; j++) s += Math.exp(output[o + j] - m);
+      softmaxRow(output, o, k, p);
       // (diag(p) − p pᵀ) v = p ⊙ (v − ⟨p, v⟩), scaled by 1/n for the batch mean.
       let pv = 0;
-      for (let j = 0; j < k; j++) pv += (Math.exp(output[o + j] - m) / s) * v[o + j];
-      for (let j = 0; j < k; j++) out[o + j] = ((Math.exp(output[o + j] - m) / s) * (v[o + j] - pv)) / n;
+      for (let j = 0; j < k; j++) pv += p[j] * v[o + j];
+      for (let j = 0; j < k; j++) out[o + j] = (p[j] * (v[o + j] - pv)) / n;
     }
   }
+}
+
+/** p ← softmax of the k outputs at offset o, p_j = exp(ŷ_j − max ŷ) / Σ_l exp(ŷ_l − max ŷ) (shifted for range). */
+function softmaxRow(output: FloatArray, o: number, k: number, p: Float64Array): void {
+  let m = output[o];
+  for (let j = 1; j < k; j++) if (output[o + j] > m) m = output[o + j];
+  let s = 0;
+  for (let j = 0; j < k; j++) {
+    p[j] = Math.exp(output[o + j] - m);
+    s += p[j];
+  }
+  for (let j = 0; j < k; j++) p[j] /= s;
 }
 
 function requireLabels(batch: Batch, k: number): Int32Array {
