@@ -42,7 +42,7 @@ import { scaleByAdam } from "../src/optim/adaptive.js";
 import { sgd } from "../src/optim/aliases.js";
 import { Trainer } from "../src/train/trainer.js";
 import { convnetConvGeometries, convReference } from "./conv-reference.js";
-import { gaussNewtonRows, mnistEpochRows } from "./epoch-rows.js";
+import { gaussNewtonRows, median, mnistEpochRows, paired } from "./epoch-rows.js";
 
 const args = process.argv.slice(2);
 const arg = (name: string, fallback: string): string => {
@@ -63,11 +63,8 @@ const loaded = loadNativeBackend();
 if (!loaded) throw new Error("the native backend is not built: run `npx chainopt build-native`");
 const native: NativeBackend = loaded;
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const h = s.length >> 1;
-  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
-};
+/** {@link paired} with this run's `--reps`. */
+const pairedRounds = (a: () => number, b: () => number) => paired(a, b, reps);
 
 /** Median ms per call of `f` over `reps` blocks of `block` calls, after `warmup` calls. */
 function time(f: () => void, block: number, warmup = 2): number {
@@ -110,25 +107,6 @@ function blockMs(f: () => void, block: number): number {
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < block; i++) f();
   return Number(process.hrtime.bigint() - t0) / 1e6 / block;
-}
-
-/**
- * Two measurements taken in alternation, `reps` times after one warm-up round, so that a drift of
- * the machine's speed during the run (frequent on shared virtual machines) moves both alike: the
- * medians of each and the median of their per-round ratios a/b.
- */
-function paired(a: () => number, b: () => number): { a: number; b: number; ratio: number } {
-  a();
-  b();
-  const as: number[] = [];
-  const bs: number[] = [];
-  const ratios: number[] = [];
-  for (let r = 0; r < reps; r++) {
-    as.push(a());
-    bs.push(b());
-    ratios.push(as[r] / bs[r]);
-  }
-  return { a: median(as), b: median(bs), ratio: median(ratios) };
 }
 
 /**
@@ -247,7 +225,7 @@ function stepRows(threads: number): void {
   const convPlainStep = dnnOn && blocked ? stepper(conv, [3, 32, 32], 128, dnnOn.withPaths({ layouts: false })) : null;
   const pair = (ref: (() => void) | null) =>
     convStep && ref
-      ? paired(
+      ? pairedRounds(
           () => blockMs(convStep, convBlock),
           () => blockMs(ref, convBlock),
         )
@@ -282,7 +260,7 @@ function stepRows(threads: number): void {
     const bnSpec = { ...bnNet, layers };
     const bnBlocked = stepper(bnSpec, [3, 32, 32], 128, dnnOn);
     const bnPlain = stepper(bnSpec, [3, 32, 32], 128, dnnOn.withPaths({ layouts: false }));
-    const bn = paired(
+    const bn = pairedRounds(
       () => blockMs(bnBlocked, convBlock),
       () => blockMs(bnPlain, convBlock),
     );
@@ -314,7 +292,7 @@ function stepRows(threads: number): void {
     const step = stepper(mlp({ input: [1, 28, 28], widths: widths.slice(1, -1) }), [1, 28, 28], batch, native);
     step();
     const roof = mlpRoofline([...widths], batch);
-    const m = paired(() => blockMs(step, block), roof.once);
+    const m = pairedRounds(() => blockMs(step, block), roof.once);
     rows.push({ threads, row: name, ms: m.a, note: "" });
     rows.push({
       threads,

@@ -27,11 +27,31 @@ export interface AnchorRow {
 
 const root = packageRoot();
 
-const median = (xs: number[]): number => {
+/** The median of xs. */
+export const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   const h = s.length >> 1;
   return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
 };
+
+/**
+ * Two measurements taken in alternation, `reps` times after one warm-up round, so that a drift of
+ * the machine's speed during the run (frequent on shared virtual machines) moves both alike: the
+ * medians of each and the median of their per-round ratios a/b.
+ */
+export function paired(a: () => number, b: () => number, reps: number): { a: number; b: number; ratio: number } {
+  a();
+  b();
+  const as: number[] = [];
+  const bs: number[] = [];
+  const ratios: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    as.push(a());
+    bs.push(b());
+    ratios.push(as[r] / bs[r]);
+  }
+  return { a: median(as), b: median(bs), ratio: median(ratios) };
+}
 
 /** MNIST's training images: 60 000; at batch 128 the epoch has ⌈60000/128⌉ = 469 steps (the last one of 96). */
 const MNIST_TRAIN = 60_000;
@@ -211,30 +231,21 @@ export function gaussNewtonRows(native: NativeBackend, threads: number, opts: { 
   };
   // In alternation, round by round (this VM's speed drifts by 10–30 % between separate
   // measurements): the medians of each and the median of the per-round ratios.
-  for (let i = 0; i < 2; i++) {
-    gradStep();
-    gnStep();
-  }
-  const grads: number[] = [];
-  const gns: number[] = [];
-  const ratios: number[] = [];
-  const ms = (f: () => void): number => {
+  const ms = (f: () => void) => (): number => {
     const t0 = process.hrtime.bigint();
     f();
     return Number(process.hrtime.bigint() - t0) / 1e6;
   };
-  for (let r = 0; r < opts.reps; r++) {
-    grads.push(ms(gradStep));
-    gns.push(ms(gnStep));
-    ratios.push(gns[r] / grads[r]);
-  }
+  gradStep();
+  gnStep();
+  const m = paired(ms(gnStep), ms(gradStep), opts.reps); // a: GN, b: gradient
   return [
-    { threads, row: `gradient step, MLP 784-512-512-10 (batch ${n})`, ms: median(grads), note: "" },
+    { threads, row: `gradient step, MLP 784-512-512-10 (batch ${n})`, ms: m.b, note: "" },
     {
       threads,
       row: `Gauss-Newton step, Gram (q = ${rows}), same MLP and batch`,
-      ms: median(gns),
-      note: `GN / gradient = ${median(ratios).toFixed(2)} (median of ${opts.reps} alternating rounds)`,
+      ms: m.a,
+      note: `GN / gradient = ${m.ratio.toFixed(2)} (median of ${opts.reps} alternating rounds)`,
     },
   ];
 }

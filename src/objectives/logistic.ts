@@ -58,7 +58,8 @@ export class LogisticLoss implements Loss {
   }
 
   /**
-   * H_i = (diag(p_i) − p_i p_iᵀ)/N, p_i = softmax(ŷ_i), in one pass (softmax once per sample); entry
+   * H_i = (diag(p_i) − p_i p_iᵀ)/N, p_i = softmax(ŷ_i): ℓ = log Σ_l exp ŷ_l − ŷ_y has gradient
+   * p − e_y and ∂p_r/∂ŷ_j = p_r(δ_rj − p_j). In one pass (softmax once per sample); entry
    * (r, j) is p_r·(δ_rj − p_j)/N, the value hessianVector gives for v = e_j (⟨p, e_j⟩ = p_j exactly).
    */
   hessianBlocks(output: FloatArray, batch: Batch, k: number, out: Float64Array): void {

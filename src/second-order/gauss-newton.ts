@@ -1,5 +1,5 @@
 import type { Chain } from "../chain/chain.js";
-import { allocate, type FloatArray } from "../core/dtype.js";
+import { allocate, type DType, type FloatArray } from "../core/dtype.js";
 import { combineInto, dotOf } from "../core/kernels.js";
 import type { Batch } from "../objectives/batch.js";
 import type { Objective } from "../objectives/objective.js";
@@ -87,7 +87,7 @@ export function prepareGaussNewton(
 ): GaussNewtonSubproblem {
   chain.checkParams(w);
   if ((options.implementation ?? "gram") === "dual") return prepareDual(chain, objective, w.slice(), batch, options);
-  const w0 = poolOf(chain).ofChain(chain, "params", chain.paramSize);
+  const w0 = poolOf(chain).take("params", chain.dtype, chain.paramSize);
   w0.set(w);
   return prepareGram(chain, objective, w0, batch, options);
 }
@@ -135,24 +135,19 @@ export function gaussNewtonStep(
 class BufferPool {
   private readonly free = new Map<string, FloatArray>();
 
-  /** A float64 buffer of `length` entries for `role` (content undefined): the pooled one when it fits. */
-  float64(role: string, length: number): Float64Array {
+  /** A buffer of `length` entries in `dtype` for `role` (content undefined): the pooled one when it fits. */
+  take(role: string, dtype: DType, length: number): FloatArray {
     const b = this.free.get(role);
-    if (b instanceof Float64Array && b.length === length) {
+    if (b && b.length === length && (dtype === "float64") === b instanceof Float64Array) {
       this.free.delete(role);
       return b;
     }
-    return new Float64Array(length);
+    return allocate(dtype, length);
   }
 
-  /** A buffer of the chain's precision (content undefined). */
-  ofChain(chain: Chain, role: string, length: number): FloatArray {
-    const b = this.free.get(role);
-    if (b && b.length === length && (chain.dtype === "float32") === b instanceof Float32Array) {
-      this.free.delete(role);
-      return b;
-    }
-    return allocate(chain.dtype, length);
+  /** {@link BufferPool.take} in float64. */
+  float64(role: string, length: number): Float64Array {
+    return this.take(role, "float64", length) as Float64Array;
   }
 
   give(role: string, buffer: FloatArray): void {
@@ -203,7 +198,7 @@ function prepareGram(chain: Chain, objective: Objective, w0: FloatArray, batch: 
   const lin = new Linearization(chain, w0, batch, training, options.state);
   lap("forward");
   const output = lin.output;
-  const g = pool.ofChain(chain, "loss gradient", q);
+  const g = pool.take("loss gradient", chain.dtype, q);
   const loss = objective.loss.evaluate(output, batch, k, g);
   lap("loss");
   // S = blockdiag(S_i), S_i S_iᵀ = H_i (pivoted Cholesky of each k × k block), keeping only the
